@@ -1,0 +1,651 @@
+"""The Unity Catalog spec: every table and volume of the pipeline, declared once.
+
+Everything else is derived from ``TABLES`` and ``VOLUMES``: Arrow/Delta schemas, Dagster column
+metadata, the app-database DDL for PostgreSQL, the Databricks DDL, and (in later layers) the
+data-quality checks. Types follow the original notebooks (STRING unless noted) with their bugs
+fixed: ids are UUIDs, money is DECIMAL, every table carries a DATE partition column.
+
+Partitioning: one daily partition per UTC event date. App-mirrored tables and the tables that
+describe one voice feedback derive ``event_date`` from a timestamp (``partition_source``), so
+that materializing partition D of any asset touches exactly the rows of D's feedback.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from dagster import TableColumn, TableColumnConstraints, TableConstraints, TableSchema
+
+
+class Owner(enum.StrEnum):
+    """Who writes a table: the Voyce app (mirrored from PostgreSQL) or a pipeline asset."""
+
+    APP = "app"
+    PIPELINE = "pipeline"
+
+
+@dataclass(frozen=True)
+class LogicalType:
+    """One column type and its spelling in each system we target."""
+
+    name: str
+    arrow: pa.DataType
+    postgres: str
+    databricks: str
+
+
+STRING = LogicalType("string", pa.string(), "TEXT", "STRING")
+UUID = LogicalType("uuid", pa.string(), "UUID", "STRING")
+JSON = LogicalType("json", pa.string(), "JSONB", "STRING")
+INT = LogicalType("int", pa.int32(), "INTEGER", "INT")
+BIGINT = LogicalType("bigint", pa.int64(), "BIGINT", "BIGINT")
+DOUBLE = LogicalType("double", pa.float64(), "DOUBLE PRECISION", "DOUBLE")
+MONEY = LogicalType("decimal(18,6)", pa.decimal128(18, 6), "NUMERIC(18,6)", "DECIMAL(18,6)")
+BOOLEAN = LogicalType("boolean", pa.bool_(), "BOOLEAN", "BOOLEAN")
+TIMESTAMP = LogicalType("timestamp", pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ", "TIMESTAMP")
+DATE = LogicalType("date", pa.date32(), "DATE", "DATE")
+ARRAY_DOUBLE = LogicalType(
+    "array<double>", pa.list_(pa.float64()), "DOUBLE PRECISION[]", "ARRAY<DOUBLE>"
+)
+ARRAY_STRING = LogicalType("array<string>", pa.list_(pa.string()), "TEXT[]", "ARRAY<STRING>")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: LogicalType = STRING
+    nullable: bool = True
+    description: str = ""
+    # A closed vocabulary the app or the pipeline promises; checked downstream, enforced in
+    # the demo app schema.
+    allowed: tuple[str, ...] | None = None
+    # Fixed length of an array column (MFCC = 13, embedding = 384 ...).
+    length: int | None = None
+    # Foreign key in the app database, "table.column".
+    references: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    owner: Owner
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    partition_column: str
+    # Where the partition date comes from: a column of this table, or "table.column" of the
+    # feedback the row describes. None when the partition column is itself a business date.
+    partition_source: str | None = "created_at"
+    # Column that only exists in the lakehouse (computed while writing), never in the app DB.
+    lakehouse_only: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+    @property
+    def path(self) -> str:
+        """``schema/table``: the asset key path and the Delta folder below the catalog."""
+        return f"{self.schema}/{self.name}"
+
+    def full_name(self, catalog: str) -> str:
+        return f"{catalog}.{self.schema}.{self.name}"
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.path} has no column {name!r}")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def source_columns(self) -> tuple[Column, ...]:
+        """Columns the app database holds (app-owned tables only)."""
+        return tuple(c for c in self.columns if c.name not in self.lakehouse_only)
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if not c.nullable]
+
+    @property
+    def has_updated_at(self) -> bool:
+        return any(c.name == "updated_at" for c in self.columns)
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(
+            [
+                pa.field(
+                    c.name,
+                    c.type.arrow,
+                    nullable=c.nullable,
+                    metadata={"comment": c.description} if c.description else None,
+                )
+                for c in self.columns
+            ]
+        )
+
+    def column_schema(self) -> TableSchema:
+        """Dagster ``dagster/column_schema`` metadata."""
+        single_pk = self.primary_key[0] if len(self.primary_key) == 1 else None
+        columns = []
+        for c in self.columns:
+            other = []
+            if c.name in self.primary_key:
+                other.append("primary key")
+            if c.name == self.partition_column:
+                other.append(f"partition column (from {self.partition_source or 'itself'})")
+            if c.allowed:
+                other.append("one of " + ", ".join(c.allowed))
+            if c.length:
+                other.append(f"length {c.length}")
+            if c.references:
+                other.append(f"references {c.references}")
+            columns.append(
+                TableColumn(
+                    name=c.name,
+                    type=c.type.databricks,
+                    description=c.description or None,
+                    constraints=TableColumnConstraints(
+                        nullable=c.nullable, unique=c.name == single_pk, other=other
+                    ),
+                )
+            )
+        return TableSchema(
+            columns=columns,
+            constraints=TableConstraints(
+                other=[
+                    f"PRIMARY KEY ({', '.join(self.primary_key)})",
+                    f"PARTITIONED BY ({self.partition_column})",
+                ]
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Volume:
+    schema: str
+    name: str
+    description: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.schema}/{self.name}"
+
+    def full_name(self, catalog: str) -> str:
+        return f"{catalog}.{self.schema}.{self.name}"
+
+
+SCHEMAS: dict[str, str] = {
+    "raw_data": "Mirrors of the Voyce app database plus per-feedback transcripts and sentiment.",
+    "processed_data": "Features and enriched text derived from raw_data.",
+    "ml_models": "Model registry and predictions of the sentiment classifiers.",
+    "analytics": "Daily aggregates for business intelligence and cost monitoring.",
+}
+
+FEEDBACK_STATUSES = ("pending", "processing", "completed", "failed")
+SENTIMENT_LABELS = ("positive", "neutral", "negative")
+
+
+def _id(description: str = "Primary key (UUID).") -> Column:
+    return Column("id", UUID, nullable=False, description=description)
+
+
+def _created_at(description: str = "When the row was created (UTC).") -> Column:
+    return Column("created_at", TIMESTAMP, nullable=False, description=description)
+
+
+def _updated_at() -> Column:
+    return Column("updated_at", TIMESTAMP, nullable=False, description="Last change (UTC).")
+
+
+def _event_date(source: str) -> Column:
+    return Column(
+        "event_date",
+        DATE,
+        nullable=False,
+        description=f"UTC date of {source}; the daily partition of the row.",
+    )
+
+
+def _feedback_ref(nullable: bool = False) -> Column:
+    return Column(
+        "voice_feedback_id",
+        UUID,
+        nullable=nullable,
+        description="The voice feedback this row describes.",
+        references="voice_feedback.id",
+    )
+
+
+def _org_ref(nullable: bool = False, references: str | None = "organizations.id") -> Column:
+    return Column(
+        "organization_id",
+        UUID,
+        nullable=nullable,
+        description="Owning organization.",
+        references=references,
+    )
+
+
+def _table(
+    schema: str,
+    name: str,
+    owner: Owner,
+    description: str,
+    columns: list[Column],
+    primary_key: tuple[str, ...] = ("id",),
+    partition_source: str | None = "created_at",
+    partition_column: str = "event_date",
+) -> Table:
+    """Declare a table; a derived ``event_date`` partition column is appended automatically."""
+    lakehouse_only: tuple[str, ...] = ()
+    if partition_source is not None:
+        columns = [*columns, _event_date(partition_source)]
+        lakehouse_only = ("event_date",)
+    return Table(
+        schema=schema,
+        name=name,
+        owner=owner,
+        description=description,
+        columns=tuple(columns),
+        primary_key=primary_key,
+        partition_column=partition_column,
+        partition_source=partition_source,
+        lakehouse_only=lakehouse_only,
+    )
+
+
+_FEEDBACK_EVENT = "voice_feedback.created_at"
+
+TABLES: tuple[Table, ...] = (
+    # ---- raw_data: app-owned, mirrored from PostgreSQL -----------------------------------
+    _table(
+        "raw_data",
+        "organizations",
+        Owner.APP,
+        "Customer organizations of Voyce.",
+        [
+            _id(),
+            Column("name", nullable=False, description="Display name."),
+            Column("industry", description="Industry, e.g. retail, fintech."),
+            Column("company_size", allowed=("1-10", "11-50", "51-200", "201-1000", "1000+")),
+            Column(
+                "subscription_tier",
+                nullable=False,
+                allowed=("free", "starter", "professional", "enterprise"),
+            ),
+            Column("settings", JSON, description="Organization settings (JSON object)."),
+            _created_at(),
+            _updated_at(),
+            Column("is_active", BOOLEAN, nullable=False),
+        ],
+    ),
+    _table(
+        "raw_data",
+        "users",
+        Owner.APP,
+        "People who record or manage feedback.",
+        [
+            _id(),
+            _org_ref(),
+            Column("email", nullable=False),
+            Column("full_name"),
+            Column("role", nullable=False, allowed=("admin", "manager", "member", "viewer")),
+            Column("department"),
+            Column("phone_number"),
+            Column("preferences", JSON, description="User preferences (JSON object)."),
+            Column("last_login", TIMESTAMP),
+            _created_at(),
+            _updated_at(),
+            Column("is_active", BOOLEAN, nullable=False),
+        ],
+    ),
+    _table(
+        "raw_data",
+        "voice_feedback",
+        Owner.APP,
+        "One spoken feedback recording and its upload facts.",
+        [
+            _id(),
+            _org_ref(),
+            Column("user_id", UUID, description="Who recorded it.", references="users.id"),
+            Column(
+                "audio_file_path",
+                nullable=False,
+                description="Path of the recording inside the raw_data.audio_files volume.",
+            ),
+            Column("audio_duration_seconds", DOUBLE, description="Duration the app reported."),
+            Column("audio_format", allowed=("wav", "mp3", "m4a", "flac", "ogg", "webm")),
+            Column("file_size_bytes", BIGINT),
+            Column("upload_source", allowed=("ios", "android", "web", "api")),
+            Column("metadata", JSON, description="Free-form upload metadata (JSON object)."),
+            Column("status", nullable=False, allowed=FEEDBACK_STATUSES),
+            _created_at(),
+            _updated_at(),
+        ],
+    ),
+    _table(
+        "raw_data",
+        "tags",
+        Owner.APP,
+        "Tag vocabulary for feedback.",
+        [
+            _id(),
+            Column("name", nullable=False),
+            Column("category", allowed=("topic", "sentiment", "priority", "product", "custom")),
+            Column("description"),
+            _created_at(),
+        ],
+    ),
+    _table(
+        "raw_data",
+        "feedback_tags",
+        Owner.APP,
+        "Tags assigned to feedback, by people or by the auto-tagger.",
+        [
+            _id(),
+            _feedback_ref(),
+            Column("tag_id", UUID, nullable=False, references="tags.id"),
+            Column("assigned_by", nullable=False, description="'auto' or the user id."),
+            Column("confidence_score", DOUBLE, description="0..1; 1 for manual tags."),
+            _created_at(),
+        ],
+    ),
+    _table(
+        "raw_data",
+        "action_items",
+        Owner.APP,
+        "Follow-ups created from feedback.",
+        [
+            _id(),
+            _feedback_ref(),
+            Column("description", nullable=False),
+            Column("priority", nullable=False, allowed=("low", "medium", "high", "urgent")),
+            Column("assigned_to", UUID, references="users.id"),
+            Column("due_date", DATE),
+            Column(
+                "status",
+                nullable=False,
+                allowed=("open", "in_progress", "completed", "cancelled"),
+            ),
+            Column("completed_at", TIMESTAMP),
+            _created_at(),
+            _updated_at(),
+        ],
+    ),
+    # ---- raw_data: pipeline-owned ---------------------------------------------------------
+    _table(
+        "raw_data",
+        "transcriptions",
+        Owner.PIPELINE,
+        "Whisper speech-to-text, one row per voice feedback.",
+        [
+            _id(),
+            _feedback_ref(),
+            Column("transcription_text"),
+            Column("transcription_engine", nullable=False, description="Engine and model."),
+            Column("confidence_score", DOUBLE, description="From the decoder, 0..1."),
+            Column("language_detected"),
+            Column("word_count", INT),
+            Column("processing_time_ms", BIGINT),
+            Column("error_message", description="Why transcription failed; null when fine."),
+            _created_at(),
+        ],
+        partition_source=_FEEDBACK_EVENT,
+    ),
+    _table(
+        "raw_data",
+        "sentiment_analysis",
+        Owner.PIPELINE,
+        "Sentiment, emotions, key phrases and topics of each transcript.",
+        [
+            _id(),
+            Column("transcription_id", UUID, nullable=False),
+            _feedback_ref(),
+            Column("sentiment_label", nullable=False, allowed=SENTIMENT_LABELS),
+            Column("sentiment_score", DOUBLE, description="-1 (negative) .. 1 (positive)."),
+            Column("sentiment_confidence", DOUBLE, description="0..1."),
+            Column("emotions", JSON, description="JSON list of emotions."),
+            Column("key_phrases", JSON, description="JSON list of key phrases."),
+            Column("topics", JSON, description="JSON list of topics."),
+            Column("model_used", nullable=False),
+            Column("model_version"),
+            Column("processing_time_ms", BIGINT),
+            _created_at(),
+        ],
+        partition_source=_FEEDBACK_EVENT,
+    ),
+    # ---- processed_data -------------------------------------------------------------------
+    _table(
+        "processed_data",
+        "audio_features",
+        Owner.PIPELINE,
+        "Acoustic features of each recording.",
+        [
+            _id(),
+            _feedback_ref(),
+            _org_ref(references=None),
+            Column("duration_seconds", DOUBLE),
+            Column("sample_rate", INT),
+            Column("bit_rate", BIGINT, description="Bits per second of the stored file."),
+            Column("channels", INT),
+            Column("avg_volume", DOUBLE, description="Mean RMS level, dBFS."),
+            Column("max_volume", DOUBLE, description="Peak level, dBFS."),
+            Column("silence_ratio", DOUBLE, description="Share of frames below the threshold."),
+            Column("speech_rate", DOUBLE, description="Words per minute of voiced audio."),
+            Column("pitch_mean", DOUBLE, description="Hz."),
+            Column("pitch_std", DOUBLE, description="Hz."),
+            Column("energy_mean", DOUBLE),
+            Column("energy_std", DOUBLE),
+            Column("mfcc_features", ARRAY_DOUBLE, description="13 MFCC means.", length=13),
+            Column(
+                "spectral_features",
+                ARRAY_DOUBLE,
+                description="Centroid, rolloff, bandwidth: mean and std each.",
+                length=6,
+            ),
+            _created_at(),
+        ],
+        partition_source=_FEEDBACK_EVENT,
+    ),
+    _table(
+        "processed_data",
+        "enhanced_transcriptions",
+        Owner.PIPELINE,
+        "Cleaned transcripts with text statistics, sentiment, entities and embeddings.",
+        [
+            _id(),
+            _feedback_ref(),
+            _org_ref(references=None),
+            Column("transcription_text"),
+            Column("cleaned_text"),
+            Column("language"),
+            Column("word_count", INT),
+            Column("sentence_count", INT),
+            Column("avg_word_length", DOUBLE),
+            Column("unique_word_count", INT),
+            Column("sentiment_label", allowed=SENTIMENT_LABELS),
+            Column("sentiment_score", DOUBLE),
+            Column("key_phrases", ARRAY_STRING),
+            Column("topics", ARRAY_STRING),
+            Column("named_entities", ARRAY_STRING),
+            Column(
+                "text_embedding", ARRAY_DOUBLE, description="all-MiniLM-L6-v2 vector.", length=384
+            ),
+            Column("processing_timestamp", TIMESTAMP),
+            _created_at(),
+        ],
+        partition_source=_FEEDBACK_EVENT,
+    ),
+    _table(
+        "processed_data",
+        "training_dataset",
+        Owner.PIPELINE,
+        "Labelled feature vectors for the sentiment classifiers.",
+        [
+            _id(),
+            _feedback_ref(),
+            _org_ref(references=None),
+            Column("features", ARRAY_DOUBLE, nullable=False, description="Feature vector."),
+            Column("label", nullable=False, allowed=SENTIMENT_LABELS),
+            Column("label_confidence", DOUBLE),
+            Column("split", nullable=False, allowed=("train", "validation", "test")),
+            _created_at(),
+        ],
+        partition_source=_FEEDBACK_EVENT,
+    ),
+    # ---- ml_models ------------------------------------------------------------------------
+    _table(
+        "ml_models",
+        "model_registry",
+        Owner.PIPELINE,
+        "Trained models, their MLflow runs and stage.",
+        [
+            Column("model_id", UUID, nullable=False),
+            Column("model_name", nullable=False),
+            Column("model_version", nullable=False),
+            Column(
+                "model_type",
+                allowed=("logistic_regression", "random_forest", "xgboost", "lightgbm"),
+            ),
+            Column("framework"),
+            Column("mlflow_run_id"),
+            Column("mlflow_model_uri"),
+            Column("metrics", JSON),
+            Column("parameters", JSON),
+            Column("tags", JSON),
+            Column("stage", allowed=("None", "Staging", "Production", "Archived")),
+            _created_at(),
+            _updated_at(),
+        ],
+        primary_key=("model_id",),
+    ),
+    _table(
+        "ml_models",
+        "predictions",
+        Owner.PIPELINE,
+        "Batch predictions of the champion (and challenger) models.",
+        [
+            Column("prediction_id", UUID, nullable=False),
+            _feedback_ref(),
+            Column("model_id", UUID, nullable=False),
+            Column("model_version", nullable=False),
+            Column("predicted_label", nullable=False, allowed=SENTIMENT_LABELS),
+            Column("prediction_confidence", DOUBLE),
+            Column("prediction_probabilities", JSON, description="JSON object label -> p."),
+            Column("features_used", JSON, description="JSON list of feature names."),
+            Column("prediction_timestamp", TIMESTAMP, nullable=False),
+            Column("inference_time_ms", DOUBLE),
+        ],
+        primary_key=("prediction_id",),
+        partition_source=_FEEDBACK_EVENT,
+    ),
+    # ---- analytics ------------------------------------------------------------------------
+    _table(
+        "analytics",
+        "daily_feedback_summary",
+        Owner.PIPELINE,
+        "Per organization and day: volume, sentiment mix, topics, processing health.",
+        [
+            Column("date", DATE, nullable=False),
+            _org_ref(references=None),
+            Column("total_feedback_count", BIGINT, nullable=False),
+            Column("avg_duration_seconds", DOUBLE),
+            Column("sentiment_positive_count", BIGINT),
+            Column("sentiment_neutral_count", BIGINT),
+            Column("sentiment_negative_count", BIGINT),
+            Column("avg_sentiment_score", DOUBLE),
+            Column("top_topics", ARRAY_STRING),
+            Column("top_tags", ARRAY_STRING),
+            Column("processing_success_rate", DOUBLE),
+            Column("avg_processing_time_ms", DOUBLE),
+            _created_at(),
+        ],
+        primary_key=("date", "organization_id"),
+        partition_source=None,
+        partition_column="date",
+    ),
+    _table(
+        "analytics",
+        "organization_metrics",
+        Owner.PIPELINE,
+        "Per organization and day: users, engagement, audio minutes, storage and cost.",
+        [
+            _org_ref(references=None),
+            Column("metric_date", DATE, nullable=False),
+            Column("total_users", BIGINT),
+            Column("active_users", BIGINT),
+            Column("total_feedback_count", BIGINT),
+            Column("avg_feedback_per_user", DOUBLE),
+            Column("total_audio_minutes", DOUBLE),
+            Column("storage_used_gb", DOUBLE),
+            Column("api_calls_count", BIGINT),
+            Column("processing_cost_usd", MONEY),
+            _created_at(),
+        ],
+        primary_key=("organization_id", "metric_date"),
+        partition_source=None,
+        partition_column="metric_date",
+    ),
+    _table(
+        "analytics",
+        "cost_tracking",
+        Owner.PIPELINE,
+        "Cost of every pipeline operation (ingestion, transcription, LLM calls, inference).",
+        [
+            _id(),
+            _org_ref(nullable=True, references=None),
+            Column(
+                "resource_type",
+                nullable=False,
+                description="compute, storage, llm_api, speech_to_text ...",
+            ),
+            Column("resource_id"),
+            Column("operation", nullable=False),
+            Column("quantity", DOUBLE, nullable=False),
+            Column("unit_cost", MONEY, nullable=False),
+            Column("total_cost", MONEY, nullable=False),
+            Column("currency", nullable=False, description="ISO 4217 code."),
+            Column("cost_date", DATE, nullable=False),
+            Column("metadata", JSON),
+            _created_at(),
+        ],
+        partition_source=None,
+        partition_column="cost_date",
+    ),
+)
+
+VOLUMES: tuple[Volume, ...] = (
+    Volume("raw_data", "audio_files", "Original voice feedback recordings as uploaded."),
+    Volume(
+        "processed_data",
+        "processed_audio",
+        "Normalized 16 kHz mono copies of the recordings used for transcription.",
+    ),
+    Volume("ml_models", "artifacts", "Model artifacts, plots and reports."),
+)
+
+TABLES_BY_PATH: dict[str, Table] = {t.path: t for t in TABLES}
+VOLUMES_BY_PATH: dict[str, Volume] = {v.path: v for v in VOLUMES}
+APP_TABLES: tuple[Table, ...] = tuple(t for t in TABLES if t.owner is Owner.APP)
+
+
+def table(path: str) -> Table:
+    """Look a table up by ``schema/name``."""
+    try:
+        return TABLES_BY_PATH[path]
+    except KeyError:
+        raise KeyError(f"unknown table {path!r}; known: {', '.join(TABLES_BY_PATH)}") from None
+
+
+def volume(path: str) -> Volume:
+    try:
+        return VOLUMES_BY_PATH[path]
+    except KeyError:
+        raise KeyError(f"unknown volume {path!r}; known: {', '.join(VOLUMES_BY_PATH)}") from None

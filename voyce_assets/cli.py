@@ -1,0 +1,237 @@
+"""The ``voyce`` console script: database, catalog and demo commands.
+
+Commands use the same resources as the code location (chosen by ``VOYCE_ENV``), so what a
+command does is what an asset run would do. Configuration problems print one line naming the
+setting and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from voyce_assets.settings import ConfigError, voyce_env
+
+
+def _config_errors(func):
+    """Turn a ConfigError anywhere in the cause chain into one line on stderr."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, ConfigError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            click.echo(f"voyce: {cause}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _resource(key: str):
+    """The environment's resource ``key`` with its EnvVars resolved."""
+    from voyce_assets.resources import resources_for
+
+    resource = resources_for()[key]
+    try:
+        return resource.process_config_and_initialize()
+    except Exception as exc:
+        missing = re.findall(r'environment variable "(\w+)" which is not set', str(exc))
+        if missing:
+            raise ConfigError(
+                ", ".join(dict.fromkeys(missing)),
+                f"not set (needed by the {key} resource with VOYCE_ENV={voyce_env()})",
+            ) from None
+        raise ConfigError(f"{key} resource", str(exc).splitlines()[0]) from None
+
+
+@click.group()
+@click.version_option(package_name="voyce-assets")
+def main() -> None:
+    """Voyce voice-feedback pipeline: local database, Unity Catalog and demo commands."""
+
+
+# ---- db -------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The Voyce app database (embedded PostgreSQL locally unless VOYCE_SOURCE_URL is set)."""
+
+
+@db.command("url")
+@click.option("--show-password", is_flag=True, help="Print the password instead of ***.")
+@_config_errors
+def db_url(show_password: bool) -> None:
+    """Print the app database URL in use (starts the embedded server if needed)."""
+    from voyce_assets.resources.app_db import libpq_url
+
+    app_db = _resource("app_db")
+    app_db.check_connection()
+    click.echo(libpq_url(app_db.url(), show_password=show_password))
+
+
+@db.command("start")
+@_config_errors
+def db_start() -> None:
+    """Start (or reuse) the embedded PostgreSQL server."""
+    app_db = _resource("app_db")
+    app_db.check_connection()
+    click.echo(f"running: {app_db.describe()}")
+
+
+@db.command("stop")
+@_config_errors
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server under $VOYCE_HOME (fast shutdown)."""
+    from voyce_assets.resources.app_db import stop_embedded_server
+    from voyce_assets.settings import voyce_home
+
+    stopped = stop_embedded_server(voyce_home() / "pg")
+    click.echo("stopped" if stopped else "not running")
+
+
+@db.command("status")
+@_config_errors
+def db_status() -> None:
+    """Say whether the embedded server runs, and its PID."""
+    from voyce_assets.resources.app_db import embedded_server_pid
+    from voyce_assets.settings import voyce_home
+
+    data_dir = voyce_home() / "pg"
+    pid = embedded_server_pid(data_dir) if (data_dir / "PG_VERSION").exists() else None
+    click.echo(f"running (pid {pid}) in {data_dir}" if pid else f"not running ({data_dir})")
+
+
+# ---- catalog --------------------------------------------------------------------------------
+
+
+@main.group()
+def catalog() -> None:
+    """The Unity Catalog spec: DDL and setup."""
+
+
+@catalog.command("ddl")
+@click.option(
+    "--dialect",
+    type=click.Choice(["databricks", "postgres"]),
+    default="databricks",
+    show_default=True,
+    help="databricks: Unity Catalog DDL of all tables and volumes; postgres: the app schema.",
+)
+@click.option("--catalog", "catalog_name_", help="Catalog name (default: the environment's).")
+@click.option("--location-root", help="Cloud URI for external tables (databricks only).")
+@click.option("--pg-schema", default="public", show_default=True, help="PostgreSQL schema.")
+@_config_errors
+def catalog_ddl(
+    dialect: str, catalog_name_: str | None, location_root: str | None, pg_schema: str
+) -> None:
+    """Print the DDL derived from the catalog spec."""
+    from voyce_assets.ddl import as_script, databricks_ddl, postgres_ddl
+    from voyce_assets.settings import catalog_name
+
+    if dialect == "postgres":
+        click.echo(as_script(postgres_ddl(pg_schema)), nl=False)
+    else:
+        click.echo(
+            as_script(databricks_ddl(catalog_name_ or catalog_name(), location_root)), nl=False
+        )
+
+
+@catalog.command("setup")
+@_config_errors
+def catalog_setup_cmd() -> None:
+    """Materialize ``catalog_setup`` (idempotent) and report each object."""
+    from voyce_assets.demo.run import materialize_catalog_setup
+
+    for line in materialize_catalog_setup():
+        click.echo(line)
+
+
+# ---- demo -----------------------------------------------------------------------------------
+
+
+def _demo_options(func):
+    options = [
+        click.option("--days", default=7, show_default=True, help="Complete UTC days of data."),
+        click.option("--per-day", default=10, show_default=True, help="Voice feedback per day."),
+        click.option("--seed", default=42, show_default=True, help="Random seed (deterministic)."),
+        click.option(
+            "--end-date",
+            type=click.DateTime(formats=["%Y-%m-%d"]),
+            help="Exclusive end of the demo window (default: today, UTC).",
+        ),
+        click.option(
+            "--force",
+            is_flag=True,
+            help="Allow replacing the app tables of a VOYCE_SOURCE_URL database.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _seed(days: int, per_day: int, seed: int, end_date: dt.datetime | None, force: bool):
+    from voyce_assets.demo.seed import DemoConfig
+    from voyce_assets.demo.seed import seed as seed_demo
+
+    if voyce_env() != "local":
+        raise ConfigError("VOYCE_ENV", "demo data is only seeded locally (VOYCE_ENV=local)")
+    app_db = _resource("app_db")
+    if getattr(app_db, "source_url", None) and not force:
+        raise ConfigError(
+            "VOYCE_SOURCE_URL",
+            f"seeding replaces the app tables of {app_db.describe()}; pass --force to allow it",
+        )
+    app_db.check_connection()
+    lakehouse = _resource("lakehouse")
+    from voyce_assets.catalog import volume
+
+    config = DemoConfig(
+        days=days, per_day=per_day, seed=seed, end_date=end_date.date() if end_date else None
+    )
+    audio_root = Path(lakehouse.volume_path(volume("raw_data/audio_files")))
+    return config, seed_demo(app_db.engine(), audio_root, config)
+
+
+@main.group()
+def demo() -> None:
+    """Demo data for a laptop: seed the app database, then run the pipeline on it."""
+
+
+@demo.command("seed")
+@_demo_options
+@_config_errors
+def demo_seed(**kwargs) -> None:
+    """Recreate the app tables and fill them with deterministic demo data and audio."""
+    _, summary = _seed(**kwargs)
+    for line in summary.lines():
+        click.echo(line)
+
+
+@demo.command("run")
+@_demo_options
+@_config_errors
+def demo_run(**kwargs) -> None:
+    """Seed, then materialize catalog_setup and every buildable asset for the demo days."""
+    from voyce_assets.demo.run import materialize_demo
+
+    config, summary = _seed(**kwargs)
+    for line in summary.lines():
+        click.echo(line)
+    for line in materialize_demo(config.partition_dates()):
+        click.echo(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""DDL derived from the catalog spec: the Voyce app schema in PostgreSQL and Unity Catalog.
+
+Nothing here is written by hand per table; change ``catalog.py`` and both dialects follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from voyce_assets.catalog import APP_TABLES, SCHEMAS, TABLES, VOLUMES, Column, Table, Volume
+
+# Properties every Delta table gets in Unity Catalog. Change data feed lets downstream
+# consumers read increments; optimizeWrite/autoCompact keep the file count down without a
+# scheduled OPTIMIZE; 7 days of deleted-file retention matches the VACUUM advice of the
+# notebooks' cost section. Only delta.* keys: delta-rs rejects unknown properties, and local
+# tables must carry the same properties as the Unity Catalog ones.
+DELTA_TABLE_PROPERTIES: dict[str, str] = {
+    "delta.enableChangeDataFeed": "true",
+    "delta.autoOptimize.optimizeWrite": "true",
+    "delta.autoOptimize.autoCompact": "true",
+    "delta.deletedFileRetentionDuration": "interval 7 days",
+    "delta.logRetentionDuration": "interval 30 days",
+}
+
+
+# ---- PostgreSQL (the app database; only app-owned tables) ---------------------------------
+
+
+def _pg_column(col: Column) -> str:
+    parts = [f'"{col.name}"', col.type.postgres]
+    if not col.nullable:
+        parts.append("NOT NULL")
+    return " ".join(parts)
+
+
+def _pg_foreign_key(table: Table, col: Column, pg_schema: str) -> str:
+    ref_table, ref_col = col.references.split(".")  # type: ignore[union-attr]
+    # Children of a feedback or organization go with it; a deleted user leaves the
+    # feedback they recorded in place.
+    on_delete = "SET NULL" if col.nullable else "CASCADE"
+    return (
+        f'CONSTRAINT "{table.name}_{col.name}_fkey" FOREIGN KEY ("{col.name}") '
+        f'REFERENCES "{pg_schema}"."{ref_table}" ("{ref_col}") ON DELETE {on_delete}'
+    )
+
+
+def postgres_table_ddl(table: Table, pg_schema: str = "public") -> list[str]:
+    cols = table.source_columns
+    lines = [_pg_column(c) for c in cols]
+    pk = ", ".join(f'"{c}"' for c in table.primary_key)
+    lines.append(f'CONSTRAINT "{table.name}_pkey" PRIMARY KEY ({pk})')
+    for col in cols:
+        if col.references:
+            lines.append(_pg_foreign_key(table, col, pg_schema))
+        if col.allowed:
+            values = ", ".join(_sql_string(v, "postgres") for v in col.allowed)
+            lines.append(
+                f'CONSTRAINT "{table.name}_{col.name}_check" CHECK ("{col.name}" IN ({values}))'
+            )
+    body = ",\n  ".join(lines)
+    statements = [f'CREATE TABLE IF NOT EXISTS "{pg_schema}"."{table.name}" (\n  {body}\n)']
+    # Change capture reads by time; foreign keys are followed by joins.
+    indexed = [c.name for c in cols if c.name in ("created_at", "updated_at") or c.references]
+    for name in indexed:
+        statements.append(
+            f'CREATE INDEX IF NOT EXISTS "{table.name}_{name}_idx" '
+            f'ON "{pg_schema}"."{table.name}" ("{name}")'
+        )
+    return statements
+
+
+def postgres_ddl(pg_schema: str = "public", tables: Iterable[Table] = APP_TABLES) -> list[str]:
+    statements = [f'CREATE SCHEMA IF NOT EXISTS "{pg_schema}"']
+    for table in tables:
+        statements.extend(postgres_table_ddl(table, pg_schema))
+    return statements
+
+
+# ---- Databricks / Unity Catalog --------------------------------------------------------
+
+
+def _sql_string(value: str, dialect: str = "databricks") -> str:
+    if dialect == "databricks":
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _q(*names: str) -> str:
+    return ".".join(f"`{n}`" for n in names)
+
+
+def databricks_table_ddl(table: Table, catalog: str, location_root: str | None = None) -> str:
+    cols = []
+    for c in table.columns:
+        line = f"{_q(c.name)} {c.type.databricks}"
+        if not c.nullable:
+            line += " NOT NULL"
+        if c.description:
+            line += f" COMMENT {_sql_string(c.description)}"
+        cols.append(line)
+    # Informational in Unity Catalog (not enforced); tools and BI read it.
+    pk_cols = ", ".join(_q(c) for c in table.primary_key)
+    cols.append(f"CONSTRAINT {_q(table.name + '_pk')} PRIMARY KEY ({pk_cols})")
+    body = ",\n  ".join(cols)
+    props = ",\n  ".join(
+        f"{_sql_string(k)} = {_sql_string(v)}" for k, v in DELTA_TABLE_PROPERTIES.items()
+    )
+    ddl = (
+        f"CREATE TABLE IF NOT EXISTS {_q(catalog, table.schema, table.name)} (\n  {body}\n)\n"
+        f"USING DELTA\n"
+        f"PARTITIONED BY ({_q(table.partition_column)})\n"
+    )
+    if location_root:
+        # External table where our Delta writer puts it: <root>/<catalog>/<schema>/<table>.
+        location = f"{location_root.rstrip('/')}/{catalog}/{table.path}"
+        ddl += f"LOCATION {_sql_string(location)}\n"
+    ddl += f"COMMENT {_sql_string(table.description)}\nTBLPROPERTIES (\n  {props}\n)"
+    return ddl
+
+
+def databricks_volume_ddl(vol: Volume, catalog: str) -> str:
+    return (
+        f"CREATE VOLUME IF NOT EXISTS {_q(catalog, vol.schema, vol.name)} "
+        f"COMMENT {_sql_string(vol.description)}"
+    )
+
+
+def databricks_ddl(catalog: str, location_root: str | None = None) -> list[str]:
+    """Every statement needed to create the catalog, idempotently, in dependency order."""
+    statements = [
+        f"CREATE CATALOG IF NOT EXISTS {_q(catalog)} "
+        f"COMMENT {_sql_string('Voyce voice feedback pipeline')}"
+    ]
+    for schema, description in SCHEMAS.items():
+        statements.append(
+            f"CREATE SCHEMA IF NOT EXISTS {_q(catalog, schema)} COMMENT {_sql_string(description)}"
+        )
+    statements.extend(databricks_table_ddl(t, catalog, location_root) for t in TABLES)
+    statements.extend(databricks_volume_ddl(v, catalog) for v in VOLUMES)
+    return statements
+
+
+def as_script(statements: Iterable[str]) -> str:
+    return ";\n\n".join(statements) + ";\n"

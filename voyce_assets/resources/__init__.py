@@ -1,0 +1,82 @@
+"""Resources by deployment: ``local`` (default, offline) and ``prod`` (Databricks).
+
+Assets depend on the resource *keys* below and on base classes (``AppDatabase``,
+``UnityCatalog``); which implementation they get is decided here, by ``VOYCE_ENV``, and
+never by an ``if`` inside an asset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import EnvVar
+
+from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
+from voyce_assets.resources.lakehouse import Lakehouse
+from voyce_assets.resources.unity_catalog import (
+    DatabricksUnityCatalog,
+    LocalUnityCatalog,
+    UnityCatalog,
+)
+from voyce_assets.settings import catalog_name, voyce_env, voyce_home
+
+__all__ = [
+    "AppDatabase",
+    "Lakehouse",
+    "UnityCatalog",
+    "local_resources",
+    "prod_resources",
+    "resources_for",
+]
+
+
+def local_resources() -> dict[str, Any]:
+    import os
+
+    home = voyce_home()
+    lakehouse = Lakehouse(
+        catalog=catalog_name("local"),
+        root_uri=str(home / "lakehouse"),
+        volumes_root=str(home / "volumes"),
+    )
+    return {
+        "app_db": EmbeddedAppDatabase(
+            source_url=os.environ.get("VOYCE_SOURCE_URL") or None,
+            data_dir=str(home / "pg"),
+        ),
+        "lakehouse": lakehouse,
+        "unity_catalog": LocalUnityCatalog(lakehouse=lakehouse),
+    }
+
+
+def prod_resources() -> dict[str, Any]:
+    catalog = catalog_name("prod")
+    return {
+        # Keys mirror the notebooks' secret scope voice-feedback/postgres-*.
+        "app_db": PostgresAppDatabase(
+            host=EnvVar("VOYCE_PG_HOST"),
+            port=EnvVar.int("VOYCE_PG_PORT"),
+            database=EnvVar("VOYCE_PG_DATABASE"),
+            user=EnvVar("VOYCE_PG_USER"),
+            password=EnvVar("VOYCE_PG_PASSWORD"),
+        ),
+        "lakehouse": Lakehouse(
+            catalog=catalog,
+            root_uri=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
+            volumes_root="/Volumes",
+        ),
+        "unity_catalog": DatabricksUnityCatalog(
+            host=EnvVar("DATABRICKS_HOST"),
+            token=EnvVar("DATABRICKS_TOKEN"),
+            warehouse_id=EnvVar("DATABRICKS_WAREHOUSE_ID"),
+            catalog=catalog,
+            location_root=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
+        ),
+    }
+
+
+RESOURCES_BY_ENV = {"local": local_resources, "prod": prod_resources}
+
+
+def resources_for(env: str | None = None) -> dict[str, Any]:
+    return RESOURCES_BY_ENV[env or voyce_env()]()

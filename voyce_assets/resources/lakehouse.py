@@ -1,0 +1,37 @@
+"""Where the catalog's Delta tables and volumes live, per environment.
+
+Tables: ``<root_uri>/<catalog>/<schema>/<table>`` (the layout dagster-deltalake uses with
+``root_uri=<root_uri>/<catalog>``, and the LOCATION of the Unity Catalog external tables).
+Volumes: ``<volumes_root>/<catalog>/<schema>/<volume>``, i.e. ``/Volumes/...`` on Databricks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from voyce_assets.catalog import Table, Volume
+
+
+class Lakehouse(ConfigurableResource):
+    """Locations of the Delta tables and volumes of one catalog."""
+
+    catalog: str = Field(description="Unity Catalog name, e.g. voice_feedback_prod.")
+    root_uri: str = Field(description="Folder or cloud URI that holds one folder per catalog.")
+    volumes_root: str = Field(description="Folder that holds the volumes; /Volumes on Databricks.")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="delta-rs storage options; credentials come from the cloud's own env vars.",
+    )
+
+    @property
+    def catalog_uri(self) -> str:
+        return f"{self.root_uri.rstrip('/')}/{self.catalog}"
+
+    def table_uri(self, table: Table) -> str:
+        return f"{self.catalog_uri}/{table.path}"
+
+    def volume_path(self, volume: Volume) -> Path:
+        return Path(self.volumes_root) / self.catalog / volume.schema / volume.name

@@ -1,0 +1,170 @@
+"""Creating the catalog: local Delta tables and folders, or Unity Catalog DDL on Databricks.
+
+Both implementations are idempotent and report, per object, whether it was created or was
+already there, so ``catalog_setup`` can be re-run at any time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from voyce_assets.catalog import TABLES, VOLUMES, Table
+from voyce_assets.ddl import DELTA_TABLE_PROPERTIES, databricks_ddl
+from voyce_assets.resources.lakehouse import Lakehouse
+
+
+@dataclass(frozen=True)
+class SetupAction:
+    kind: str  # catalog | schema | table | volume | statement
+    name: str
+    action: str  # created | exists | evolved | executed
+    detail: str = ""
+
+
+class CatalogSetupError(Exception):
+    """An existing object disagrees with the spec in a way setup will not fix silently."""
+
+
+class UnityCatalog(ConfigurableResource):
+    """Creates every schema, table and volume of the catalog spec."""
+
+    def setup(self) -> list[SetupAction]:
+        raise NotImplementedError  # each environment's subclass knows its catalog
+
+    def ddl(self) -> list[str]:
+        raise NotImplementedError
+
+
+class LocalUnityCatalog(UnityCatalog):
+    """Empty, partitioned Delta tables and volume folders under the local lakehouse."""
+
+    lakehouse: Lakehouse
+
+    def ddl(self) -> list[str]:
+        return databricks_ddl(self.lakehouse.catalog)
+
+    def setup(self) -> list[SetupAction]:
+        actions = [self._ensure_table(t) for t in TABLES]
+        for vol in VOLUMES:
+            path = self.lakehouse.volume_path(vol)
+            existed = path.is_dir()
+            path.mkdir(parents=True, exist_ok=True)
+            actions.append(
+                SetupAction(
+                    "volume", vol.full_name(self.lakehouse.catalog), _verb(existed), str(path)
+                )
+            )
+        return actions
+
+    def _ensure_table(self, table: Table) -> SetupAction:
+        from deltalake import DeltaTable
+
+        uri = self.lakehouse.table_uri(table)
+        name = table.full_name(self.lakehouse.catalog)
+        opts = self.lakehouse.storage_options or None
+        if not DeltaTable.is_deltatable(uri, storage_options=opts):
+            DeltaTable.create(
+                uri,
+                schema=table.arrow_schema(),
+                partition_by=[table.partition_column],
+                name=table.name,
+                description=table.description,
+                configuration=DELTA_TABLE_PROPERTIES,
+                storage_options=opts,
+            )
+            return SetupAction("table", name, "created", uri)
+
+        dt = DeltaTable(uri, storage_options=opts)
+        if dt.metadata().partition_columns != [table.partition_column]:
+            raise CatalogSetupError(
+                f"{table.path}: partitioned by {dt.metadata().partition_columns}, "
+                f"spec says [{table.partition_column!r}]"
+            )
+        existing = {f.name: f.type for f in dt.schema().to_arrow()}
+        missing = []
+        for field in table.arrow_schema():
+            if field.name not in existing:
+                missing.append(field)
+            elif existing[field.name] != field.type:
+                raise CatalogSetupError(
+                    f"{table.path}: column {field.name} is {existing[field.name]} in Delta, "
+                    f"spec says {field.type}"
+                )
+        if not missing:
+            return SetupAction("table", name, "exists", uri)
+        _add_columns(dt, missing)
+        return SetupAction(
+            "table", name, "evolved", "added columns " + ", ".join(f.name for f in missing)
+        )
+
+
+def _add_columns(dt, fields) -> None:
+    """Columns the spec gained since the table was created; added as nullable."""
+    from deltalake import Field as DeltaField
+    from deltalake import Schema as DeltaSchema
+
+    delta_fields = DeltaSchema.from_arrow(pa.schema(fields)).fields
+    dt.alter.add_columns([DeltaField(f.name, f.type, nullable=True) for f in delta_fields])
+
+
+def _verb(existed: bool) -> str:
+    return "exists" if existed else "created"
+
+
+class DatabricksUnityCatalog(UnityCatalog):
+    """Runs the Databricks DDL on a SQL warehouse via the Statement Execution API."""
+
+    host: str = Field(description="Workspace URL (DATABRICKS_HOST).")
+    token: str = Field(description="Personal access or service principal token (DATABRICKS_TOKEN).")
+    warehouse_id: str = Field(description="SQL warehouse that runs the DDL.")
+    catalog: str = Field(description="Catalog to create, e.g. voice_feedback_prod.")
+    location_root: str | None = Field(
+        default=None,
+        description="Cloud URI for external tables (<root>/<catalog>/<schema>/<table>); "
+        "managed tables when unset.",
+    )
+    timeout_seconds: int = Field(default=600)
+
+    def ddl(self) -> list[str]:
+        return databricks_ddl(self.catalog, self.location_root)
+
+    def setup(self) -> list[SetupAction]:
+        from databricks.sdk import WorkspaceClient
+
+        client = WorkspaceClient(host=self.host, token=self.token)
+        return [self._execute(client, stmt) for stmt in self.ddl()]
+
+    def _execute(self, client, statement: str) -> SetupAction:
+        from databricks.sdk.service.sql import ExecuteStatementRequestOnWaitTimeout, StatementState
+
+        api = client.statement_execution
+        resp = api.execute_statement(
+            statement=statement,
+            warehouse_id=self.warehouse_id,
+            wait_timeout="30s",
+            on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
+        )
+        deadline = time.monotonic() + self.timeout_seconds
+        delay = 0.5
+        while resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
+            if time.monotonic() > deadline:
+                api.cancel_execution(resp.statement_id)
+                raise CatalogSetupError(
+                    f"timed out after {self.timeout_seconds}s: {_head(statement)}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            resp = api.get_statement(resp.statement_id)
+        if resp.status.state != StatementState.SUCCEEDED:
+            error = resp.status.error.message if resp.status.error else resp.status.state.value
+            raise CatalogSetupError(f"{_head(statement)} failed: {error}")
+        return SetupAction("statement", _head(statement), "executed", resp.statement_id or "")
+
+
+def _head(statement: str) -> str:
+    return statement.splitlines()[0].rstrip(" (")

@@ -1,0 +1,60 @@
+"""Process-wide settings read from the environment: VOYCE_ENV, VOYCE_HOME, catalog name.
+
+Everything local (embedded PostgreSQL, lakehouse, volumes, MLflow, Dagster home) lives under
+``$VOYCE_HOME`` so that two checkouts, or a test run, never share state.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENVIRONMENTS = ("local", "prod")
+DEFAULT_CATALOG = {"local": "voice_feedback_dev", "prod": "voice_feedback_prod"}
+DEFAULT_PARTITIONS_START = "2025-01-01"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong. The message is one line and names the setting."""
+
+    def __init__(self, setting: str, problem: str):
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
+
+
+def voyce_env() -> str:
+    env = os.environ.get("VOYCE_ENV", "local").strip() or "local"
+    if env not in ENVIRONMENTS:
+        raise ConfigError("VOYCE_ENV", f"must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    return env
+
+
+def voyce_home() -> Path:
+    """Root of all local state; relative values resolve against the current directory."""
+    home = Path(os.environ.get("VOYCE_HOME", ".voyce")).expanduser()
+    return home.resolve()
+
+
+def catalog_name(env: str | None = None) -> str:
+    env = env or voyce_env()
+    name = os.environ.get("VOYCE_CATALOG", DEFAULT_CATALOG[env]).strip()
+    if not name.replace("_", "").isalnum():
+        raise ConfigError("VOYCE_CATALOG", f"must be a plain identifier, got {name!r}")
+    return name
+
+
+def partitions_start() -> str:
+    return os.environ.get("VOYCE_PARTITIONS_START", DEFAULT_PARTITIONS_START)
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to ``$VOYCE_HOME/dagster`` with the repo's dagster.yaml in it."""
+    home = Path(os.environ.get("DAGSTER_HOME") or voyce_home() / "dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    template = Path(__file__).resolve().parent.parent / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if template.is_file() and not target.exists():
+        target.write_text(template.read_text())
+    return home
