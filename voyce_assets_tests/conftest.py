@@ -1,0 +1,86 @@
+"""Shared fixtures: one real embedded PostgreSQL per test session, a database per test.
+
+The server's data (and unix socket) live in a short directory under /tmp: socket paths are
+limited to 107 bytes, which deep pytest tmp dirs exceed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from voyce_assets.resources.app_db import (
+    ensure_embedded_server,
+    libpq_url,
+    stop_embedded_server,
+)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """(data_dir, SQLAlchemy URL of the server's postgres database)."""
+    root = Path(tempfile.mkdtemp(prefix="vt", dir="/tmp"))
+    data_dir = root / "pg"
+    url = ensure_embedded_server(data_dir)
+    yield data_dir, url
+    stop_embedded_server(data_dir)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A fresh, empty database on the session server; returns its libpq URL."""
+    _, server_url = pg_server
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield libpq_url(server_url.set(database=name), show_password=True)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def voyce_home(monkeypatch, tmp_path):
+    """An isolated VOYCE_HOME (and DAGSTER_HOME below it) for one test."""
+    home = tmp_path / "voyce"
+    home.mkdir()
+    monkeypatch.setenv("VOYCE_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    monkeypatch.delenv("VOYCE_SOURCE_URL", raising=False)
+    monkeypatch.delenv("VOYCE_ENV", raising=False)
+    return home
+
+
+PROD_ENV = {
+    "VOYCE_ENV": "prod",
+    "VOYCE_PG_HOST": "db.internal.example",
+    "VOYCE_PG_PORT": "5432",
+    "VOYCE_PG_DATABASE": "voyce",
+    "VOYCE_PG_USER": "pipeline",
+    "VOYCE_PG_PASSWORD": "prod-secret-never-logged",
+    "VOYCE_LAKEHOUSE_ROOT": "s3://voyce-lakehouse/uc",
+    "DATABRICKS_HOST": "https://dbc-1234.cloud.databricks.com",
+    "DATABRICKS_TOKEN": "dapi-secret-never-logged",
+    "DATABRICKS_WAREHOUSE_ID": "abc123",
+}
+
+
+@pytest.fixture
+def prod_env(monkeypatch):
+    for key, value in PROD_ENV.items():
+        monkeypatch.setenv(key, value)
+    return dict(PROD_ENV)
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOYCE_", "DATABRICKS_"))}
+    env.update(overrides)
+    return env

@@ -1,0 +1,202 @@
+"""DDL derived from the spec: Databricks DDL parsed with sqlglot, PostgreSQL DDL run for real."""
+
+import re
+
+import pytest
+import sqlalchemy as sa
+import sqlglot
+from sqlglot import exp
+
+from voyce_assets.catalog import APP_TABLES, SCHEMAS, TABLES, VOLUMES
+from voyce_assets.ddl import DELTA_TABLE_PROPERTIES, as_script, databricks_ddl, postgres_ddl
+from voyce_assets.resources.app_db import sqlalchemy_url
+
+CATALOG = "voice_feedback_prod"
+
+
+def _norm_type(type_sql: str) -> str:
+    return exp.DataType.build(type_sql, dialect="databricks").sql("databricks").replace(" ", "")
+
+
+def _parse(statement: str) -> exp.Expression:
+    return sqlglot.parse_one(statement, dialect="databricks")
+
+
+def _command_tokens(statement: str) -> list[str]:
+    """CREATE CATALOG/VOLUME are Databricks-only; sqlglot tokenizes but does not model them."""
+    return [t.text for t in sqlglot.tokenize(statement, read="databricks")]
+
+
+def _tables_by_name(statements):
+    out = {}
+    for s in statements:
+        tree = _parse(s)
+        if isinstance(tree, exp.Create) and tree.args.get("kind") == "TABLE":
+            out[tree.this.this.name] = tree
+    return out
+
+
+def test_statement_order_and_count():
+    statements = databricks_ddl(CATALOG)
+    assert len(statements) == 1 + len(SCHEMAS) + len(TABLES) + len(VOLUMES)
+    assert _command_tokens(statements[0]) == [
+        "CREATE",
+        "CATALOG",
+        "IF",
+        "NOT",
+        "EXISTS",
+        CATALOG,
+        "COMMENT",
+        "Voyce voice feedback pipeline",
+    ]
+    for statement, schema in zip(statements[1:5], SCHEMAS, strict=True):
+        tree = _parse(statement)
+        assert isinstance(tree, exp.Create) and tree.args["kind"] == "SCHEMA"
+        assert tree.args["exists"]
+        assert (tree.this.catalog, tree.this.db) == (CATALOG, schema)
+
+
+@pytest.mark.parametrize("spec", TABLES, ids=lambda t: t.path)
+def test_create_table_matches_spec(spec):
+    tree = _tables_by_name(databricks_ddl(CATALOG))[spec.name]
+    target = tree.this.this
+    assert (target.catalog, target.db, target.name) == (CATALOG, spec.schema, spec.name)
+    assert tree.args["exists"], "CREATE TABLE IF NOT EXISTS keeps setup idempotent"
+
+    column_defs = [e for e in tree.this.expressions if isinstance(e, exp.ColumnDef)]
+    assert [c.name for c in column_defs] == spec.column_names
+    for col_def in column_defs:
+        col = spec.column(col_def.name)
+        assert _norm_type(col_def.kind.sql("databricks")) == _norm_type(col.type.databricks)
+        not_null = any(isinstance(c.kind, exp.NotNullColumnConstraint) for c in col_def.constraints)
+        assert not_null == (not col.nullable), col.name
+
+    pk = [e for e in tree.this.expressions if isinstance(e, exp.Constraint)]
+    assert len(pk) == 1
+    assert [i.name for i in pk[0].find(exp.PrimaryKey).expressions] == list(spec.primary_key)
+
+    props = tree.args["properties"].expressions
+    assert any(
+        isinstance(p, exp.FileFormatProperty) and p.this.name.upper() == "DELTA" for p in props
+    )
+    partitioned = next(p for p in props if isinstance(p, exp.PartitionedByProperty))
+    assert [c.name for c in partitioned.this.expressions] == [spec.partition_column]
+    tblprops = {p.name: p.args["value"].name for p in props if type(p) is exp.Property}
+    assert tblprops == DELTA_TABLE_PROPERTIES
+    assert tblprops["delta.enableChangeDataFeed"] == "true"
+    assert tblprops["delta.autoOptimize.optimizeWrite"] == "true"
+    assert not any(isinstance(p, exp.LocationProperty) for p in props), (
+        "managed unless a root is given"
+    )
+
+
+def test_external_locations_follow_the_lakehouse_layout():
+    tables = _tables_by_name(databricks_ddl(CATALOG, location_root="s3://lake/uc/"))
+    for spec in TABLES:
+        props = tables[spec.name].args["properties"].expressions
+        location = next(p for p in props if isinstance(p, exp.LocationProperty))
+        assert location.this.name == f"s3://lake/uc/{CATALOG}/{spec.schema}/{spec.name}"
+
+
+def test_volumes():
+    statements = databricks_ddl(CATALOG)[-len(VOLUMES) :]
+    for statement, vol in zip(statements, VOLUMES, strict=True):
+        tokens = _command_tokens(statement)
+        assert tokens[:5] == ["CREATE", "VOLUME", "IF", "NOT", "EXISTS"]
+        assert tokens[5:10] == [CATALOG, ".", vol.schema, ".", vol.name]
+        assert tokens[10] == "COMMENT"
+
+
+def test_comments_with_quotes_are_escaped():
+    script = as_script(databricks_ddl("c"))
+    assert script.count(";\n") == 1 + len(SCHEMAS) + len(TABLES) + len(VOLUMES)
+    # Every statement parses on its own after splitting the script.
+    parsed = sqlglot.parse(script, dialect="databricks")
+    assert len([p for p in parsed if p is not None]) == 1 + len(SCHEMAS) + len(TABLES) + len(
+        VOLUMES
+    )
+
+
+# ---- PostgreSQL, against the real embedded server ------------------------------------------
+
+PG_TYPES = {
+    "TEXT": "text",
+    "UUID": "uuid",
+    "JSONB": "jsonb",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "DOUBLE PRECISION": "double precision",
+    "BOOLEAN": "boolean",
+    "TIMESTAMPTZ": "timestamp with time zone",
+    "DATE": "date",
+}
+
+
+@pytest.fixture
+def app_engine(pg_database):
+    engine = sa.create_engine(sqlalchemy_url(pg_database))
+    with engine.begin() as conn:
+        for statement in postgres_ddl():
+            conn.execute(sa.text(statement))
+    yield engine
+    engine.dispose()
+
+
+def test_postgres_schema_matches_spec(app_engine):
+    with app_engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
+                "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
+            )
+        ).all()
+        pks = conn.execute(
+            sa.text(
+                "SELECT tc.table_name, kcu.column_name FROM information_schema.table_constraints tc "
+                "JOIN information_schema.key_column_usage kcu USING (constraint_name, table_schema) "
+                "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = 'public'"
+            )
+        ).all()
+    columns: dict[str, list] = {}
+    for table_name, column, data_type, nullable in rows:
+        columns.setdefault(table_name, []).append((column, data_type, nullable == "YES"))
+    assert set(columns) == {t.name for t in APP_TABLES}
+    for spec in APP_TABLES:
+        expected = [(c.name, PG_TYPES[c.type.postgres], c.nullable) for c in spec.source_columns]
+        assert columns[spec.name] == expected
+        assert "event_date" not in [c for c, _, _ in columns[spec.name]], "lakehouse-only"
+        assert sorted(c for t, c in pks if t == spec.name) == sorted(spec.primary_key)
+
+
+def test_postgres_ddl_is_idempotent_and_enforces_vocabulary(app_engine):
+    with app_engine.begin() as conn:
+        for statement in postgres_ddl():
+            conn.execute(sa.text(statement))
+        indexes = {
+            r[0]
+            for r in conn.execute(
+                sa.text("SELECT indexname FROM pg_indexes WHERE schemaname='public'")
+            )
+        }
+    assert {
+        "voice_feedback_updated_at_idx",
+        "tags_created_at_idx",
+        "users_organization_id_idx",
+    } <= indexes
+    with (
+        pytest.raises(sa.exc.IntegrityError, match="subscription_tier_check"),
+        app_engine.begin() as conn,
+    ):
+        conn.execute(
+            sa.text(
+                "INSERT INTO organizations (id, name, subscription_tier, created_at, updated_at, is_active) "
+                "VALUES (gen_random_uuid(), 'x', 'platinum', now(), now(), true)"
+            )
+        )
+
+
+def test_postgres_ddl_parses_as_postgres():
+    for statement in postgres_ddl("app"):
+        tree = sqlglot.parse_one(statement, dialect="postgres")
+        assert isinstance(tree, exp.Create)
+    assert re.search(r'REFERENCES "app"\."organizations"', as_script(postgres_ddl("app")))
