@@ -379,17 +379,43 @@ def render_audio(job: AudioJob, rng: random.Random) -> bytes | None:
     return encoded
 
 
+# eSpeak keeps hidden state (pitch flutter phase, noise) from one utterance to the next, even
+# across re-initialization. Each chunk of clips is therefore rendered in a fresh process, so
+# the same seed always gives the same bytes; two chunks also use both cores of a laptop.
+RENDER_CHUNKS = 2
+
+
+def _render_chunk(jobs: list[AudioJob], seed: int) -> list[bytes | None]:
+    return [render_audio(job, random.Random(f"{seed}:{job.relative_path}")) for job in jobs]
+
+
+def _render_all(jobs: list[AudioJob], seed: int) -> list[bytes | None]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-len(jobs) // RENDER_CHUNKS)
+    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    with ProcessPoolExecutor(
+        max_workers=len(chunks),
+        mp_context=multiprocessing.get_context("spawn"),
+        max_tasks_per_child=1,
+    ) as pool:
+        results = pool.map(_render_chunk, chunks, [seed] * len(chunks))
+        return [payload for chunk in results for payload in chunk]
+
+
 def write_audio(data: DemoData, audio_root: Path, seed: int) -> tuple[Counter, float]:
     """Write every recording below ``audio_root``; fill size and duration into the rows."""
-    rng = random.Random(seed ^ 0x5EED)
     formats: Counter = Counter()
     seconds = 0.0
     by_id = {row["id"]: row for row in data.rows["voice_feedback"]}
-    for fid, job in data.audio.items():
-        payload = render_audio(job, rng)
+    jobs = list(data.audio.items())
+    payloads = _render_all([job for _, job in jobs], seed)
+    for (fid, job), payload in zip(jobs, payloads, strict=True):
         row = by_id[fid]
         if payload is None:
             # The app knew size and duration at upload; the file is gone since.
+            rng = random.Random(f"{seed}:{job.relative_path}")
             row["file_size_bytes"] = 48_000 + rng.randint(0, 20_000)
             row["audio_duration_seconds"] = round(rng.uniform(3, 8), 2)
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import io
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,9 @@ class _Espeak:
         self.lib.espeak_SetParameter(_ESPEAK_RATE, speaker.rate_wpm, 0)
         self.lib.espeak_SetParameter(_ESPEAK_PITCH, speaker.pitch, 0)
         data = text.encode("utf-8") + b"\0"
+        # eSpeak adds random noise; a seed per text keeps it reproducible (its other hidden
+        # state is handled by rendering in fresh processes, see demo.seed).
+        self.lib.espeak_ng_SetRandSeed(ctypes.c_long(zlib.crc32(data)))
         self._chunks = []
         err = self.lib.espeak_Synth(data, len(data), 0, 0, 0, _ESPEAK_CHARS_UTF8, None, None)
         if err != 0:

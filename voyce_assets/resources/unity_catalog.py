@@ -128,7 +128,10 @@ class DatabricksUnityCatalog(UnityCatalog):
         description="Cloud URI for external tables (<root>/<catalog>/<schema>/<table>); "
         "managed tables when unset.",
     )
-    timeout_seconds: int = Field(default=600)
+    timeout_seconds: int = Field(default=600, description="Per statement, then it is cancelled.")
+    poll_interval_seconds: float = Field(
+        default=0.5, description="First wait between status polls; doubles up to 5 s."
+    )
 
     def ddl(self) -> list[str]:
         return databricks_ddl(self.catalog, self.location_root)
@@ -150,7 +153,7 @@ class DatabricksUnityCatalog(UnityCatalog):
             on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
         )
         deadline = time.monotonic() + self.timeout_seconds
-        delay = 0.5
+        delay = self.poll_interval_seconds
         while resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
             if time.monotonic() > deadline:
                 api.cancel_execution(resp.statement_id)

@@ -1,0 +1,49 @@
+# Everything a laptop or CI needs: `make demo`, `make test`, `make ui` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export VOYCE_HOME ?= $(CURDIR)/.voyce
+export DAGSTER_HOME ?= $(VOYCE_HOME)/dagster
+# Offline by default: libraries that could reach a model hub must not.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export NUMBA_CACHE_DIR ?= $(VOYCE_HOME)/numba-cache
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+.PHONY: install demo seed test lint format ui stop clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed  ## create .venv and install the project
+
+demo: install  ## seed the embedded PostgreSQL and materialize the pipeline for the demo days
+	$(BIN)/voyce demo run
+
+seed: install  ## only (re)seed the demo app database and audio
+	$(BIN)/voyce demo seed
+
+test: install lint  ## lint, then the whole test suite
+	$(BIN)/pytest -n 2 --dist loadfile
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+ui: install  ## the Dagster UI on the demo (http://127.0.0.1:3000)
+	$(BIN)/python -c 'from voyce_assets.settings import ensure_dagster_home; ensure_dagster_home()'
+	$(BIN)/dagster dev -w workspace.yaml
+
+stop: install  ## stop the embedded PostgreSQL server
+	$(BIN)/voyce db stop
+
+clean: stop  ## remove all local state ($(VOYCE_HOME))
+	rm -rf $(VOYCE_HOME)

@@ -1,0 +1,90 @@
+"""The voyce console script end to end, as a user runs it (subprocesses, real services)."""
+
+import subprocess
+import sys
+
+import pytest
+import sqlglot
+from dagster import DagsterInstance, DagsterRunStatus
+from deltalake import DeltaTable
+
+from voyce_assets.catalog import APP_TABLES, SCHEMAS, TABLES, VOLUMES
+from voyce_assets_tests.conftest import subprocess_env
+
+
+def voyce(*args, timeout=300, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "voyce_assets.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(**env),
+    )
+
+
+def test_catalog_ddl_databricks_and_postgres():
+    out = voyce("catalog", "ddl", "--catalog", "voice_feedback_prod", "--location-root", "s3://l")
+    assert out.returncode == 0, out.stderr
+    statements = [s for s in sqlglot.parse(out.stdout, dialect="databricks") if s is not None]
+    assert len(statements) == 1 + len(SCHEMAS) + len(TABLES) + len(VOLUMES)
+    assert "CREATE CATALOG IF NOT EXISTS `voice_feedback_prod`" in out.stdout
+    assert "LOCATION 's3://l/voice_feedback_prod/raw_data/voice_feedback'" in out.stdout
+    default = voyce("catalog", "ddl")
+    assert "`voice_feedback_dev`.`raw_data`.`users`" in default.stdout
+    pg = voyce("catalog", "ddl", "--dialect", "postgres")
+    assert pg.returncode == 0
+    assert pg.stdout.count("CREATE TABLE IF NOT EXISTS") == len(APP_TABLES)
+    assert sqlglot.parse(pg.stdout, dialect="postgres")
+
+
+def test_demo_refuses_to_overwrite_a_foreign_database_or_prod(pg_database, tmp_path):
+    out = voyce("demo", "seed", VOYCE_SOURCE_URL=pg_database, VOYCE_HOME=str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.startswith("voyce: VOYCE_SOURCE_URL: seeding replaces the app tables")
+    assert "--force" in out.stderr
+    prod = voyce("demo", "seed", VOYCE_ENV="prod")
+    assert prod.returncode == 2 and "VOYCE_ENV" in prod.stderr
+
+
+def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
+    env = {"VOYCE_HOME": str(voyce_home), "DAGSTER_HOME": str(voyce_home / "dagster")}
+    try:
+        run = voyce(
+            "demo", "run", "--days", "2", "--per-day", "3", "--end-date", "2026-03-02", **env
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "voice_feedback: 6 rows" in run.stdout
+        assert "partitions 2026-02-28 .. 2026-03-01 (2 days)" in run.stdout
+        assert "materialized catalog_setup" in run.stdout
+        status = voyce("db", "status", **env)
+        assert status.stdout.startswith("running (pid ")
+        url = voyce("db", "url", **env).stdout.strip()
+        assert url.startswith("postgresql://postgres:***@/voyce?host=")
+
+        for spec in TABLES:
+            path = voyce_home / "lakehouse" / "voice_feedback_dev" / spec.schema / spec.name
+            assert DeltaTable(str(path)).metadata().partition_columns == [spec.partition_column]
+        audio = voyce_home / "volumes" / "voice_feedback_dev" / "raw_data" / "audio_files"
+        assert len([p for p in audio.rglob("*") if p.is_file()]) >= 5
+
+        # The run is recorded in the local instance, so `dagster dev` shows it.
+        assert (voyce_home / "dagster" / "dagster.yaml").is_file()
+        with DagsterInstance.from_config(str(voyce_home / "dagster")) as instance:
+            runs = instance.get_runs()
+            assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
+
+        # Re-running the demo is idempotent.
+        again = voyce(
+            "demo", "run", "--days", "2", "--per-day", "3", "--end-date", "2026-03-02", **env
+        )
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "tables_exists=16" in again.stdout
+    finally:
+        stopped = voyce("db", "stop", **env)
+    assert stopped.stdout.strip() == "stopped"
+    assert voyce("db", "status", **env).stdout.startswith("not running")
+
+
+@pytest.mark.parametrize("command", [["--help"], ["db", "--help"], ["demo", "run", "--help"]])
+def test_help(command):
+    assert voyce(*command).returncode == 0
