@@ -55,6 +55,7 @@ def ensure_dagster_home() -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     template = Path(__file__).resolve().parent.parent / "dagster.yaml"
     target = home / "dagster.yaml"
-    if template.is_file() and not target.exists():
+    # The repo's file is the source of truth; the copy is refreshed whenever it changes.
+    if template.is_file() and (not target.exists() or target.read_text() != template.read_text()):
         target.write_text(template.read_text())
     return home
