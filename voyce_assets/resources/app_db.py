@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from abc import abstractmethod
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -57,9 +58,9 @@ def _first_line(exc: BaseException) -> str:
 class AppDatabase(ConfigurableResource):
     """Connection to the Voyce app database (PostgreSQL)."""
 
+    @abstractmethod
     def url(self) -> URL:
         """SQLAlchemy URL (psycopg driver) of the database in use."""
-        raise NotImplementedError  # each environment's subclass says where the database is
 
     def setting_name(self) -> str:
         """The setting to name when the database cannot be reached."""

@@ -7,6 +7,7 @@ already there, so ``catalog_setup`` can be re-run at any time.
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -33,11 +34,13 @@ class CatalogSetupError(Exception):
 class UnityCatalog(ConfigurableResource):
     """Creates every schema, table and volume of the catalog spec."""
 
+    @abstractmethod
     def setup(self) -> list[SetupAction]:
-        raise NotImplementedError  # each environment's subclass knows its catalog
+        """Create what is missing; report every object."""
 
+    @abstractmethod
     def ddl(self) -> list[str]:
-        raise NotImplementedError
+        """The Databricks DDL this catalog corresponds to."""
 
 
 class LocalUnityCatalog(UnityCatalog):
