@@ -73,6 +73,10 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
             runs = instance.get_runs()
             assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
 
+        setup = voyce("catalog", "setup", **env)
+        assert setup.returncode == 0, setup.stderr[-3000:]
+        assert "materialized catalog_setup tables_exists=16, volumes_exists=3" in setup.stdout
+
         # Re-running the demo is idempotent.
         again = voyce(
             "demo", "run", "--days", "2", "--per-day", "3", "--end-date", "2026-03-02", **env
