@@ -59,14 +59,24 @@ def postgres_table_ddl(table: Table, pg_schema: str = "public") -> list[str]:
             )
     body = ",\n  ".join(lines)
     statements = [f'CREATE TABLE IF NOT EXISTS "{pg_schema}"."{table.name}" (\n  {body}\n)']
-    # Change capture reads by time; foreign keys are followed by joins.
-    indexed = [c.name for c in cols if c.name in ("created_at", "updated_at") or c.references]
-    for name in indexed:
+    # Partition reads scan by created_at; change capture seeks (updated_at, id) (created_at
+    # where a table has no updated_at) past its cursor; foreign keys are followed by joins.
+    indexes = {f"{table.name}_created_at_idx": ("created_at",)}
+    indexes[f"{table.name}_cdc_idx"] = (cdc_column(table), *table.primary_key)
+    for col in cols:
+        if col.references:
+            indexes[f"{table.name}_{col.name}_idx"] = (col.name,)
+    for name, columns in indexes.items():
+        quoted = ", ".join(f'"{c}"' for c in columns)
         statements.append(
-            f'CREATE INDEX IF NOT EXISTS "{table.name}_{name}_idx" '
-            f'ON "{pg_schema}"."{table.name}" ("{name}")'
+            f'CREATE INDEX IF NOT EXISTS "{name}" ON "{pg_schema}"."{table.name}" ({quoted})'
         )
     return statements
+
+
+def cdc_column(table: Table) -> str:
+    """The column change capture follows: updated_at, or created_at where rows never change."""
+    return "updated_at" if table.has_updated_at else "created_at"
 
 
 def postgres_ddl(pg_schema: str = "public", tables: Iterable[Table] = APP_TABLES) -> list[str]:

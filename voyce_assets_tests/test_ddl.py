@@ -179,8 +179,9 @@ def test_postgres_ddl_is_idempotent_and_enforces_vocabulary(app_engine):
             )
         }
     assert {
-        "voice_feedback_updated_at_idx",
-        "tags_created_at_idx",
+        "voice_feedback_cdc_idx",
+        "voice_feedback_created_at_idx",
+        "tags_cdc_idx",
         "users_organization_id_idx",
     } <= indexes
     with (

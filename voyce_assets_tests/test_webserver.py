@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from voyce_assets.catalog import TABLES
+from voyce_assets.catalog import TABLES, Owner
 from voyce_assets_tests.conftest import subprocess_env
 
 QUERY = """
@@ -67,7 +67,7 @@ def test_webserver_serves_every_table(voyce_home):
         for spec in TABLES:
             node = by_key[spec.path]
             assert node["groupName"] == spec.schema
-            assert not node["isExecutable"]
+            assert node["isExecutable"] == (spec.owner is Owner.APP)
             assert "Daily" in node["partitionDefinition"]["description"]
         assert by_key["catalog_setup"]["isExecutable"]
     finally:

@@ -33,12 +33,23 @@ def _executable_assets() -> tuple[list[AssetsDefinition], list[AssetsDefinition]
 
 
 def _report(result, label: str) -> Iterator[str]:
+    # A range run records one materialization per partition; report each asset once.
+    by_asset: dict[str, list] = {}
     for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        counts = {k: v.value for k, v in mat.metadata.items() if isinstance(v.value, int)}
+        by_asset.setdefault(event.materialization.asset_key.to_user_string(), []).append(
+            event.materialization
+        )
+    for key, mats in by_asset.items():
+        counts = {k: v.value for k, v in mats[-1].metadata.items() if type(v.value) is int}
         detail = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
-        partition = f"[{mat.partition}]" if mat.partition else ""
-        yield f"materialized {mat.asset_key.to_user_string()}{partition} {detail}".rstrip()
+        partitions = f" ({len(mats)} partitions)" if mats[-1].partition else ""
+        yield f"materialized {key}{partitions} {detail}".rstrip()
+    evaluations = result.get_asset_check_evaluations()
+    failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
+    if evaluations:
+        yield f"checks: {len(evaluations) - len(failed)} of {len(evaluations)} passed" + (
+            f"; failed: {', '.join(sorted(set(failed)))}" if failed else ""
+        )
     yield f"{label}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}"
 
 
@@ -59,11 +70,19 @@ def materialize_demo(partitions: list[dt.date]) -> list[str]:
     if unpartitioned:
         result = materialize(unpartitioned, instance=instance, resources=resources)
         lines += _report(result, "unpartitioned assets")
-    for day in partitions if partitioned else []:
+    if partitioned:
+        # One run over the whole range, as a backfill with the assets' BackfillPolicy would.
+        first, last = min(partitions).isoformat(), max(partitions).isoformat()
         result = materialize(
-            partitioned, instance=instance, resources=resources, partition_key=day.isoformat()
+            partitioned,
+            instance=instance,
+            resources=resources,
+            tags={
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
+            },
         )
-        lines += _report(result, f"partition {day}")
+        lines += _report(result, f"partitions {first}..{last}")
     if not partitioned:
         lines.append(
             "no partitioned assets are materializable yet (later stages are lineage-only specs)"

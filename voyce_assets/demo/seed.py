@@ -306,14 +306,16 @@ def generate(config: DemoConfig) -> DemoData:
 
             if not spoken:
                 continue
-            _tag(rows, rng, fid, tag_by_name[topic], "auto", created, rng.uniform(0.6, 0.99))
+            _tag(rows, rng, fid, tag_by_name[topic], "auto", created, rng.uniform(0.6, 0.99), cap)
             if sentiment != "neutral":
                 mood = "praise" if sentiment == "positive" else "complaint"
-                _tag(rows, rng, fid, tag_by_name[mood], "auto", created, rng.uniform(0.55, 0.95))
+                _tag(
+                    rows, rng, fid, tag_by_name[mood], "auto", created, rng.uniform(0.55, 0.95), cap
+                )
             if rng.random() < 0.3:
                 tagger = rng.choice(users_by_org[org["id"]])
                 extra = rng.choice(["follow_up", "mobile", "feature_request", "urgent"])
-                _tag(rows, rng, fid, tag_by_name[extra], tagger["id"], created, 1.0)
+                _tag(rows, rng, fid, tag_by_name[extra], tagger["id"], created, 1.0, cap)
             if sentiment == "negative" and rng.random() < 0.7:
                 _action_item(rows, rng, fid, topic, users_by_org[org["id"]], created, cap)
 
@@ -322,7 +324,7 @@ def generate(config: DemoConfig) -> DemoData:
     return data
 
 
-def _tag(rows, rng, feedback_id, tag, assigned_by, created, confidence) -> None:
+def _tag(rows, rng, feedback_id, tag, assigned_by, created, confidence, cap) -> None:
     rows["feedback_tags"].append(
         {
             "id": _uuid(rng),
@@ -330,14 +332,14 @@ def _tag(rows, rng, feedback_id, tag, assigned_by, created, confidence) -> None:
             "tag_id": tag["id"],
             "assigned_by": assigned_by,
             "confidence_score": round(confidence, 3),
-            "created_at": created + dt.timedelta(seconds=int(rng.uniform(30, 300))),
+            "created_at": cap(created + dt.timedelta(seconds=int(rng.uniform(30, 300)))),
         }
     )
 
 
 def _action_item(rows, rng, feedback_id, topic, users, created, cap) -> None:
     owners = [u for u in users if u["role"] in ("admin", "manager")] or users
-    item_created = created + dt.timedelta(seconds=int(rng.uniform(600, 7200)))
+    item_created = cap(created + dt.timedelta(seconds=int(rng.uniform(600, 7200))))
     completed_at, status = None, rng.choice(["open", "open", "in_progress", "completed"])
     updated = item_created
     if status == "completed":
@@ -456,6 +458,19 @@ def create_app_schema(conn: sa.Connection, pg_schema: str = "public", drop: bool
         conn.execute(sa.text(statement))
 
 
+def load_rows(engine: Engine, data: DemoData, pg_schema: str = "public") -> None:
+    """Recreate the app tables holding exactly ``data``'s rows.
+
+    One transaction (PostgreSQL DDL is transactional): a failure leaves the previous database
+    as it was, and readers never see a half-loaded one.
+    """
+    with engine.begin() as conn:
+        create_app_schema(conn, pg_schema, drop=True)
+        for table in APP_TABLES:
+            if data.rows[table.name]:
+                conn.execute(_insert_sql(table, pg_schema), data.rows[table.name])
+
+
 def seed(engine: Engine, audio_root: Path, config: DemoConfig) -> DemoSummary:
     """Replace the demo: recreate the app tables, write the audio, insert every row."""
     data = generate(config)
@@ -463,13 +478,7 @@ def seed(engine: Engine, audio_root: Path, config: DemoConfig) -> DemoSummary:
         shutil.rmtree(audio_root)
     audio_root.mkdir(parents=True)
     formats, seconds = write_audio(data, audio_root, config.seed)
-    # One transaction (PostgreSQL DDL is transactional): a failed seed leaves the previous
-    # database as it was, and readers never see a half-seeded one.
-    with engine.begin() as conn:
-        create_app_schema(conn, config.pg_schema, drop=True)
-        for table in APP_TABLES:
-            if data.rows[table.name]:
-                conn.execute(_insert_sql(table, config.pg_schema), data.rows[table.name])
+    load_rows(engine, data, config.pg_schema)
     bad = {job.case: fid for fid, job in data.audio.items() if job.case != "ok"}
     return DemoSummary(
         database=engine.url.set(drivername="postgresql").render_as_string(hide_password=True),

@@ -13,6 +13,7 @@ from dagster import EnvVar
 
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.lakehouse import Lakehouse
+from voyce_assets.resources.pricing import Pricing
 from voyce_assets.resources.unity_catalog import (
     DatabricksUnityCatalog,
     LocalUnityCatalog,
@@ -23,6 +24,7 @@ from voyce_assets.settings import catalog_name, voyce_env, voyce_home
 __all__ = [
     "AppDatabase",
     "Lakehouse",
+    "Pricing",
     "UnityCatalog",
     "local_resources",
     "prod_resources",
@@ -46,6 +48,7 @@ def local_resources() -> dict[str, Any]:
         ),
         "lakehouse": lakehouse,
         "unity_catalog": LocalUnityCatalog(lakehouse=lakehouse),
+        "pricing": Pricing(),
     }
 
 
@@ -72,6 +75,7 @@ def prod_resources() -> dict[str, Any]:
             catalog=catalog,
             location_root=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
         ),
+        "pricing": Pricing(),
     }
 
 

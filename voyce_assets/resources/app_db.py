@@ -84,6 +84,26 @@ class AppDatabase(ConfigurableResource):
     def describe(self) -> str:
         return libpq_url(self.url())
 
+    def connect(self, snapshot: bool = True):
+        """A psycopg connection for bulk reads (COPY). ``snapshot``: one REPEATABLE READ,
+        read-only transaction, so data, counts and checksums all see the same database state.
+        """
+        import psycopg
+
+        url = self.url()
+        try:
+            conn = psycopg.connect(
+                libpq_url(url, show_password=True), connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+        except psycopg.OperationalError as exc:
+            raise ConfigError(
+                self.setting_name(), f"cannot connect to {libpq_url(url)} ({_first_line(exc)})"
+            ) from None
+        if snapshot:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+        return conn
+
 
 class EmbeddedAppDatabase(AppDatabase):
     """Local app DB: ``VOYCE_SOURCE_URL`` if given, else an embedded PostgreSQL server."""

@@ -13,6 +13,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from voyce_assets.catalog import Table, Volume
+from voyce_assets.ddl import DELTA_TABLE_PROPERTIES
 
 
 class Lakehouse(ConfigurableResource):
@@ -35,3 +36,32 @@ class Lakehouse(ConfigurableResource):
 
     def volume_path(self, volume: Volume) -> Path:
         return Path(self.volumes_root) / self.catalog / volume.schema / volume.name
+
+    def exists(self, table: Table) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(
+            self.table_uri(table), storage_options=self.storage_options or None
+        )
+
+    def create_table(self, table: Table) -> str:
+        """Create the empty Delta table of the spec: its schema, DATE partitioning, properties."""
+        from deltalake import DeltaTable
+
+        uri = self.table_uri(table)
+        DeltaTable.create(
+            uri,
+            schema=table.arrow_schema(),
+            partition_by=[table.partition_column],
+            name=table.name,
+            description=table.description,
+            configuration=DELTA_TABLE_PROPERTIES,
+            storage_options=self.storage_options or None,
+        )
+        return uri
+
+    def ensure_table(self, table: Table) -> str:
+        """The table's URI, creating the table first if catalog_setup has not run yet."""
+        if not self.exists(table):
+            self.create_table(table)
+        return self.table_uri(table)

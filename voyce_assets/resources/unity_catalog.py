@@ -15,7 +15,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from voyce_assets.catalog import TABLES, VOLUMES, Table
-from voyce_assets.ddl import DELTA_TABLE_PROPERTIES, databricks_ddl
+from voyce_assets.ddl import databricks_ddl
 from voyce_assets.resources.lakehouse import Lakehouse
 
 
@@ -70,16 +70,8 @@ class LocalUnityCatalog(UnityCatalog):
         uri = self.lakehouse.table_uri(table)
         name = table.full_name(self.lakehouse.catalog)
         opts = self.lakehouse.storage_options or None
-        if not DeltaTable.is_deltatable(uri, storage_options=opts):
-            DeltaTable.create(
-                uri,
-                schema=table.arrow_schema(),
-                partition_by=[table.partition_column],
-                name=table.name,
-                description=table.description,
-                configuration=DELTA_TABLE_PROPERTIES,
-                storage_options=opts,
-            )
+        if not self.lakehouse.exists(table):
+            self.lakehouse.create_table(table)
             return SetupAction("table", name, "created", uri)
 
         dt = DeltaTable(uri, storage_options=opts)

@@ -1,0 +1,1 @@
+"""Moving app tables from PostgreSQL into Delta: streaming reads, partition writes, merges."""

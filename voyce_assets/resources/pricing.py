@@ -1,0 +1,66 @@
+"""The price table: one place for every unit cost the pipeline records in cost_tracking.
+
+The defaults follow the notebooks ($0.0001 per synced record) and list prices; override any of
+them per deployment (``Pricing(prices={...})``) without touching the assets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+DEFAULT_PRICES: dict[str, float] = {
+    # (resource_type, operation unit) -> USD per unit
+    "ingestion.record": 0.0001,
+    # Driver compute of a Databricks jobs cluster, per second (about $0.40/h).
+    "compute.second": 0.00011,
+}
+
+
+class Pricing(ConfigurableResource):
+    """Unit prices in USD, keyed ``<resource_type>.<unit>``."""
+
+    prices: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    currency: str = "USD"
+
+    def unit_cost(self, key: str) -> Decimal:
+        merged = {**DEFAULT_PRICES, **self.prices}
+        if key not in merged:
+            raise KeyError(f"no price for {key!r}; known: {', '.join(sorted(merged))}")
+        return Decimal(str(merged[key])).quantize(Decimal("0.000001"))
+
+    def cost_row(
+        self,
+        key: str,
+        quantity: float,
+        operation: str,
+        resource_id: str,
+        organization_id: str | None,
+        cost_date: dt.date,
+        run_id: str,
+        metadata: dict | None = None,
+    ) -> dict:
+        """One ``analytics.cost_tracking`` row; its id is stable for the same run and subject."""
+        resource_type = key.split(".")[0]
+        unit = self.unit_cost(key)
+        total = (unit * Decimal(str(quantity))).quantize(Decimal("0.000001"))
+        ident = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"voyce:{run_id}:{resource_id}:{key}:{organization_id}"
+        )
+        return {
+            "id": str(ident),
+            "organization_id": organization_id,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "operation": operation,
+            "quantity": float(quantity),
+            "unit_cost": str(unit),
+            "total_cost": str(total),
+            "currency": self.currency,
+            "cost_date": cost_date.isoformat(),
+            "metadata": metadata or {},
+        }
