@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(VOYCE_HOME)/numba-cache
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo seed test lint format ui stop clean
+.PHONY: install demo seed test lint format ui stop clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -29,6 +29,9 @@ seed: install  ## only (re)seed the demo app database and audio
 
 test: install lint  ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile
+
+bench: install  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/
+	$(BIN)/python voyce_assets_tests/bench/bench_raw_sync.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -30,7 +30,13 @@ from dagster import (
 from pydantic import Field
 
 from voyce_assets.catalog import APP_TABLES, Table
-from voyce_assets.ingest.sync import Cursor, SyncResult, sync_table
+from voyce_assets.ingest.sync import (
+    Cursor,
+    SyncResult,
+    delta_batches,
+    partition_files,
+    sync_table,
+)
 from voyce_assets.partitions import daily_backfill_policy, daily_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.resources.pricing import Pricing
@@ -163,9 +169,7 @@ def _cost_rows(context, result: SyncResult, pricing: Pricing) -> list[dict]:
 
 
 def _preview(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> MetadataValue:
-    from voyce_assets.ingest.sync import _delta_batches
-
-    for batch in _delta_batches(
+    for batch in delta_batches(
         lakehouse.table_uri(table), table, dates, storage_options=lakehouse.storage_options
     ):
         if batch.num_rows:
@@ -236,6 +240,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             + (f", {stats.quarantined} quarantined" if stats.quarantined else "")
         )
         costs = _cost_rows(context, result, pricing)
+        files = partition_files(uri, table, dates, lakehouse.storage_options)
         metadata = {
             "dagster/row_count": sum(n for n, _ in result.mirror_counts.values()),
             "sync_mode": config.mode,
@@ -243,7 +248,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             "rows_per_partition": MetadataValue.json(stats.rows_per_partition),
             "source_query_seconds": round(result.source_seconds, 3),
             "total_seconds": round(result.total_seconds, 3),
-            "bytes": _partition_bytes(uri, table, dates, lakehouse.storage_options),
+            "bytes": sum(size for _, size in files.values()),
             "table_uri": MetadataValue.path(uri),
             "preview": _preview(lakehouse, table, dates),
             "cost_rows": MetadataValue.json(costs),
@@ -256,25 +261,6 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         return MaterializeResult(metadata=metadata, check_results=_check_results(result))
 
     return mirror
-
-
-def _partition_bytes(uri, table: Table, dates, storage_options) -> int:
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    actions = pa.table(
-        DeltaTable(uri, storage_options=storage_options or None).get_add_actions(flatten=True)
-    )
-    wanted = set(dates)
-    return sum(
-        size
-        for day, size in zip(
-            actions[f"partition.{table.partition_column}"].to_pylist(),
-            actions["size_bytes"].to_pylist(),
-            strict=True,
-        )
-        if day in wanted
-    )
 
 
 raw_mirrors: list[AssetsDefinition] = [build_mirror(t) for t in APP_TABLES]

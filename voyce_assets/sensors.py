@@ -26,7 +26,7 @@ from dagster import (
     sensor,
 )
 
-from voyce_assets.catalog import APP_TABLES
+from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.ingest.cdc import find_changes, latest_cursor
 from voyce_assets.ingest.sync import Cursor
 from voyce_assets.partitions import daily_partitions
@@ -58,29 +58,29 @@ def raw_cdc_sensor(context: SensorEvaluationContext, app_db: AppDatabase):
     new_cursors = dict(cursors)
     skipped: list[str] = []
     with app_db.connect() as conn:
-        for table in APP_TABLES:
-            since = cursors.get(table.path)
+        for spec in APP_TABLES:
+            since = cursors.get(spec.path)
             if since is None:
-                mark = latest_cursor(conn, table)
+                mark = latest_cursor(conn, spec)
                 if mark:
-                    new_cursors[table.path] = mark
+                    new_cursors[spec.path] = mark
                 continue
-            changes = find_changes(conn, table, since)
+            changes = find_changes(conn, spec, since)
             if changes is None:
                 continue
             for day in changes.dates:
                 if day.isoformat() in valid:
-                    by_partition.setdefault(day.isoformat(), []).append(table.path)
+                    by_partition.setdefault(day.isoformat(), []).append(spec.path)
                 else:
-                    skipped.append(f"{table.path}@{day}")
-            new_cursors[table.path] = changes.high_water
+                    skipped.append(f"{spec.path}@{day}")
+            new_cursors[spec.path] = changes.high_water
         conn.rollback()
     if skipped:
         context.log.warning(f"changes outside the partitions, left to backfills: {skipped}")
     requests = []
     for partition, paths in sorted(by_partition.items()):
         ops = {
-            op_name(_table(path)): {
+            op_name(table(path)): {
                 "config": {
                     "mode": "incremental",
                     "since_ts": cursors[path].ts,
@@ -107,7 +107,3 @@ def raw_cdc_sensor(context: SensorEvaluationContext, app_db: AppDatabase):
     if not requests:
         return SensorResult(skip_reason=SkipReason("no changes since the cursor"), cursor=cursor)
     return SensorResult(run_requests=requests, cursor=cursor)
-
-
-def _table(path: str):
-    return next(t for t in APP_TABLES if t.path == path)

@@ -16,8 +16,10 @@ import pyarrow.compute as pc
 
 from voyce_assets.catalog import Table
 
-# Rows per Parquet file: small enough that a MERGE of recent changes rewrites few files.
-MAX_ROWS_PER_FILE = 250_000
+# Parquet files of a partition stay small enough that a MERGE of recent changes (rows are
+# written in created_at order) rewrites one file, not the whole partition.
+TARGET_FILE_BYTES = 8 << 20
+MAX_ROWS_PER_GROUP = 128_000
 QUARANTINE_PREVIEW = 20
 
 
@@ -117,9 +119,9 @@ def replace_partitions(
         predicate=partition_predicate(table, dates),
         storage_options=storage_options or None,
         writer_properties=WriterProperties(
-            compression="ZSTD", max_row_group_size=MAX_ROWS_PER_FILE
+            compression="ZSTD", max_row_group_size=MAX_ROWS_PER_GROUP
         ),
-        target_file_size=None,
+        target_file_size=TARGET_FILE_BYTES,
     )
     for day in dates:
         stats.rows_per_partition.setdefault(day.isoformat(), 0)
@@ -142,10 +144,18 @@ def merge_rows(
         return stats
     source = pa.Table.from_batches(rows, schema=table.arrow_schema())
     keys = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
-    # The partition column in the predicate lets Delta skip every other partition's files.
+    # The partition column lets Delta skip every other partition's files; the created_at range
+    # of the changes (immutable, and the order rows were written in) skips the files of the
+    # partition that hold no changed row, so a MERGE of recent changes reads one file.
     predicate = f"{keys} AND t.{table.partition_column} = s.{table.partition_column} AND " + (
         partition_predicate(table, dates, alias="t")
     )
+    if table.partition_source:
+        bounds = pc.min_max(source[table.partition_source]).as_py()
+        predicate += (
+            f" AND t.{table.partition_source} >= '{bounds['min'].isoformat()}'"
+            f" AND t.{table.partition_source} <= '{bounds['max'].isoformat()}'"
+        )
     dt_ = DeltaTable(uri, storage_options=storage_options or None)
     stats.merge_metrics = (
         dt_.merge(source=source, predicate=predicate, source_alias="s", target_alias="t")

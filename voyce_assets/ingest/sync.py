@@ -77,20 +77,21 @@ class SyncResult:
         return out
 
 
-def _delta_batches(
-    uri: str, table: Table, dates: list[dt.date], columns=None, storage_options=None
-):
+def delta_batches(uri: str, table: Table, dates: list[dt.date], columns=None, storage_options=None):
     from deltalake import DeltaTable
 
     dataset = DeltaTable(uri, storage_options=storage_options or None).to_pyarrow_dataset()
     flt = pc.field(table.partition_column).isin(pa.array(sorted(set(dates)), pa.date32()))
-    return dataset.to_batches(filter=flt, columns=columns)
+    # Little read-ahead: verifying a large partition must not hold it in memory.
+    return dataset.to_batches(
+        filter=flt, columns=columns, batch_size=65_536, batch_readahead=2, fragment_readahead=1
+    )
 
 
 def _duplicates(uri, table, dates, storage_options) -> tuple[int, list[str]]:
     key = table.primary_key[0]
     ids = pa.Table.from_batches(
-        list(_delta_batches(uri, table, dates, [key], storage_options)),
+        list(delta_batches(uri, table, dates, [key], storage_options)),
         schema=pa.schema([table.arrow_schema().field(key)]),
     )
     counts = ids.group_by(key).aggregate([([], "count_all")])
@@ -98,22 +99,24 @@ def _duplicates(uri, table, dates, storage_options) -> tuple[int, list[str]]:
     return dup.num_rows, sorted(str(v) for v in dup[key].to_pylist())[:DUPLICATE_PREVIEW]
 
 
-def _delta_counts(uri, table, dates, storage_options) -> dict[str, tuple[int, int]]:
-    """Row counts per partition from the Delta log alone (no data read): cheap evidence."""
+def partition_files(uri, table: Table, dates, storage_options=None) -> dict[str, tuple[int, int]]:
+    """{partition date: (rows, bytes)} from the Delta log alone: no data file is read."""
     from deltalake import DeltaTable
 
     actions = pa.table(
         DeltaTable(uri, storage_options=storage_options or None).get_add_actions(flatten=True)
     )
-    counts = {d.isoformat(): (0, 0) for d in dates}
-    part_col = f"partition.{table.partition_column}"
-    for day, n in zip(
-        actions[part_col].to_pylist(), actions["num_records"].to_pylist(), strict=True
+    out = {d.isoformat(): (0, 0) for d in dates}
+    for day, rows, size in zip(
+        actions[f"partition.{table.partition_column}"].to_pylist(),
+        actions["num_records"].to_pylist(),
+        actions["size_bytes"].to_pylist(),
+        strict=True,
     ):
         key = day.isoformat() if hasattr(day, "isoformat") else str(day)
-        if key in counts:
-            counts[key] = (counts[key][0] + n, 0)
-    return counts
+        if key in out:
+            out[key] = (out[key][0] + rows, out[key][1] + size)
+    return out
 
 
 def _postgres_counts(
@@ -175,14 +178,15 @@ def sync_table(
         if since is None:
             result.source_counts = postgres_checksums(conn, table, dates, shape, pg_schema)
             result.mirror_counts = arrow_checksums(
-                table, _delta_batches(uri, table, dates, storage_options=storage_options), dates
+                table, delta_batches(uri, table, dates, storage_options=storage_options), dates
             )
             result.duplicate_count, result.duplicate_ids = _duplicates(
                 uri, table, dates, storage_options
             )
         else:
             result.source_counts = _postgres_counts(conn, table, dates, pg_schema)
-            result.mirror_counts = _delta_counts(uri, table, dates, storage_options)
+            files = partition_files(uri, table, dates, storage_options)
+            result.mirror_counts = {day: (rows, 0) for day, (rows, _) in files.items()}
     conn.rollback()  # read-only snapshot: nothing to commit
     result.total_seconds = time.perf_counter() - started
     return result
