@@ -440,3 +440,77 @@ def test_prices_come_from_the_price_table(env):
     ingestion = next(r for r in rows if r["resource_type"] == "ingestion")
     assert ingestion["unit_cost"] == "0.000200" and ingestion["total_cost"] == "0.002400"
     assert ingestion["quantity"] == 12 and ingestion["currency"] == "USD"
+
+
+def test_postgres_restarted_mid_sync_is_retried(tmp_path):
+    """A real server restart while COPY streams: the attempt fails, the retry syncs cleanly."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from voyce_assets.resources.app_db import (
+        ensure_embedded_server,
+        libpq_url,
+        stop_embedded_server,
+    )
+
+    root = Path(tempfile.mkdtemp(prefix="vr", dir="/tmp"))
+    try:
+        url = libpq_url(ensure_embedded_server(root / "pg"), show_password=True)
+        engine = sa.create_engine(sqlalchemy_url(url))
+        load_rows(engine, generate(CONFIG))
+        _sql(
+            engine,
+            "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, metadata, status, created_at, updated_at) "
+            "SELECT gen_random_uuid(), organization_id, user_id, 'bulk/' || g || '.wav', metadata, 'pending', "
+            "created_at + make_interval(secs => g % 3600), updated_at FROM voice_feedback, generate_series(1, 40000) g "
+            f"WHERE id = (SELECT id FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[2]}' LIMIT 1)",
+        )
+        expected = len(_source_rows(engine, "raw_data/voice_feedback", DAYS[2]))
+        engine.dispose()
+        resources = {
+            "app_db": EmbeddedAppDatabase(source_url=url, data_dir=str(tmp_path / "unused")),
+            "lakehouse": Lakehouse(
+                catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path / "v")
+            ),
+            "pricing": Pricing(),
+        }
+        restarted = []
+
+        def restart_during_copy():
+            watcher = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with watcher.connect() as conn:
+                    active = conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT%'"
+                        )
+                    ).scalar()
+                if active:
+                    stop_embedded_server(root / "pg")
+                    ensure_embedded_server(root / "pg")
+                    restarted.append(True)
+                    return
+                time.sleep(0.005)
+
+        thread = threading.Thread(target=restart_during_copy)
+        thread.start()
+        asset = build_mirror(
+            table("raw_data/voice_feedback"), retry_policy=RetryPolicy(max_retries=3, delay=1)
+        )
+        result = materialize(
+            [asset], resources=resources, partition_key=DAYS[2], raise_on_error=False
+        )
+        thread.join()
+        assert restarted, "the COPY was never seen running"
+        assert DagsterEventType.STEP_UP_FOR_RETRY in [e.event_type for e in result.all_events]
+        assert result.success
+        assert _delta(resources, "raw_data/voice_feedback", DAYS[2]).num_rows == expected
+        assert (
+            DeltaTable(resources["lakehouse"].table_uri(table("raw_data/voice_feedback"))).version()
+            == 1
+        )
+    finally:
+        stop_embedded_server(root / "pg")
+        shutil.rmtree(root, ignore_errors=True)
