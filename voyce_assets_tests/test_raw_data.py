@@ -71,6 +71,19 @@ def _delta(resources, path, day=None):
     return data
 
 
+def _bulk_feedback(engine, day, rows):
+    """Enough feedback on ``day`` that a COPY streams long enough to be interrupted."""
+    _sql(
+        engine,
+        "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, metadata, status, created_at, updated_at) "
+        "SELECT gen_random_uuid(), organization_id, user_id, 'bulk/' || g || '.wav', metadata, 'pending', "
+        "created_at + make_interval(secs => g % 3600), updated_at FROM voice_feedback, generate_series(1, :n) g "
+        "WHERE id = (SELECT id FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = :d LIMIT 1)",
+        n=rows,
+        d=dt.date.fromisoformat(day),
+    )
+
+
 def _source_rows(engine, path, day):
     spec = table(path)
     cols = ", ".join(spec.column_names[:-1])
@@ -372,13 +385,7 @@ def test_connection_lost_mid_sync_is_retried_and_never_half_written(env):
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, partition_key=DAYS[2]).success
     # Enough rows that COPY runs long enough to be cut off while streaming.
-    _sql(
-        engine,
-        "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, metadata, status, created_at, updated_at) "
-        "SELECT gen_random_uuid(), organization_id, user_id, 'bulk/' || g || '.wav', metadata, 'pending', "
-        "created_at + make_interval(secs => g % 3600), updated_at FROM voice_feedback, generate_series(1, 20000) g "
-        f"WHERE id = (SELECT id FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[2]}' LIMIT 1)",
-    )
+    _bulk_feedback(engine, DAYS[2], 20000)
     version = DeltaTable(
         resources["lakehouse"].table_uri(table("raw_data/voice_feedback"))
     ).version()
@@ -459,13 +466,7 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
         url = libpq_url(ensure_embedded_server(root / "pg"), show_password=True)
         engine = sa.create_engine(sqlalchemy_url(url))
         load_rows(engine, generate(CONFIG))
-        _sql(
-            engine,
-            "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, metadata, status, created_at, updated_at) "
-            "SELECT gen_random_uuid(), organization_id, user_id, 'bulk/' || g || '.wav', metadata, 'pending', "
-            "created_at + make_interval(secs => g % 3600), updated_at FROM voice_feedback, generate_series(1, 40000) g "
-            f"WHERE id = (SELECT id FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[2]}' LIMIT 1)",
-        )
+        _bulk_feedback(engine, DAYS[2], 40000)
         expected = len(_source_rows(engine, "raw_data/voice_feedback", DAYS[2]))
         engine.dispose()
         resources = {
