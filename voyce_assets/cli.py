@@ -157,6 +157,66 @@ def catalog_setup_cmd() -> None:
         click.echo(line)
 
 
+# ---- speech to text ---------------------------------------------------------------------------
+
+
+@main.command("transcribe")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--engine",
+    type=click.Choice(["faster-whisper", "openai-whisper"]),
+    help="Default: the environment's.",
+)
+@click.option("--model", help="Model size (tiny.en ...) or local path. Default: the environment's.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Default: the environment's.")
+@_config_errors
+def transcribe_cmd(
+    files: tuple[str, ...], engine: str | None, model: str | None, device: str | None
+) -> None:
+    """Transcribe recordings with the asset's transcriber; one JSON line per file.
+
+    Keys: path, text, language, confidence, duration_seconds, processing_seconds, error (null
+    when fine). The exit status is 1 when any file failed.
+    """
+    import json
+    import time
+
+    from voyce_assets.audio.decode import AudioError
+
+    transcriber = _resource("transcriber")
+    overrides = {k: v for k, v in {"engine": engine, "model": model, "device": device}.items() if v}
+    if overrides:
+        transcriber = transcriber.model_copy(update=overrides)
+    failed = False
+    for path in files:
+        started = time.perf_counter()
+        line = {
+            "path": path,
+            "text": None,
+            "language": None,
+            "confidence": None,
+            "duration_seconds": None,
+        }
+        try:
+            transcript, audio = transcriber.transcribe_file(Path(path))
+            line.update(
+                text=transcript.text,
+                language=transcript.language,
+                confidence=transcript.confidence,
+                duration_seconds=round(audio.info.duration_seconds, 3),
+                error=None if transcript.text else "no speech detected",
+            )
+        except AudioError as exc:
+            line["error"] = str(exc)
+        except Exception as exc:  # a model that cannot load, ... : say so per file
+            line["error"] = f"{type(exc).__name__}: {exc}"
+        line["processing_seconds"] = round(time.perf_counter() - started, 3)
+        failed |= line["error"] is not None
+        click.echo(json.dumps(line))
+    if failed:
+        sys.exit(1)
+
+
 # ---- demo -----------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ sensor (``mode: incremental``) merges only the rows changed after the sensor's c
 materialization checks itself: primary key, required columns, schema drift, and a blocking
 reconciliation of row counts and content checksums between PostgreSQL and Delta.
 
-transcriptions and sentiment_analysis stay lineage-only specs until their stages land.
+``transcriptions`` (Whisper) is written by this pipeline from the processed audio;
+sentiment_analysis stays a lineage-only spec until its stage lands.
 """
 
 import datetime as dt
@@ -18,6 +19,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     Backoff,
     Config,
@@ -29,7 +31,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from voyce_assets.catalog import APP_TABLES, Table
+from voyce_assets.audio.normalize import load_processed, read_processed
+from voyce_assets.catalog import APP_TABLES, Table, table
 from voyce_assets.ingest.sync import (
     Cursor,
     SyncResult,
@@ -40,7 +43,16 @@ from voyce_assets.ingest.sync import (
 from voyce_assets.partitions import daily_backfill_policy, daily_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.resources.pricing import Pricing
+from voyce_assets.resources.transcriber import Transcriber
 from voyce_assets.tables import table_key, table_kinds, table_metadata, table_spec
+from voyce_assets.voice import (
+    Feedback,
+    existing_rows,
+    partition_feedback,
+    processed_path,
+    row_id,
+    write_partition,
+)
 
 # BackfillPolicy is beta in this Dagster release; it is exactly what a 30-day backfill needs.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*")
@@ -51,6 +63,7 @@ INGEST_RETRY = RetryPolicy(
 )
 CHECKS = ("primary_key", "required_columns", "reconciliation", "schema_drift")
 PREVIEW_ROWS = 5
+MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
 
 
 class RawSyncConfig(Config):
@@ -265,12 +278,133 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
 
 raw_mirrors: list[AssetsDefinition] = [build_mirror(t) for t in APP_TABLES]
 
+TRANSCRIPTIONS = table("raw_data/transcriptions")
+
+
+@asset(
+    key=table_key(TRANSCRIPTIONS.path),
+    deps=[AssetKey(["processed_data", "processed_audio"]), table_key("raw_data/voice_feedback")],
+    group_name="raw_data",
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    retry_policy=RetryPolicy(max_retries=2, delay=30),
+    metadata=table_metadata(TRANSCRIPTIONS),
+    kinds=table_kinds(TRANSCRIPTIONS) | {"whisper"},
+    tags={"voyce/owner": TRANSCRIPTIONS.owner.value},
+    # GPU-heavy: one at a time per pool slot (dagster.yaml), on the GPU step launcher in prod.
+    pool="gpu",
+    # The step launcher is picked up as a required resource; the others are read from it too.
+    required_resource_keys={"gpu_step_launcher", "lakehouse", "transcriber"},
+    description=f"{TRANSCRIPTIONS.description} One row per voice feedback of the partition; "
+    "failures (corrupt, missing, silent, too long ...) are rows with error_message. Feedback "
+    "already transcribed by the same engine/model is kept, not transcribed again.",
+    check_specs=[
+        AssetCheckSpec(
+            "failure_rate",
+            asset=table_key(TRANSCRIPTIONS.path),
+            description=f"At most {MAX_FAILURE_RATE:.0%} of the partition failed.",
+        )
+    ],
+)
+def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
+    lakehouse: Lakehouse = context.resources.lakehouse
+    transcriber: Transcriber = context.resources.transcriber
+    dates = [dt.date.fromisoformat(k) for k in context.partition_keys]
+    feedback = partition_feedback(lakehouse, dates)
+    previous = existing_rows(lakehouse, TRANSCRIPTIONS, dates)
+    label = transcriber.label
+    rows, reused, failures = [], 0, {}
+    audio_seconds = busy_seconds = 0.0
+    for item in feedback:
+        old = previous.get(item.id)
+        if old and old["transcription_engine"] == label and not old["error_message"]:
+            rows.append(old)
+            reused += 1
+            continue
+        row = transcribe_feedback(lakehouse, transcriber, item)
+        if row["error_message"]:
+            failures[item.id] = row["error_message"]
+        else:
+            audio_seconds += row.pop("_audio_seconds")
+            busy_seconds += row["processing_time_ms"] / 1000
+        row.pop("_audio_seconds", None)
+        rows.append(row)
+    write_partition(lakehouse, TRANSCRIPTIONS, rows, dates)
+    failed = sum(1 for r in rows if r["error_message"])
+    rate = failed / len(rows) if rows else 0.0
+    for fid, error in failures.items():
+        context.log.warning(f"voice_feedback {fid}: {error}")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "transcribed": len(rows) - reused - len(failures),
+            "reused": reused,
+            "failed": failed,
+            "failure_rate": round(rate, 4),
+            "failures": MetadataValue.json(failures),
+            "engine": label,
+            "audio_seconds_transcribed": round(audio_seconds, 2),
+            "realtime_factor": round(audio_seconds / busy_seconds, 2) if busy_seconds else 0.0,
+            "mean_confidence": round(
+                sum(r["confidence_score"] or 0 for r in rows if not r["error_message"])
+                / max(1, len(rows) - failed),
+                4,
+            ),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="failure_rate",
+                passed=rate <= MAX_FAILURE_RATE,
+                metadata={"failure_rate": round(rate, 4), "failed": failed, "rows": len(rows)},
+            )
+        ],
+    )
+
+
+def transcribe_feedback(lakehouse: Lakehouse, transcriber: Transcriber, item: Feedback) -> dict:
+    """One transcriptions row for a feedback: a transcript, or the reason there is none."""
+    row = {
+        "id": row_id(item.id, f"transcription:{transcriber.label}"),
+        "voice_feedback_id": item.id,
+        "transcription_text": None,
+        "transcription_engine": transcriber.label,
+        "confidence_score": None,
+        "language_detected": None,
+        "word_count": None,
+        "processing_time_ms": None,
+        "error_message": None,
+        "created_at": dt.datetime.now(dt.UTC),
+        "event_date": item.event_date,
+        "_audio_seconds": 0.0,
+    }
+    processed = load_processed(processed_path(lakehouse, item))
+    if processed is None:
+        row["error_message"] = (
+            "no processed audio (materialize processed_data/processed_audio first)"
+        )
+        return row
+    if not processed.ok:
+        row["error_message"] = processed.error
+        return row
+    try:
+        transcript = transcriber.transcribe(read_processed(processed))
+    except Exception as exc:  # one bad recording never stops the partition
+        row["error_message"] = f"transcription failed: {type(exc).__name__}: {exc}"[:500]
+        return row
+    row.update(
+        transcription_text=transcript.text,
+        confidence_score=transcript.confidence,
+        language_detected=transcript.language,
+        word_count=transcript.word_count,
+        processing_time_ms=round(transcript.processing_seconds * 1000),
+        _audio_seconds=transcript.audio_seconds,
+    )
+    if not transcript.text:
+        row["error_message"] = "no speech detected"
+    return row
+
+
 raw_data_specs = [
-    table_spec(
-        "raw_data/transcriptions",
-        deps=["raw_data/voice_feedback"],
-        pending_issue="voice processing",
-    ),
     table_spec(
         "raw_data/sentiment_analysis",
         deps=["raw_data/transcriptions"],

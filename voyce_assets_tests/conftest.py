@@ -70,6 +70,7 @@ PROD_ENV = {
     "DATABRICKS_HOST": "https://dbc-1234.cloud.databricks.com",
     "DATABRICKS_TOKEN": "dapi-secret-never-logged",
     "DATABRICKS_WAREHOUSE_ID": "abc123",
+    "WHISPER_MODEL_SIZE": "small",
 }
 
 

@@ -10,6 +10,7 @@ from voyce_assets.catalog import APP_TABLES, TABLES
 from voyce_assets.definitions import build_definitions
 from voyce_assets.partitions import daily_partitions
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, PostgresAppDatabase
+from voyce_assets.resources.transcriber import Transcriber
 from voyce_assets.resources.unity_catalog import DatabricksUnityCatalog, LocalUnityCatalog
 from voyce_assets_tests.conftest import PROD_ENV, subprocess_env
 
@@ -22,7 +23,10 @@ def test_every_table_is_a_partitioned_asset_key_with_column_schema(voyce_home):
     defs = build_definitions("local")
     graph = _graph(defs)
     keys = set(graph.get_all_asset_keys())
-    assert keys == {AssetKey(list(t.key)) for t in TABLES} | {AssetKey("catalog_setup")}
+    assert keys == {AssetKey(list(t.key)) for t in TABLES} | {
+        AssetKey("catalog_setup"),
+        AssetKey(["processed_data", "processed_audio"]),  # the volume of normalized copies
+    }
     for spec in TABLES:
         node = graph.get(AssetKey(list(spec.key)))
         assert node.group_name == spec.schema
@@ -40,11 +44,16 @@ def test_later_stages_are_lineage_only_specs_never_materializable(voyce_home):
     defs = build_definitions("local")
     graph = _graph(defs)
     executable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_executable}
-    # catalog_setup and the raw mirrors run today; the other tables are specs until their
-    # stage lands.
-    assert executable == {AssetKey("catalog_setup")} | {AssetKey(list(t.key)) for t in APP_TABLES}
+    # What runs today; the other tables are specs until their stage lands.
+    built = {
+        AssetKey("catalog_setup"),
+        AssetKey(["raw_data", "transcriptions"]),
+        AssetKey(["processed_data", "processed_audio"]),
+        AssetKey(["processed_data", "audio_features"]),
+    }
+    assert executable == built | {AssetKey(list(t.key)) for t in APP_TABLES}
     specs = [a for a in defs.assets if isinstance(a, AssetSpec)]
-    assert len(specs) == 16 - len(APP_TABLES)
+    assert len(specs) == 16 - len(APP_TABLES) - 2
     lineage = graph.get(AssetKey(["processed_data", "training_dataset"])).parent_keys
     assert lineage == {
         AssetKey(["processed_data", "enhanced_transcriptions"]),
@@ -68,6 +77,13 @@ def test_resources_follow_voyce_env(voyce_home, prod_env):
     assert isinstance(prod["app_db"], PostgresAppDatabase)
     assert isinstance(prod["unity_catalog"], DatabricksUnityCatalog)
     assert set(local) == set(prod)
+    assert isinstance(local["transcriber"], Transcriber)
+    # The GPU step runs in process locally; prod binds its step launcher on the same key.
+    assert "gpu_step_launcher" in local and "gpu_step_launcher" in prod
+    transcriptions = _graph(build_definitions("local")).get(
+        AssetKey(["raw_data", "transcriptions"])
+    )
+    assert transcriptions.pools == {"gpu"}
 
 
 @pytest.mark.parametrize("env", ["local", "prod"])

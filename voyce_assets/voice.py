@@ -1,0 +1,82 @@
+"""Voice processing shared by the processed-audio, transcription and audio-feature assets.
+
+Reads a partition's voice feedback from its Delta mirror, and maps a feedback to its upload
+(``raw_data.audio_files``) and to its processed copy (``processed_data.processed_audio``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from voyce_assets.catalog import Table, table, volume
+from voyce_assets.ingest.sink import replace_partitions
+from voyce_assets.ingest.sync import delta_batches
+from voyce_assets.resources.lakehouse import Lakehouse
+
+FEEDBACK = table("raw_data/voice_feedback")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: str
+    organization_id: str
+    audio_file_path: str
+    event_date: dt.date
+
+
+def partition_feedback(lakehouse: Lakehouse, dates: list[dt.date]) -> list[Feedback]:
+    """The voice feedback of ``dates``, as mirrored in Delta (empty if not synced yet)."""
+    if not lakehouse.exists(FEEDBACK):
+        return []
+    columns = ["id", "organization_id", "audio_file_path", "event_date"]
+    out = []
+    for batch in delta_batches(
+        lakehouse.table_uri(FEEDBACK), FEEDBACK, dates, columns, lakehouse.storage_options
+    ):
+        out += [Feedback(**row) for row in batch.to_pylist()]
+    return sorted(out, key=lambda f: (f.event_date, f.id))
+
+
+def upload_path(lakehouse: Lakehouse, feedback: Feedback) -> Path:
+    return lakehouse.volume_path(volume("raw_data/audio_files")) / feedback.audio_file_path
+
+
+def processed_path(lakehouse: Lakehouse, feedback: Feedback) -> Path:
+    # The upload's path with its extension kept in the name: a.m4a -> a.m4a.wav, so two
+    # uploads differing only by extension never share a copy.
+    return lakehouse.volume_path(volume("processed_data/processed_audio")) / (
+        feedback.audio_file_path + ".wav"
+    )
+
+
+def row_id(feedback_id: str, kind: str) -> str:
+    """Stable id of the row ``kind`` describes for a feedback: re-runs never duplicate."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce:{kind}:{feedback_id}"))
+
+
+def existing_rows(lakehouse: Lakehouse, spec: Table, dates) -> dict[str, dict]:
+    """The rows of a per-feedback pipeline table for ``dates``, by voice_feedback_id."""
+    if not lakehouse.exists(spec):
+        return {}
+    rows = {}
+    for batch in delta_batches(
+        lakehouse.table_uri(spec), spec, dates, storage_options=lakehouse.storage_options
+    ):
+        for row in batch.to_pylist():
+            rows[row["voice_feedback_id"]] = row
+    return rows
+
+
+def write_partition(lakehouse: Lakehouse, spec: Table, rows: list[dict], dates) -> None:
+    """Replace ``dates`` of a pipeline table with ``rows`` (one Delta commit)."""
+    uri = lakehouse.ensure_table(spec)
+    schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
+    batch = pa.RecordBatch.from_pylist(rows, schema=schema)
+    stats = replace_partitions(uri, spec, [batch], dates, lakehouse.storage_options)
+    if stats.quarantined:
+        raise ValueError(f"{spec.path}: rows missing required values: {stats.quarantine_preview}")
