@@ -16,6 +16,10 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU build; a looser range pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	# openai-whisper without triton (CUDA-only); its other requirements are in pyproject.toml.
+	$(BIN)/pip install --quiet --no-deps openai-whisper==20250625
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 

@@ -217,6 +217,25 @@ def transcribe_cmd(
         sys.exit(1)
 
 
+@main.group()
+def whisper() -> None:
+    """Whisper model weights."""
+
+
+@whisper.command("import-ct2")
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+def whisper_import_ct2(src: str, dst: str) -> None:
+    """Build an openai-whisper checkpoint DST (.pt) from the CTranslate2 model folder SRC."""
+    from voyce_assets.whisper.convert import import_ct2
+
+    dims = import_ct2(Path(src), Path(dst))
+    layers = f"{dims['n_audio_layer']}+{dims['n_text_layer']} layers"
+    click.echo(
+        f"wrote {dst}: {layers}, width {dims['n_audio_state']}, vocabulary {dims['n_vocab']}"
+    )
+
+
 # ---- demo -----------------------------------------------------------------------------------
 
 

