@@ -11,6 +11,7 @@ sentiment_analysis stays a lineage-only spec until its stage lands.
 """
 
 import datetime as dt
+import time
 import warnings
 from typing import Literal
 
@@ -313,22 +314,22 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     feedback = partition_feedback(lakehouse, dates)
     previous = existing_rows(lakehouse, TRANSCRIPTIONS, dates)
     label = transcriber.label
-    rows, reused, failures = [], 0, {}
-    audio_seconds = busy_seconds = 0.0
+    rows, reused, failures, pending = [], 0, {}, []
     for item in feedback:
         old = previous.get(item.id)
         if old and old["transcription_engine"] == label and not old["error_message"]:
             rows.append(old)
             reused += 1
-            continue
-        row = transcribe_feedback(lakehouse, transcriber, item)
-        if row["error_message"]:
-            failures[item.id] = row["error_message"]
         else:
-            audio_seconds += row.pop("_audio_seconds")
-            busy_seconds += row["processing_time_ms"] / 1000
-        row.pop("_audio_seconds", None)
-        rows.append(row)
+            pending.append(item)
+    started = time.perf_counter()
+    new_rows = transcribe_feedback(lakehouse, transcriber, pending)
+    busy_seconds = time.perf_counter() - started
+    audio_seconds = sum(r.pop("_audio_seconds") for r in new_rows)
+    for row in new_rows:
+        if row["error_message"]:
+            failures[row["voice_feedback_id"]] = row["error_message"]
+    rows += new_rows
     write_partition(lakehouse, TRANSCRIPTIONS, rows, dates)
     failed = sum(1 for r in rows if r["error_message"])
     rate = failed / len(rows) if rows else 0.0
@@ -361,9 +362,8 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     )
 
 
-def transcribe_feedback(lakehouse: Lakehouse, transcriber: Transcriber, item: Feedback) -> dict:
-    """One transcriptions row for a feedback: a transcript, or the reason there is none."""
-    row = {
+def _row(transcriber: Transcriber, item: Feedback) -> dict:
+    return {
         "id": row_id(item.id, f"transcription:{transcriber.label}"),
         "voice_feedback_id": item.id,
         "transcription_text": None,
@@ -377,31 +377,49 @@ def transcribe_feedback(lakehouse: Lakehouse, transcriber: Transcriber, item: Fe
         "event_date": item.event_date,
         "_audio_seconds": 0.0,
     }
-    processed = load_processed(processed_path(lakehouse, item))
-    if processed is None:
-        row["error_message"] = (
-            "no processed audio (materialize processed_data/processed_audio first)"
-        )
-        return row
-    if not processed.ok:
-        row["error_message"] = processed.error
-        return row
-    try:
-        transcript = transcriber.transcribe(read_processed(processed))
-    except Exception as exc:  # one bad recording never stops the partition
-        row["error_message"] = f"transcription failed: {type(exc).__name__}: {exc}"[:500]
-        return row
-    row.update(
-        transcription_text=transcript.text,
-        confidence_score=transcript.confidence,
-        language_detected=transcript.language,
-        word_count=transcript.word_count,
-        processing_time_ms=round(transcript.processing_seconds * 1000),
-        _audio_seconds=transcript.audio_seconds,
-    )
-    if not transcript.text:
-        row["error_message"] = "no speech detected"
-    return row
+
+
+def transcribe_feedback(
+    lakehouse: Lakehouse, transcriber: Transcriber, items: list[Feedback]
+) -> list[dict]:
+    """One transcriptions row per feedback: a transcript, or the reason there is none.
+
+    Usable recordings are transcribed together (``Transcriber.transcribe_many``), in
+    ``batch_size`` chunks so a failing batch only costs its own rows.
+    """
+    rows = [_row(transcriber, item) for item in items]
+    audio: list[tuple[dict, object]] = []
+    for row, item in zip(rows, items, strict=True):
+        processed = load_processed(processed_path(lakehouse, item))
+        if processed is None:
+            row["error_message"] = (
+                "no processed audio (materialize processed_data/processed_audio first)"
+            )
+        elif not processed.ok:
+            row["error_message"] = processed.error
+        else:
+            audio.append((row, processed))
+    size = max(1, transcriber.batch_size)
+    for start in range(0, len(audio), size):
+        chunk = audio[start : start + size]
+        try:
+            transcripts = transcriber.transcribe_many([read_processed(p) for _, p in chunk])
+        except Exception as exc:  # one bad batch never stops the partition
+            for row, _ in chunk:
+                row["error_message"] = f"transcription failed: {type(exc).__name__}: {exc}"[:500]
+            continue
+        for (row, _), transcript in zip(chunk, transcripts, strict=True):
+            row.update(
+                transcription_text=transcript.text,
+                confidence_score=transcript.confidence,
+                language_detected=transcript.language,
+                word_count=transcript.word_count,
+                processing_time_ms=round(transcript.processing_seconds * 1000),
+                _audio_seconds=transcript.audio_seconds,
+            )
+            if not transcript.text:
+                row["error_message"] = "no speech detected"
+    return rows
 
 
 raw_data_specs = [

@@ -259,3 +259,23 @@ def audio_features_spec():
     from voyce_assets.catalog import table
 
     return table("processed_data/audio_features")
+
+
+def test_packed_transcription_keeps_recordings_apart(clips, transcriber):
+    """Short recordings share a window; each still gets its own words (and silence none)."""
+    samples = [decode(path).samples for path in clips.values()]
+    silence = np.zeros(TARGET_RATE * 3, dtype=np.float32)
+    batch = [samples[0], silence, samples[1], samples[2]]
+    assert transcriber.can_pack()
+    packed = transcriber.transcribe_many(batch)
+    single = [transcriber.transcribe(x) for x in batch]
+    assert packed[1].text == "" and packed[1].confidence == 0.0
+    for k in (0, 2, 3):
+        assert jiwer.wer(_words(single[k].text), _words(packed[k].text)) < 0.25, (
+            single[k].text,
+            packed[k].text,
+        )
+        assert 0 < packed[k].confidence <= 1
+    assert "zipper" in packed[3].text.lower() and "zipper" not in packed[2].text.lower()
+    # A multilingual model with auto-detected language is never packed.
+    assert not Transcriber(model="small", language=None).can_pack()
