@@ -62,7 +62,6 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*")
 INGEST_RETRY = RetryPolicy(
     max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
-CHECKS = ("primary_key", "required_columns", "reconciliation", "schema_drift")
 PREVIEW_ROWS = 5
 MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
 
