@@ -385,7 +385,7 @@ def test_connection_lost_mid_sync_is_retried_and_never_half_written(env):
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, partition_key=DAYS[2]).success
     # Enough rows that COPY runs long enough to be cut off while streaming.
-    _bulk_feedback(engine, DAYS[2], 20000)
+    _bulk_feedback(engine, DAYS[2], 60000)
     version = DeltaTable(
         resources["lakehouse"].table_uri(table("raw_data/voice_feedback"))
     ).version()
