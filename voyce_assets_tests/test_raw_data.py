@@ -189,7 +189,7 @@ def test_full_sync_reflects_deletes_and_updates_only_in_its_partition(env):
     assert _delta(resources, "raw_data/voice_feedback", DAYS[0]).sort_by("id").equals(before_other)
 
 
-def test_cdc_sensor_and_incremental_merge(env):
+def test_cdc_sensor_and_incremental_merge(env, monkeypatch):
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
     with DagsterInstance.ephemeral() as instance:
@@ -219,16 +219,23 @@ def test_cdc_sensor_and_incremental_merge(env):
             i=tag_id,
             t=dt.datetime.fromisoformat(DAYS[2] + "T12:00:00+00:00") + dt.timedelta(days=30),
         )
-        tick = raw_cdc_sensor(
+        # The tag (stamped a while ago) is requested now; the update stamped just now waits
+        # for a later tick (VOYCE_CDC_LAG_SECONDS), so a late commit stays ahead of the cursor.
+        early = raw_cdc_sensor(
             build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
         )
+        assert [r.asset_selection for r in early.run_requests] == [[AssetKey(["raw_data", "tags"])]]
+        monkeypatch.setenv("VOYCE_CDC_LAG_SECONDS", "0")
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=early.cursor, instance=instance, resources=resources)
+        )
         requests = {r.partition_key: r for r in tick.run_requests}
-        assert DAYS[0] in requests, "the older partition of the updated row is re-synced"
+        assert list(requests) == [DAYS[0]], "the older partition of the updated row is re-synced"
         request = requests[DAYS[0]]
         assert request.asset_selection == [AssetKey(["raw_data", "voice_feedback"])]
         assert request.tags["voyce/sync_mode"] == "incremental"
         repeat = raw_cdc_sensor(
-            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+            build_sensor_context(cursor=early.cursor, instance=instance, resources=resources)
         )
         assert [r.run_key for r in repeat.run_requests] == [r.run_key for r in tick.run_requests]
 
@@ -515,3 +522,55 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
     finally:
         stop_embedded_server(root / "pg")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_sensor_sees_the_first_rows_of_a_table_empty_at_its_first_tick(env, monkeypatch):
+    engine, resources = env
+    monkeypatch.setenv("VOYCE_CDC_LAG_SECONDS", "0")
+    _sql(engine, "DELETE FROM action_items")
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        assert not first.run_requests
+        fid = _sql(
+            engine,
+            f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}' LIMIT 1",
+        )[0][0]
+        _sql(
+            engine,
+            "INSERT INTO action_items (id, voice_feedback_id, description, priority, status, created_at, updated_at) "
+            "VALUES (gen_random_uuid(), :f, 'call back', 'high', 'open', :t, :t)",
+            f=fid,
+            t=dt.datetime.fromisoformat(DAYS[1] + "T20:00:00+00:00"),
+        )
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+        assert [(r.partition_key, r.asset_selection) for r in tick.run_requests] == [
+            (DAYS[1], [AssetKey(["raw_data", "action_items"])])
+        ]
+
+
+def test_values_that_look_like_null_stay_values(env):
+    engine, resources = env
+    _sql(engine, "UPDATE tags SET description = 'N/A' WHERE name = 'praise'")
+    _sql(engine, "UPDATE tags SET description = 'null' WHERE name = 'complaint'")
+    _sql(engine, "UPDATE tags SET description = 'NaN' WHERE name = 'urgent'")
+    _sql(engine, "UPDATE tags SET description = '' WHERE name = 'mobile'")
+    _sql(
+        engine,
+        "UPDATE voice_feedback SET audio_duration_seconds = 'NaN' "
+        "WHERE id = (SELECT id FROM voice_feedback LIMIT 1)",
+    )
+    result = materialize(raw_mirrors, resources=resources, tags=RANGE)
+    assert result.success and all(c.passed for c in _checks(result).values())
+    tags = {r["name"]: r["description"] for r in _delta(resources, "raw_data/tags").to_pylist()}
+    assert (tags["praise"], tags["complaint"], tags["urgent"], tags["mobile"]) == (
+        "N/A",
+        "null",
+        "NaN",
+        "",
+    )
+    durations = (
+        _delta(resources, "raw_data/voice_feedback").column("audio_duration_seconds").to_pylist()
+    )
+    assert any(d != d for d in durations if d is not None), "NaN is kept, not turned into NULL"

@@ -26,8 +26,12 @@ class TableChanges:
     high_water: Cursor  # the newest change seen: the cursor after this tick
 
 
-def latest_cursor(conn, table: Table, pg_schema: str = "public") -> Cursor | None:
-    """The newest (timestamp, id) in the table, or None when it is empty."""
+# Before every row: the cursor of an empty table, so its first rows are changes too.
+START = Cursor("-infinity", "00000000-0000-0000-0000-000000000000")
+
+
+def latest_cursor(conn, table: Table, pg_schema: str = "public") -> Cursor:
+    """The newest (timestamp, id) in the table; ``START`` when it is empty."""
     col, pk = cdc_column(table), table.primary_key[0]
     row = conn.execute(
         sql.SQL(
@@ -39,36 +43,36 @@ def latest_cursor(conn, table: Table, pg_schema: str = "public") -> Cursor | Non
             t=sql.Identifier(table.name),
         )
     ).fetchone()
-    return Cursor(row[0].isoformat(), row[1]) if row else None
+    return Cursor(row[0].isoformat(), row[1]) if row else START
 
 
 def find_changes(
-    conn, table: Table, since: Cursor, pg_schema: str = "public"
+    conn, table: Table, since: Cursor, pg_schema: str = "public", lag_seconds: float = 0.0
 ) -> TableChanges | None:
-    """Partitions with rows changed after ``since``; None when nothing changed."""
+    """Partitions with rows changed after ``since``; None when nothing changed.
+
+    Rows stamped in the last ``lag_seconds`` are left to a later tick: an app transaction
+    that stamped its rows a moment ago but commits after this snapshot is then still ahead of
+    the cursor when it becomes visible.
+    """
     col = sql.Identifier(cdc_column(table))
+    condition = since.condition(table)
+    if lag_seconds > 0:
+        condition = sql.SQL("{} AND {} <= now() - make_interval(secs => {})").format(
+            condition, col, sql.Literal(float(lag_seconds))
+        )
+    names = {"s": sql.Identifier(pg_schema), "t": sql.Identifier(table.name), "cond": condition}
     rows = conn.execute(
         sql.SQL(
             "SELECT ({created} AT TIME ZONE 'UTC')::date, count(*) FROM {s}.{t} WHERE {cond} GROUP BY 1"
-        ).format(
-            created=sql.Identifier(table.partition_source),
-            s=sql.Identifier(pg_schema),
-            t=sql.Identifier(table.name),
-            cond=since.condition(table),
-        )
+        ).format(created=sql.Identifier(table.partition_source), **names)
     ).fetchall()
     if not rows:
         return None
     high = conn.execute(
         sql.SQL(
             "SELECT {col}, {pk}::text FROM {s}.{t} WHERE {cond} ORDER BY {col} DESC, {pk} DESC LIMIT 1"
-        ).format(
-            col=col,
-            pk=sql.Identifier(table.primary_key[0]),
-            s=sql.Identifier(pg_schema),
-            t=sql.Identifier(table.name),
-            cond=since.condition(table),
-        )
+        ).format(col=col, pk=sql.Identifier(table.primary_key[0]), **names)
     ).fetchone()
     return TableChanges(
         table=table,

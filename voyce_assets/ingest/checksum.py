@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from voyce_assets.catalog import BOOLEAN, DATE, DOUBLE, TIMESTAMP, Column, Table
-from voyce_assets.ingest.source import SourceShape, partition_filter
+from voyce_assets.ingest.source import SourceShape, partition_filter, set_session
 
 SEPARATOR = "\x1f"
 NULL = "\\N"
@@ -72,7 +72,7 @@ def postgres_checksums(
         where=partition_filter(table, dates),
     )
     with conn.cursor() as cur:
-        cur.execute("SET LOCAL TIME ZONE 'UTC'")
+        set_session(cur)
         rows = cur.execute(statement).fetchall()
     out = {d.isoformat(): (0, 0) for d in dates}
     out.update({d.isoformat(): (int(n), int(s)) for d, n, s in rows})

@@ -31,12 +31,21 @@ PG_INFORMATION_SCHEMA_TYPES = {
     "JSONB": {"jsonb", "json"},
     "INTEGER": {"integer", "smallint"},
     "BIGINT": {"bigint", "integer", "smallint"},
-    "DOUBLE PRECISION": {"double precision", "real", "numeric"},
+    # Not real: its text would parse to a different double than float8(real) checksums.
+    "DOUBLE PRECISION": {"double precision", "numeric"},
     "BOOLEAN": {"boolean"},
     "TIMESTAMPTZ": {"timestamp with time zone"},
     "DATE": {"date"},
 }
 CSV_BLOCK_BYTES = 8 << 20
+
+
+def set_session(cur) -> None:
+    """Pin what the text the server sends depends on, whatever the role's defaults are."""
+    cur.execute(
+        "SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
+        "SET LOCAL extra_float_digits = 3; SET LOCAL client_encoding = 'UTF8'"
+    )
 
 
 class SchemaDriftError(Exception):
@@ -185,7 +194,7 @@ def stream_batches(
     schema = pa.schema([f.with_nullable(True) for f in table.arrow_schema()])
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(statement)
     with conn.cursor() as cur:
-        cur.execute("SET LOCAL TIME ZONE 'UTC'")
+        set_session(cur)
         with cur.copy(copy_sql) as copy:
             first = copy.read()
             if not first:
@@ -196,8 +205,10 @@ def stream_batches(
                 parse_options=pa_csv.ParseOptions(newlines_in_values=True),
                 convert_options=pa_csv.ConvertOptions(
                     column_types={f.name: f.type for f in schema},
+                    # PostgreSQL writes NULL as an empty unquoted field and '' quoted; nothing
+                    # else is NULL ('NA', 'null', NaN are values).
+                    null_values=[""],
                     strings_can_be_null=True,
-                    # PostgreSQL writes NULL unquoted and '' quoted: keep them apart.
                     quoted_strings_can_be_null=False,
                     true_values=["t"],
                     false_values=["f"],

@@ -188,6 +188,7 @@ def tick_and_merge(url, lake, changed: int) -> dict:
     from voyce_assets.resources.lakehouse import Lakehouse
     from voyce_assets.sensors import _load, raw_cdc_sensor
 
+    os.environ["VOYCE_CDC_LAG_SECONDS"] = "0"  # the changes below are stamped just now
     spec = table("raw_data/voice_feedback")
     lakehouse = Lakehouse(catalog="bench", root_uri=lake, volumes_root=lake)
     app = EmbeddedAppDatabase(source_url=url, data_dir="/nonexistent")
