@@ -65,6 +65,8 @@ class Column:
     length: int | None = None
     # Foreign key in the app database, "table.column".
     references: str | None = None
+    # Personal data: masked wherever rows are shown (previews, check metadata).
+    pii: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,11 @@ class Table:
     def required_columns(self) -> list[str]:
         return [c.name for c in self.columns if not c.nullable]
 
+    def mask(self, row: dict) -> dict:
+        """The row with its personal-data columns masked, for previews and check metadata."""
+        pii = {c.name for c in self.columns if c.pii}
+        return {k: ("***" if k in pii and v is not None else v) for k, v in row.items()}
+
     @property
     def has_updated_at(self) -> bool:
         return any(c.name == "updated_at" for c in self.columns)
@@ -146,6 +153,8 @@ class Table:
                 other.append(f"length {c.length}")
             if c.references:
                 other.append(f"references {c.references}")
+            if c.pii:
+                other.append("personal data (masked in previews)")
             columns.append(
                 TableColumn(
                     name=c.name,
@@ -294,11 +303,11 @@ TABLES: tuple[Table, ...] = (
         [
             _id(),
             _org_ref(),
-            Column("email", nullable=False),
-            Column("full_name"),
+            Column("email", nullable=False, pii=True),
+            Column("full_name", pii=True),
             Column("role", nullable=False, allowed=("admin", "manager", "member", "viewer")),
             Column("department"),
-            Column("phone_number"),
+            Column("phone_number", pii=True),
             Column("preferences", JSON, description="User preferences (JSON object)."),
             Column("last_login", TIMESTAMP),
             _created_at(),

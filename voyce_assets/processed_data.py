@@ -122,10 +122,17 @@ def audio_features(context: AssetExecutionContext, lakehouse: Lakehouse) -> Mate
                 processed.error if processed else "no processed copy (run processed_audio)"
             )
             continue
-        samples = read_processed(processed)
-        feat = extract(
-            samples, processed.gain_db, processed.original_rms_dbfs, processed.original_peak_dbfs
-        )
+        try:
+            samples = read_processed(processed)
+            feat = extract(
+                samples,
+                processed.gain_db,
+                processed.original_rms_dbfs,
+                processed.original_peak_dbfs,
+            )
+        except Exception as exc:  # one unreadable copy never stops the partition
+            skipped[item.id] = f"features failed: {type(exc).__name__}: {exc}"[:500]
+            continue
         info = processed.info
         audio_seconds += info["duration_seconds"]
         rows.append(

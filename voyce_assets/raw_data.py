@@ -13,6 +13,7 @@ sentiment_analysis stays a lineage-only spec until its stage lands.
 import datetime as dt
 import time
 import warnings
+from pathlib import Path
 from typing import Literal
 
 from dagster import (
@@ -186,7 +187,7 @@ def _preview(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> Metada
         lakehouse.table_uri(table), table, dates, storage_options=lakehouse.storage_options
     ):
         if batch.num_rows:
-            rows = batch.slice(0, PREVIEW_ROWS).to_pylist()
+            rows = [table.mask(r) for r in batch.slice(0, PREVIEW_ROWS).to_pylist()]
             header = (
                 "| " + " | ".join(table.column_names) + " |\n|" + "---|" * len(table.column_names)
             )
@@ -316,7 +317,7 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     rows, reused, failures, pending = [], 0, {}, []
     for item in feedback:
         old = previous.get(item.id)
-        if old and old["transcription_engine"] == label and not old["error_message"]:
+        if old and _still_valid(old, label, processed_path(lakehouse, item)):
             rows.append(old)
             reused += 1
         else:
@@ -361,6 +362,17 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     )
 
 
+def _still_valid(row: dict, label: str, copy: Path) -> bool:
+    """A transcript to keep: same engine/model, no error, made after the current audio copy."""
+    if row["transcription_engine"] != label or row["error_message"]:
+        return False
+    try:
+        copied = dt.datetime.fromtimestamp(copy.stat().st_mtime, dt.UTC)
+    except FileNotFoundError:
+        return False  # the upload became unusable since: transcribe again to say why
+    return copied <= row["created_at"]
+
+
 def _row(transcriber: Transcriber, item: Feedback) -> dict:
     return {
         "id": row_id(item.id, f"transcription:{transcriber.label}"),
@@ -397,12 +409,17 @@ def transcribe_feedback(
         elif not processed.ok:
             row["error_message"] = processed.error
         else:
-            audio.append((row, processed))
+            try:
+                audio.append((row, read_processed(processed)))
+            except Exception as exc:  # an unreadable copy fails its own row only
+                row["error_message"] = f"cannot read processed audio: {type(exc).__name__}: {exc}"[
+                    :500
+                ]
     size = max(1, transcriber.batch_size)
     for start in range(0, len(audio), size):
         chunk = audio[start : start + size]
         try:
-            transcripts = transcriber.transcribe_many([read_processed(p) for _, p in chunk])
+            transcripts = transcriber.transcribe_many([samples for _, samples in chunk])
         except Exception as exc:  # one bad batch never stops the partition
             for row, _ in chunk:
                 row["error_message"] = f"transcription failed: {type(exc).__name__}: {exc}"[:500]

@@ -74,9 +74,12 @@ def existing_rows(lakehouse: Lakehouse, spec: Table, dates) -> dict[str, dict]:
 
 def write_partition(lakehouse: Lakehouse, spec: Table, rows: list[dict], dates) -> None:
     """Replace ``dates`` of a pipeline table with ``rows`` (one Delta commit)."""
+    # Checked before writing: the partition is replaced whole or not at all.
+    for column in spec.required_columns:
+        missing = [r.get("voice_feedback_id") for r in rows if r.get(column) is None]
+        if missing:
+            raise ValueError(f"{spec.path}: {column} is empty for voice_feedback {missing[:5]}")
     uri = lakehouse.ensure_table(spec)
     schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
     batch = pa.RecordBatch.from_pylist(rows, schema=schema)
-    stats = replace_partitions(uri, spec, [batch], dates, lakehouse.storage_options)
-    if stats.quarantined:
-        raise ValueError(f"{spec.path}: rows missing required values: {stats.quarantine_preview}")
+    replace_partitions(uri, spec, [batch], dates, lakehouse.storage_options)

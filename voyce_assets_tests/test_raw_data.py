@@ -141,6 +141,8 @@ def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
     assert None not in orgs and len(orgs) >= 2
     assert all(r["unit_cost"] == "0.000100" for r in costs if r["resource_type"] == "ingestion")
     assert sum(r["quantity"] for r in costs if r["resource_type"] == "ingestion") == 18
+    users_preview = _mats(result, "users")[0].metadata["preview"].value
+    assert "***" in users_preview and "@" not in users_preview, "personal data is masked"
     tag_costs = _mats(result, "tags")[0].metadata["cost_rows"].value
     assert [r["organization_id"] for r in tag_costs if r["resource_type"] == "ingestion"] == [None]
 

@@ -101,6 +101,18 @@ def test_bad_input_gives_a_clear_error(tmp_path, case, make, message):
     assert json.loads(target.with_suffix(".json").read_text())["error"] == result.error
 
 
+def test_failures_are_retried_but_good_copies_reused(tmp_path, clips):
+    from voyce_assets.audio.normalize import is_current, load_processed
+
+    source, target = tmp_path / "late.wav", tmp_path / "out" / "late.wav"
+    failed = process_file(source, target, 900)
+    assert not failed.ok and not is_current(load_processed(target), source)
+    source.write_bytes(clips["wav"].read_bytes())  # the upload arrives late
+    assert not is_current(load_processed(target), source)
+    assert process_file(source, target, 900).ok
+    assert is_current(load_processed(target), source)
+
+
 def test_too_long_is_rejected_before_decoding(tmp_path):
     path = tmp_path / "long.wav"
     sf.write(path, np.zeros(8000 * 90, dtype=np.float32), 8000)  # 90 s
@@ -248,6 +260,27 @@ def test_voice_assets_on_the_demo(pg_database, tmp_path):
     assert mats[0].metadata["transcribed"].value == 0
     assert AssetKey(["raw_data", "transcriptions"]) == mats[0].asset_key
 
+    # A re-uploaded recording is processed and transcribed again; the others are kept.
+    changed = ok[0]["voice_feedback_id"]
+    path = next(
+        lakehouse.volume_path(volume("raw_data/audio_files")) / r[0]
+        for r in engine.connect().execute(
+            sa.text("SELECT audio_file_path FROM voice_feedback WHERE id = :i"), {"i": changed}
+        )
+    )
+    _write(path, "The blender stopped working after one week.", path.suffix[1:])
+    third = materialize([processed_audio, transcriptions], resources=resources, tags=tags)
+    meta = {
+        e.materialization.asset_key.path[-1]: e.materialization.metadata
+        for e in third.get_asset_materialization_events()
+    }
+    assert meta["processed_audio"]["processed"].value == 1 + 2  # the new upload, the 2 unusable
+    assert meta["transcriptions"]["transcribed"].value == 1
+    assert meta["transcriptions"]["reused"].value == len(ok) - 1
+    rows = DeltaTable(lakehouse.table_uri(transcriptions_spec())).to_pyarrow_table().to_pylist()
+    text = next(r["transcription_text"] for r in rows if r["voice_feedback_id"] == changed)
+    assert "blender" in text.lower()
+
 
 def transcriptions_spec():
     from voyce_assets.catalog import table
@@ -279,3 +312,47 @@ def test_packed_transcription_keeps_recordings_apart(clips, transcriber):
     assert "zipper" in packed[3].text.lower() and "zipper" not in packed[2].text.lower()
     # A multilingual model with auto-detected language is never packed.
     assert not Transcriber(model="small", language=None).can_pack()
+
+
+def test_stream_without_duration_is_measured_and_still_bounded(tmp_path):
+    """A browser-style WebM (written without seeking back) states no duration."""
+    import io
+
+    import av
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += b
+            return len(b)
+
+        def seekable(self):
+            return False
+
+    samples, rate = speech.synthesize(SCRIPTS[0], VOICE)
+    audio = speech.resample(samples, rate, 48000, 1).reshape(1, -1)
+    sink = Unseekable()
+    with av.open(sink, "w", format="webm") as container:
+        stream = container.add_stream("libopus", rate=48000, layout="mono")
+        for start in range(0, audio.shape[1], 960):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(audio[:, start : start + 960]), format="flt", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    path = tmp_path / "browser.webm"
+    path.write_bytes(bytes(sink.data))
+    assert probe(path).duration_seconds == 0.0
+    decoded = decode(path)
+    assert decoded.info.duration_seconds == pytest.approx(len(decoded.samples) / TARGET_RATE)
+    assert decoded.info.bit_rate > 0 and decoded.info.duration_seconds > 2
+    with pytest.raises(AudioError, match=r"over the maximum of 1\.0 s"):
+        decode(path, max_seconds=1.0)

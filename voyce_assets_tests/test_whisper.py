@@ -98,7 +98,11 @@ def test_openai_whisper_matches_faster_whisper_on_real_speech(checkpoint, speech
     # Same weights, two engines (fp32 vs int8): the same words, give or take one.
     assert jiwer.wer(theirs, ours) < 0.15, list(zip(theirs, ours, strict=True))
     assert jiwer.wer(refs, ours) < 0.35
-    assert openai_engine.label == "openai-whisper/tiny.en.pt"
+    assert openai_engine.label.startswith("openai-whisper/tiny.en.pt@")
+    elsewhere = Transcriber(
+        engine="openai-whisper", model=str(checkpoint.parent / "x" / "tiny.en.pt")
+    )
+    assert elsewhere.label != openai_engine.label
 
 
 def test_named_model_is_built_once_into_models_dir(tmp_path, speech_clips):

@@ -10,7 +10,7 @@ Every failure is an ``AudioError`` with a message a data engineer can act on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +70,12 @@ def probe(path: Path) -> AudioInfo:
         raise
     except Exception as exc:  # FFmpeg says why: invalid data, truncated header ...
         raise AudioError(f"cannot read {path.name}: {_reason(exc)}") from None
-    if not duration or duration <= 0:
-        raise AudioError(f"cannot read {path.name}: no duration (corrupt or empty stream)")
-    if not bit_rate:
+    # Streams written without seeking back (browser WebM) state no duration: 0.0 here, and
+    # decode() measures it.
+    duration = duration if duration and duration > 0 else 0.0
+    if not bit_rate and duration:
         bit_rate = int(size * 8 / duration)
-    return AudioInfo(str(path), fmt, duration, int(rate), int(channels), int(bit_rate), size)
+    return AudioInfo(str(path), fmt, duration, int(rate), int(channels), int(bit_rate or 0), size)
 
 
 def _duration(container, stream) -> float | None:
@@ -92,35 +93,59 @@ def _reason(exc: Exception) -> str:
 
 
 def decode(path: Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> DecodedAudio:
-    """The whole recording as 16 kHz mono float32, or an AudioError."""
+    """The whole recording as 16 kHz mono float32, or an AudioError.
+
+    A duration stated over ``max_seconds`` is rejected before decoding; a stream that turns
+    out longer while decoding (no or wrong duration in the header) is stopped at the limit,
+    so memory never exceeds ``max_seconds`` of samples.
+    """
     import av
 
     info = probe(path)
     if info.duration_seconds > max_seconds:
-        raise AudioError(
-            f"recording is {info.duration_seconds / 60:.1f} min, over the maximum of "
-            f"{max_seconds / 60:.1f} min (transcriber max_duration_seconds)"
-        )
-    # Preallocate from the container's duration (+1 s of slack); memory is bounded by it.
-    capacity = int((info.duration_seconds + 1.0) * TARGET_RATE)
-    out = np.empty(capacity, dtype=np.float32)
-    filled = 0
+        raise AudioError(_too_long(info.duration_seconds, max_seconds))
+    limit = int(max_seconds * TARGET_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
     resampler = av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(audio=0):
                 for chunk in resampler.resample(frame):
-                    filled = _append(out, filled, chunk.to_ndarray().reshape(-1))
+                    total = _append(chunks, total, chunk, limit, max_seconds)
             for chunk in resampler.resample(None):
-                filled = _append(out, filled, chunk.to_ndarray().reshape(-1))
+                total = _append(chunks, total, chunk, limit, max_seconds)
+    except AudioError:
+        raise
     except Exception as exc:
         raise AudioError(f"cannot decode {Path(path).name}: {_reason(exc)}") from None
-    if filled == 0:
+    if total == 0:
         raise AudioError(f"cannot decode {Path(path).name}: no audio samples")
-    return DecodedAudio(info=info, samples=out[:filled])
+    samples = np.concatenate(chunks)
+    if not info.duration_seconds:
+        seconds = total / TARGET_RATE
+        info = replace(
+            info,
+            duration_seconds=seconds,
+            bit_rate=info.bit_rate or int(info.file_size_bytes * 8 / seconds),
+        )
+    return DecodedAudio(info=info, samples=samples)
 
 
-def _append(out: np.ndarray, filled: int, chunk: np.ndarray) -> int:
-    end = min(filled + len(chunk), len(out))
-    out[filled:end] = chunk[: end - filled]
-    return end
+def _too_long(seconds: float, max_seconds: float) -> str:
+    def span(s: float) -> str:
+        return f"{s / 60:.1f} min" if max_seconds >= 60 else f"{s:.1f} s"
+
+    return (
+        f"recording is {span(seconds)}, over the maximum of {span(max_seconds)} "
+        "(transcriber max_duration_seconds)"
+    )
+
+
+def _append(chunks: list, total: int, frame, limit: int, max_seconds: float) -> int:
+    samples = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+    total += len(samples)
+    if total > limit:
+        raise AudioError(_too_long(total / TARGET_RATE, max_seconds))
+    chunks.append(samples)
+    return total

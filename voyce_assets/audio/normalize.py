@@ -87,20 +87,29 @@ def process_file(source: Path, target_wav: Path, max_seconds: float) -> Processe
             gain_db=round(gain, 3),
             **common,
         )
-    sidecar_path(target_wav).write_text(json.dumps(asdict(result), sort_keys=True))
+    side = sidecar_path(target_wav)
+    tmp = side.with_suffix(".tmp.json")
+    tmp.write_text(json.dumps(asdict(result), sort_keys=True))
+    tmp.replace(side)  # a crash never leaves a half-written sidecar
     return result
 
 
 def load_processed(target_wav: Path) -> ProcessedAudio | None:
+    """The sidecar of a processed copy; None when there is none (or it is unreadable)."""
     side = sidecar_path(target_wav)
-    if not side.exists():
+    try:
+        return ProcessedAudio(**json.loads(side.read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
         return None
-    return ProcessedAudio(**json.loads(side.read_text()))
 
 
 def is_current(processed: ProcessedAudio | None, source: Path) -> bool:
-    """The copy was made from the upload as it is now (same size and modification time)."""
-    if processed is None:
+    """A good copy made from the upload as it is now (same size and modification time).
+
+    Failures are never current: decoding a bad file again is cheap, and a failure may have
+    been transient or due to a setting (max_duration_seconds) that has changed since.
+    """
+    if processed is None or not processed.ok:
         return False
     stat = source.stat() if source.exists() else None
     now = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)

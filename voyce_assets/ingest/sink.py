@@ -67,7 +67,8 @@ class _Filter:
                 self.stats.quarantined += held.num_rows
                 room = QUARANTINE_PREVIEW - len(self.stats.quarantine_preview)
                 if room > 0:
-                    self.stats.quarantine_preview += _jsonable(held.slice(0, room).to_pylist())
+                    rows = [self.table.mask(r) for r in held.slice(0, room).to_pylist()]
+                    self.stats.quarantine_preview += _jsonable(rows)
                 batch = batch.filter(pc.invert(bad))
             if batch.num_rows == 0:
                 continue

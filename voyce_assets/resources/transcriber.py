@@ -12,6 +12,7 @@ hub is switched off before either library is imported.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
@@ -133,8 +134,16 @@ class Transcriber(ConfigurableResource):
 
     @property
     def label(self) -> str:
-        """What ``transcriptions.transcription_engine`` records: engine and model."""
-        return f"{self.engine}/{Path(self.model).name if os.sep in self.model else self.model}"
+        """What ``transcriptions.transcription_engine`` records: engine and model.
+
+        A local path is named by its last part plus a short hash of the whole path, so two
+        different folders both called ``model`` never pass for each other.
+        """
+        if os.sep not in self.model:
+            return f"{self.engine}/{self.model}"
+        path = str(Path(self.model).expanduser().resolve())
+        digest = hashlib.sha1(path.encode()).hexdigest()[:8]
+        return f"{self.engine}/{Path(path).name}@{digest}"
 
     def _compute_type(self) -> str:
         if self.compute_type != "default":
