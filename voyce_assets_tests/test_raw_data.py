@@ -344,6 +344,12 @@ def test_schema_drift(env):
     assert _checks(result)[("users", "reconciliation")].passed
     assert set(_delta(resources, "raw_data/users").column("department").to_pylist()) == {None}
 
+    # An app that keeps roles in a PostgreSQL enum mirrors just the same.
+    _sql(engine, "CREATE TYPE drift.role AS ENUM ('admin', 'manager', 'member', 'viewer')")
+    _sql(engine, "ALTER TABLE drift.users ALTER COLUMN role TYPE drift.role USING role::drift.role")
+    again = materialize([users], resources=resources, partition_key=DAYS[0], run_config=config)
+    assert again.success and _checks(again)[("users", "reconciliation")].passed
+
     _sql(
         engine, "CREATE SCHEMA bad; CREATE TABLE bad.voice_feedback AS SELECT * FROM voice_feedback"
     )

@@ -26,7 +26,8 @@ from voyce_assets.catalog import Column, Table
 
 # information_schema.columns.data_type for each spec type we mirror from the app DB.
 PG_INFORMATION_SCHEMA_TYPES = {
-    "TEXT": {"text", "character varying", "character"},
+    # USER-DEFINED: an app enum (status, role ...) arrives as its label, like text.
+    "TEXT": {"text", "character varying", "character", "USER-DEFINED"},
     "UUID": {"uuid"},
     "JSONB": {"jsonb", "json"},
     "INTEGER": {"integer", "smallint"},

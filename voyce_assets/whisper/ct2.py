@@ -58,6 +58,8 @@ def read_model(path: Path) -> tuple[str, int, dict[str, np.ndarray]]:
             (type_id,) = _read(fh, "<B")
             (num_bytes,) = _read(fh, "<I")
             raw = fh.read(num_bytes)
+            if len(raw) != num_bytes:
+                raise Ct2FormatError(f"{var}: file ends after {len(raw)} of {num_bytes} bytes")
             if type_id == BFLOAT16:
                 bits = np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16
                 array = bits.view(np.float32)
