@@ -7,30 +7,19 @@ limited to 107 bytes, which deep pytest tmp dirs exceed.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from voyce_assets.resources.app_db import (
-    ensure_embedded_server,
-    libpq_url,
-    stop_embedded_server,
-)
+from voyce_assets.resources.app_db import libpq_url, temporary_embedded_server
 
 
 @pytest.fixture(scope="session")
 def pg_server():
     """(data_dir, SQLAlchemy URL of the server's postgres database)."""
-    root = Path(tempfile.mkdtemp(prefix="vt", dir="/tmp"))
-    data_dir = root / "pg"
-    url = ensure_embedded_server(data_dir)
-    yield data_dir, url
-    stop_embedded_server(data_dir)
-    shutil.rmtree(root, ignore_errors=True)
+    with temporary_embedded_server("vt") as server:
+        yield server
 
 
 @pytest.fixture

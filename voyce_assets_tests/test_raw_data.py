@@ -466,19 +466,16 @@ def test_prices_come_from_the_price_table(env):
 
 def test_postgres_restarted_mid_sync_is_retried(tmp_path):
     """A real server restart while COPY streams: the attempt fails, the retry syncs cleanly."""
-    import shutil
-    import tempfile
-    from pathlib import Path
 
     from voyce_assets.resources.app_db import (
         ensure_embedded_server,
         libpq_url,
         stop_embedded_server,
+        temporary_embedded_server,
     )
 
-    root = Path(tempfile.mkdtemp(prefix="vr", dir="/tmp"))
-    try:
-        url = libpq_url(ensure_embedded_server(root / "pg"), show_password=True)
+    with temporary_embedded_server("vr") as (data_dir, server_url):
+        url = libpq_url(server_url, show_password=True)
         engine = sa.create_engine(sqlalchemy_url(url))
         load_rows(engine, generate(CONFIG))
         _bulk_feedback(engine, DAYS[2], 40000)
@@ -504,8 +501,8 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
                         )
                     ).scalar()
                 if active:
-                    stop_embedded_server(root / "pg")
-                    ensure_embedded_server(root / "pg")
+                    stop_embedded_server(data_dir)
+                    ensure_embedded_server(data_dir)
                     restarted.append(True)
                     return
                 time.sleep(0.005)
@@ -527,9 +524,6 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
             DeltaTable(resources["lakehouse"].table_uri(table("raw_data/voice_feedback"))).version()
             == 1
         )
-    finally:
-        stop_embedded_server(root / "pg")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_sensor_sees_the_first_rows_of_a_table_empty_at_its_first_tick(env, monkeypatch):

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import tempfile
 import warnings
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -241,3 +245,19 @@ def stop_embedded_server(data_dir: Path) -> bool:
         ["-w", "-m", "fast", "stop"], pgdata=data_dir, user=_system_user(), timeout=60
     )
     return True
+
+
+@contextmanager
+def temporary_embedded_server(prefix: str = "vt") -> Iterator[tuple[Path, URL]]:
+    """A throwaway embedded server (data dir, URL), stopped and removed afterwards.
+
+    It lives in a short folder under /tmp: the unix socket sits in the data dir, and socket
+    paths are limited to 107 bytes.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    data_dir = root / "pg"
+    try:
+        yield data_dir, ensure_embedded_server(data_dir)
+    finally:
+        stop_embedded_server(data_dir)
+        shutil.rmtree(root, ignore_errors=True)

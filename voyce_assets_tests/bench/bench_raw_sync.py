@@ -17,10 +17,8 @@ import datetime as dt
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -249,33 +247,28 @@ def main() -> None:
         return child(args.child, args.url, args.lake)
 
     from voyce_assets.resources.app_db import (
-        ensure_embedded_server,
         libpq_url,
-        stop_embedded_server,
+        temporary_embedded_server,
     )
 
-    root = Path(tempfile.mkdtemp(prefix="vb", dir="/tmp"))
-    try:
-        url = libpq_url(ensure_embedded_server(root / "pg"), show_password=True)
+    with temporary_embedded_server("vb") as (data_dir, server_url):
+        url = libpq_url(server_url, show_password=True)
         results = {}
         quarter = max(1, args.rows // 4)
         print(f"building {quarter} rows ...", flush=True)
         build_source(url, quarter)
-        results["ours_quarter"] = measure("ours", url, str(root / "lake_q"))
+        results["ours_quarter"] = measure("ours", url, str(data_dir.parent / "lake_q"))
         print(f"building {args.rows} rows ...", flush=True)
         build_source(url, args.rows)
         for name in ("copy", "ours", "ours_verified", "naive"):
             print(f"measuring {name} ...", flush=True)
-            results[name] = measure(name, url, str(root / f"lake_{name}"))
+            results[name] = measure(name, url, str(data_dir.parent / f"lake_{name}"))
         print("measuring sensor tick and merge ...", flush=True)
-        cdc = tick_and_merge(url, str(root / "lake_ours"), args.changed)
+        cdc = tick_and_merge(url, str(data_dir.parent / "lake_ours"), args.changed)
         report = render(args.rows, args.changed, results, cdc)
         print(report)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report)
-    finally:
-        stop_embedded_server(root / "pg")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def render(rows, changed, r, cdc) -> str:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,21 +39,21 @@ def main() -> None:
     from voyce_assets.raw_data import raw_mirrors, transcriptions
     from voyce_assets.resources.app_db import (
         EmbeddedAppDatabase,
-        ensure_embedded_server,
         libpq_url,
-        stop_embedded_server,
+        temporary_embedded_server,
     )
     from voyce_assets.resources.lakehouse import Lakehouse
     from voyce_assets.resources.pricing import Pricing
     from voyce_assets.resources.transcriber import Transcriber, bundled_ct2_model
     from voyce_assets.voice import partition_feedback, processed_path, upload_path
 
-    root = Path(tempfile.mkdtemp(prefix="vv", dir="/tmp"))
-    try:
-        url = libpq_url(ensure_embedded_server(root / "pg"), show_password=True)
+    with temporary_embedded_server("vv") as (data_dir, server_url):
+        url = libpq_url(server_url, show_password=True)
         config = DemoConfig(days=args.days, per_day=args.per_day, seed=5, end_date=END)
         lakehouse = Lakehouse(
-            catalog="bench", root_uri=str(root / "lake"), volumes_root=str(root / "vol")
+            catalog="bench",
+            root_uri=str(data_dir.parent / "lake"),
+            volumes_root=str(data_dir.parent / "vol"),
         )
         seed(
             sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://")),
@@ -65,7 +63,7 @@ def main() -> None:
         transcriber = Transcriber()
         transcriber.load()  # model load is not part of any timing
         resources = {
-            "app_db": EmbeddedAppDatabase(source_url=url, data_dir=str(root / "unused")),
+            "app_db": EmbeddedAppDatabase(source_url=url, data_dir=str(data_dir.parent / "unused")),
             "lakehouse": lakehouse,
             "pricing": Pricing(),
             "transcriber": transcriber,
@@ -105,7 +103,9 @@ def main() -> None:
             fw_texts.append(" ".join(s.text for s in segments))
         fw_seconds = time.perf_counter() - started
 
-        openai_engine = Transcriber(engine="openai-whisper", models_dir=str(root / "models"))
+        openai_engine = Transcriber(
+            engine="openai-whisper", models_dir=str(data_dir.parent / "models")
+        )
         model = openai_engine.load()
         started = time.perf_counter()
         ow_texts = []
@@ -172,9 +172,6 @@ def main() -> None:
         print(report)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report)
-    finally:
-        stop_embedded_server(root / "pg")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _words(text: str) -> str:
