@@ -18,6 +18,19 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from dagster import TableColumn, TableColumnConstraints, TableConstraints, TableSchema
 
+# The pipeline's stages, in the order data flows (the notebooks 01-06 and their jobs), plus
+# operations. Each is a package of voyce_assets and the group of its assets in the UI; every
+# table names the one stage that writes it.
+STAGES: tuple[str, ...] = (
+    "ingestion",
+    "voice",
+    "text",
+    "training",
+    "inference",
+    "analytics",
+    "operations",
+)
+
 
 class Owner(enum.StrEnum):
     """Who writes a table: the Voyce app (mirrored from PostgreSQL) or a pipeline asset."""
@@ -78,6 +91,9 @@ class Table:
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
     partition_column: str
+    # The stage (package and asset group) whose asset is the table's one writer; for an
+    # app-owned table, the stage that mirrors it.
+    stage: str
     # Where the partition date comes from: a column of this table, or "table.column" of the
     # feedback the row describes. None when the partition column is itself a business date.
     partition_source: str | None = "created_at"
@@ -181,6 +197,12 @@ class Volume:
     schema: str
     name: str
     description: str
+    # The stage whose asset writes the volume; None for the app's own uploads.
+    stage: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
 
     @property
     def path(self) -> str:
@@ -246,6 +268,7 @@ def _table(
     schema: str,
     name: str,
     owner: Owner,
+    stage: str,
     description: str,
     columns: list[Column],
     primary_key: tuple[str, ...] = ("id",),
@@ -253,6 +276,8 @@ def _table(
     partition_column: str = "event_date",
 ) -> Table:
     """Declare a table; a derived ``event_date`` partition column is appended automatically."""
+    if stage not in STAGES:
+        raise ValueError(f"{schema}.{name}: unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     lakehouse_only: tuple[str, ...] = ()
     if partition_source is not None:
         columns = [*columns, _event_date(partition_source)]
@@ -265,6 +290,7 @@ def _table(
         columns=tuple(columns),
         primary_key=primary_key,
         partition_column=partition_column,
+        stage=stage,
         partition_source=partition_source,
         lakehouse_only=lakehouse_only,
     )
@@ -278,6 +304,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "organizations",
         Owner.APP,
+        "ingestion",
         "Customer organizations of Voyce.",
         [
             _id(),
@@ -299,6 +326,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "users",
         Owner.APP,
+        "ingestion",
         "People who record or manage feedback.",
         [
             _id(),
@@ -319,6 +347,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "voice_feedback",
         Owner.APP,
+        "ingestion",
         "One spoken feedback recording and its upload facts.",
         [
             _id(),
@@ -343,6 +372,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "tags",
         Owner.APP,
+        "ingestion",
         "Tag vocabulary for feedback.",
         [
             _id(),
@@ -356,6 +386,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "feedback_tags",
         Owner.APP,
+        "ingestion",
         "Tags assigned to feedback, by people or by the auto-tagger.",
         [
             _id(),
@@ -370,6 +401,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "action_items",
         Owner.APP,
+        "ingestion",
         "Follow-ups created from feedback.",
         [
             _id(),
@@ -393,6 +425,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "transcriptions",
         Owner.PIPELINE,
+        "voice",
         "Whisper speech-to-text, one row per voice feedback.",
         [
             _id(),
@@ -412,6 +445,7 @@ TABLES: tuple[Table, ...] = (
         "raw_data",
         "sentiment_analysis",
         Owner.PIPELINE,
+        "text",
         "Sentiment, emotions, key phrases and topics of each transcript.",
         [
             _id(),
@@ -435,6 +469,7 @@ TABLES: tuple[Table, ...] = (
         "processed_data",
         "audio_features",
         Owner.PIPELINE,
+        "voice",
         "Acoustic features of each recording.",
         [
             _id(),
@@ -467,6 +502,7 @@ TABLES: tuple[Table, ...] = (
         "processed_data",
         "enhanced_transcriptions",
         Owner.PIPELINE,
+        "text",
         "Cleaned transcripts with text statistics, sentiment, entities and embeddings.",
         [
             _id(),
@@ -496,6 +532,7 @@ TABLES: tuple[Table, ...] = (
         "processed_data",
         "training_dataset",
         Owner.PIPELINE,
+        "training",
         "Labelled feature vectors for the sentiment classifiers.",
         [
             _id(),
@@ -514,6 +551,7 @@ TABLES: tuple[Table, ...] = (
         "ml_models",
         "model_registry",
         Owner.PIPELINE,
+        "training",
         "Trained models, their MLflow runs and stage.",
         [
             Column("model_id", UUID, nullable=False),
@@ -539,6 +577,7 @@ TABLES: tuple[Table, ...] = (
         "ml_models",
         "predictions",
         Owner.PIPELINE,
+        "inference",
         "Batch predictions of the champion (and challenger) models.",
         [
             Column("prediction_id", UUID, nullable=False),
@@ -560,6 +599,7 @@ TABLES: tuple[Table, ...] = (
         "analytics",
         "daily_feedback_summary",
         Owner.PIPELINE,
+        "analytics",
         "Per organization and day: volume, sentiment mix, topics, processing health.",
         [
             Column("date", DATE, nullable=False),
@@ -584,6 +624,7 @@ TABLES: tuple[Table, ...] = (
         "analytics",
         "organization_metrics",
         Owner.PIPELINE,
+        "analytics",
         "Per organization and day: users, engagement, audio minutes, storage and cost.",
         [
             _org_ref(references=None),
@@ -606,6 +647,7 @@ TABLES: tuple[Table, ...] = (
         "analytics",
         "cost_tracking",
         Owner.PIPELINE,
+        "analytics",
         "Cost of every pipeline operation (ingestion, transcription, LLM calls, inference).",
         [
             _id(),
@@ -636,8 +678,9 @@ VOLUMES: tuple[Volume, ...] = (
         "processed_data",
         "processed_audio",
         "Normalized 16 kHz mono copies of the recordings used for transcription.",
+        stage="voice",
     ),
-    Volume("ml_models", "artifacts", "Model artifacts, plots and reports."),
+    Volume("ml_models", "artifacts", "Model artifacts, plots and reports.", stage="training"),
 )
 
 TABLES_BY_PATH: dict[str, Table] = {t.path: t for t in TABLES}

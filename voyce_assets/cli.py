@@ -39,7 +39,7 @@ def _config_errors(func):
 
 def _resource(key: str):
     """The environment's resource ``key`` with its EnvVars resolved."""
-    from voyce_assets.resources import resources_for
+    from voyce_assets.definitions import resources_for
 
     resource = resources_for()[key]
     try:
@@ -181,7 +181,7 @@ def transcribe_cmd(
     import json
     import time
 
-    from voyce_assets.audio.decode import AudioError
+    from voyce_assets.voice.audio.decode import AudioError
 
     transcriber = _resource("transcriber")
     overrides = {k: v for k, v in {"engine": engine, "model": model, "device": device}.items() if v}
@@ -227,7 +227,7 @@ def whisper() -> None:
 @click.argument("dst", type=click.Path(dir_okay=False))
 def whisper_import_ct2(src: str, dst: str) -> None:
     """Build an openai-whisper checkpoint DST (.pt) from the CTranslate2 model folder SRC."""
-    from voyce_assets.whisper.convert import import_ct2
+    from voyce_assets.voice.whisper.convert import import_ct2
 
     dims = import_ct2(Path(src), Path(dst))
     layers = f"{dims['n_audio_layer']}+{dims['n_text_layer']} layers"

@@ -1,13 +1,18 @@
 """Process-wide settings read from the environment: VOYCE_ENV, VOYCE_HOME, catalog name.
 
 Everything local (embedded PostgreSQL, lakehouse, volumes, MLflow, Dagster home) lives under
-``$VOYCE_HOME`` so that two checkouts, or a test run, never share state.
+``$VOYCE_HOME`` so that two checkouts, or a test run, never share state. Tunables of single
+resources (``WHISPER_*``, ``BATCH_SIZE``, ``VOYCE_FULL_SYNC_DAYS`` ...) are not read here:
+they are resource fields fed by ``env_or``, so the UI shows where each value comes from.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from dagster import EnvVar
 
 ENVIRONMENTS = ("local", "prod")
 DEFAULT_CATALOG = {"local": "voice_feedback_dev", "prod": "voice_feedback_prod"}
@@ -42,6 +47,18 @@ def catalog_name(env: str | None = None) -> str:
     if not name.replace("_", "").isalnum():
         raise ConfigError("VOYCE_CATALOG", f"must be a plain identifier, got {name!r}")
     return name
+
+
+def env_or(name: str, default: Any, kind: type = str) -> Any:
+    """``EnvVar(name)`` when the variable is set, else ``default``.
+
+    Resource fields built this way show in the UI as "from environment variable NAME" (never
+    its value, so secrets stay hidden) or as the default, and are resolved when a run or
+    sensor starts, not when the code location is loaded.
+    """
+    if not os.environ.get(name, "").strip():
+        return default
+    return EnvVar.int(name) if kind is int else EnvVar(name)
 
 
 def partitions_start() -> str:

@@ -10,8 +10,8 @@ from voyce_assets.catalog import APP_TABLES, TABLES
 from voyce_assets.definitions import build_definitions
 from voyce_assets.partitions import daily_partitions
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, PostgresAppDatabase
-from voyce_assets.resources.transcriber import Transcriber
 from voyce_assets.resources.unity_catalog import DatabricksUnityCatalog, LocalUnityCatalog
+from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets_tests.conftest import PROD_ENV, subprocess_env
 
 
@@ -29,7 +29,7 @@ def test_every_table_is_a_partitioned_asset_key_with_column_schema(voyce_home):
     }
     for spec in TABLES:
         node = graph.get(AssetKey(list(spec.key)))
-        assert node.group_name == spec.schema
+        assert node.group_name == spec.stage
         assert node.partitions_def == daily_partitions
         assert isinstance(node.partitions_def, DailyPartitionsDefinition)
         assert node.partitions_def.timezone == "UTC"

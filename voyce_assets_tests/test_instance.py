@@ -5,7 +5,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, materialize
 
-from voyce_assets.catalog_setup import catalog_setup
+from voyce_assets.operations.catalog_setup import catalog_setup
 from voyce_assets.resources import local_resources
 from voyce_assets.settings import ensure_dagster_home
 

@@ -1,5 +1,8 @@
-"""The Dagster UI serves the graph of workspace.yaml (what `make ui` / `dagster dev` shows)."""
+"""The Dagster UI serves the graph of workspace.yaml (what `make ui` / `dagster dev` shows):
+one group per stage, and resource settings that name their environment variable, never a
+secret's value."""
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +19,27 @@ QUERY = """
 { assetNodes { assetKey { path } groupName isExecutable
   partitionDefinition { description } } }
 """
+RESOURCE_QUERY = """
+query ($name: String!) {
+  topLevelResourceDetailsOrError(resourceSelector: {
+    repositoryLocationName: "voyce_assets", repositoryName: "__repository__",
+    resourceName: $name}) {
+    __typename
+    ... on ResourceDetails { configuredValues { key value type } }
+  }
+}
+"""
+SECRET_URL = "postgresql://app:ui-secret-never-shown@127.0.0.1:9/voyce"
+
+
+def _graphql(port: int, query: str, **variables) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
 
 
 def _free_port() -> int:
@@ -38,7 +62,12 @@ def test_webserver_serves_every_table(voyce_home):
             "-p",
             str(port),
         ],
-        env=subprocess_env(VOYCE_HOME=str(voyce_home), DAGSTER_HOME=str(voyce_home)),
+        env=subprocess_env(
+            VOYCE_HOME=str(voyce_home),
+            DAGSTER_HOME=str(voyce_home),
+            VOYCE_SOURCE_URL=SECRET_URL,
+            WHISPER_MODEL_SIZE="tiny.en",
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, so we stop all of it
@@ -48,17 +77,8 @@ def test_webserver_serves_every_table(voyce_home):
         nodes = None
         while time.monotonic() < deadline and nodes is None:
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/graphql",
-                    data=json.dumps({"query": QUERY}).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    data = json.load(response)["data"]
-                nodes = data["assetNodes"] or None  # empty while the code location loads
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                nodes = _graphql(port, QUERY)["assetNodes"] or None  # empty while loading
             if nodes is None:
                 time.sleep(1)
         assert nodes is not None, "webserver did not serve the asset graph in time"
@@ -70,10 +90,23 @@ def test_webserver_serves_every_table(voyce_home):
         built = {"raw_data/transcriptions", "processed_data/audio_features"}
         for spec in TABLES:
             node = by_key[spec.path]
-            assert node["groupName"] == spec.schema
+            assert node["groupName"] == spec.stage
             assert node["isExecutable"] == (spec.owner is Owner.APP or spec.path in built)
             assert "Daily" in node["partitionDefinition"]["description"]
         assert by_key["catalog_setup"]["isExecutable"]
+        assert by_key["catalog_setup"]["groupName"] == "operations"
+
+        # Settings read from the environment show as "from VOYCE_SOURCE_URL", not its value.
+        shown = {}
+        for name in ("app_db", "transcriber", "ingestion_settings"):
+            details = _graphql(port, RESOURCE_QUERY, name=name)["topLevelResourceDetailsOrError"]
+            assert details["__typename"] == "ResourceDetails", details
+            shown[name] = {v["key"]: (v["type"], v["value"]) for v in details["configuredValues"]}
+        assert shown["app_db"]["source_url"] == ("ENV_VAR", "VOYCE_SOURCE_URL")
+        assert "ui-secret-never-shown" not in json.dumps(shown)
+        assert shown["transcriber"]["model"] == ("ENV_VAR", "WHISPER_MODEL_SIZE")
+        assert shown["transcriber"]["engine"] == ("VALUE", '"faster-whisper"')
+        assert shown["ingestion_settings"]["full_sync_days"] == ("VALUE", "3")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

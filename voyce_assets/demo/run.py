@@ -54,8 +54,8 @@ def _report(result, label: str) -> Iterator[str]:
 
 
 def materialize_catalog_setup() -> list[str]:
-    from voyce_assets.catalog_setup import catalog_setup
     from voyce_assets.definitions import defs
+    from voyce_assets.operations.catalog_setup import catalog_setup
 
     result = materialize(
         [catalog_setup], instance=_instance(), resources=dict(defs.resources or {})

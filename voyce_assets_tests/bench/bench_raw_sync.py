@@ -74,7 +74,7 @@ def build_source(url, rows: int) -> None:
 
 def run_ours(url, lake, verify: bool) -> dict:
     from voyce_assets.catalog import table
-    from voyce_assets.ingest.sync import sync_table
+    from voyce_assets.ingestion.sync import sync_table
     from voyce_assets.resources.app_db import EmbeddedAppDatabase
     from voyce_assets.resources.lakehouse import Lakehouse
 
@@ -110,7 +110,7 @@ def run_naive(url, lake) -> dict:
 def run_copy(url) -> dict:
     """psql's \\copy of the same SELECT into /dev/null: what the server and wire can do."""
     from voyce_assets.catalog import table
-    from voyce_assets.ingest.source import partition_filter, select_statement
+    from voyce_assets.ingestion.source import partition_filter, select_statement
     from voyce_assets.resources.app_db import _embedded_postgres
 
     spec = table("raw_data/voice_feedback")
@@ -181,16 +181,17 @@ def tick_and_merge(url, lake, changed: int) -> dict:
     from dagster import DagsterInstance, build_sensor_context
 
     from voyce_assets.catalog import table
-    from voyce_assets.ingest.sync import sync_table
+    from voyce_assets.ingestion.resources import IngestionSettings
+    from voyce_assets.ingestion.sensors import _load, raw_cdc_sensor
+    from voyce_assets.ingestion.sync import sync_table
     from voyce_assets.resources.app_db import EmbeddedAppDatabase
     from voyce_assets.resources.lakehouse import Lakehouse
-    from voyce_assets.sensors import _load, raw_cdc_sensor
 
-    os.environ["VOYCE_CDC_LAG_SECONDS"] = "0"  # the changes below are stamped just now
     spec = table("raw_data/voice_feedback")
     lakehouse = Lakehouse(catalog="bench", root_uri=lake, volumes_root=lake)
     app = EmbeddedAppDatabase(source_url=url, data_dir="/nonexistent")
-    resources = {"app_db": app}
+    # No lag: the changes below are stamped just now.
+    resources = {"app_db": app, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
     out = {}
     with DagsterInstance.ephemeral() as instance:
         first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))

@@ -30,13 +30,10 @@ def main() -> None:
     import sqlalchemy as sa
     from dagster import materialize
 
-    from voyce_assets.audio.decode import decode
-    from voyce_assets.audio.features import extract
-    from voyce_assets.audio.normalize import load_processed, read_processed
     from voyce_assets.catalog import volume
     from voyce_assets.demo.seed import DemoConfig, seed
-    from voyce_assets.processed_data import processed_audio
-    from voyce_assets.raw_data import raw_mirrors, transcriptions
+    from voyce_assets.feedback import partition_feedback
+    from voyce_assets.ingestion.mirrors import raw_mirrors
     from voyce_assets.resources.app_db import (
         EmbeddedAppDatabase,
         libpq_url,
@@ -44,8 +41,13 @@ def main() -> None:
     )
     from voyce_assets.resources.lakehouse import Lakehouse
     from voyce_assets.resources.pricing import Pricing
-    from voyce_assets.resources.transcriber import Transcriber, bundled_ct2_model
-    from voyce_assets.voice import partition_feedback, processed_path, upload_path
+    from voyce_assets.voice.audio.decode import decode
+    from voyce_assets.voice.audio.features import extract
+    from voyce_assets.voice.audio.normalize import load_processed, read_processed
+    from voyce_assets.voice.paths import processed_path, upload_path
+    from voyce_assets.voice.processed_audio import processed_audio
+    from voyce_assets.voice.transcriber import Transcriber, bundled_ct2_model
+    from voyce_assets.voice.transcriptions import transcriptions
 
     with temporary_embedded_server("vv") as (data_dir, server_url):
         url = libpq_url(server_url, show_password=True)

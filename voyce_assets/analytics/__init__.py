@@ -1,0 +1,1 @@
+"""Analytics (notebook 04): daily summaries, organization metrics and cost tracking."""

@@ -1,0 +1,1 @@
+"""Inference (notebook 06): batch predictions of the champion and challenger, A/B, drift."""

@@ -1,1 +1,0 @@
-"""Moving app tables from PostgreSQL into Delta: streaming reads, partition writes, merges."""

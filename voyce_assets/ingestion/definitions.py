@@ -1,0 +1,17 @@
+"""The ingestion stage's Definitions: mirrors with their checks, CDC sensor, daily full sync."""
+
+from dagster import Definitions
+
+from voyce_assets.ingestion.mirrors import raw_mirrors
+from voyce_assets.ingestion.resources import resources
+from voyce_assets.ingestion.schedules import raw_daily_full_sync, raw_full_sync_job
+from voyce_assets.ingestion.sensors import raw_cdc_sensor
+
+defs = Definitions(
+    assets=raw_mirrors,
+    jobs=[raw_full_sync_job],
+    schedules=[raw_daily_full_sync],
+    sensors=[raw_cdc_sensor],
+)
+
+__all__ = ["defs", "resources"]

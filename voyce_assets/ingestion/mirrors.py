@@ -1,0 +1,233 @@
+"""The six app tables mirrored from PostgreSQL into ``raw_data`` (the ingestion stage's assets).
+
+Each mirror is a daily-partitioned asset. A plain materialization (UI, backfill, the daily
+full-sync schedule) replaces its partitions with the source's rows; a run requested by the CDC
+sensor (``mode: incremental``) merges only the rows changed after the sensor's cursor. Every
+materialization checks itself: primary key, required columns, schema drift, and a blocking
+reconciliation of row counts and content checksums between PostgreSQL and Delta.
+"""
+
+import datetime as dt
+from typing import Literal
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Backoff,
+    Config,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+)
+from pydantic import Field
+
+from voyce_assets.catalog import APP_TABLES, Table
+from voyce_assets.ingestion.sync import Cursor, SyncResult, sync_table
+from voyce_assets.lake import delta_batches, partition_files
+from voyce_assets.partitions import partition_dates
+from voyce_assets.resources import AppDatabase, Lakehouse, Pricing
+from voyce_assets.tables import table_asset
+
+# Like the notebooks' ingestion job (3 retries), with backoff so a restarting database has time.
+INGEST_RETRY = RetryPolicy(
+    max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+PREVIEW_ROWS = 5
+
+
+class RawSyncConfig(Config):
+    """How a run syncs the table. The CDC sensor sets incremental mode and the cursor."""
+
+    mode: Literal["full", "incremental"] = Field(
+        default="full", description="full: replace the partitions; incremental: merge changes."
+    )
+    since_ts: str | None = Field(default=None, description="incremental: changes after this time")
+    since_id: str | None = Field(default=None, description="... and, at that time, this id")
+    pg_schema: str = Field(default="public", description="Schema of the app tables.")
+
+
+def _check_results(result: SyncResult) -> list[AssetCheckResult]:
+    table, stats = result.table, result.stats
+    pk_nulls = sum(stats.quarantined_columns.get(k, 0) for k in table.primary_key)
+    pk_ok = pk_nulls == 0 and result.duplicate_count == 0
+    other_nulls = {k: v for k, v in stats.quarantined_columns.items() if k not in table.primary_key}
+    mismatched = result.mismatched
+    return [
+        AssetCheckResult(
+            check_name="primary_key",
+            passed=pk_ok,
+            metadata={
+                "null_keys": pk_nulls,
+                "duplicate_keys": result.duplicate_count,
+                "duplicate_ids": MetadataValue.json(result.duplicate_ids),
+                "rows_with_null_key": MetadataValue.json(
+                    [
+                        r
+                        for r in stats.quarantine_preview
+                        if any(r.get(k) is None for k in table.primary_key)
+                    ]
+                ),
+                "evaluated": "duplicates: full syncs only"
+                if result.mode == "incremental"
+                else "all",
+            },
+        ),
+        AssetCheckResult(
+            check_name="required_columns",
+            passed=not other_nulls,
+            metadata={
+                "nulls_by_column": MetadataValue.json(other_nulls),
+                "quarantined_rows": stats.quarantined,
+                "preview": MetadataValue.json(stats.quarantine_preview),
+            },
+        ),
+        AssetCheckResult(
+            check_name="reconciliation",
+            passed=not mismatched,
+            metadata={
+                "compared": "row count + content checksum" if result.checksummed else "row count",
+                "partitions": len(result.source_counts),
+                "source_rows": sum(n for n, _ in result.source_counts.values()),
+                "mirror_rows": sum(n for n, _ in result.mirror_counts.values()),
+                "mismatched_partitions": MetadataValue.json(mismatched),
+            },
+        ),
+        AssetCheckResult(
+            check_name="schema_drift",
+            passed=not result.shape.drifted,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "new_source_columns": MetadataValue.json(result.shape.extra_columns),
+                "missing_nullable_columns": MetadataValue.json(result.shape.missing_nullable),
+            },
+        ),
+    ]
+
+
+def _cost_rows(context, result: SyncResult, pricing: Pricing) -> list[dict]:
+    today = dt.datetime.now(dt.UTC).date()
+    resource_id = result.table.full_name("")[1:]
+    rows = [
+        pricing.cost_row(
+            "ingestion.record",
+            n,
+            operation=f"{result.mode}_sync",
+            resource_id=resource_id,
+            organization_id=org,
+            cost_date=today,
+            run_id=context.run_id,
+            metadata={"partitions": [d.isoformat() for d in result.dates]},
+        )
+        for org, n in sorted(result.stats.rows_per_organization.items(), key=lambda kv: str(kv[0]))
+    ]
+    if not result.stats.rows_per_organization and result.stats.rows_written:
+        rows.append(
+            pricing.cost_row(
+                "ingestion.record",
+                result.stats.rows_written,
+                f"{result.mode}_sync",
+                resource_id,
+                None,
+                today,
+                context.run_id,
+            )
+        )
+    rows.append(
+        pricing.cost_row(
+            "compute.second",
+            round(result.total_seconds, 3),
+            f"{result.mode}_sync",
+            resource_id,
+            None,
+            today,
+            context.run_id,
+        )
+    )
+    return rows
+
+
+def _preview(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> MetadataValue:
+    for batch in delta_batches(
+        lakehouse.table_uri(table), table, dates, storage_options=lakehouse.storage_options
+    ):
+        if batch.num_rows:
+            rows = [table.mask(r) for r in batch.slice(0, PREVIEW_ROWS).to_pylist()]
+            header = (
+                "| " + " | ".join(table.column_names) + " |\n|" + "---|" * len(table.column_names)
+            )
+            lines = [
+                "| " + " | ".join(str(r[c])[:40] for c in table.column_names) + " |" for r in rows
+            ]
+            return MetadataValue.md(header + "\n" + "\n".join(lines))
+    return MetadataValue.md("_no rows_")
+
+
+def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> AssetsDefinition:
+    @table_asset(
+        table.path,
+        description=f"Mirrored from the app's PostgreSQL table `{table.name}`.",
+        retry_policy=retry_policy,
+        checks={
+            "primary_key": "Primary key unique and not null.",
+            "required_columns": "NOT NULL columns have values.",
+            "reconciliation": "Per partition, row count and content checksum in PostgreSQL "
+            "equal Delta's.",
+            "schema_drift": "Source columns match the spec.",
+        },
+        blocking_checks=["reconciliation"],
+    )
+    def mirror(
+        context: AssetExecutionContext,
+        config: RawSyncConfig,
+        app_db: AppDatabase,
+        lakehouse: Lakehouse,
+        pricing: Pricing,
+    ) -> MaterializeResult:
+        dates = partition_dates(context)
+        since = None
+        if config.mode == "incremental":
+            if not (config.since_ts and config.since_id):
+                raise ValueError(
+                    "incremental mode needs since_ts and since_id (set by the CDC sensor)"
+                )
+            since = Cursor(config.since_ts, config.since_id)
+        uri = lakehouse.ensure_table(table)
+        with app_db.connect() as conn:
+            result = sync_table(
+                conn, table, uri, dates, since, config.pg_schema, lakehouse.storage_options
+            )
+        stats = result.stats
+        context.log.info(
+            f"{config.mode} sync of {table.path} for {dates[0]}..{dates[-1]}: "
+            f"{stats.rows_written} rows in {result.total_seconds:.2f}s"
+            + (f", {stats.quarantined} quarantined" if stats.quarantined else "")
+        )
+        costs = _cost_rows(context, result, pricing)
+        files = partition_files(uri, table, dates, lakehouse.storage_options)
+        metadata = {
+            "dagster/row_count": sum(n for n, _ in result.mirror_counts.values()),
+            "sync_mode": config.mode,
+            "rows_synced": stats.rows_written,
+            "rows_per_partition": MetadataValue.json(stats.rows_per_partition),
+            "source_query_seconds": round(result.source_seconds, 3),
+            "total_seconds": round(result.total_seconds, 3),
+            "bytes": sum(size for _, size in files.values()),
+            "table_uri": MetadataValue.path(uri),
+            "preview": _preview(lakehouse, table, dates),
+            "cost_rows": MetadataValue.json(costs),
+            "cost_usd": float(sum(float(r["total_cost"]) for r in costs)),
+        }
+        if stats.merge_metrics:
+            metadata["merge"] = MetadataValue.json(
+                {k: v for k, v in stats.merge_metrics.items() if isinstance(v, int)}
+            )
+        return MaterializeResult(metadata=metadata, check_results=_check_results(result))
+
+    return mirror
+
+
+MIRRORS: dict[str, AssetsDefinition] = {t.path: build_mirror(t) for t in APP_TABLES}
+raw_mirrors: list[AssetsDefinition] = list(MIRRORS.values())

@@ -1,0 +1,1 @@
+"""Operations: creating the catalog (``catalog_setup``); later maintenance, alerts, health."""

@@ -1,0 +1,1 @@
+"""Text (notebook 03): sentiment analysis, enhanced transcriptions, embeddings, auto-tags."""

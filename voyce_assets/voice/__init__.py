@@ -1,0 +1,1 @@
+"""Voice (notebook 02): the processed-audio volume, Whisper transcriptions and audio features."""

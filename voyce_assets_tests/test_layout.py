@@ -1,0 +1,198 @@
+"""The code's layout: one package per stage, stages meet only through tables, honest deps.
+
+Walks the imports of every module (top-level and inside functions) rather than trusting a
+list, and loads the code location in a clean process to see it change nothing global.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, AssetsDefinition
+
+from voyce_assets.catalog import STAGES, TABLES, VOLUMES
+from voyce_assets.definitions import STAGES as STAGE_MODULES
+from voyce_assets.definitions import build_definitions
+from voyce_assets_tests.conftest import subprocess_env
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "voyce_assets"
+# Modules above the stages that may import them: the code location and the programs on top.
+ENTRY_POINTS = {"definitions.py", "cli.py", "demo"}
+
+
+def _imports(path: Path, root: Path = REPO) -> set[str]:
+    """Every module name ``path`` imports, absolute, wherever the import statement is."""
+    names: set[str] = set()
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base]) if base else ".".join(parent)
+            names.add(base)
+            names |= {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _stage_of(module: str) -> str | None:
+    parts = module.split(".")
+    if len(parts) > 1 and parts[0] == "voyce_assets" and parts[1] in STAGES:
+        return parts[1]
+    return None
+
+
+def _modules(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.py"))
+
+
+def test_every_stage_is_a_package_with_its_definitions():
+    assert tuple(STAGE_MODULES) == STAGES
+    for stage in STAGES:
+        assert (PACKAGE / stage / "__init__.py").is_file(), stage
+        assert (PACKAGE / stage / "definitions.py").is_file(), stage
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_stage_never_imports_another_stage(stage):
+    offenders = {}
+    for path in _modules(PACKAGE / stage):
+        others = {m for m in _imports(path) if _stage_of(m) not in (None, stage)}
+        if others:
+            offenders[str(path.relative_to(REPO))] = sorted(others)
+    assert not offenders, f"stages meet only through tables: {offenders}"
+
+
+def test_the_core_never_imports_a_stage():
+    offenders = {}
+    for path in _modules(PACKAGE):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] in STAGES or relative.parts[0] in ENTRY_POINTS:
+            continue
+        stages = {m for m in _imports(path) if _stage_of(m)}
+        if stages:
+            offenders[str(relative)] = sorted(stages)
+    assert not offenders, f"the core sits below every stage: {offenders}"
+
+
+def test_the_import_walker_sees_nested_and_relative_imports(tmp_path):
+    # The layout tests are only as good as this walker: it must see what a sneaky import does.
+    module = tmp_path / "voyce_assets" / "voice" / "probe.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(
+        "def f():\n    from voyce_assets.text import tables\n"
+        "from ..ingestion import mirrors\nimport voyce_assets.training.tables\n"
+        "from . import paths\n"
+    )
+    found = {_stage_of(m) for m in _imports(module, root=tmp_path)} - {None}
+    assert found == {"text", "ingestion", "training", "voice"}
+
+
+def test_each_table_is_written_by_the_stage_the_catalog_names(voyce_home):
+    defs = build_definitions("local")
+    graph = defs.resolve_asset_graph()
+    by_key = {AssetKey(list(t.key)): t for t in TABLES}
+    by_key |= {AssetKey(list(v.key)): v for v in VOLUMES if v.stage}
+    for stage, module in STAGE_MODULES.items():
+        for asset in module.defs.assets or []:
+            for key in asset.keys if isinstance(asset, AssetsDefinition) else [asset.key]:
+                if key in by_key:
+                    assert by_key.pop(key).stage == stage, key
+                assert graph.get(key).group_name == stage, key
+            if isinstance(asset, AssetsDefinition) and asset.is_executable:
+                # The function that writes the table lives in its stage's package.
+                fn = asset.op.compute_fn.decorated_fn
+                assert fn.__module__.startswith(f"voyce_assets.{stage}."), (key, fn.__module__)
+    undeclared = sorted(k.to_user_string() for k, spec in by_key.items() if spec in TABLES)
+    assert not undeclared, f"tables no stage declares: {undeclared}"
+
+
+def test_assets_link_to_their_code(voyce_home):
+    graph = build_definitions("local").resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_executable:
+            continue
+        refs = node.metadata["dagster/code_references"].code_references
+        assert refs and all(Path(r.file_path).is_file() for r in refs), key
+        stage = node.group_name
+        assert any(f"/voyce_assets/{stage}/" in r.file_path for r in refs), (key, refs)
+
+
+# Runs in a clean interpreter: records the warnings filters that voyce_assets code installs
+# (libraries' own filters, and ours inside catch_warnings blocks, do not count) and every
+# environment variable that changes while the code location and the CLI are imported.
+IMPORT_PROBE = """
+import os, sys, warnings
+ours = []
+def spy(original):
+    def install(*args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        before = list(warnings.filters)
+        original(*args, **kwargs)
+        if caller.startswith("voyce_assets"):
+            ours.extend(f for f in warnings.filters if f not in before)
+    return install
+warnings.filterwarnings = spy(warnings.filterwarnings)
+warnings.simplefilter = spy(warnings.simplefilter)
+before_env = dict(os.environ)
+import voyce_assets.definitions, voyce_assets.cli
+changed = sorted(k for k in set(os.environ) | set(before_env) if os.environ.get(k) != before_env.get(k))
+left = [f for f in warnings.filters if f in ours]
+assert not changed, f"environment written at import: {changed}"
+assert not left, f"process-wide warnings filters installed at import: {left}"
+print("clean")
+"""
+
+
+def test_loading_the_code_location_changes_nothing_global(voyce_home):
+    env = subprocess_env(VOYCE_HOME=str(voyce_home), DAGSTER_HOME=str(voyce_home / "dagster"))
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "NUMBA_CACHE_DIR"):
+        env.pop(key, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0 and "clean" in proc.stdout, proc.stderr[-2000:]
+
+
+def _imported_top_levels() -> set[str]:
+    tops = set()
+    for path in _modules(PACKAGE):
+        tops |= {m.split(".")[0] for m in _imports(path) if m}
+    return tops
+
+
+def _distribution(requirement: str) -> str:
+    return re.split(r"[\s<>=!~\[;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_runtime_dependency_is_imported_or_explained():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    imported = _imported_top_levels()
+    providers: dict[str, set[str]] = {}
+    for module, dists in importlib.metadata.packages_distributions().items():
+        for dist in dists:
+            providers.setdefault(dist.lower().replace("_", "-"), set()).add(module)
+    readme = (REPO / "README.md").read_text()
+    explained = readme[readme.index("## Dependencies") :]
+    unexplained = []
+    for requirement in project["dependencies"]:
+        dist = _distribution(requirement)
+        modules = providers.get(dist, set())
+        if modules & imported:
+            continue
+        if f"`{dist}`" not in explained:
+            unexplained.append(dist)
+    assert not unexplained, (
+        f"neither imported by voyce_assets nor explained in README: {unexplained}"
+    )
