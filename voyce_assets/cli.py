@@ -39,7 +39,7 @@ def _config_errors(func):
 
 def _resource(key: str):
     """The environment's resource ``key`` with its EnvVars resolved."""
-    from voyce_assets.definitions import resources_for
+    from voyce_assets.environments import resources_for
 
     resource = resources_for()[key]
     try:

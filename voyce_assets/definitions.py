@@ -1,56 +1,34 @@
 """The code location: each stage's Definitions merged, resources bound by VOYCE_ENV.
 
-A stage (``voyce_assets/<stage>/definitions.py``) exposes ``defs`` (its assets with their
-checks, jobs, schedules and sensors) and, when it has resources of its own, ``resources(env)``.
-The shared resources come from ``voyce_assets.resources``. Every asset links to its code in
-the UI.
+A stage (``voyce_assets/<stage>/definitions.py``, one per ``catalog.STAGES``) exposes
+``defs``: its assets with their checks, jobs, schedules and sensors. Resources are bound
+here, once, by ``environments.resources_for``. Every asset links to its code in the UI.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from types import ModuleType
-from typing import Any
 
 from dagster import BetaWarning, Definitions, with_source_code_references
 
-from voyce_assets.analytics import definitions as analytics
-from voyce_assets.inference import definitions as inference
-from voyce_assets.ingestion import definitions as ingestion
-from voyce_assets.operations import definitions as operations
-from voyce_assets.resources import resources_for as shared_resources_for
-from voyce_assets.settings import voyce_env
-from voyce_assets.text import definitions as text
-from voyce_assets.training import definitions as training
-from voyce_assets.voice import definitions as voice
+from voyce_assets.catalog import STAGES
+from voyce_assets.environments import resources_for
 
-# In the order data flows, as catalog.STAGES names them.
-STAGES: dict[str, ModuleType] = {
-    "ingestion": ingestion,
-    "voice": voice,
-    "text": text,
-    "training": training,
-    "inference": inference,
-    "analytics": analytics,
-    "operations": operations,
-}
+__all__ = ["build_definitions", "defs", "resources_for", "stage_modules"]
 
 
-def resources_for(env: str | None = None) -> dict[str, Any]:
-    """Every resource of ``env`` (default ``VOYCE_ENV``): shared ones and each stage's own."""
-    env = env or voyce_env()
-    resources = shared_resources_for(env)
-    for name, stage in STAGES.items():
-        own = stage.resources(env) if hasattr(stage, "resources") else {}
-        clash = set(own) & set(resources)
-        if clash:
-            raise ValueError(f"stage {name} rebinds shared resource keys {sorted(clash)}")
-        resources.update(own)
-    return resources
+def stage_modules() -> dict[str, ModuleType]:
+    """``{stage: its definitions module}``, in the order data flows."""
+    return {s: importlib.import_module(f"voyce_assets.{s}.definitions") for s in STAGES}
 
 
-def _linked(defs: Definitions) -> Definitions:
+def _linked(stage: str, defs: Definitions) -> Definitions:
     """The stage's Definitions with every asset linked to the file and line defining it."""
+    if defs.resources or defs.executor or defs.loggers:
+        # Bound per environment here, never by a stage: fail rather than drop them.
+        raise ValueError(f"stage {stage}: Definitions may not set resources, executor or loggers")
     with warnings.catch_warnings():
         # Code references are beta in this Dagster release; they are what the UI links from.
         warnings.filterwarnings("ignore", category=BetaWarning)
@@ -66,7 +44,7 @@ def _linked(defs: Definitions) -> Definitions:
 
 def build_definitions(env: str | None = None) -> Definitions:
     return Definitions.merge(
-        *(_linked(stage.defs) for stage in STAGES.values()),
+        *(_linked(stage, module.defs) for stage, module in stage_modules().items()),
         Definitions(resources=resources_for(env)),
     )
 

@@ -3,7 +3,7 @@
 Everything local (embedded PostgreSQL, lakehouse, volumes, MLflow, Dagster home) lives under
 ``$VOYCE_HOME`` so that two checkouts, or a test run, never share state. Tunables of single
 resources (``WHISPER_*``, ``BATCH_SIZE``, ``VOYCE_FULL_SYNC_DAYS`` ...) are not read here:
-they are resource fields fed by ``env_or``, so the UI shows where each value comes from.
+they are resource fields fed by ``from_env``, so the UI shows where each value comes from.
 """
 
 from __future__ import annotations
@@ -49,16 +49,20 @@ def catalog_name(env: str | None = None) -> str:
     return name
 
 
-def env_or(name: str, default: Any, kind: type = str) -> Any:
-    """``EnvVar(name)`` when the variable is set, else ``default``.
+def from_env(**fields: str | tuple[str, type]) -> dict[str, Any]:
+    """Resource keyword arguments for the fields whose variable is set, as ``EnvVar``.
 
-    Resource fields built this way show in the UI as "from environment variable NAME" (never
-    its value, so secrets stay hidden) or as the default, and are resolved when a run or
-    sensor starts, not when the code location is loaded.
+    ``from_env(model="WHISPER_MODEL_SIZE", batch_size=("BATCH_SIZE", int))``: a field whose
+    variable is unset is left out, so the resource's own field default is the only default.
     """
-    if not os.environ.get(name, "").strip():
-        return default
-    return EnvVar.int(name) if kind is int else EnvVar(name)
+    out = {}
+    for field_name, spec in fields.items():
+        name, kind = (spec, str) if isinstance(spec, str) else spec
+        if os.environ.get(name, "").strip():
+            # Shown in the UI as "from environment variable NAME", never its value, so a
+            # secret stays hidden; resolved when a run or sensor starts, not at load.
+            out[field_name] = EnvVar.int(name) if kind is int else EnvVar(name)
+    return out
 
 
 def partitions_start() -> str:

@@ -101,7 +101,7 @@ def table_asset(
     return _decorator(
         **_shared(spec),
         deps=[d if isinstance(d, AssetKey) else _keys([d])[0] for d in deps],
-        description=" ".join(p for p in (spec.description, description) if p),
+        description="\n\n".join(p for p in (spec.description, description) if p),
         backfill_policy=daily_backfill_policy,
         kinds=table_kinds(spec) | set(kinds),
         check_specs=[
@@ -115,7 +115,10 @@ def table_asset(
 def volume_asset(
     path: str, *, deps: Sequence[str] = (), description: str = "", **asset_kwargs: Any
 ) -> Callable:
-    """``@asset`` for the catalog volume ``path``, written per daily partition by its stage."""
+    """``@asset`` for the catalog volume ``path``, written per daily partition by its stage.
+
+    ``description`` replaces the catalog's one-line description of the volume.
+    """
     spec: Volume = volume(path)
     if spec.stage is None:
         raise ValueError(f"volume {path} is written by the app, not by an asset")
@@ -126,7 +129,7 @@ def volume_asset(
         backfill_policy=daily_backfill_policy,
         deps=_keys(deps),
         kinds={"volume"},
-        description=" ".join(p for p in (spec.description, description) if p),
+        description=description or spec.description,
         **asset_kwargs,
     )
 

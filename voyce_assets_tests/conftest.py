@@ -43,10 +43,22 @@ def voyce_home(monkeypatch, tmp_path):
     home.mkdir()
     monkeypatch.setenv("VOYCE_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    monkeypatch.delenv("VOYCE_SOURCE_URL", raising=False)
-    monkeypatch.delenv("VOYCE_ENV", raising=False)
+    for name in list(os.environ):
+        if name in TUNABLES or name == "VOYCE_ENV":
+            monkeypatch.delenv(name, raising=False)
     return home
 
+
+# Settings a developer's shell may have set; tests start without them.
+TUNABLES = (
+    "VOYCE_SOURCE_URL",
+    "VOYCE_FULL_SYNC_DAYS",
+    "VOYCE_CDC_LAG_SECONDS",
+    "WHISPER_ENGINE",
+    "WHISPER_MODEL_SIZE",
+    "WHISPER_DEVICE",
+    "BATCH_SIZE",
+)
 
 PROD_ENV = {
     "VOYCE_ENV": "prod",
@@ -71,6 +83,10 @@ def prod_env(monkeypatch):
 
 
 def subprocess_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOYCE_", "DATABRICKS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VOYCE_", "DATABRICKS_")) and k not in TUNABLES
+    }
     env.update(overrides)
     return env

@@ -11,6 +11,7 @@ from voyce_assets.definitions import build_definitions
 from voyce_assets.partitions import daily_partitions
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.unity_catalog import DatabricksUnityCatalog, LocalUnityCatalog
+from voyce_assets.settings import ConfigError
 from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets_tests.conftest import PROD_ENV, subprocess_env
 
@@ -99,3 +100,61 @@ def test_dagster_definitions_validate(env, voyce_home):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "All code locations passed validation" in proc.stdout + proc.stderr
     assert "prod-secret-never-logged" not in proc.stdout + proc.stderr
+
+
+TUNED = {
+    "VOYCE_SOURCE_URL": "postgresql://app:tuned-secret@127.0.0.1:9/voyce",
+    "VOYCE_FULL_SYNC_DAYS": "5",
+    "VOYCE_CDC_LAG_SECONDS": "30",
+    "WHISPER_ENGINE": "openai-whisper",
+    "WHISPER_MODEL_SIZE": "tiny.en",
+    "WHISPER_DEVICE": "cpu",
+    "BATCH_SIZE": "4",
+}
+
+
+def test_every_tunable_set_still_loads_and_reaches_its_resource(voyce_home, monkeypatch):
+    for name, value in TUNED.items():
+        monkeypatch.setenv(name, value)
+    resources = build_definitions("local").resources
+    resolved = {
+        key: resources[key].process_config_and_initialize()
+        for key in ("app_db", "ingestion_settings", "transcriber")
+    }
+    assert resolved["app_db"].source_url == TUNED["VOYCE_SOURCE_URL"]
+    assert resolved["ingestion_settings"].full_sync_days == 5
+    assert resolved["ingestion_settings"].cdc_lag_seconds == 30
+    tuned = resolved["transcriber"]
+    assert (tuned.engine, tuned.model, tuned.device, tuned.batch_size) == (
+        "openai-whisper",
+        "tiny.en",
+        "cpu",
+        4,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(VOYCE_HOME=str(voyce_home), DAGSTER_HOME=str(voyce_home), **TUNED),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "tuned-secret" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("VOYCE_FULL_SYNC_DAYS", "0", "ingestion_settings"),
+        ("VOYCE_CDC_LAG_SECONDS", "-5", "ingestion_settings"),
+        ("WHISPER_ENGINE", "whisperx", "transcriber"),
+        ("WHISPER_DEVICE", "tpu", "transcriber"),
+        ("BATCH_SIZE", "0", "transcriber"),
+    ],
+)
+def test_a_setting_out_of_range_names_its_variable(voyce_home, monkeypatch, name, value, key):
+    monkeypatch.setenv(name, value)
+    resource = build_definitions("local").resources[key].process_config_and_initialize()
+    check = resource.checked if key == "ingestion_settings" else resource.check
+    with pytest.raises(ConfigError, match=rf"^{name}: must be"):
+        check()

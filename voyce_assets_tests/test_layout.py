@@ -18,14 +18,14 @@ import pytest
 from dagster import AssetKey, AssetsDefinition
 
 from voyce_assets.catalog import STAGES, TABLES, VOLUMES
-from voyce_assets.definitions import STAGES as STAGE_MODULES
-from voyce_assets.definitions import build_definitions
+from voyce_assets.definitions import build_definitions, stage_modules
 from voyce_assets_tests.conftest import subprocess_env
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "voyce_assets"
-# Modules above the stages that may import them: the code location and the programs on top.
-ENTRY_POINTS = {"definitions.py", "cli.py", "demo"}
+# Modules above the stages that may import them: the code location, the resources of each
+# environment, and the programs on top.
+ENTRY_POINTS = {"definitions.py", "environments.py", "cli.py", "demo"}
 
 
 def _imports(path: Path, root: Path = REPO) -> set[str]:
@@ -57,7 +57,6 @@ def _modules(folder: Path) -> list[Path]:
 
 
 def test_every_stage_is_a_package_with_its_definitions():
-    assert tuple(STAGE_MODULES) == STAGES
     for stage in STAGES:
         assert (PACKAGE / stage / "__init__.py").is_file(), stage
         assert (PACKAGE / stage / "definitions.py").is_file(), stage
@@ -103,7 +102,7 @@ def test_each_table_is_written_by_the_stage_the_catalog_names(voyce_home):
     graph = defs.resolve_asset_graph()
     by_key = {AssetKey(list(t.key)): t for t in TABLES}
     by_key |= {AssetKey(list(v.key)): v for v in VOLUMES if v.stage}
-    for stage, module in STAGE_MODULES.items():
+    for stage, module in stage_modules().items():
         for asset in module.defs.assets or []:
             for key in asset.keys if isinstance(asset, AssetsDefinition) else [asset.key]:
                 if key in by_key:
@@ -184,7 +183,9 @@ def test_every_runtime_dependency_is_imported_or_explained():
         for dist in dists:
             providers.setdefault(dist.lower().replace("_", "-"), set()).add(module)
     readme = (REPO / "README.md").read_text()
-    explained = readme[readme.index("## Dependencies") :]
+    section = readme[readme.index("## Dependencies") :]
+    end = section.find("\n## ", 1)  # only this section counts, not a later one
+    explained = section if end < 0 else section[:end]
     unexplained = []
     for requirement in project["dependencies"]:
         dist = _distribution(requirement)

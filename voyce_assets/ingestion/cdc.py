@@ -30,17 +30,34 @@ class TableChanges:
 START = Cursor("-infinity", "00000000-0000-0000-0000-000000000000")
 
 
-def latest_cursor(conn, table: Table, pg_schema: str = "public") -> Cursor:
-    """The newest (timestamp, id) in the table; ``START`` when it is empty."""
+def _lagging(col: sql.Composable, lag_seconds: float) -> sql.Composable:
+    """Rows old enough to request: stamped at least ``lag_seconds`` ago."""
+    if lag_seconds <= 0:
+        return sql.SQL("TRUE")
+    return sql.SQL("{} <= now() - make_interval(secs => {})").format(
+        col, sql.Literal(float(lag_seconds))
+    )
+
+
+def latest_cursor(
+    conn, table: Table, pg_schema: str = "public", lag_seconds: float = 0.0
+) -> Cursor:
+    """The newest (timestamp, id) stamped at least ``lag_seconds`` ago; ``START`` if none.
+
+    The first tick's cursor obeys the lag like every later one: rows stamped a moment ago
+    (whose transaction may still be open, with more rows to come) stay ahead of it.
+    """
     col, pk = cdc_column(table), table.primary_key[0]
     row = conn.execute(
         sql.SQL(
-            "SELECT {col}, {pk}::text FROM {s}.{t} ORDER BY {col} DESC, {pk} DESC LIMIT 1"
+            "SELECT {col}, {pk}::text FROM {s}.{t} WHERE {lag} "
+            "ORDER BY {col} DESC, {pk} DESC LIMIT 1"
         ).format(
             col=sql.Identifier(col),
             pk=sql.Identifier(pk),
             s=sql.Identifier(pg_schema),
             t=sql.Identifier(table.name),
+            lag=_lagging(sql.Identifier(col), lag_seconds),
         )
     ).fetchone()
     return Cursor(row[0].isoformat(), row[1]) if row else START
@@ -56,11 +73,7 @@ def find_changes(
     the cursor when it becomes visible.
     """
     col = sql.Identifier(cdc_column(table))
-    condition = since.condition(table)
-    if lag_seconds > 0:
-        condition = sql.SQL("{} AND {} <= now() - make_interval(secs => {})").format(
-            condition, col, sql.Literal(float(lag_seconds))
-        )
+    condition = sql.SQL("{} AND {}").format(since.condition(table), _lagging(col, lag_seconds))
     names = {"s": sql.Identifier(pg_schema), "t": sql.Identifier(table.name), "cond": condition}
     rows = conn.execute(
         sql.SQL(

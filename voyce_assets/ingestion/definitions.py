@@ -3,7 +3,6 @@
 from dagster import Definitions
 
 from voyce_assets.ingestion.mirrors import raw_mirrors
-from voyce_assets.ingestion.resources import resources
 from voyce_assets.ingestion.schedules import raw_daily_full_sync, raw_full_sync_job
 from voyce_assets.ingestion.sensors import raw_cdc_sensor
 
@@ -13,5 +12,3 @@ defs = Definitions(
     schedules=[raw_daily_full_sync],
     sensors=[raw_cdc_sensor],
 )
-
-__all__ = ["defs", "resources"]

@@ -8,30 +8,45 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from voyce_assets.settings import env_or
+from voyce_assets.settings import ConfigError, from_env
 
 
 class IngestionSettings(ConfigurableResource):
     """Tunables of the CDC sensor and the daily full sync (shown, with their source, in the UI)."""
 
+    # No pydantic bounds: a field fed by an EnvVar is validated against a stand-in value when
+    # the code location loads. The values are checked where they are used (``checked``).
     full_sync_days: int = Field(
         default=3,
-        ge=1,
-        description="VOYCE_FULL_SYNC_DAYS: days (today included) the daily full sync replaces.",
+        description="VOYCE_FULL_SYNC_DAYS: days (today included) the daily full sync replaces; "
+        "at least 1.",
     )
     cdc_lag_seconds: int = Field(
         default=60,
-        ge=0,
-        description="VOYCE_CDC_LAG_SECONDS: changes younger than this wait for a later CDC "
-        "tick, so a transaction that commits after stamping its rows is not skipped.",
+        description="VOYCE_CDC_LAG_SECONDS: whole seconds a change waits before the CDC sensor "
+        "requests it, so a transaction that commits after stamping its rows is not skipped.",
     )
+
+    def checked(self) -> IngestionSettings:
+        """These settings, or a ConfigError naming the variable that is out of range."""
+        if self.full_sync_days < 1:
+            raise ConfigError(
+                "VOYCE_FULL_SYNC_DAYS", f"must be 1 or more, got {self.full_sync_days}"
+            )
+        if self.cdc_lag_seconds < 0:
+            raise ConfigError(
+                "VOYCE_CDC_LAG_SECONDS", f"must be 0 or more, got {self.cdc_lag_seconds}"
+            )
+        return self
 
 
 def resources(env: str) -> dict[str, Any]:
     # The same settings in every environment; each can be overridden by its variable.
     return {
         "ingestion_settings": IngestionSettings(
-            full_sync_days=env_or("VOYCE_FULL_SYNC_DAYS", 3, int),
-            cdc_lag_seconds=env_or("VOYCE_CDC_LAG_SECONDS", 60, int),
+            **from_env(
+                full_sync_days=("VOYCE_FULL_SYNC_DAYS", int),
+                cdc_lag_seconds=("VOYCE_CDC_LAG_SECONDS", int),
+            )
         )
     }

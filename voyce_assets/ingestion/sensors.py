@@ -63,15 +63,14 @@ def raw_cdc_sensor(
     by_partition: dict[str, list[str]] = {}
     new_cursors = dict(cursors)
     skipped: list[str] = []
+    lag = ingestion_settings.checked().cdc_lag_seconds
     with app_db.connect() as conn:
         for spec in APP_TABLES:
             since = cursors.get(spec.path)
             if since is None:
-                new_cursors[spec.path] = latest_cursor(conn, spec)
+                new_cursors[spec.path] = latest_cursor(conn, spec, lag_seconds=lag)
                 continue
-            changes = find_changes(
-                conn, spec, since, lag_seconds=ingestion_settings.cdc_lag_seconds
-            )
+            changes = find_changes(conn, spec, since, lag_seconds=lag)
             if changes is None:
                 continue
             for day in changes.dates:

@@ -21,7 +21,7 @@ from voyce_assets.resources.unity_catalog import (
     LocalUnityCatalog,
     UnityCatalog,
 )
-from voyce_assets.settings import catalog_name, env_or, voyce_env, voyce_home
+from voyce_assets.settings import catalog_name, from_env, voyce_env, voyce_home
 
 __all__ = [
     "AppDatabase",
@@ -43,9 +43,9 @@ def local_resources() -> dict[str, Any]:
     )
     return {
         "app_db": EmbeddedAppDatabase(
-            # An EnvVar: the URL may hold a password, which the UI must never show.
-            source_url=env_or("VOYCE_SOURCE_URL", None),
             data_dir=str(home / "pg"),
+            # An EnvVar: the URL may hold a password, which the UI must never show.
+            **from_env(source_url="VOYCE_SOURCE_URL"),
         ),
         "lakehouse": lakehouse,
         "unity_catalog": LocalUnityCatalog(lakehouse=lakehouse),

@@ -21,9 +21,9 @@ from voyce_assets.voice.transcriber import Transcriber
 @volume_asset(
     "processed_data/processed_audio",
     deps=["raw_data/voice_feedback"],
-    description="Loudness-normalized 16 kHz mono WAV copies of the uploads, each with a JSON "
-    "sidecar: the upload's format, rate, channels, bit rate and duration, the gain applied, "
-    "or why it could not be used.",
+    description="Loudness-normalized 16 kHz mono WAV copies of the uploads (volume "
+    "processed_data.processed_audio), each with a JSON sidecar: the upload's format, rate, "
+    "channels, bit rate and duration, the gain applied, or why it could not be used.",
 )
 def processed_audio(
     context: AssetExecutionContext, lakehouse: Lakehouse, transcriber: Transcriber

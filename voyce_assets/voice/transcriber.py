@@ -20,14 +20,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from voyce_assets.settings import ConfigError
 from voyce_assets.voice.audio.decode import DEFAULT_MAX_SECONDS, TARGET_RATE, decode
 
+ENGINES = ("faster-whisper", "openai-whisper")
+DEVICES = ("cpu", "cuda")
 _models: dict[tuple, object] = {}
 PACK_GAP_SECONDS = 1.0
 _lock = threading.Lock()
@@ -104,14 +106,18 @@ def confidence_from_segments(segments: list[tuple[float, float, float]]) -> tupl
 class Transcriber(ConfigurableResource):
     """Whisper speech-to-text (WHISPER_MODEL_SIZE, WHISPER_DEVICE, BATCH_SIZE of the notebooks)."""
 
-    engine: Literal["faster-whisper", "openai-whisper"] = Field(default="faster-whisper")
+    # Plain strings, checked when a model loads: a Literal field cannot take an EnvVar.
+    engine: str = Field(
+        default="faster-whisper", description="WHISPER_ENGINE: faster-whisper | openai-whisper"
+    )
     model: str = Field(
-        default="tiny.en", description="Size name (tiny.en, base ...) or local path."
+        default="tiny.en",
+        description="WHISPER_MODEL_SIZE: size name (tiny.en, base ...) or local path.",
     )
     models_dir: str | None = Field(
         default=None, description="Folder of openai-whisper .pt checkpoints ($VOYCE_HOME/models)."
     )
-    device: Literal["cpu", "cuda"] = Field(default="cpu", description="WHISPER_DEVICE")
+    device: str = Field(default="cpu", description="WHISPER_DEVICE: cpu | cuda")
     compute_type: str = Field(
         default="default",
         description="faster-whisper: int8 (cpu) / float16 (cuda) by default; openai-whisper: "
@@ -150,8 +156,21 @@ class Transcriber(ConfigurableResource):
             return "float16" if self.device == "cuda" else "int8"
         return "fp16" if self.device == "cuda" else "fp32"
 
+    def check(self) -> Transcriber:
+        """This transcriber, or a ConfigError naming the setting that is not supported."""
+        for setting, value, allowed in (
+            ("WHISPER_ENGINE", self.engine, ENGINES),
+            ("WHISPER_DEVICE", self.device, DEVICES),
+        ):
+            if value not in allowed:
+                raise ConfigError(setting, f"must be one of {', '.join(allowed)}, got {value!r}")
+        if self.batch_size < 1:
+            raise ConfigError("BATCH_SIZE", f"must be 1 or more, got {self.batch_size}")
+        return self
+
     def load(self):
         """The engine's model object, loaded once per process."""
+        self.check()
         key = (
             self.engine,
             self.model,

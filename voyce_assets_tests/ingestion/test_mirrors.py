@@ -5,8 +5,6 @@ import threading
 import time
 import uuid
 
-import pyarrow as pa
-import pytest
 import sqlalchemy as sa
 from dagster import (
     AssetKey,
@@ -21,7 +19,7 @@ from dagster._core.definitions.backfill_policy import BackfillPolicyType
 from deltalake import DeltaTable
 
 from voyce_assets.catalog import APP_TABLES, table
-from voyce_assets.demo.seed import DemoConfig, generate, load_rows
+from voyce_assets.demo.seed import generate, load_rows
 from voyce_assets.ingestion.cdc import find_changes
 from voyce_assets.ingestion.mirrors import build_mirror, raw_mirrors
 from voyce_assets.ingestion.resources import IngestionSettings
@@ -31,102 +29,39 @@ from voyce_assets.ingestion.sync import Cursor
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.resources.lakehouse import Lakehouse
 from voyce_assets.resources.pricing import Pricing
-
-CONFIG = DemoConfig(days=3, per_day=6, seed=3, end_date=dt.date(2026, 3, 4))
-DAYS = [d.isoformat() for d in CONFIG.partition_dates()]  # 2026-03-01 .. 03-03
-RANGE = {
-    "dagster/asset_partition_range_start": DAYS[0],
-    "dagster/asset_partition_range_end": DAYS[-1],
-}
-QUICK_RETRY = RetryPolicy(max_retries=1, delay=0.1)
-
-
-@pytest.fixture
-def env(pg_database, tmp_path):
-    engine = sa.create_engine(sqlalchemy_url(pg_database))
-    load_rows(engine, generate(CONFIG))
-    resources = {
-        "app_db": EmbeddedAppDatabase(source_url=pg_database, data_dir=str(tmp_path / "unused")),
-        "lakehouse": Lakehouse(
-            catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path / "v")
-        ),
-        "pricing": Pricing(),
-        "ingestion_settings": IngestionSettings(),
-    }
-    yield engine, resources
-    engine.dispose()
-
-
-def _sql(engine, statement, **params):
-    with engine.begin() as conn:
-        result = conn.execute(sa.text(statement), params)
-        return result.all() if result.returns_rows else None
-
-
-def _delta(resources, path, day=None):
-    spec = table(path)
-    data = DeltaTable(resources["lakehouse"].table_uri(spec)).to_pyarrow_table()
-    if day:
-        data = data.filter(
-            pa.compute.equal(data[spec.partition_column], pa.scalar(dt.date.fromisoformat(day)))
-        )
-    return data
-
-
-def _bulk_feedback(engine, day, rows):
-    """Enough feedback on ``day`` that a COPY streams long enough to be interrupted."""
-    _sql(
-        engine,
-        "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, metadata, status, created_at, updated_at) "
-        "SELECT gen_random_uuid(), organization_id, user_id, 'bulk/' || g || '.wav', metadata, 'pending', "
-        "created_at + make_interval(secs => g % 3600), updated_at FROM voice_feedback, generate_series(1, :n) g "
-        "WHERE id = (SELECT id FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = :d LIMIT 1)",
-        n=rows,
-        d=dt.date.fromisoformat(day),
-    )
-
-
-def _source_rows(engine, path, day):
-    spec = table(path)
-    cols = ", ".join(spec.column_names[:-1])
-    return _sql(
-        engine,
-        f"SELECT {cols} FROM {spec.name} WHERE (created_at AT TIME ZONE 'UTC')::date = :d",
-        d=dt.date.fromisoformat(day),
-    )
-
-
-def _checks(result):
-    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
-
-
-def _mats(result, name):
-    return [
-        e.materialization
-        for e in result.get_asset_materialization_events()
-        if e.materialization.asset_key == AssetKey(["raw_data", name])
-    ]
+from voyce_assets_tests.ingestion.conftest import (
+    CONFIG,
+    DAYS,
+    QUICK_RETRY,
+    RANGE,
+    bulk_feedback,
+    checks_by_name,
+    delta_rows,
+    materializations,
+    source_rows,
+    sql_rows,
+)
 
 
 def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
     engine, resources = env
     result = materialize(raw_mirrors, resources=resources, tags=RANGE)
     assert result.success
-    checks = _checks(result)
+    checks = checks_by_name(result)
     assert len(checks) == 24 and all(c.passed for c in checks.values()), [
         k for k, c in checks.items() if not c.passed
     ]
     for spec in APP_TABLES:
         for day in DAYS:
-            source = _source_rows(engine, spec.path, day)
-            mirror = _delta(resources, spec.path, day)
+            source = source_rows(engine, spec.path, day)
+            mirror = delta_rows(resources, spec.path, day)
             assert mirror.num_rows == len(source), (spec.path, day)
             ids = {str(r[0]) for r in source}
             assert set(mirror.column(spec.primary_key[0]).to_pylist()) == ids
     # Values survive exactly: JSON text, timestamps with time zone, booleans, NULLs.
-    vf = _delta(resources, "raw_data/voice_feedback").to_pylist()
+    vf = delta_rows(resources, "raw_data/voice_feedback").to_pylist()
     row = next(r for r in vf if r["metadata"])
-    src = _sql(
+    src = sql_rows(
         engine,
         "SELECT metadata::text, created_at, user_id::text FROM voice_feedback WHERE id = :i",
         i=row["id"],
@@ -134,7 +69,7 @@ def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
     assert row["metadata"] == src[0] and row["created_at"] == src[1] and row["user_id"] == src[2]
     assert row["event_date"] == src[1].astimezone(dt.UTC).date()
 
-    meta = _mats(result, "voice_feedback")[0].metadata
+    meta = materializations(result, "voice_feedback")[0].metadata
     assert meta["dagster/row_count"].value == CONFIG.days * CONFIG.per_day
     assert meta["bytes"].value > 0 and meta["source_query_seconds"].value >= 0
     assert "| id |" in meta["preview"].value
@@ -143,9 +78,9 @@ def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
     assert None not in orgs and len(orgs) >= 2
     assert all(r["unit_cost"] == "0.000100" for r in costs if r["resource_type"] == "ingestion")
     assert sum(r["quantity"] for r in costs if r["resource_type"] == "ingestion") == 18
-    users_preview = _mats(result, "users")[0].metadata["preview"].value
+    users_preview = materializations(result, "users")[0].metadata["preview"].value
     assert "***" in users_preview and "@" not in users_preview, "personal data is masked"
-    tag_costs = _mats(result, "tags")[0].metadata["cost_rows"].value
+    tag_costs = materializations(result, "tags")[0].metadata["cost_rows"].value
     assert [r["organization_id"] for r in tag_costs if r["resource_type"] == "ingestion"] == [None]
 
     versions = {
@@ -154,8 +89,8 @@ def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
     again = materialize(raw_mirrors, resources=resources, tags=RANGE)
     assert again.success
     for spec in APP_TABLES:
-        assert _delta(resources, spec.path).num_rows == sum(
-            len(_source_rows(engine, spec.path, d)) for d in DAYS
+        assert delta_rows(resources, spec.path).num_rows == sum(
+            len(source_rows(engine, spec.path, d)) for d in DAYS
         )
         # One commit per run: the replacement is atomic.
         assert (
@@ -166,20 +101,20 @@ def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
 def test_full_sync_reflects_deletes_and_updates_only_in_its_partition(env):
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
-    victim, changed = _sql(
+    victim, changed = sql_rows(
         engine,
         f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}' ORDER BY id LIMIT 2",
     )
-    _sql(engine, "DELETE FROM voice_feedback WHERE id = :i", i=victim[0])
-    _sql(
+    sql_rows(engine, "DELETE FROM voice_feedback WHERE id = :i", i=victim[0])
+    sql_rows(
         engine,
         "UPDATE voice_feedback SET status = 'failed', updated_at = now() WHERE id = :i",
         i=changed[0],
     )
-    before_other = _delta(resources, "raw_data/voice_feedback", DAYS[0]).sort_by("id")
+    before_other = delta_rows(resources, "raw_data/voice_feedback", DAYS[0]).sort_by("id")
     result = materialize(raw_mirrors, resources=resources, partition_key=DAYS[1])
-    assert result.success and all(c.passed for c in _checks(result).values())
-    day = _delta(resources, "raw_data/voice_feedback", DAYS[1])
+    assert result.success and all(c.passed for c in checks_by_name(result).values())
+    day = delta_rows(resources, "raw_data/voice_feedback", DAYS[1])
     assert victim[0] not in day.column("id").to_pylist()
     assert (
         dict(zip(day.column("id").to_pylist(), day.column("status").to_pylist(), strict=True))[
@@ -188,9 +123,11 @@ def test_full_sync_reflects_deletes_and_updates_only_in_its_partition(env):
         == "failed"
     )
     # Cascaded deletes in child tables are mirrored too.
-    tags = _delta(resources, "raw_data/feedback_tags").column("voice_feedback_id").to_pylist()
+    tags = delta_rows(resources, "raw_data/feedback_tags").column("voice_feedback_id").to_pylist()
     assert victim[0] not in tags
-    assert _delta(resources, "raw_data/voice_feedback", DAYS[0]).sort_by("id").equals(before_other)
+    assert (
+        delta_rows(resources, "raw_data/voice_feedback", DAYS[0]).sort_by("id").equals(before_other)
+    )
 
 
 def test_cdc_sensor_and_incremental_merge(env):
@@ -207,17 +144,17 @@ def test_cdc_sensor_and_incremental_merge(env):
             assert not tick.run_requests and tick.cursor == first.cursor
 
         # An update to a feedback created days ago, and a new tag on the last day.
-        old_id = _sql(
+        old_id = sql_rows(
             engine,
             f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[0]}' LIMIT 1",
         )[0][0]
-        _sql(
+        sql_rows(
             engine,
             "UPDATE voice_feedback SET status = 'failed', updated_at = now() WHERE id = :i",
             i=old_id,
         )
         tag_id = str(uuid.uuid4())
-        _sql(
+        sql_rows(
             engine,
             "INSERT INTO tags (id, name, category, created_at) VALUES (:i, 'refund', 'custom', :t)",
             i=tag_id,
@@ -243,7 +180,7 @@ def test_cdc_sensor_and_incremental_merge(env):
         )
         assert [r.run_key for r in repeat.run_requests] == [r.run_key for r in tick.run_requests]
 
-        before = _delta(resources, "raw_data/voice_feedback", DAYS[0]).num_rows
+        before = delta_rows(resources, "raw_data/voice_feedback", DAYS[0]).num_rows
         run = materialize(
             [a for a in raw_mirrors if a.key == AssetKey(["raw_data", "voice_feedback"])],
             resources=resources,
@@ -251,11 +188,11 @@ def test_cdc_sensor_and_incremental_merge(env):
             run_config=request.run_config,
         )
         assert run.success
-        meta = _mats(run, "voice_feedback")[0].metadata
+        meta = materializations(run, "voice_feedback")[0].metadata
         assert meta["sync_mode"].value == "incremental" and meta["rows_synced"].value == 1
         assert meta["merge"].value["num_target_rows_updated"] == 1
-        assert all(c.passed for c in _checks(run).values())
-        day = _delta(resources, "raw_data/voice_feedback", DAYS[0])
+        assert all(c.passed for c in checks_by_name(run).values())
+        day = delta_rows(resources, "raw_data/voice_feedback", DAYS[0])
         assert day.num_rows == before
         assert (
             dict(zip(day.column("id").to_pylist(), day.column("status").to_pylist(), strict=True))[
@@ -275,7 +212,7 @@ def test_cursor_tie_breaking_never_skips_rows_sharing_a_timestamp(env):
     stamp = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
     ids = sorted(str(uuid.uuid4()) for _ in range(3))
     for i in ids:
-        _sql(
+        sql_rows(
             engine,
             "INSERT INTO tags (id, name, category, created_at) VALUES (:i, 'x', 'custom', :t)",
             i=i,
@@ -289,18 +226,18 @@ def test_cursor_tie_breaking_never_skips_rows_sharing_a_timestamp(env):
 def test_null_primary_key_and_duplicate_ids_fail_the_checks(env):
     engine, resources = env
     # A source without the app's constraints (a broken replica, a view): the checks must notice.
-    _sql(
+    sql_rows(
         engine,
         "CREATE SCHEMA loose; CREATE TABLE loose.voice_feedback AS SELECT * FROM voice_feedback",
     )
-    dup = _sql(
+    dup = sql_rows(
         engine,
         f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}' LIMIT 1",
     )[0][0]
-    _sql(
+    sql_rows(
         engine, "INSERT INTO loose.voice_feedback SELECT * FROM voice_feedback WHERE id = :i", i=dup
     )
-    _sql(
+    sql_rows(
         engine,
         "INSERT INTO loose.voice_feedback SELECT NULL, organization_id, user_id, 'orphan.wav', audio_duration_seconds, "
         "audio_format, file_size_bytes, upload_source, metadata, status, created_at, updated_at FROM voice_feedback WHERE id = :i",
@@ -314,7 +251,7 @@ def test_null_primary_key_and_duplicate_ids_fail_the_checks(env):
         run_config={"ops": {"raw_data__voice_feedback": {"config": {"pg_schema": "loose"}}}},
         raise_on_error=False,
     )
-    checks = _checks(result)
+    checks = checks_by_name(result)
     pk = checks[("voice_feedback", "primary_key")]
     assert not pk.passed
     assert pk.metadata["duplicate_ids"].value == [dup]
@@ -330,8 +267,8 @@ def test_null_primary_key_and_duplicate_ids_fail_the_checks(env):
 
 def test_schema_drift(env):
     engine, resources = env
-    _sql(engine, "CREATE SCHEMA drift; CREATE TABLE drift.users AS SELECT * FROM users")
-    _sql(
+    sql_rows(engine, "CREATE SCHEMA drift; CREATE TABLE drift.users AS SELECT * FROM users")
+    sql_rows(
         engine,
         "ALTER TABLE drift.users ADD COLUMN nickname text; ALTER TABLE drift.users DROP COLUMN department",
     )
@@ -339,23 +276,25 @@ def test_schema_drift(env):
     config = {"ops": {"raw_data__users": {"config": {"pg_schema": "drift"}}}}
     result = materialize([users], resources=resources, partition_key=DAYS[0], run_config=config)
     assert result.success
-    drift = _checks(result)[("users", "schema_drift")]
+    drift = checks_by_name(result)[("users", "schema_drift")]
     assert not drift.passed and drift.severity.value == "WARN"
     assert drift.metadata["new_source_columns"].value == ["nickname"]
     assert drift.metadata["missing_nullable_columns"].value == ["department"]
-    assert _checks(result)[("users", "reconciliation")].passed
-    assert set(_delta(resources, "raw_data/users").column("department").to_pylist()) == {None}
+    assert checks_by_name(result)[("users", "reconciliation")].passed
+    assert set(delta_rows(resources, "raw_data/users").column("department").to_pylist()) == {None}
 
     # An app that keeps roles in a PostgreSQL enum mirrors just the same.
-    _sql(engine, "CREATE TYPE drift.role AS ENUM ('admin', 'manager', 'member', 'viewer')")
-    _sql(engine, "ALTER TABLE drift.users ALTER COLUMN role TYPE drift.role USING role::drift.role")
+    sql_rows(engine, "CREATE TYPE drift.role AS ENUM ('admin', 'manager', 'member', 'viewer')")
+    sql_rows(
+        engine, "ALTER TABLE drift.users ALTER COLUMN role TYPE drift.role USING role::drift.role"
+    )
     again = materialize([users], resources=resources, partition_key=DAYS[0], run_config=config)
-    assert again.success and _checks(again)[("users", "reconciliation")].passed
+    assert again.success and checks_by_name(again)[("users", "reconciliation")].passed
 
-    _sql(
+    sql_rows(
         engine, "CREATE SCHEMA bad; CREATE TABLE bad.voice_feedback AS SELECT * FROM voice_feedback"
     )
-    _sql(engine, "ALTER TABLE bad.voice_feedback ALTER COLUMN file_size_bytes TYPE text")
+    sql_rows(engine, "ALTER TABLE bad.voice_feedback ALTER COLUMN file_size_bytes TYPE text")
     feedback = build_mirror(table("raw_data/voice_feedback"), retry_policy=QUICK_RETRY)
     bad = {"ops": {"raw_data__voice_feedback": {"config": {"pg_schema": "bad"}}}}
     failed = materialize(
@@ -365,11 +304,11 @@ def test_schema_drift(env):
     message = failed.failure_data_for_node("raw_data__voice_feedback").error.to_string()
     assert "raw_data/voice_feedback: column file_size_bytes changed type to text" in message
 
-    _sql(
+    sql_rows(
         engine,
         "ALTER TABLE bad.voice_feedback ALTER COLUMN file_size_bytes TYPE bigint USING file_size_bytes::bigint",
     )
-    _sql(engine, "ALTER TABLE bad.voice_feedback DROP COLUMN status")
+    sql_rows(engine, "ALTER TABLE bad.voice_feedback DROP COLUMN status")
     failed = materialize(
         [feedback], resources=resources, partition_key=DAYS[0], run_config=bad, raise_on_error=False
     )
@@ -380,7 +319,7 @@ def test_schema_drift(env):
 def test_unreachable_database_fails_clearly_and_leaves_the_partition(env, tmp_path):
     _, resources = env
     assert materialize(raw_mirrors, resources=resources, partition_key=DAYS[0]).success
-    before = _delta(resources, "raw_data/users")
+    before = delta_rows(resources, "raw_data/users")
     broken = {
         **resources,
         "app_db": EmbeddedAppDatabase(
@@ -395,14 +334,14 @@ def test_unreachable_database_fails_clearly_and_leaves_the_partition(env, tmp_pa
     message = result.failure_data_for_node("raw_data__users").error.to_string()
     assert "VOYCE_SOURCE_URL: cannot connect to postgresql://u:***@127.0.0.1:9/voyce" in message
     assert "pw@" not in message
-    assert _delta(resources, "raw_data/users").equals(before)
+    assert delta_rows(resources, "raw_data/users").equals(before)
 
 
 def test_connection_lost_mid_sync_is_retried_and_never_half_written(env):
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, partition_key=DAYS[2]).success
     # Enough rows that COPY runs long enough to be cut off while streaming.
-    _bulk_feedback(engine, DAYS[2], 60000)
+    bulk_feedback(engine, DAYS[2], 60000)
     version = DeltaTable(
         resources["lakehouse"].table_uri(table("raw_data/voice_feedback"))
     ).version()
@@ -411,7 +350,7 @@ def test_connection_lost_mid_sync_is_retried_and_never_half_written(env):
     def kill_copy():
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not killed:
-            rows = _sql(
+            rows = sql_rows(
                 engine,
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE query LIKE 'COPY (SELECT%voice_feedback%' AND pid <> pg_backend_pid()",
@@ -432,10 +371,10 @@ def test_connection_lost_mid_sync_is_retried_and_never_half_written(env):
     # Exactly one new commit: the failed attempt left nothing behind.
     dt_ = DeltaTable(resources["lakehouse"].table_uri(table("raw_data/voice_feedback")))
     assert dt_.version() == version + 1
-    assert _delta(resources, "raw_data/voice_feedback", DAYS[2]).num_rows == len(
-        _source_rows(engine, "raw_data/voice_feedback", DAYS[2])
+    assert delta_rows(resources, "raw_data/voice_feedback", DAYS[2]).num_rows == len(
+        source_rows(engine, "raw_data/voice_feedback", DAYS[2])
     )
-    assert all(c.passed for c in _checks(result).values())
+    assert all(c.passed for c in checks_by_name(result).values())
 
 
 def test_daily_schedule_and_backfill_policy(env):
@@ -453,7 +392,7 @@ def test_daily_schedule_and_backfill_policy(env):
     assert request.tags["dagster/asset_partition_range_start"] == "2026-03-01"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-03-03"
     result = materialize(raw_mirrors, resources=resources, tags=request.tags)
-    assert result.success and all(c.passed for c in _checks(result).values())
+    assert result.success and all(c.passed for c in checks_by_name(result).values())
 
 
 def test_prices_come_from_the_price_table(env):
@@ -461,7 +400,7 @@ def test_prices_come_from_the_price_table(env):
     pricier = {**resources, "pricing": Pricing(prices={"ingestion.record": 0.0002})}
     tags = build_mirror(table("raw_data/tags"))
     result = materialize([tags], resources=pricier, partition_key=DAYS[0])
-    rows = _mats(result, "tags")[0].metadata["cost_rows"].value
+    rows = materializations(result, "tags")[0].metadata["cost_rows"].value
     ingestion = next(r for r in rows if r["resource_type"] == "ingestion")
     assert ingestion["unit_cost"] == "0.000200" and ingestion["total_cost"] == "0.002400"
     assert ingestion["quantity"] == 12 and ingestion["currency"] == "USD"
@@ -481,8 +420,8 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
         url = libpq_url(server_url, show_password=True)
         engine = sa.create_engine(sqlalchemy_url(url))
         load_rows(engine, generate(CONFIG))
-        _bulk_feedback(engine, DAYS[2], 40000)
-        expected = len(_source_rows(engine, "raw_data/voice_feedback", DAYS[2]))
+        bulk_feedback(engine, DAYS[2], 40000)
+        expected = len(source_rows(engine, "raw_data/voice_feedback", DAYS[2]))
         engine.dispose()
         resources = {
             "app_db": EmbeddedAppDatabase(source_url=url, data_dir=str(tmp_path / "unused")),
@@ -522,7 +461,7 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
         assert restarted, "the COPY was never seen running"
         assert DagsterEventType.STEP_UP_FOR_RETRY in [e.event_type for e in result.all_events]
         assert result.success
-        assert _delta(resources, "raw_data/voice_feedback", DAYS[2]).num_rows == expected
+        assert delta_rows(resources, "raw_data/voice_feedback", DAYS[2]).num_rows == expected
         assert (
             DeltaTable(resources["lakehouse"].table_uri(table("raw_data/voice_feedback"))).version()
             == 1
@@ -532,15 +471,15 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
 def test_sensor_sees_the_first_rows_of_a_table_empty_at_its_first_tick(env):
     engine, resources = env
     resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
-    _sql(engine, "DELETE FROM action_items")
+    sql_rows(engine, "DELETE FROM action_items")
     with DagsterInstance.ephemeral() as instance:
         first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
         assert not first.run_requests
-        fid = _sql(
+        fid = sql_rows(
             engine,
             f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}' LIMIT 1",
         )[0][0]
-        _sql(
+        sql_rows(
             engine,
             "INSERT INTO action_items (id, voice_feedback_id, description, priority, status, created_at, updated_at) "
             "VALUES (gen_random_uuid(), :f, 'call back', 'high', 'open', :t, :t)",
@@ -557,18 +496,18 @@ def test_sensor_sees_the_first_rows_of_a_table_empty_at_its_first_tick(env):
 
 def test_values_that_look_like_null_stay_values(env):
     engine, resources = env
-    _sql(engine, "UPDATE tags SET description = 'N/A' WHERE name = 'praise'")
-    _sql(engine, "UPDATE tags SET description = 'null' WHERE name = 'complaint'")
-    _sql(engine, "UPDATE tags SET description = 'NaN' WHERE name = 'urgent'")
-    _sql(engine, "UPDATE tags SET description = '' WHERE name = 'mobile'")
-    _sql(
+    sql_rows(engine, "UPDATE tags SET description = 'N/A' WHERE name = 'praise'")
+    sql_rows(engine, "UPDATE tags SET description = 'null' WHERE name = 'complaint'")
+    sql_rows(engine, "UPDATE tags SET description = 'NaN' WHERE name = 'urgent'")
+    sql_rows(engine, "UPDATE tags SET description = '' WHERE name = 'mobile'")
+    sql_rows(
         engine,
         "UPDATE voice_feedback SET audio_duration_seconds = 'NaN' "
         "WHERE id = (SELECT id FROM voice_feedback LIMIT 1)",
     )
     result = materialize(raw_mirrors, resources=resources, tags=RANGE)
-    assert result.success and all(c.passed for c in _checks(result).values())
-    tags = {r["name"]: r["description"] for r in _delta(resources, "raw_data/tags").to_pylist()}
+    assert result.success and all(c.passed for c in checks_by_name(result).values())
+    tags = {r["name"]: r["description"] for r in delta_rows(resources, "raw_data/tags").to_pylist()}
     assert (tags["praise"], tags["complaint"], tags["urgent"], tags["mobile"]) == (
         "N/A",
         "null",
@@ -576,6 +515,8 @@ def test_values_that_look_like_null_stay_values(env):
         "",
     )
     durations = (
-        _delta(resources, "raw_data/voice_feedback").column("audio_duration_seconds").to_pylist()
+        delta_rows(resources, "raw_data/voice_feedback")
+        .column("audio_duration_seconds")
+        .to_pylist()
     )
     assert any(d != d for d in durations if d is not None), "NaN is kept, not turned into NULL"
