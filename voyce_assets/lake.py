@@ -30,7 +30,8 @@ QUARANTINE_PREVIEW = 20
 class WriteStats:
     rows_written: int = 0
     rows_per_partition: dict[str, int] = field(default_factory=dict)
-    rows_per_organization: dict[str | None, int] = field(default_factory=dict)
+    # Rows per (partition key, organization id): cost rows are recorded per partition.
+    rows_per_partition_organization: dict[tuple[str, str | None], int] = field(default_factory=dict)
     quarantined: int = 0
     # Columns that were NULL against the spec, and a few of the rows, for the checks.
     quarantined_columns: dict[str, int] = field(default_factory=dict)
@@ -68,6 +69,16 @@ def partition_files(uri, table: Table, dates, storage_options=None) -> dict[str,
         if key in out:
             out[key] = (out[key][0] + rows, out[key][1] + size)
     return out
+
+
+def table_rows(uri: str, storage_options=None) -> int:
+    """Rows of the whole Delta table, from the log alone."""
+    from deltalake import DeltaTable
+
+    actions = pa.table(
+        DeltaTable(uri, storage_options=storage_options or None).get_add_actions(flatten=True)
+    )
+    return int(pc.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
 
 
 def partition_predicate(table: Table, dates: Iterable[dt.date], alias: str = "") -> str:
@@ -119,10 +130,20 @@ class _Filter:
                 self.stats.rows_per_partition.get(key, 0) + value["counts"]
             )
         if self.org_column:
-            for value in pc.value_counts(batch.column(self.org_column)).to_pylist():
-                org = value["values"]
-                self.stats.rows_per_organization[org] = (
-                    self.stats.rows_per_organization.get(org, 0) + value["counts"]
+            counts = (
+                pa.table({"d": part, "o": batch.column(self.org_column)})
+                .group_by(["d", "o"])
+                .aggregate([([], "count_all")])
+            )
+            for day, org, n in zip(
+                counts["d"].to_pylist(),
+                counts["o"].to_pylist(),
+                counts["count_all"].to_pylist(),
+                strict=True,
+            ):
+                key = (day.isoformat(), org)
+                self.stats.rows_per_partition_organization[key] = (
+                    self.stats.rows_per_partition_organization.get(key, 0) + n
                 )
 
 

@@ -33,14 +33,24 @@ def _executable_assets() -> tuple[list[AssetsDefinition], list[AssetsDefinition]
 
 
 def _report(result, label: str) -> Iterator[str]:
-    # A range run records one materialization per partition; report each asset once.
+    # A range run records one materialization per partition, each with its own counts: sum
+    # them. Run-wide values (``run_*``) and the table's total row count are the same on every
+    # partition: report them once.
     by_asset: dict[str, list] = {}
     for event in result.get_asset_materialization_events():
         by_asset.setdefault(event.materialization.asset_key.to_user_string(), []).append(
             event.materialization
         )
     for key, mats in by_asset.items():
-        counts = {k: v.value for k, v in mats[-1].metadata.items() if type(v.value) is int}
+        counts: dict[str, int] = {}
+        for mat in mats:
+            for name, value in mat.metadata.items():
+                if type(value.value) is not int or name.startswith("run_"):
+                    continue
+                if name == "dagster/row_count":
+                    counts[name] = value.value
+                else:
+                    counts[name] = counts.get(name, 0) + value.value
         detail = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         partitions = f" ({len(mats)} partitions)" if mats[-1].partition else ""
         yield f"materialized {key}{partitions} {detail}".rstrip()

@@ -26,8 +26,8 @@ from pydantic import Field
 
 from voyce_assets.catalog import APP_TABLES, Table
 from voyce_assets.ingestion.sync import Cursor, SyncResult, sync_table
-from voyce_assets.lake import delta_batches, partition_files
-from voyce_assets.partitions import partition_dates
+from voyce_assets.lake import delta_batches, partition_files, table_rows
+from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse, Pricing
 from voyce_assets.tables import table_asset
 
@@ -107,46 +107,38 @@ def _check_results(result: SyncResult) -> list[AssetCheckResult]:
     ]
 
 
-def _cost_rows(context, result: SyncResult, pricing: Pricing) -> list[dict]:
+def _cost_rows(context, result: SyncResult, pricing: Pricing) -> dict[str, list[dict]]:
+    """Cost rows per partition: records synced per organization, and the run's compute time
+    shared out by the partitions' rows (evenly when nothing was synced)."""
     today = dt.datetime.now(dt.UTC).date()
     resource_id = result.table.full_name("")[1:]
-    rows = [
-        pricing.cost_row(
-            "ingestion.record",
-            n,
-            operation=f"{result.mode}_sync",
-            resource_id=resource_id,
-            organization_id=org,
-            cost_date=today,
-            run_id=context.run_id,
-            metadata={"partitions": [d.isoformat() for d in result.dates]},
-        )
-        for org, n in sorted(result.stats.rows_per_organization.items(), key=lambda kv: str(kv[0]))
-    ]
-    if not result.stats.rows_per_organization and result.stats.rows_written:
-        rows.append(
-            pricing.cost_row(
-                "ingestion.record",
-                result.stats.rows_written,
-                f"{result.mode}_sync",
-                resource_id,
-                None,
-                today,
-                context.run_id,
-            )
-        )
-    rows.append(
-        pricing.cost_row(
-            "compute.second",
-            round(result.total_seconds, 3),
+
+    def cost(key: str, price: str, quantity: float, org: str | None = None) -> dict:
+        return pricing.cost_row(
+            price,
+            quantity,
             f"{result.mode}_sync",
             resource_id,
-            None,
+            org,
             today,
             context.run_id,
+            partition=key,
         )
-    )
-    return rows
+
+    keys = [d.isoformat() for d in result.dates]
+    rows = result.stats.rows_per_partition
+    total = sum(rows.get(k, 0) for k in keys)
+    out: dict[str, list[dict]] = {k: [] for k in keys}
+    by_org = sorted(result.stats.rows_per_partition_organization.items(), key=str)
+    for (key, org), n in by_org:
+        out.setdefault(key, []).append(cost(key, "ingestion.record", n, org))
+    for key in keys:
+        if not out[key] and rows.get(key):
+            # A table without an organization column (tags): one row for the partition.
+            out[key].append(cost(key, "ingestion.record", rows[key]))
+        share = rows.get(key, 0) / total if total else 1 / len(keys)
+        out[key].append(cost(key, "compute.second", round(result.total_seconds * share, 3)))
+    return out
 
 
 def _preview(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> MetadataValue:
@@ -207,18 +199,29 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         )
         costs = _cost_rows(context, result, pricing)
         files = partition_files(uri, table, dates, lakehouse.storage_options)
+        record_partitions(
+            context,
+            {
+                key: {
+                    "dagster/partition_row_count": files[key][0],
+                    "rows_synced": stats.rows_per_partition.get(key, 0),
+                    "bytes": files[key][1],
+                    "preview": _preview(lakehouse, table, [dt.date.fromisoformat(key)]),
+                    "cost_rows": MetadataValue.json(costs[key]),
+                    "cost_usd": float(sum(float(r["total_cost"]) for r in costs[key])),
+                }
+                for key in files
+            },
+        )
+        # What follows describes the run (and the whole table), the same on every partition.
         metadata = {
-            "dagster/row_count": sum(n for n, _ in result.mirror_counts.values()),
+            "dagster/row_count": table_rows(uri, lakehouse.storage_options),
             "sync_mode": config.mode,
-            "rows_synced": stats.rows_written,
-            "rows_per_partition": MetadataValue.json(stats.rows_per_partition),
+            "run_partitions": len(dates),
+            "run_rows_synced": stats.rows_written,
             "source_query_seconds": round(result.source_seconds, 3),
             "total_seconds": round(result.total_seconds, 3),
-            "bytes": sum(size for _, size in files.values()),
             "table_uri": MetadataValue.path(uri),
-            "preview": _preview(lakehouse, table, dates),
-            "cost_rows": MetadataValue.json(costs),
-            "cost_usd": float(sum(float(r["total_cost"]) for r in costs)),
         }
         if stats.merge_metrics:
             metadata["merge"] = MetadataValue.json(

@@ -43,14 +43,20 @@ class Pricing(ConfigurableResource):
         cost_date: dt.date,
         run_id: str,
         metadata: dict | None = None,
+        partition: str | None = None,
     ) -> dict:
-        """One ``analytics.cost_tracking`` row; its id is stable for the same run and subject."""
+        """One ``analytics.cost_tracking`` row; its id is stable for the same run and subject.
+
+        ``partition``: the data partition the cost was spent on (a backfill run spends on
+        many); kept in the row's metadata and part of its id.
+        """
         resource_type = key.split(".")[0]
         unit = self.unit_cost(key)
         total = (unit * Decimal(str(quantity))).quantize(Decimal("0.000001"))
-        ident = uuid.uuid5(
-            uuid.NAMESPACE_URL, f"voyce:{run_id}:{resource_id}:{key}:{organization_id}"
-        )
+        subject = f"{resource_id}:{key}:{organization_id}" + (f":{partition}" if partition else "")
+        ident = uuid.uuid5(uuid.NAMESPACE_URL, f"voyce:{run_id}:{subject}")
+        if partition:
+            metadata = {**(metadata or {}), "partition": partition}
         return {
             "id": str(ident),
             "organization_id": organization_id,

@@ -11,12 +11,12 @@ from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, 
 
 from voyce_assets.catalog import table
 from voyce_assets.feedback import existing_rows, partition_feedback, row_id, write_partition
-from voyce_assets.partitions import partition_dates
+from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import table_asset
 from voyce_assets.voice.audio.features import extract, speech_rate
 from voyce_assets.voice.audio.normalize import load_processed, read_processed
-from voyce_assets.voice.paths import processed_path
+from voyce_assets.voice.paths import audio_paths, error_text
 from voyce_assets.voice.transcriptions import TRANSCRIPTIONS
 
 AUDIO_FEATURES = table("processed_data/audio_features")
@@ -41,7 +41,11 @@ def audio_features(context: AssetExecutionContext, lakehouse: Lakehouse) -> Mate
     rows, skipped, started = [], {}, time.perf_counter()
     audio_seconds = 0.0
     for item in feedback:
-        processed = load_processed(processed_path(lakehouse, item))
+        try:
+            processed = load_processed(audio_paths(lakehouse, item).processed)
+        except Exception as exc:  # an unsafe path, a name the filesystem refuses
+            skipped[item.id] = error_text(exc)
+            continue
         if processed is None or not processed.ok:
             skipped[item.id] = (
                 processed.error if processed else "no processed copy (run processed_audio)"
@@ -90,13 +94,21 @@ def audio_features(context: AssetExecutionContext, lakehouse: Lakehouse) -> Mate
         for r in rows
         if len(r["mfcc_features"]) != 13 or len(r["spectral_features"]) != 6
     ]
+    day_of = {item.id: item.event_date.isoformat() for item in feedback}
+    per_partition = {}
+    for key, day_rows in by_partition(context, rows, lambda r: r["event_date"]).items():
+        per_partition[key] = {
+            "dagster/partition_row_count": len(day_rows),
+            "skipped_unusable": MetadataValue.json(
+                {f: e for f, e in skipped.items() if day_of[f] == key}
+            ),
+            "audio_seconds": round(sum(r["duration_seconds"] for r in day_rows), 3),
+        }
+    record_partitions(context, per_partition)
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(rows),
-            "skipped_unusable": MetadataValue.json(skipped),
-            "seconds": round(seconds, 3),
-            "audio_seconds": round(audio_seconds, 3),
-            "seconds_per_audio_minute": round(seconds / (audio_seconds / 60), 3)
+            "run_seconds": round(seconds, 3),
+            "run_seconds_per_audio_minute": round(seconds / (audio_seconds / 60), 3)
             if audio_seconds
             else 0.0,
         },

@@ -10,11 +10,11 @@ import time
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from voyce_assets.feedback import partition_feedback
-from voyce_assets.partitions import partition_dates
+from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import volume_asset
 from voyce_assets.voice.audio.normalize import is_current, load_processed, process_file
-from voyce_assets.voice.paths import processed_path, upload_path
+from voyce_assets.voice.paths import audio_paths, error_text
 from voyce_assets.voice.transcriber import Transcriber
 
 
@@ -29,28 +29,34 @@ def processed_audio(
     context: AssetExecutionContext, lakehouse: Lakehouse, transcriber: Transcriber
 ) -> MaterializeResult:
     feedback = partition_feedback(lakehouse, partition_dates(context))
-    made = kept = 0
-    errors: dict[str, str] = {}
     started = time.perf_counter()
-    for item in feedback:
-        source, target = upload_path(lakehouse, item), processed_path(lakehouse, item)
-        current = load_processed(target)
-        if is_current(current, source):
-            kept += 1
-        else:
-            current = process_file(source, target, transcriber.max_duration_seconds)
-            made += 1
-        if not current.ok:
-            errors[item.id] = current.error
-    for fid, error in errors.items():
-        context.log.warning(f"voice_feedback {fid}: {error}")
-    return MaterializeResult(
-        metadata={
-            "recordings": len(feedback),
+    per_partition = {}
+    for key, items in by_partition(context, feedback, lambda f: f.event_date).items():
+        made = kept = 0
+        errors: dict[str, str] = {}
+        for item in items:
+            try:
+                paths = audio_paths(lakehouse, item)
+                current = load_processed(paths.processed)
+                if is_current(current, paths.upload):
+                    kept += 1
+                else:
+                    current = process_file(
+                        paths.upload, paths.processed, transcriber.max_duration_seconds
+                    )
+                    made += 1
+                if not current.ok:
+                    errors[item.id] = current.error
+            except Exception as exc:  # one recording's trouble never stops the partition
+                errors[item.id] = error_text(exc)
+        for fid, error in errors.items():
+            context.log.warning(f"voice_feedback {fid}: {error}")
+        per_partition[key] = {
+            "recordings": len(items),
             "processed": made,
             "reused": kept,
             "unusable": len(errors),
             "unusable_by_feedback": MetadataValue.json(errors),
-            "seconds": round(time.perf_counter() - started, 3),
         }
-    )
+    record_partitions(context, per_partition)
+    return MaterializeResult(metadata={"run_seconds": round(time.perf_counter() - started, 3)})

@@ -345,7 +345,8 @@ def _load_openai_whisper(path: Path, device: str):
     from voyce_assets.voice.whisper.convert import alignment_heads_mask
 
     model = whisper.load_model(str(path), device=device)
-    heads = torch.load(path, map_location="cpu", weights_only=False).get("alignment_heads")
+    # Tensors and plain containers only: a checkpoint can never run code when it is loaded.
+    heads = torch.load(path, map_location="cpu", weights_only=True).get("alignment_heads")
     if heads:
         # Whisper keeps them as a non-persistent buffer: restore them from the checkpoint.
         dims = model.dims

@@ -7,11 +7,11 @@ replaces the partitions in one commit. Failures are rows with ``error_message``.
 
 import datetime as dt
 import time
-from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
+    Failure,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -25,11 +25,11 @@ from voyce_assets.feedback import (
     row_id,
     write_partition,
 )
-from voyce_assets.partitions import partition_dates
+from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import table_asset
 from voyce_assets.voice.audio.normalize import load_processed, read_processed
-from voyce_assets.voice.paths import processed_path
+from voyce_assets.voice.paths import PathOutsideVolume, audio_paths, error_text
 from voyce_assets.voice.transcriber import Transcriber
 
 MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
@@ -58,61 +58,90 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     feedback = partition_feedback(lakehouse, dates)
     previous = existing_rows(lakehouse, TRANSCRIPTIONS, dates)
     label = transcriber.label
-    rows, reused, failures, pending = [], 0, {}, []
+    rows, pending = [], []
     for item in feedback:
         old = previous.get(item.id)
-        if old and _still_valid(old, label, processed_path(lakehouse, item)):
-            rows.append(old)
-            reused += 1
+        if old and _still_valid(old, label, lakehouse, item):
+            rows.append({**old, "_reused": True})
         else:
             pending.append(item)
+    if pending:
+        # A broken engine (no weights, CUDA asked for and absent, a bad setting) fails the
+        # step here, with its own message, before any row is written: never a partition of
+        # error rows. Retrying cannot fix a setting, so it is not retried.
+        try:
+            transcriber.load()
+        except Exception as exc:
+            raise Failure(
+                description=f"transcriber {transcriber.label} on {transcriber.device} cannot "
+                f"work: {error_text(exc)}",
+                allow_retries=False,
+            ) from exc
     started = time.perf_counter()
     new_rows = transcribe_feedback(lakehouse, transcriber, pending)
     busy_seconds = time.perf_counter() - started
-    audio_seconds = sum(r.pop("_audio_seconds") for r in new_rows)
-    for row in new_rows:
-        if row["error_message"]:
-            failures[row["voice_feedback_id"]] = row["error_message"]
+    audio_seconds = sum(r["_audio_seconds"] for r in new_rows)
     rows += new_rows
-    write_partition(lakehouse, TRANSCRIPTIONS, rows, dates)
+    write_partition(lakehouse, TRANSCRIPTIONS, [_stored(r) for r in rows], dates)
+    per_partition = {}
+    for key, day_rows in by_partition(context, rows, lambda r: r["event_date"]).items():
+        failures = {
+            r["voice_feedback_id"]: r["error_message"] for r in day_rows if r["error_message"]
+        }
+        reused = sum(1 for r in day_rows if r.get("_reused"))
+        good = [r for r in day_rows if not r["error_message"]]
+        for fid, error in failures.items():  # kept rows never carry an error: all are new
+            context.log.warning(f"voice_feedback {fid}: {error}")
+        per_partition[key] = {
+            "dagster/partition_row_count": len(day_rows),
+            "transcribed": len(day_rows) - reused - len(failures),
+            "reused": reused,
+            "failed": len(failures),
+            "failure_rate": round(len(failures) / len(day_rows), 4) if day_rows else 0.0,
+            "failures": MetadataValue.json(failures),
+            "audio_seconds_transcribed": round(
+                sum(r.get("_audio_seconds", 0.0) for r in day_rows), 2
+            ),
+            "mean_confidence": round(
+                sum(r["confidence_score"] or 0 for r in good) / max(1, len(good)), 4
+            ),
+        }
+    record_partitions(context, per_partition)
     failed = sum(1 for r in rows if r["error_message"])
     rate = failed / len(rows) if rows else 0.0
-    for fid, error in failures.items():
-        context.log.warning(f"voice_feedback {fid}: {error}")
     return MaterializeResult(
         metadata={
-            "dagster/row_count": len(rows),
-            "transcribed": len(rows) - reused - len(failures),
-            "reused": reused,
-            "failed": failed,
-            "failure_rate": round(rate, 4),
-            "failures": MetadataValue.json(failures),
             "engine": label,
-            "audio_seconds_transcribed": round(audio_seconds, 2),
-            "realtime_factor": round(audio_seconds / busy_seconds, 2) if busy_seconds else 0.0,
-            "mean_confidence": round(
-                sum(r["confidence_score"] or 0 for r in rows if not r["error_message"])
-                / max(1, len(rows) - failed),
-                4,
-            ),
+            "run_realtime_factor": round(audio_seconds / busy_seconds, 2) if busy_seconds else 0.0,
         },
         check_results=[
             AssetCheckResult(
                 check_name="failure_rate",
                 passed=rate <= MAX_FAILURE_RATE,
-                metadata={"failure_rate": round(rate, 4), "failed": failed, "rows": len(rows)},
+                metadata={
+                    "failure_rate": round(rate, 4),
+                    "failed": failed,
+                    "rows": len(rows),
+                    "partitions": len(dates),
+                },
             )
         ],
     )
 
 
-def _still_valid(row: dict, label: str, copy: Path) -> bool:
+def _stored(row: dict) -> dict:
+    """The row as the table holds it (bookkeeping keys dropped)."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def _still_valid(row: dict, label: str, lakehouse: Lakehouse, item: Feedback) -> bool:
     """A transcript to keep: same engine/model, no error, made after the current audio copy."""
     if row["transcription_engine"] != label or row["error_message"]:
         return False
     try:
+        copy = audio_paths(lakehouse, item).processed
         copied = dt.datetime.fromtimestamp(copy.stat().st_mtime, dt.UTC)
-    except FileNotFoundError:
+    except (OSError, PathOutsideVolume):
         return False  # the upload became unusable since: transcribe again to say why
     return copied <= row["created_at"]
 
@@ -145,20 +174,18 @@ def transcribe_feedback(
     rows = [_row(transcriber, item) for item in items]
     audio: list[tuple[dict, object]] = []
     for row, item in zip(rows, items, strict=True):
-        processed = load_processed(processed_path(lakehouse, item))
-        if processed is None:
-            row["error_message"] = (
-                "no processed audio (materialize processed_data/processed_audio first)"
-            )
-        elif not processed.ok:
-            row["error_message"] = processed.error
-        else:
-            try:
+        try:
+            processed = load_processed(audio_paths(lakehouse, item).processed)
+            if processed is None:
+                row["error_message"] = (
+                    "no processed audio (materialize processed_data/processed_audio first)"
+                )
+            elif not processed.ok:
+                row["error_message"] = processed.error
+            else:
                 audio.append((row, read_processed(processed)))
-            except Exception as exc:  # an unreadable copy fails its own row only
-                row["error_message"] = f"cannot read processed audio: {type(exc).__name__}: {exc}"[
-                    :500
-                ]
+        except Exception as exc:  # an unreadable copy, an unsafe path: its own row only
+            row["error_message"] = error_text(exc)
     size = max(1, transcriber.batch_size)
     for start in range(0, len(audio), size):
         chunk = audio[start : start + size]

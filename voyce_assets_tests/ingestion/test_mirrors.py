@@ -43,6 +43,13 @@ from voyce_assets_tests.ingestion.conftest import (
 )
 
 
+def _preview_column(markdown: str, column: str) -> set[str]:
+    """The values of one column of a markdown preview table."""
+    header, _, *rows = markdown.strip().splitlines()
+    index = [c.strip() for c in header.strip("|").split("|")].index(column)
+    return {row.strip("|").split("|")[index].strip() for row in rows}
+
+
 def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
     engine, resources = env
     result = materialize(raw_mirrors, resources=resources, tags=RANGE)
@@ -69,19 +76,38 @@ def test_full_sync_mirrors_every_table_exactly_and_is_idempotent(env):
     assert row["metadata"] == src[0] and row["created_at"] == src[1] and row["user_id"] == src[2]
     assert row["event_date"] == src[1].astimezone(dt.UTC).date()
 
-    meta = materializations(result, "voice_feedback")[0].metadata
-    assert meta["dagster/row_count"].value == CONFIG.days * CONFIG.per_day
-    assert meta["bytes"].value > 0 and meta["source_query_seconds"].value >= 0
-    assert "| id |" in meta["preview"].value
-    costs = meta["cost_rows"].value
-    orgs = {r["organization_id"] for r in costs if r["resource_type"] == "ingestion"}
-    assert None not in orgs and len(orgs) >= 2
-    assert all(r["unit_cost"] == "0.000100" for r in costs if r["resource_type"] == "ingestion")
-    assert sum(r["quantity"] for r in costs if r["resource_type"] == "ingestion") == 18
+    # A run over three partitions records each partition's own numbers, never the range's.
+    mats = materializations(result, "voice_feedback")
+    assert sorted(m.partition for m in mats) == DAYS
+    for mat in mats:
+        day_rows = len(source_rows(engine, "raw_data/voice_feedback", mat.partition))
+        meta = mat.metadata
+        assert meta["dagster/partition_row_count"].value == day_rows == CONFIG.per_day
+        assert meta["rows_synced"].value == day_rows
+        assert meta["bytes"].value > 0
+        assert _preview_column(meta["preview"].value, "event_date") == {mat.partition}
+        costs = meta["cost_rows"].value
+        assert {r["metadata"]["partition"] for r in costs} == {mat.partition}
+        ingestion = [r for r in costs if r["resource_type"] == "ingestion"]
+        assert sum(r["quantity"] for r in ingestion) == day_rows
+        orgs = {r["organization_id"] for r in ingestion}
+        assert None not in orgs and len(orgs) >= 2
+        assert all(r["unit_cost"] == "0.000100" for r in ingestion)
+        # The whole table's size, after the run, is the same fact on every partition.
+        assert meta["dagster/row_count"].value == CONFIG.days * CONFIG.per_day
+        assert meta["source_query_seconds"].value >= 0
+    assert len({r["id"] for m in mats for r in m.metadata["cost_rows"].value}) == sum(
+        len(m.metadata["cost_rows"].value) for m in mats
+    ), "cost rows of different partitions never share an id"
     users_preview = materializations(result, "users")[0].metadata["preview"].value
     assert "***" in users_preview and "@" not in users_preview, "personal data is masked"
-    tag_costs = materializations(result, "tags")[0].metadata["cost_rows"].value
-    assert [r["organization_id"] for r in tag_costs if r["resource_type"] == "ingestion"] == [None]
+    tag_costs = [
+        r
+        for m in materializations(result, "tags")
+        for r in m.metadata["cost_rows"].value
+        if r["resource_type"] == "ingestion"
+    ]
+    assert {r["organization_id"] for r in tag_costs} == {None}
 
     versions = {
         s.path: DeltaTable(resources["lakehouse"].table_uri(s)).version() for s in APP_TABLES

@@ -255,11 +255,29 @@ def test_voice_assets_on_the_demo(pg_database, tmp_path):
         else:
             assert f["speech_rate"] is None and f["avg_volume"] < -50
 
+    # Each partition of the range run records its own rows, not the range's.
+    per_day = {
+        (e.materialization.asset_key.path[-1], e.materialization.partition): (
+            e.materialization.metadata
+        )
+        for e in result.get_asset_materialization_events()
+    }
+    for day in ("2026-05-01", "2026-05-02"):
+        assert per_day[("transcriptions", day)]["dagster/partition_row_count"].value == 4
+        assert per_day[("processed_audio", day)]["recordings"].value == 4
+    assert sum(
+        per_day[("audio_features", d)]["dagster/partition_row_count"].value
+        for d in (
+            "2026-05-01",
+            "2026-05-02",
+        )
+    ) == len(features)
+
     # Re-running transcribes nothing already transcribed by this engine/model.
     again = materialize([transcriptions], resources=resources, tags=tags)
     mats = [e.materialization for e in again.get_asset_materialization_events()]
-    assert mats[0].metadata["reused"].value == len(ok)
-    assert mats[0].metadata["transcribed"].value == 0
+    assert sum(m.metadata["reused"].value for m in mats) == len(ok)
+    assert sum(m.metadata["transcribed"].value for m in mats) == 0
     assert AssetKey(["raw_data", "transcriptions"]) == mats[0].asset_key
 
     # A re-uploaded recording is processed and transcribed again; the others are kept.
@@ -272,13 +290,16 @@ def test_voice_assets_on_the_demo(pg_database, tmp_path):
     )
     _write(path, "The blender stopped working after one week.", path.suffix[1:])
     third = materialize([processed_audio, transcriptions], resources=resources, tags=tags)
-    meta = {
-        e.materialization.asset_key.path[-1]: e.materialization.metadata
-        for e in third.get_asset_materialization_events()
-    }
-    assert meta["processed_audio"]["processed"].value == 1 + 2  # the new upload, the 2 unusable
-    assert meta["transcriptions"]["transcribed"].value == 1
-    assert meta["transcriptions"]["reused"].value == len(ok) - 1
+    meta: dict[str, dict[str, int]] = {}
+    for event in third.get_asset_materialization_events():
+        totals = meta.setdefault(event.materialization.asset_key.path[-1], {})
+        for name in ("processed", "transcribed", "reused"):
+            if name in event.materialization.metadata:
+                value = event.materialization.metadata[name].value
+                totals[name] = totals.get(name, 0) + value
+    assert meta["processed_audio"]["processed"] == 1 + 2  # the new upload, the 2 unusable
+    assert meta["transcriptions"]["transcribed"] == 1
+    assert meta["transcriptions"]["reused"] == len(ok) - 1
     rows = DeltaTable(lakehouse.table_uri(transcriptions_spec())).to_pyarrow_table().to_pylist()
     text = next(r["transcription_text"] for r in rows if r["voice_feedback_id"] == changed)
     assert "blender" in text.lower()

@@ -81,7 +81,7 @@ def test_checkpoint_loads_strictly_into_openai_whisper(checkpoint):
 
     model = whisper.load_model(str(checkpoint), device="cpu")  # strict: every key matched
     assert model.dims.n_text_layer == 4 and not model.is_multilingual
-    saved = torch.load(checkpoint, weights_only=False)
+    saved = torch.load(checkpoint, weights_only=True)
     assert saved["model_state_dict"]["decoder.ln.weight"].dtype == torch.float16
 
 
@@ -119,3 +119,24 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
         Transcriber(engine="openai-whisper", model="large-v3", models_dir=str(tmp_path)).load()
     with pytest.raises(Exception, match="no local faster-whisper weights for model 'small'"):
         Transcriber(model="small").load()
+
+
+class _RunsCode:
+    """Unpickling this object would run code: what a tampered checkpoint carries."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, checkpoint):
+    marker = tmp_path / "code-ran"
+    tampered = torch.load(checkpoint, weights_only=True)
+    tampered["alignment_heads"] = _RunsCode(marker)
+    path = tmp_path / "tampered.pt"
+    torch.save(tampered, path)
+    with pytest.raises(Exception, match=r"[Ww]eights only load failed|Unsupported global"):
+        Transcriber(engine="openai-whisper", model=str(path)).load()
+    assert not marker.exists(), "loading a checkpoint never runs code"

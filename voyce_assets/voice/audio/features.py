@@ -16,6 +16,10 @@ from voyce_assets.voice.audio.decode import TARGET_RATE
 
 FRAME = 1024
 HOP = 256
+# A frame is silent when the upload itself was quiet there (its own level, before the gain
+# normalization applied: room tone at -50 dBFS stays silence however much it was lifted) or
+# when it is far below the recording's average loudness (the pauses between words).
+SILENCE_FLOOR_DBFS = -45.0  # the upload's own frame level
 SILENCE_THRESHOLD_DBFS = -40.0  # relative to the normalized level (-20 dBFS RMS)
 PITCH_FMIN, PITCH_FMAX = 65.0, 400.0  # human speaking voice
 
@@ -51,7 +55,8 @@ def extract(
     y = samples.astype(np.float32)
     rms = librosa.feature.rms(y=y, frame_length=FRAME, hop_length=HOP)[0]
     rms_db = 20 * np.log10(np.maximum(rms, 1e-10))
-    silent = rms_db < (SILENCE_THRESHOLD_DBFS)
+    original_db = rms_db - (gain_db or 0.0)
+    silent = (original_db < SILENCE_FLOOR_DBFS) | (rms_db < SILENCE_THRESHOLD_DBFS)
     voiced_seconds = float((~silent).sum() * HOP / TARGET_RATE)
     f0, voiced_flag, _ = librosa.pyin(
         y,
