@@ -37,6 +37,8 @@ class WriteStats:
     quarantined_columns: dict[str, int] = field(default_factory=dict)
     quarantine_preview: list[dict] = field(default_factory=list)
     merge_metrics: dict = field(default_factory=dict)
+    # Partitions an incremental MERGE moved rows out of (their created_at changed).
+    moved_from: list[str] = field(default_factory=list)
 
 
 def delta_batches(uri: str, table: Table, dates: list[dt.date], columns=None, storage_options=None):
@@ -185,6 +187,33 @@ def replace_partitions(
     return stats
 
 
+def _moved(target, table: Table, source: pa.Table) -> list[dt.date] | None:
+    """None when no changed row's event timestamp moved; else the partitions that hold the
+    rows as they were before (their ``created_at`` was edited in the app).
+
+    Reads the key column of the table (no statistics can skip a random UUID) and the
+    timestamp and partition of the matching rows: one narrow scan.
+    """
+    if len(table.primary_key) != 1 or not table.partition_source:
+        return None
+    key, when = table.primary_key[0], table.partition_source
+    found = target.to_pyarrow_dataset().to_table(
+        columns=[key, when, table.partition_column], filter=pc.field(key).isin(source[key])
+    )
+    now = dict(zip(source[key].to_pylist(), source[when].to_pylist(), strict=True))
+    old = [
+        day
+        for ident, stamp, day in zip(
+            found[key].to_pylist(),
+            found[when].to_pylist(),
+            found[table.partition_column].to_pylist(),
+            strict=True,
+        )
+        if stamp != now[ident]
+    ]
+    return sorted(set(old)) if old else None
+
+
 def merge_rows(
     uri: str,
     table: Table,
@@ -200,22 +229,29 @@ def merge_rows(
     if not rows:
         return stats
     source = pa.Table.from_batches(rows, schema=table.arrow_schema())
+    target = DeltaTable(uri, storage_options=storage_options or None)
+    # A row whose created_at was edited in the app is still where it was, maybe in another
+    # partition: the MERGE then reaches those partitions too and moves it, in one commit.
+    moved_from = _moved(target, table, source)
     keys = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
-    # The partition column lets Delta skip every other partition's files; the created_at range
-    # of the changes (immutable, and the order rows were written in) skips the files of the
-    # partition that hold no changed row, so a MERGE of recent changes reads one file.
-    predicate = f"{keys} AND t.{table.partition_column} = s.{table.partition_column} AND " + (
-        partition_predicate(table, dates, alias="t")
+    predicate = f"{keys} AND " + partition_predicate(
+        table, [*dates, *(moved_from or [])], alias="t"
     )
-    if table.partition_source:
-        bounds = pc.min_max(source[table.partition_source]).as_py()
-        predicate += (
-            f" AND t.{table.partition_source} >= '{bounds['min'].isoformat()}'"
-            f" AND t.{table.partition_source} <= '{bounds['max'].isoformat()}'"
-        )
-    dt_ = DeltaTable(uri, storage_options=storage_options or None)
+    if moved_from is None:
+        # The partition column lets Delta skip every other partition's files; the created_at
+        # range of the changes (unchanged, and the order rows were written in) skips the
+        # files of the partition that hold no changed row, so a MERGE of recent changes
+        # reads one file.
+        predicate += f" AND t.{table.partition_column} = s.{table.partition_column}"
+        if table.partition_source:
+            bounds = pc.min_max(source[table.partition_source]).as_py()
+            predicate += (
+                f" AND t.{table.partition_source} >= '{bounds['min'].isoformat()}'"
+                f" AND t.{table.partition_source} <= '{bounds['max'].isoformat()}'"
+            )
+    stats.moved_from = [d.isoformat() for d in moved_from or [] if d not in dates]
     stats.merge_metrics = (
-        dt_.merge(source=source, predicate=predicate, source_alias="s", target_alias="t")
+        target.merge(source=source, predicate=predicate, source_alias="s", target_alias="t")
         .when_matched_update_all()
         .when_not_matched_insert_all()
         .execute()

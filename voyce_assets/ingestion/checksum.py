@@ -24,11 +24,17 @@ SEPARATOR = "\x1f"
 NULL = "\\N"
 
 
-def _pg_expr(col: Column, name: sql.Composable) -> sql.Composable:
+def _pg_expr(col: Column, name: sql.Composable, source_type: str | None) -> sql.Composable:
+    """The column as the canonical text, from the value COPY sends (what the mirror holds)."""
     if col.type is DOUBLE:
+        # numeric too: COPY's text parses to the same double as numeric::float8.
         return sql.SQL("encode(float8send({}::float8), 'hex')").format(name)
     if col.type is TIMESTAMP:
         return sql.SQL("(extract(epoch FROM {}) * 1000000)::bigint::text").format(name)
+    if source_type == "character":
+        # character(n)::text drops the padding COPY keeps; format() uses the type's own
+        # output, padding included (and gives '' for NULL, hence the CASE).
+        return sql.SQL("CASE WHEN {0} IS NULL THEN NULL ELSE format('%s', {0}) END").format(name)
     return sql.SQL("{}::text").format(name)
 
 
@@ -41,6 +47,7 @@ def postgres_checksums(
 ) -> dict[str, tuple[int, int]]:
     """{partition date: (row count, checksum)} of the source rows, computed by PostgreSQL."""
     missing = set(shape.missing_nullable) if shape else set()
+    types = shape.source_types if shape else {}
     parts = []
     for col in table.columns:
         if col.name == table.partition_column and table.partition_source:
@@ -51,7 +58,7 @@ def postgres_checksums(
             expr = sql.Literal(NULL)
         else:
             expr = sql.SQL("coalesce({}, {})").format(
-                _pg_expr(col, sql.Identifier(col.name)), sql.Literal(NULL)
+                _pg_expr(col, sql.Identifier(col.name), types.get(col.name)), sql.Literal(NULL)
             )
         parts.append(expr)
     row_text = sql.SQL("concat_ws({}, {})").format(

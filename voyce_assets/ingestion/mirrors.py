@@ -223,6 +223,9 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             "total_seconds": round(result.total_seconds, 3),
             "table_uri": MetadataValue.path(uri),
         }
+        if stats.moved_from:
+            # Rows whose created_at the app edited, moved here out of these partitions.
+            metadata["moved_from_partitions"] = MetadataValue.json(stats.moved_from)
         if stats.merge_metrics:
             metadata["merge"] = MetadataValue.json(
                 {k: v for k, v in stats.merge_metrics.items() if isinstance(v, int)}

@@ -60,6 +60,8 @@ class SourceShape:
     table: str
     extra_columns: list[str] = field(default_factory=list)  # in the source, not in the spec
     missing_nullable: list[str] = field(default_factory=list)  # spec columns the source lost
+    # information_schema data_type of each source column the spec has (checksums follow it).
+    source_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def drifted(self) -> bool:
@@ -92,7 +94,12 @@ def inspect_source(conn, table: Table, pg_schema: str = "public") -> SourceShape
                 f"{table.path}: column {col.name} changed type to {source[col.name]} "
                 f"in the app DB (spec: {col.type.postgres})"
             )
-    return SourceShape(table=table.path, extra_columns=extra, missing_nullable=missing)
+    return SourceShape(
+        table=table.path,
+        extra_columns=extra,
+        missing_nullable=missing,
+        source_types={c: t for c, t in source.items() if c in table.column_names},
+    )
 
 
 def _select_expr(col: Column, missing: set[str]) -> sql.Composable:

@@ -1,13 +1,23 @@
-"""The CDC sensor's cursor: where it starts, and what it leaves to later ticks."""
+"""The CDC sensor's cursor (where it starts, what it leaves to later ticks) and the
+incremental runs it requests."""
 
 import datetime as dt
 import uuid
 
-from dagster import AssetKey, DagsterInstance, build_sensor_context
+import pytest
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
+from voyce_assets.ingestion.mirrors import raw_mirrors
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.ingestion.sensors import raw_cdc_sensor
-from voyce_assets_tests.ingestion.conftest import sql_rows
+from voyce_assets_tests.ingestion.conftest import (
+    DAYS,
+    RANGE,
+    checks_by_name,
+    delta_rows,
+    source_rows,
+    sql_rows,
+)
 
 
 def _with_lag(resources, seconds):
@@ -38,3 +48,49 @@ def test_first_tick_leaves_rows_younger_than_the_lag_to_a_later_tick(env):
     assert [(r.partition_key, r.asset_selection) for r in later.run_requests] == [
         (today.date().isoformat(), [AssetKey(["raw_data", "tags"])])
     ]
+
+
+@pytest.mark.parametrize("days_later", [0, 1])
+def test_a_row_moved_to_another_time_is_mirrored_once_where_it_now_belongs(env, days_later):
+    """The app edits a feedback's created_at (to another day, or within its day): the CDC
+    run moves the row; the mirror never holds it twice."""
+    engine, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    moved = sql_rows(
+        engine,
+        f"SELECT id::text, created_at FROM voice_feedback "
+        f"WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[0]}' ORDER BY id LIMIT 1",
+    )[0]
+    new_created = moved[1] + dt.timedelta(days=days_later, minutes=7)
+    target_day = new_created.astimezone(dt.UTC).date().isoformat()
+    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        sql_rows(
+            engine,
+            "UPDATE voice_feedback SET created_at = :c, updated_at = now() WHERE id = :i",
+            c=new_created,
+            i=moved[0],
+        )
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+    [request] = tick.run_requests
+    assert request.partition_key == target_day
+    feedback = next(a for a in raw_mirrors if a.key == AssetKey(["raw_data", "voice_feedback"]))
+    run = materialize(
+        [feedback],
+        resources=resources,
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+    )
+    assert run.success and all(c.passed for c in checks_by_name(run).values())
+    mirror = delta_rows(resources, "raw_data/voice_feedback").to_pylist()
+    copies = [r for r in mirror if r["id"] == moved[0]]
+    assert len(copies) == 1, copies
+    assert copies[0]["event_date"].isoformat() == target_day
+    assert copies[0]["created_at"] == new_created
+    for day in DAYS:  # every partition holds exactly the source's rows
+        assert sorted(r["id"] for r in mirror if r["event_date"].isoformat() == day) == sorted(
+            str(r[0]) for r in source_rows(engine, "raw_data/voice_feedback", day)
+        )

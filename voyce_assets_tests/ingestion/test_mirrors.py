@@ -546,3 +546,39 @@ def test_values_that_look_like_null_stay_values(env):
         .to_pylist()
     )
     assert any(d != d for d in durations if d is not None), "NaN is kept, not turned into NULL"
+
+
+def test_checksums_reconcile_every_source_type_the_mirror_accepts(env):
+    """A source whose columns use the other types the spec accepts (padded character(n),
+    varchar, an enum, json, numeric, integer): equal content gives equal checksums."""
+    engine, resources = env
+    sql_rows(
+        engine,
+        "CREATE SCHEMA alt; CREATE TYPE alt.source AS ENUM ('ios', 'android', 'web', 'api');"
+        "CREATE TABLE alt.voice_feedback (id uuid, organization_id uuid, user_id uuid, "
+        "audio_file_path character(160), audio_duration_seconds numeric, "
+        "audio_format varchar(8), file_size_bytes integer, upload_source alt.source, "
+        "metadata json, status character(12), created_at timestamptz, updated_at timestamptz);"
+        "INSERT INTO alt.voice_feedback SELECT id, organization_id, user_id, audio_file_path, "
+        "audio_duration_seconds::numeric(12, 3), audio_format, file_size_bytes::integer, "
+        "upload_source::alt.source, metadata::json, status, created_at, updated_at "
+        "FROM voice_feedback",
+    )
+    asset = build_mirror(table("raw_data/voice_feedback"), retry_policy=QUICK_RETRY)
+    result = materialize(
+        [asset],
+        resources=resources,
+        tags=RANGE,
+        run_config={"ops": {"raw_data__voice_feedback": {"config": {"pg_schema": "alt"}}}},
+        raise_on_error=False,
+    )
+    reconciliation = checks_by_name(result)[("voice_feedback", "reconciliation")]
+    assert reconciliation.passed, reconciliation.metadata["mismatched_partitions"].value
+    assert result.success
+    # The mirror holds what a client of the app database reads: the padded value.
+    path, status = sql_rows(
+        engine, "SELECT audio_file_path, status FROM alt.voice_feedback ORDER BY id LIMIT 1"
+    )[0]
+    mirrored = delta_rows(resources, "raw_data/voice_feedback").sort_by("id").to_pylist()[0]
+    assert (mirrored["audio_file_path"], mirrored["status"]) == (path, status)
+    assert len(mirrored["audio_file_path"]) == 160
