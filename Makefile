@@ -36,6 +36,7 @@ test: install lint  ## lint, then the whole test suite
 
 bench: install  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/
 	$(BIN)/python voyce_assets_tests/bench/bench_raw_sync.py
+	$(BIN)/python voyce_assets_tests/bench/bench_sweep.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice.py
 
 lint: install

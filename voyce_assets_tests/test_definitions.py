@@ -66,7 +66,7 @@ def test_later_stages_are_lineage_only_specs_never_materializable(voyce_home):
         if isinstance(a, AssetsDefinition) and a.key == AssetKey("catalog_setup")
     )
     assert catalog_setup.partitions_def is None
-    assert {s.name for s in defs.sensors} == {"raw_cdc_sensor"}
+    assert {s.name for s in defs.sensors} == {"raw_cdc_sensor", "raw_reconciliation_sweep"}
     assert {s.name for s in defs.schedules} == {"raw_daily_full_sync"}
 
 
@@ -106,6 +106,7 @@ TUNED = {
     "VOYCE_SOURCE_URL": "postgresql://app:tuned-secret@127.0.0.1:9/voyce",
     "VOYCE_FULL_SYNC_DAYS": "5",
     "VOYCE_CDC_LAG_SECONDS": "30",
+    "VOYCE_CHECKSUM_EVERY_DAYS": "14",
     "WHISPER_ENGINE": "openai-whisper",
     "WHISPER_MODEL_SIZE": "tiny.en",
     "WHISPER_DEVICE": "cpu",
@@ -124,6 +125,7 @@ def test_every_tunable_set_still_loads_and_reaches_its_resource(voyce_home, monk
     assert resolved["app_db"].source_url == TUNED["VOYCE_SOURCE_URL"]
     assert resolved["ingestion_settings"].full_sync_days == 5
     assert resolved["ingestion_settings"].cdc_lag_seconds == 30
+    assert resolved["ingestion_settings"].checksum_every_days == 14
     tuned = resolved["transcriber"]
     assert (tuned.engine, tuned.model, tuned.device, tuned.batch_size) == (
         "openai-whisper",
@@ -147,6 +149,7 @@ def test_every_tunable_set_still_loads_and_reaches_its_resource(voyce_home, monk
     [
         ("VOYCE_FULL_SYNC_DAYS", "0", "ingestion_settings"),
         ("VOYCE_CDC_LAG_SECONDS", "-5", "ingestion_settings"),
+        ("VOYCE_CHECKSUM_EVERY_DAYS", "0", "ingestion_settings"),
         ("WHISPER_ENGINE", "whisperx", "transcriber"),
         ("WHISPER_DEVICE", "tpu", "transcriber"),
         ("BATCH_SIZE", "0", "transcriber"),

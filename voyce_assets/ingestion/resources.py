@@ -1,5 +1,5 @@
 """The ingestion stage's own settings: how far the daily full sync reaches, how long the CDC
-waits before it requests a change."""
+waits before it requests a change, how often the sweep checksums each partition."""
 
 from __future__ import annotations
 
@@ -27,11 +27,21 @@ class IngestionSettings(ConfigurableResource):
         "requests it, so a transaction that commits after stamping its rows is not skipped.",
     )
 
+    checksum_every_days: int = Field(
+        default=7,
+        description="VOYCE_CHECKSUM_EVERY_DAYS: the reconciliation sweep checksums every "
+        "partition's content once in this many days (a rolling slice each day); at least 1.",
+    )
+
     def checked(self) -> IngestionSettings:
         """These settings, or a ConfigError naming the variable that is out of range."""
         if self.full_sync_days < 1:
             raise ConfigError(
                 "VOYCE_FULL_SYNC_DAYS", f"must be 1 or more, got {self.full_sync_days}"
+            )
+        if self.checksum_every_days < 1:
+            raise ConfigError(
+                "VOYCE_CHECKSUM_EVERY_DAYS", f"must be 1 or more, got {self.checksum_every_days}"
             )
         if self.cdc_lag_seconds < 0:
             raise ConfigError(
@@ -47,6 +57,7 @@ def resources(env: str) -> dict[str, Any]:
             **from_env(
                 full_sync_days=("VOYCE_FULL_SYNC_DAYS", int),
                 cdc_lag_seconds=("VOYCE_CDC_LAG_SECONDS", int),
+                checksum_every_days=("VOYCE_CHECKSUM_EVERY_DAYS", int),
             )
         )
     }

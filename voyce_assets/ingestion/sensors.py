@@ -104,7 +104,12 @@ def raw_cdc_sensor(
                 partition_key=partition,
                 asset_selection=[MIRRORS[path].key for path in paths],
                 run_config=run_config,
-                tags={"voyce/sync_mode": "incremental", "voyce/ingestion": "cdc"},
+                # The tables, for the sweep to re-request as a full sync if the run fails.
+                tags={
+                    "voyce/sync_mode": "incremental",
+                    "voyce/ingestion": "cdc",
+                    "voyce/tables": ",".join(sorted(paths)),
+                },
             )
         )
     cursor = _dump(new_cursors)

@@ -201,6 +201,7 @@ def test_cdc_sensor_and_incremental_merge(env):
         request = requests[DAYS[0]]
         assert request.asset_selection == [AssetKey(["raw_data", "voice_feedback"])]
         assert request.tags["voyce/sync_mode"] == "incremental"
+        assert request.tags["voyce/tables"] == "raw_data/voice_feedback"
         repeat = raw_cdc_sensor(
             build_sensor_context(cursor=early.cursor, instance=instance, resources=resources)
         )

@@ -1,0 +1,171 @@
+"""The reconciliation sweep finds what CDC and the daily full sync cannot, and repairs it."""
+
+import datetime as dt
+import json
+
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
+
+from voyce_assets.catalog import table
+from voyce_assets.ingestion.mirrors import build_mirror, raw_mirrors
+from voyce_assets.ingestion.reconciliation import _ranges, raw_reconciliation_sweep
+from voyce_assets.ingestion.resources import IngestionSettings
+from voyce_assets.ingestion.sweep import scrub_slice
+from voyce_assets_tests.ingestion.conftest import (
+    DAYS,
+    QUICK_RETRY,
+    RANGE,
+    delta_rows,
+    source_rows,
+    sql_rows,
+)
+
+FEEDBACK = AssetKey(["raw_data", "voice_feedback"])
+
+
+def _sweep(instance, resources, cursor=None, every_days=7):
+    settings = IngestionSettings(checksum_every_days=every_days, cdc_lag_seconds=0)
+    return raw_reconciliation_sweep(
+        build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={**resources, "ingestion_settings": settings},
+        )
+    )
+
+
+def _next_day(cursor: str) -> str:
+    """The cursor as the next day's first tick sees it (today's sweep not done yet)."""
+    state = json.loads(cursor)
+    state.pop("swept")
+    return json.dumps(state)
+
+
+def _run(resources, request):
+    mirrors = [a for a in raw_mirrors if a.key in set(request.asset_selection)]
+    return materialize(mirrors, resources=resources, tags=request.tags)
+
+
+def _by_table(result):
+    return {e.asset_key.path[-1]: e for e in result.asset_events}
+
+
+def test_a_changed_row_with_equal_counts_is_found_by_its_checksum_and_repaired(env):
+    engine, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    # Changed in the source without touching updated_at: the CDC cursor never sees it, and
+    # every partition still has the same number of rows.
+    changed = sql_rows(
+        engine,
+        f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date = "
+        f"'{DAYS[0]}' ORDER BY id LIMIT 1",
+    )[0][0]
+    sql_rows(engine, "UPDATE voice_feedback SET status = 'failed' WHERE id = :i", i=changed)
+    with DagsterInstance.ephemeral() as instance:
+        tick = _sweep(instance, resources, every_days=1)
+        found = _by_table(tick)
+        assert not found["voice_feedback"].passed
+        mismatch = found["voice_feedback"].metadata["mismatched"].value
+        assert mismatch == {
+            DAYS[0]: {
+                "source_rows": len(source_rows(engine, "raw_data/voice_feedback", DAYS[0])),
+                "mirror_rows": len(source_rows(engine, "raw_data/voice_feedback", DAYS[0])),
+                "checksum_equal": False,
+            }
+        }
+        assert all(e.passed for name, e in found.items() if name != "voice_feedback")
+        assert found["voice_feedback"].metadata["partitions_checksummed"].value == len(DAYS)
+        [request] = tick.run_requests
+        assert request.asset_selection == [FEEDBACK]
+        assert (
+            request.tags["dagster/asset_partition_range_start"],
+            request.tags["dagster/asset_partition_range_end"],
+        ) == (DAYS[0], DAYS[0])
+        # The same day's tick again: the day is swept, nothing requested twice.
+        again = _sweep(instance, resources, cursor=tick.cursor, every_days=1)
+        assert not again.run_requests and not again.asset_events
+
+        assert _run(resources, request).success
+        mirrored = delta_rows(resources, "raw_data/voice_feedback", DAYS[0]).to_pylist()
+        assert next(r["status"] for r in mirrored if r["id"] == changed) == "failed"
+        after = _sweep(instance, resources, cursor=_next_day(tick.cursor), every_days=1)
+        found = _by_table(after)
+        assert all(e.passed for e in found.values()) and not after.run_requests
+        assert found["voice_feedback"].metadata["repaired_since_last_sweep"].value == [DAYS[0]]
+
+
+def test_a_hard_delete_in_an_old_partition_is_found_by_counts_and_repaired(env):
+    engine, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    sql_rows(
+        engine,
+        f"DELETE FROM action_items WHERE id = (SELECT id FROM action_items WHERE "
+        f"(created_at AT TIME ZONE 'UTC')::date = '{DAYS[0]}' ORDER BY id LIMIT 1)",
+    )
+    with DagsterInstance.ephemeral() as instance:
+        tick = _sweep(instance, resources)  # weekly scrub: the counts find it today
+        found = _by_table(tick)
+        assert not found["action_items"].passed
+        [request] = tick.run_requests
+        assert request.asset_selection == [AssetKey(["raw_data", "action_items"])]
+        assert request.run_key.startswith("sweep:") and DAYS[0] in request.run_key
+        assert _run(resources, request).success
+        after = _by_table(_sweep(instance, resources, cursor=_next_day(tick.cursor)))
+        assert all(e.passed for e in after.values())
+    assert sorted(
+        r["id"] for r in delta_rows(resources, "raw_data/action_items", DAYS[0]).to_pylist()
+    ) == sorted(str(r[0]) for r in source_rows(engine, "raw_data/action_items", DAYS[0]))
+
+
+def test_a_failed_incremental_run_is_requested_again_as_a_full_sync(env):
+    _, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    feedback = build_mirror(table("raw_data/voice_feedback"), retry_policy=QUICK_RETRY)
+    with DagsterInstance.ephemeral() as instance:
+        first = _sweep(instance, resources)
+        failed = materialize(
+            [feedback],
+            resources=resources,
+            partition_key=DAYS[1],
+            instance=instance,
+            tags={"voyce/sync_mode": "incremental", "voyce/tables": "raw_data/voice_feedback"},
+            run_config={
+                "ops": {
+                    "raw_data__voice_feedback": {
+                        "config": {
+                            "mode": "incremental",
+                            "since_ts": "2026-03-01T00:00:00+00:00",
+                            "since_id": "00000000-0000-0000-0000-000000000000",
+                            "pg_schema": "no_such_schema",
+                        }
+                    }
+                }
+            },
+            raise_on_error=False,
+        )
+        assert not failed.success
+        tick = _sweep(instance, resources, cursor=first.cursor)
+        [request] = tick.run_requests
+        assert request.run_key == f"full-after-failed:{failed.run_id}"
+        assert request.partition_key == DAYS[1] and request.asset_selection == [FEEDBACK]
+        assert request.tags["voyce/sync_mode"] == "full"
+        assert not _sweep(instance, resources, cursor=tick.cursor).run_requests
+
+
+def test_every_partition_is_checksummed_within_the_scrub_period():
+    partitions = [(dt.date(2025, 1, 1) + dt.timedelta(days=k)).isoformat() for k in range(1000)]
+    for every in (1, 3, 7):
+        seen: list[str] = []
+        for k in range(every):
+            seen += scrub_slice(partitions, dt.date(2026, 11, 26) + dt.timedelta(days=k), every)
+        assert sorted(seen) == partitions, every  # each exactly once per period
+
+
+def test_repairs_are_grouped_into_runs_of_at_most_31_days():
+    days = [(dt.date(2026, 1, 1) + dt.timedelta(days=k)).isoformat() for k in range(40)]
+    days += ["2026-03-01", "2026-03-03"]
+    assert _ranges(days) == [
+        ("2026-01-01", "2026-01-31"),
+        ("2026-02-01", "2026-02-09"),
+        ("2026-03-01", "2026-03-01"),
+        ("2026-03-03", "2026-03-03"),
+    ]
