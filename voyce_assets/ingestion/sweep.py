@@ -18,11 +18,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from psycopg import sql
-
 from voyce_assets.catalog import Table
 from voyce_assets.ingestion.checksum import arrow_checksums, postgres_checksums
-from voyce_assets.ingestion.source import inspect_source, set_session
+from voyce_assets.ingestion.source import inspect_source
+from voyce_assets.ingestion.sync import source_counts
 from voyce_assets.lake import delta_batches
 from voyce_assets.resources.lakehouse import Lakehouse
 
@@ -40,20 +39,6 @@ class SweepResult:
     @property
     def passed(self) -> bool:
         return not self.mismatched
-
-
-def source_counts(conn, table: Table, pg_schema: str = "public") -> dict[str, int]:
-    """{partition: rows} of the whole app table, computed by PostgreSQL."""
-    statement = sql.SQL(
-        "SELECT ({src} AT TIME ZONE 'UTC')::date, count(*) FROM {schema}.{table} GROUP BY 1"
-    ).format(
-        src=sql.Identifier(table.partition_source),
-        schema=sql.Identifier(pg_schema),
-        table=sql.Identifier(table.name),
-    )
-    with conn.cursor() as cur:
-        set_session(cur)
-        return {d.isoformat(): int(n) for d, n in cur.execute(statement).fetchall()}
 
 
 def mirror_counts(lakehouse: Lakehouse, table: Table) -> dict[str, int]:
@@ -99,7 +84,7 @@ def sweep_table(
 
     started = time.perf_counter()
     result = SweepResult(table=table, day=day)
-    source = source_counts(conn, table, pg_schema)
+    source = source_counts(conn, table, pg_schema=pg_schema)
     mirror = mirror_counts(lakehouse, table)
     partitions = sorted(set(source) | set(mirror))
     result.compared = len(partitions)

@@ -24,6 +24,7 @@ from voyce_assets.ingestion.source import (
     inspect_source,
     partition_filter,
     select_statement,
+    set_session,
     stream_batches,
 )
 from voyce_assets.lake import (
@@ -94,19 +95,24 @@ def _duplicates(uri, table, dates, storage_options) -> tuple[int, list[str]]:
     return dup.num_rows, sorted(str(v) for v in dup[key].to_pylist())[:DUPLICATE_PREVIEW]
 
 
-def _postgres_counts(
-    conn, table: Table, dates: list[dt.date], pg_schema: str
-) -> dict[str, tuple[int, int]]:
+def source_counts(
+    conn, table: Table, dates: list[dt.date] | None = None, pg_schema: str = "public"
+) -> dict[str, int]:
+    """{partition: rows} of the app table, counted by PostgreSQL on the created_at index:
+    the partitions in ``dates`` (zero included), or every partition that has rows."""
+    where = partition_filter(table, dates) if dates else sql.SQL("TRUE")
     statement = sql.SQL(
         "SELECT ({src} AT TIME ZONE 'UTC')::date, count(*) FROM {schema}.{table} WHERE {where} GROUP BY 1"
     ).format(
         src=sql.Identifier(table.partition_source),
         schema=sql.Identifier(pg_schema),
         table=sql.Identifier(table.name),
-        where=partition_filter(table, dates),
+        where=where,
     )
-    counts = {d.isoformat(): (0, 0) for d in dates}
-    counts.update({d.isoformat(): (int(n), 0) for d, n in conn.execute(statement).fetchall()})
+    with conn.cursor() as cur:
+        set_session(cur)
+        counts = {d.isoformat(): 0 for d in dates or []}
+        counts.update({d.isoformat(): int(n) for d, n in cur.execute(statement).fetchall()})
     return counts
 
 
@@ -159,7 +165,9 @@ def sync_table(
                 uri, table, dates, storage_options
             )
         else:
-            result.source_counts = _postgres_counts(conn, table, dates, pg_schema)
+            result.source_counts = {
+                day: (n, 0) for day, n in source_counts(conn, table, dates, pg_schema).items()
+            }
             files = partition_files(uri, table, dates, storage_options)
             result.mirror_counts = {day: (rows, 0) for day, (rows, _) in files.items()}
     conn.rollback()  # read-only snapshot: nothing to commit

@@ -16,10 +16,10 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from voyce_assets_tests.bench.common import peak_rss_mb, run_child
 
 DAY = dt.date(2026, 6, 1)
 HERE = Path(__file__).resolve().parent
@@ -146,14 +146,6 @@ def run_copy(url) -> dict:
     return {"rows": rows, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_kb / 1024}
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak resident memory (VmHWM). Not ru_maxrss: Linux keeps that
-    across exec, so a child would report its parent's peak at the fork if it was larger."""
-    with open("/proc/self/status") as fh:
-        line = next(line for line in fh if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
 def child(name: str, url: str, lake: str) -> None:
     if name == "ours":
         out = run_ours(url, lake, verify=False)
@@ -169,15 +161,7 @@ def child(name: str, url: str, lake: str) -> None:
 
 
 def measure(name: str, url: str, lake: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--url", url, "--lake", lake],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode:
-        raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_child(__file__, name, url, lake)
     out["rows_per_s"] = out["rows"] / out["seconds"]
     return out
 

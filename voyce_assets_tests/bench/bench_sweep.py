@@ -12,10 +12,10 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from voyce_assets_tests.bench.common import peak_rss_mb, run_child
 
 FIRST = dt.date(2023, 1, 1)
 SWEEP_DAY = dt.date(2026, 11, 26)
@@ -78,17 +78,10 @@ def build_mirror(url: str, lake: str, days: int) -> None:
             sync_table(conn, spec, uri, all_days[start : start + 31], verify=False)
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak resident memory (VmHWM). Not ru_maxrss: Linux keeps that
-    across exec, so a child would report its parent's peak at the fork if it was larger."""
-    with open("/proc/self/status") as fh:
-        line = next(line for line in fh if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
 def child(url: str, lake: str, mode: str) -> None:
     from voyce_assets.catalog import table
-    from voyce_assets.ingestion.sweep import mirror_counts, source_counts, sweep_table
+    from voyce_assets.ingestion.sweep import mirror_counts, sweep_table
+    from voyce_assets.ingestion.sync import source_counts
     from voyce_assets.resources.app_db import EmbeddedAppDatabase
     from voyce_assets.resources.lakehouse import Lakehouse
 
@@ -117,15 +110,7 @@ def child(url: str, lake: str, mode: str) -> None:
 
 
 def measure(url: str, lake: str, mode: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--url", url, "--lake", lake],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode:
-        raise RuntimeError(f"{mode} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(__file__, mode, url, lake)
 
 
 def main() -> None:
