@@ -181,36 +181,36 @@ def transcribe_cmd(
     import json
     import time
 
-    from voyce_assets.voice.audio.decode import AudioError
-
     transcriber = _resource("transcriber")
     overrides = {k: v for k, v in {"engine": engine, "model": model, "device": device}.items() if v}
     if overrides:
         transcriber = transcriber.model_copy(update=overrides)
+    started = time.perf_counter()
+    try:
+        # The asset's steps: decode, normalize, 16-bit copy, transcribed together in
+        # batch_size chunks (packed), so the text and confidence are the asset's.
+        results = transcriber.transcribe_files([Path(p) for p in files])
+    except Exception as exc:  # an engine or setting that cannot work: say so per file
+        error = f"{type(exc).__name__}: {exc}"
+        results = [None] * len(files)
+    elapsed = time.perf_counter() - started
     failed = False
-    for path in files:
-        started = time.perf_counter()
+    for path, result in zip(files, results, strict=True):
+        transcript = result.transcript if result else None
         line = {
             "path": path,
-            "text": None,
-            "language": None,
-            "confidence": None,
-            "duration_seconds": None,
+            "text": transcript.text if transcript else None,
+            "language": transcript.language if transcript else None,
+            "confidence": transcript.confidence if transcript else None,
+            "duration_seconds": round(result.duration_seconds, 3)
+            if result and result.duration_seconds is not None
+            else None,
+            "error": result.error if result else error,
+            # Whisper's time for this recording (a packed window's, shared out by length).
+            "processing_seconds": round(
+                transcript.processing_seconds if transcript else elapsed / len(files), 3
+            ),
         }
-        try:
-            transcript, audio = transcriber.transcribe_file(Path(path))
-            line.update(
-                text=transcript.text,
-                language=transcript.language,
-                confidence=transcript.confidence,
-                duration_seconds=round(audio.info.duration_seconds, 3),
-                error=None if transcript.text else "no speech detected",
-            )
-        except AudioError as exc:
-            line["error"] = str(exc)
-        except Exception as exc:  # a model that cannot load, ... : say so per file
-            line["error"] = f"{type(exc).__name__}: {exc}"
-        line["processing_seconds"] = round(time.perf_counter() - started, 3)
         failed |= line["error"] is not None
         click.echo(json.dumps(line))
     if failed:

@@ -89,18 +89,26 @@ class Transcript:
     processing_seconds: float
 
 
-def confidence_from_segments(segments: list[tuple[float, float, float]]) -> tuple[float, float]:
-    """(confidence, no_speech_prob) from (duration, avg_logprob, no_speech_prob) per segment.
+def confidence_from_words(probabilities: list[float]) -> float:
+    """``confidence_score``: the geometric mean of the recording's word probabilities.
 
-    exp of the duration-weighted mean log-probability per token, scaled down by how likely
-    the decoder thought the audio held no speech at all.
+    exp of the mean log-probability of the words Whisper decoded, in 0..1; 0 when there is
+    no word. Word probabilities belong to the recording's own words, so the score is the
+    same (within decoding noise) whether the recording was transcribed alone or packed in a
+    window with others, whatever its neighbours or ``batch_size``.
     """
+    if not probabilities:
+        return 0.0
+    logp = sum(math.log(max(p, 1e-6)) for p in probabilities) / len(probabilities)
+    return max(0.0, min(1.0, math.exp(logp)))
+
+
+def _no_speech(segments: list[tuple[float, float]]) -> float:
+    """Duration-weighted no-speech probability of (duration, no_speech_prob) segments."""
     if not segments:
-        return 0.0, 1.0
-    total = sum(max(d, 1e-3) for d, _, _ in segments)
-    logprob = sum(max(d, 1e-3) * lp for d, lp, _ in segments) / total
-    no_speech = sum(max(d, 1e-3) * ns for d, _, ns in segments) / total
-    return max(0.0, min(1.0, math.exp(logprob) * (1.0 - no_speech))), no_speech
+        return 1.0
+    total = sum(max(d, 1e-3) for d, _ in segments)
+    return sum(max(d, 1e-3) * ns for d, ns in segments) / total
 
 
 class Transcriber(ConfigurableResource):
@@ -209,11 +217,13 @@ class Transcriber(ConfigurableResource):
                 # Silero VAD (shipped with faster-whisper) drops silence: no hallucinated
                 # "Thank you." on an empty clip.
                 vad_filter=True,
+                word_timestamps=True,
                 condition_on_previous_text=False,
             )
             parts = list(segments)
             language = info.language
-            stats = [(s.end - s.start, s.avg_logprob, s.no_speech_prob) for s in parts]
+            words = [w.probability for s in parts for w in s.words or []]
+            no_speech = _no_speech([(s.end - s.start, s.no_speech_prob) for s in parts])
             text = " ".join(s.text.strip() for s in parts).strip()
         else:
             result = model.transcribe(
@@ -222,15 +232,20 @@ class Transcriber(ConfigurableResource):
                 beam_size=self.beam_size if self.beam_size > 1 else None,
                 fp16=self._compute_type() == "fp16",
                 condition_on_previous_text=False,
+                word_timestamps=True,
                 verbose=None,
             )
-            parts = result["segments"]
             language = result.get("language")
-            stats = [(s["end"] - s["start"], s["avg_logprob"], s["no_speech_prob"]) for s in parts]
             # openai-whisper keeps segments it judged silent; drop them as faster-whisper's VAD would.
-            kept = [s for s in parts if s["no_speech_prob"] < 0.6 or s["avg_logprob"] > -1.0]
+            kept = [
+                s
+                for s in result["segments"]
+                if s["no_speech_prob"] < 0.6 or s["avg_logprob"] > -1.0
+            ]
+            words = [w["probability"] for s in kept for w in s.get("words", [])]
+            no_speech = _no_speech([(s["end"] - s["start"], s["no_speech_prob"]) for s in kept])
             text = " ".join(s["text"].strip() for s in kept).strip()
-        confidence, no_speech = confidence_from_segments(stats)
+        confidence = confidence_from_words(words)
         return Transcript(
             text=text,
             language=language,
@@ -306,12 +321,8 @@ class Transcriber(ConfigurableResource):
         total = sum(b - a for a, b in bounds)
         for k, i in enumerate(group):
             text = "".join(w.word for w in words[k]).strip()
-            if words[k]:
-                logp = sum(math.log(max(w.probability, 1e-6)) for w in words[k]) / len(words[k])
-                ns = sum(no_speech[k]) / len(no_speech[k])
-                confidence = max(0.0, min(1.0, math.exp(logp) * (1 - ns)))
-            else:
-                confidence, ns = 0.0, 1.0
+            confidence = confidence_from_words([w.probability for w in words[k]])
+            ns = sum(no_speech[k]) / len(no_speech[k]) if no_speech[k] else 1.0
             seconds = bounds[k][1] - bounds[k][0]
             out[i] = Transcript(
                 text=text,
@@ -323,13 +334,61 @@ class Transcriber(ConfigurableResource):
                 processing_seconds=elapsed * seconds / total,  # the window's time, shared
             )
 
+    def transcribe_batches(self, clips: list[np.ndarray]) -> list[Transcript | Exception]:
+        """Transcribe in ``batch_size`` chunks (each packed where it can be); a chunk that
+        fails costs only its own recordings, which get the exception instead."""
+        self.check()
+        out: list[Transcript | Exception] = []
+        for start in range(0, len(clips), self.batch_size):
+            chunk = clips[start : start + self.batch_size]
+            try:
+                out += self.transcribe_many(chunk)
+            except Exception as exc:  # one bad chunk never stops the others
+                out += [exc] * len(chunk)
+        return out
+
+    def transcribe_files(self, paths: list[Path]) -> list[FileTranscript]:
+        """What the assets would make of these files: each decoded (bounded by
+        ``max_duration_seconds``), normalized and stored as 16-bit like processed_audio does,
+        then all transcribed together, in order, like the transcriptions asset does."""
+        from voyce_assets.voice.audio.decode import AudioError
+        from voyce_assets.voice.audio.normalize import as_stored, normalize
+
+        results: list[FileTranscript] = [FileTranscript(Path(p)) for p in paths]
+        usable, clips = [], []
+        for result in results:
+            try:
+                audio = decode(result.path, self.max_duration_seconds)
+            except AudioError as exc:
+                result.error = str(exc)
+                continue
+            result.duration_seconds = audio.info.duration_seconds
+            usable.append(result)
+            clips.append(as_stored(normalize(audio.samples)[0]))
+        for result, transcript in zip(usable, self.transcribe_batches(clips), strict=True):
+            if isinstance(transcript, Exception):
+                result.error = f"transcription failed: {type(transcript).__name__}: {transcript}"
+            else:
+                result.transcript = transcript
+                result.error = None if transcript.text else "no speech detected"
+        return results
+
     def transcribe_file(self, path: Path) -> tuple[Transcript, object]:
-        """Decode (bounded by max_duration_seconds), normalize and transcribe one file: the
-        same steps the processed_audio and transcriptions assets take."""
-        from voyce_assets.voice.audio.normalize import normalize
+        """Decode (bounded by max_duration_seconds), normalize and transcribe one file alone."""
+        from voyce_assets.voice.audio.normalize import as_stored, normalize
 
         audio = decode(Path(path), self.max_duration_seconds)
-        return self.transcribe(normalize(audio.samples)[0]), audio
+        return self.transcribe(as_stored(normalize(audio.samples)[0])), audio
+
+
+@dataclass
+class FileTranscript:
+    """One file's result in ``Transcriber.transcribe_files``."""
+
+    path: Path
+    transcript: Transcript | None = None
+    duration_seconds: float | None = None
+    error: str | None = None
 
 
 def _offline() -> None:

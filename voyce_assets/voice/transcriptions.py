@@ -168,8 +168,8 @@ def transcribe_feedback(
 ) -> list[dict]:
     """One transcriptions row per feedback: a transcript, or the reason there is none.
 
-    Usable recordings are transcribed together (``Transcriber.transcribe_many``), in
-    ``batch_size`` chunks so a failing batch only costs its own rows.
+    Usable recordings are transcribed together (``Transcriber.transcribe_batches``), in
+    ``batch_size`` chunks so a failing chunk only costs its own rows.
     """
     rows = [_row(transcriber, item) for item in items]
     audio: list[tuple[dict, object]] = []
@@ -186,24 +186,19 @@ def transcribe_feedback(
                 audio.append((row, read_processed(processed)))
         except Exception as exc:  # an unreadable copy, an unsafe path: its own row only
             row["error_message"] = error_text(exc)
-    size = max(1, transcriber.batch_size)
-    for start in range(0, len(audio), size):
-        chunk = audio[start : start + size]
-        try:
-            transcripts = transcriber.transcribe_many([samples for _, samples in chunk])
-        except Exception as exc:  # one bad batch never stops the partition
-            for row, _ in chunk:
-                row["error_message"] = f"transcription failed: {type(exc).__name__}: {exc}"[:500]
+    transcripts = transcriber.transcribe_batches([samples for _, samples in audio])
+    for (row, _), transcript in zip(audio, transcripts, strict=True):
+        if isinstance(transcript, Exception):  # its chunk failed: its own row only
+            row["error_message"] = f"transcription failed: {error_text(transcript)}"
             continue
-        for (row, _), transcript in zip(chunk, transcripts, strict=True):
-            row.update(
-                transcription_text=transcript.text,
-                confidence_score=transcript.confidence,
-                language_detected=transcript.language,
-                word_count=transcript.word_count,
-                processing_time_ms=round(transcript.processing_seconds * 1000),
-                _audio_seconds=transcript.audio_seconds,
-            )
-            if not transcript.text:
-                row["error_message"] = "no speech detected"
+        row.update(
+            transcription_text=transcript.text,
+            confidence_score=transcript.confidence,
+            language_detected=transcript.language,
+            word_count=transcript.word_count,
+            processing_time_ms=round(transcript.processing_seconds * 1000),
+            _audio_seconds=transcript.audio_seconds,
+        )
+        if not transcript.text:
+            row["error_message"] = "no speech detected"
     return rows

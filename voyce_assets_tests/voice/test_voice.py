@@ -24,7 +24,7 @@ from voyce_assets.voice.audio.decode import TARGET_RATE, AudioError, decode, pro
 from voyce_assets.voice.audio.normalize import TARGET_RMS_DBFS, dbfs, process_file
 from voyce_assets.voice.audio_features import audio_features
 from voyce_assets.voice.processed_audio import processed_audio
-from voyce_assets.voice.transcriber import Transcriber, confidence_from_segments
+from voyce_assets.voice.transcriber import Transcriber, confidence_from_words
 from voyce_assets.voice.transcriptions import transcriptions
 from voyce_assets_tests.conftest import subprocess_env
 
@@ -156,11 +156,10 @@ def test_silence_is_no_speech(tmp_path, transcriber):
     assert transcript.text == "" and transcript.confidence == 0.0
 
 
-def test_confidence_from_segments():
-    assert confidence_from_segments([]) == (0.0, 1.0)
-    conf, no_speech = confidence_from_segments([(2.0, -0.1, 0.0), (2.0, -0.3, 0.2)])
-    assert conf == pytest.approx(np.exp(-0.2) * 0.9)
-    assert no_speech == pytest.approx(0.1)
+def test_confidence_is_the_geometric_mean_of_word_probabilities():
+    assert confidence_from_words([]) == 0.0
+    assert confidence_from_words([0.9, 0.4]) == pytest.approx(0.6)
+    assert confidence_from_words([1.0, 1.0]) == 1.0
 
 
 def test_voyce_transcribe_cli(clips, tmp_path):
@@ -254,6 +253,43 @@ def test_voice_assets_on_the_demo(pg_database, tmp_path):
             assert -30 < f["avg_volume"] < -5 and f["max_volume"] <= 0
         else:
             assert f["speech_rate"] is None and f["avg_volume"] < -50
+
+    # `voyce transcribe` on the same uploads, in the asset's order, reproduces its text and
+    # confidence: the same decoding, normalization, 16-bit copy, batches and packing.
+    order = [
+        r[0]
+        for r in engine.connect().execute(
+            sa.text(
+                "SELECT audio_file_path FROM voice_feedback ORDER BY "
+                "(created_at AT TIME ZONE 'UTC')::date, id"
+            )
+        )
+    ]
+    uploads = lakehouse.volume_path(volume("raw_data/audio_files"))
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voyce_assets.cli",
+            "transcribe",
+            *(str(uploads / p) for p in order),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(VOYCE_HOME=str(tmp_path / "cli")),
+    )
+    by_path = {json.loads(line)["path"]: json.loads(line) for line in cli.stdout.splitlines()}
+    path_of = {
+        str(r[0]): str(uploads / r[1])
+        for r in engine.connect().execute(sa.text("SELECT id, audio_file_path FROM voice_feedback"))
+    }
+    for row in ok:
+        line = by_path[path_of[row["voice_feedback_id"]]]
+        assert (line["text"], line["confidence"]) == (
+            row["transcription_text"],
+            row["confidence_score"],
+        )
 
     # Each partition of the range run records its own rows, not the range's.
     per_day = {

@@ -8,6 +8,7 @@ not be used. Transcription and feature extraction read these copies, never the u
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +55,17 @@ def normalize(samples: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     # Reach the target loudness unless that would clip: the peak ceiling wins.
     gain = min(TARGET_RMS_DBFS - rms, PEAK_CEILING_DBFS - peak)
     return (samples * (10 ** (gain / 20))).astype(np.float32), rms, peak, gain
+
+
+def as_stored(samples: np.ndarray) -> np.ndarray:
+    """``samples`` exactly as a processed copy holds them: 16-bit PCM, read back as float32.
+
+    ``voyce transcribe`` feeds Whisper these, so it hears what the transcriptions asset hears.
+    """
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, TARGET_RATE, subtype="PCM_16", format="WAV")
+    buffer.seek(0)
+    return sf.read(buffer, dtype="float32")[0]
 
 
 def sidecar_path(wav_path: Path) -> Path:
@@ -128,6 +140,7 @@ def read_processed(processed: ProcessedAudio) -> np.ndarray:
 __all__ = [
     "AudioInfo",
     "ProcessedAudio",
+    "as_stored",
     "is_current",
     "load_processed",
     "process_file",
