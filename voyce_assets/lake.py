@@ -187,31 +187,21 @@ def replace_partitions(
     return stats
 
 
-def _moved(target, table: Table, source: pa.Table) -> list[dt.date] | None:
-    """None when no changed row's event timestamp moved; else the partitions that hold the
-    rows as they were before (their ``created_at`` was edited in the app).
-
-    Reads the key column of the table (no statistics can skip a random UUID) and the
-    timestamp and partition of the matching rows: one narrow scan.
-    """
-    if len(table.primary_key) != 1 or not table.partition_source:
-        return None
+def _copies(target, table: Table, source: pa.Table) -> list[tuple[str, object, dt.date]]:
+    """(key, event timestamp, partition) of every row of the table whose primary key is among
+    ``source``'s: one narrow scan of the key column (no statistic skips a random UUID)."""
     key, when = table.primary_key[0], table.partition_source
     found = target.to_pyarrow_dataset().to_table(
         columns=[key, when, table.partition_column], filter=pc.field(key).isin(source[key])
     )
-    now = dict(zip(source[key].to_pylist(), source[when].to_pylist(), strict=True))
-    old = [
-        day
-        for ident, stamp, day in zip(
+    return list(
+        zip(
             found[key].to_pylist(),
             found[when].to_pylist(),
             found[table.partition_column].to_pylist(),
             strict=True,
         )
-        if stamp != now[ident]
-    ]
-    return sorted(set(old)) if old else None
+    )
 
 
 def merge_rows(
@@ -221,7 +211,8 @@ def merge_rows(
     dates: list[dt.date],
     storage_options: dict[str, str] | None = None,
 ) -> WriteStats:
-    """Upsert changed rows by primary key, touching only the partitions in ``dates``."""
+    """Upsert changed rows by primary key, touching only the partitions in ``dates`` (and,
+    for a row whose created_at the app edited, the partitions still holding it)."""
     from deltalake import DeltaTable
 
     stats = WriteStats()
@@ -230,30 +221,68 @@ def merge_rows(
         return stats
     source = pa.Table.from_batches(rows, schema=table.arrow_schema())
     target = DeltaTable(uri, storage_options=storage_options or None)
-    # A row whose created_at was edited in the app is still where it was, maybe in another
-    # partition: the MERGE then reaches those partitions too and moves it, in one commit.
-    moved_from = _moved(target, table, source)
     keys = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
-    predicate = f"{keys} AND " + partition_predicate(
-        table, [*dates, *(moved_from or [])], alias="t"
+    inside = set(dates)
+    traced = len(table.primary_key) == 1 and table.partition_source is not None
+    copies = _copies(target, table, source) if traced else []
+    stamps = (
+        dict(
+            zip(
+                source[table.primary_key[0]].to_pylist(),
+                source[table.partition_source].to_pylist(),
+                strict=True,
+            )
+        )
+        if copies
+        else {}
     )
-    if moved_from is None:
-        # The partition column lets Delta skip every other partition's files; the created_at
-        # range of the changes (unchanged, and the order rows were written in) skips the
-        # files of the partition that hold no changed row, so a MERGE of recent changes
-        # reads one file.
-        predicate += f" AND t.{table.partition_column} = s.{table.partition_column}"
+    elsewhere = sorted({day for _, _, day in copies if day not in inside})
+    edited = any(stamp != stamps[ident] for ident, stamp, _ in copies)
+    if not elsewhere and not edited:
+        # The usual case: every changed row is where it was. The partition column lets Delta
+        # skip every other partition's files; the created_at range of the changes (the order
+        # rows were written in) skips the partition's files holding none, so a MERGE of
+        # recent changes reads one file.
+        predicate = (
+            f"{keys} AND t.{table.partition_column} = s.{table.partition_column} AND "
+            + partition_predicate(table, dates, alias="t")
+        )
         if table.partition_source:
             bounds = pc.min_max(source[table.partition_source]).as_py()
             predicate += (
                 f" AND t.{table.partition_source} >= '{bounds['min'].isoformat()}'"
                 f" AND t.{table.partition_source} <= '{bounds['max'].isoformat()}'"
             )
-    stats.moved_from = [d.isoformat() for d in moved_from or [] if d not in dates]
+        merger = target.merge(
+            source=source, predicate=predicate, source_alias="s", target_alias="t"
+        )
+        stats.merge_metrics = (
+            merger.when_matched_update_all().when_not_matched_insert_all().execute()
+        )
+        return stats
+    # created_at was edited in the app: the row is still where it was, perhaps in another
+    # partition. The MERGE reaches those partitions too, in one commit: a row with no copy
+    # in its new partition is moved there; a copy left elsewhere when one is already home (a
+    # full sync wrote it there) is deleted. Never two copies.
+    key = table.primary_key[0]
+    home = {ident for ident, _, day in copies if day in inside}
+    source = source.append_column(
+        "_home", pa.array([ident in home for ident in source[key].to_pylist()], pa.bool_())
+    )
+    columns = {c: f"s.{c}" for c in table.column_names}
+    stats.moved_from = [d.isoformat() for d in elsewhere]
     stats.merge_metrics = (
-        target.merge(source=source, predicate=predicate, source_alias="s", target_alias="t")
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
+        target.merge(
+            source=source,
+            predicate=f"{keys} AND " + partition_predicate(table, [*dates, *elsewhere], alias="t"),
+            source_alias="s",
+            target_alias="t",
+        )
+        .when_matched_delete(
+            predicate=f"s._home AND NOT ({partition_predicate(table, dates, alias='t')})"
+        )
+        .when_matched_update(updates=columns)
+        .when_not_matched_insert(updates=columns)
         .execute()
     )
     return stats

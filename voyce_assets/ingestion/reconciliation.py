@@ -1,24 +1,28 @@
-"""The reconciliation sweep's sensor and check: what the sweep finds becomes visible (the
-``reconciliation_sweep`` check of each mirror) and is repaired (full-sync runs).
+"""The reconciliation sweep's sensor: what the sweep finds becomes visible and is repaired.
 
-``raw_reconciliation_sweep`` ticks hourly. Each tick requests a full sync for every
-incremental run that failed since the last tick (after its retries: the CDC cursor had moved
-past its changes). Once a UTC day it sweeps every app table (``sweep.sweep_table``), reports
-each table's findings as a check evaluation (partitions compared, checksummed, mismatched;
-full syncs requested; partitions repaired since the last sweep) and requests a full sync of
-every partition that differs: one run per contiguous range of at most 31 days, with a run
-key of the day, table and range, so a repeated tick never requests twice.
+``raw_reconciliation_sweep`` ticks every 10 minutes. Each tick requests a full sync for each
+incremental run that failed or was canceled (its changes are lost to the CDC cursor, which
+had moved past them). Each UTC day it sweeps every app table (``sweep.sweep_table``), a few
+tables per tick within a time budget so a tick stays well inside Dagster's sensor timeout,
+and for each table records an observation on the mirror asset (partitions compared,
+checksummed, mismatched with both counts, full syncs requested, partitions repaired since
+the last sweep) and requests a full sync of every partition that differs: one run per
+contiguous range of at most 31 days. A run key names the table, range and the evidence
+(counts, checksum verdict), so the same finding is never requested twice, and a finding
+that a full sync cannot change (rows the mirror holds back for a NULL key) is not requested
+again every day. Partitions inside the daily full sync's window are left to it: they are
+still being filled and would look wrong every morning.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import time
 
 from dagster import (
-    AssetCheckEvaluation,
-    AssetCheckResult,
-    AssetChecksDefinition,
+    AssetObservation,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -26,19 +30,22 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    asset_check,
     sensor,
 )
 
-from voyce_assets.catalog import APP_TABLES, table
+from voyce_assets.catalog import APP_TABLES
 from voyce_assets.ingestion.mirrors import MIRRORS, raw_mirrors
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.ingestion.sweep import evaluation_metadata, sweep_table
 from voyce_assets.partitions import daily_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse
 
-SWEEP_INTERVAL_SECONDS = 3600
-SWEEP_CHECK = "reconciliation_sweep"
+SWEEP_INTERVAL_SECONDS = 600
+# Tables are swept until a tick has used this much time (at least one table per tick).
+SWEEP_BUDGET_SECONDS = 30.0
+# Run records can be committed a little out of order: look back this far every tick (the
+# run keys keep a failed run from being requested twice).
+FAILED_RUN_LOOKBACK_SECONDS = 600.0
 
 
 def _ranges(days: list[str], longest: int = 31) -> list[tuple[str, str]]:
@@ -56,21 +63,19 @@ def _ranges(days: list[str], longest: int = 31) -> list[tuple[str, str]]:
     return out
 
 
-def _failed_incremental_runs(context, after: float | None) -> tuple[list[RunRequest], float]:
+def _failed_incremental_runs(context, after: float) -> list[RunRequest]:
     """A full sync for the partition and tables of each incremental run that failed (after
-    its retries) since ``after``: the CDC cursor moved past its changes when it was requested.
-    """
+    its retries) or was canceled since ``after``."""
     records = context.instance.get_run_records(
         filters=RunsFilter(
-            statuses=[DagsterRunStatus.FAILURE],
+            statuses=[DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED],
             tags={"voyce/sync_mode": "incremental"},
-            updated_after=dt.datetime.fromtimestamp(after, dt.UTC) if after else None,
+            updated_after=dt.datetime.fromtimestamp(after - FAILED_RUN_LOOKBACK_SECONDS, dt.UTC),
         )
     )
-    requests, newest = [], after or 0.0
+    requests = []
     for record in records:
         run = record.dagster_run
-        newest = max(newest, record.update_timestamp.timestamp())
         partition = run.tags.get("dagster/partition")
         paths = [p for p in run.tags.get("voyce/tables", "").split(",") if p in MIRRORS]
         keys = sorted(
@@ -87,7 +92,29 @@ def _failed_incremental_runs(context, after: float | None) -> tuple[list[RunRequ
                 tags={"voyce/sync_mode": "full", "voyce/ingestion": "sweep"},
             )
         )
-    return requests, newest
+    return requests
+
+
+def _repairs(path: str, mismatched: dict[str, dict], days: list[str]) -> list[RunRequest]:
+    out = []
+    for start, end in _ranges(days):
+        evidence = json.dumps(
+            [mismatched[d] for d in sorted(days) if start <= d <= end], sort_keys=True
+        )
+        digest = hashlib.sha256(evidence.encode()).hexdigest()[:12]
+        out.append(
+            RunRequest(
+                run_key=f"sweep:{path}:{start}:{end}:{digest}",
+                asset_selection=[MIRRORS[path].key],
+                tags={
+                    "dagster/asset_partition_range_start": start,
+                    "dagster/asset_partition_range_end": end,
+                    "voyce/sync_mode": "full",
+                    "voyce/ingestion": "sweep",
+                },
+            )
+        )
+    return out
 
 
 @sensor(
@@ -95,10 +122,10 @@ def _failed_incremental_runs(context, after: float | None) -> tuple[list[RunRequ
     minimum_interval_seconds=SWEEP_INTERVAL_SECONDS,
     asset_selection=raw_mirrors,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Hourly: a full sync for each failed incremental run; once a day: every "
-    "partition of every app table compared with its source (counts; checksums of a rolling "
-    "slice, each partition at least every checksum_every_days), and a full sync of each "
-    "partition that differs.",
+    description="Every 10 minutes: a full sync for each failed incremental run. Each day: "
+    "every partition of every app table (older than the daily full sync's window) compared "
+    "with its source (counts; content checksums of a rolling slice, each partition at least "
+    "every checksum_every_days), and a full sync of each partition that differs.",
 )
 def raw_reconciliation_sweep(
     context: SensorEvaluationContext,
@@ -107,86 +134,51 @@ def raw_reconciliation_sweep(
     ingestion_settings: IngestionSettings,
 ):
     settings = ingestion_settings.checked()
+    started = time.monotonic()
     state = json.loads(context.cursor) if context.cursor else {}
-    requests, failed_after = _failed_incremental_runs(context, state.get("failed_after"))
-    state["failed_after"] = failed_after
-    today = dt.datetime.now(dt.UTC).date()
-    events: list[AssetCheckEvaluation] = []
-    if state.get("swept") != today.isoformat():
-        valid = set(daily_partitions.get_partition_keys())
-        pending: dict[str, list[str]] = state.get("pending", {})
+    now = dt.datetime.now(dt.UTC)
+    # The first tick starts watching now: history's failed runs are not all re-run at once.
+    requests = (
+        _failed_incremental_runs(context, state["failed_after"]) if "failed_after" in state else []
+    )
+    state["failed_after"] = now.timestamp()
+    today = now.date()
+    if state.get("day") != today.isoformat():
+        state["day"], state["done"] = today.isoformat(), []
+    pending: dict[str, list[str]] = state.setdefault("pending", {})
+    window_start = today - dt.timedelta(days=settings.full_sync_days - 1)
+    valid = set(daily_partitions.get_partition_keys())
+    events: list[AssetObservation] = []
+    for spec in APP_TABLES:
+        path = spec.path
+        if path in state["done"]:
+            continue
+        if state["done"] and time.monotonic() - started > SWEEP_BUDGET_SECONDS:
+            break  # the rest next tick
         with app_db.connect() as conn:
-            results = [
-                sweep_table(conn, spec, lakehouse, today, settings.checksum_every_days)
-                for spec in APP_TABLES
-            ]
+            result = sweep_table(
+                conn, spec, lakehouse, today, settings.checksum_every_days, before=window_start
+            )
             conn.rollback()
-        for result in results:
-            path = result.table.path
-            wrong = [p for p in result.mismatched if p in valid]
-            outside = sorted(set(result.mismatched) - set(wrong))
-            if outside:
-                context.log.warning(f"{path}: rows outside the partitions, not repaired: {outside}")
-            for start, end in _ranges(wrong):
-                requests.append(
-                    RunRequest(
-                        run_key=f"sweep:{today}:{path}:{start}:{end}",
-                        asset_selection=[MIRRORS[path].key],
-                        tags={
-                            "dagster/asset_partition_range_start": start,
-                            "dagster/asset_partition_range_end": end,
-                            "voyce/sync_mode": "full",
-                            "voyce/ingestion": "sweep",
-                        },
-                    )
-                )
-            repaired = sorted(set(pending.get(path, [])) - set(result.mismatched))
-            pending[path] = sorted(wrong)
-            events.append(
-                AssetCheckEvaluation(
-                    asset_key=MIRRORS[path].key,
-                    check_name=SWEEP_CHECK,
-                    passed=result.passed,
-                    metadata=evaluation_metadata(result, sorted(wrong), repaired),
-                )
+        wrong = sorted(p for p in result.mismatched if p in valid)
+        outside = sorted(set(result.mismatched) - set(wrong))
+        if outside:
+            context.log.warning(f"{path}: rows outside the partitions, not repaired: {outside}")
+        requests += _repairs(path, result.mismatched, wrong)
+        repaired = sorted(set(pending.get(path, [])) - set(result.mismatched))
+        pending[path] = wrong
+        events.append(
+            AssetObservation(
+                asset_key=MIRRORS[path].key,
+                metadata=evaluation_metadata(result, wrong, repaired),
             )
-            context.log.info(
-                f"{path}: {result.compared} partitions compared, "
-                f"{len(result.checksummed)} checksummed, {len(result.mismatched)} differ"
-            )
-        state["swept"], state["pending"] = today.isoformat(), pending
+        )
+        state["done"].append(path)
+        context.log.info(
+            f"{path}: {result.compared} partitions compared, "
+            f"{len(result.checksummed)} checksummed, {len(result.mismatched)} differ"
+        )
     cursor = json.dumps(state, sort_keys=True)
     if not requests and not events:
         return SensorResult(skip_reason=SkipReason("swept today; no failed run"), cursor=cursor)
     return SensorResult(run_requests=requests, asset_events=events, cursor=cursor)
-
-
-def build_sweep_check(path: str) -> AssetChecksDefinition:
-    """The sweep's verdict on one mirror; the sensor reports it daily, and it runs on demand."""
-
-    @asset_check(
-        asset=MIRRORS[path].key,
-        name=SWEEP_CHECK,
-        description="Every partition's row count (and, on a rolling schedule, its content "
-        "checksum) in PostgreSQL equals the mirror's. Reported daily by the "
-        "raw_reconciliation_sweep sensor, which requests a full sync of each that differs.",
-    )
-    def sweep_check(
-        app_db: AppDatabase, lakehouse: Lakehouse, ingestion_settings: IngestionSettings
-    ) -> AssetCheckResult:
-        settings = ingestion_settings.checked()
-        with app_db.connect() as conn:
-            result = sweep_table(
-                conn,
-                table(path),
-                lakehouse,
-                dt.datetime.now(dt.UTC).date(),
-                settings.checksum_every_days,
-            )
-            conn.rollback()
-        return AssetCheckResult(passed=result.passed, metadata=evaluation_metadata(result, [], []))
-
-    return sweep_check
-
-
-sweep_checks = [build_sweep_check(spec.path) for spec in APP_TABLES]

@@ -32,7 +32,8 @@ def audio_paths(lakehouse: Lakehouse, feedback: Feedback) -> FeedbackAudio:
     org = str(feedback.organization_id or "")
     relative = Path(feedback.audio_file_path or "")
     org_root = (uploads / org).resolve()
-    if not org or Path(org).name != org or org_root.parent != uploads:
+    # The organization's folder itself, not a link to another organization's.
+    if not org or Path(org).name != org or org_root != uploads / org:
         raise PathOutsideVolume(
             f"path outside the volume: organization {org!r} is not a folder name"
         )

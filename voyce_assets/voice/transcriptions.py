@@ -29,7 +29,7 @@ from voyce_assets.partitions import by_partition, partition_dates, record_partit
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import table_asset
 from voyce_assets.voice.audio.normalize import load_processed, read_processed
-from voyce_assets.voice.paths import PathOutsideVolume, audio_paths, error_text
+from voyce_assets.voice.paths import audio_paths, error_text
 from voyce_assets.voice.transcriber import Transcriber
 
 MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
@@ -141,8 +141,8 @@ def _still_valid(row: dict, label: str, lakehouse: Lakehouse, item: Feedback) ->
     try:
         copy = audio_paths(lakehouse, item).processed
         copied = dt.datetime.fromtimestamp(copy.stat().st_mtime, dt.UTC)
-    except (OSError, PathOutsideVolume):
-        return False  # the upload became unusable since: transcribe again to say why
+    except Exception:  # unusable since (gone, unsafe, a link loop): transcribe again to say why
+        return False
     return copied <= row["created_at"]
 
 

@@ -44,7 +44,7 @@ def main() -> None:
     from voyce_assets.voice.audio.decode import decode
     from voyce_assets.voice.audio.features import extract
     from voyce_assets.voice.audio.normalize import load_processed, read_processed
-    from voyce_assets.voice.paths import processed_path, upload_path
+    from voyce_assets.voice.paths import audio_paths
     from voyce_assets.voice.processed_audio import processed_audio
     from voyce_assets.voice.transcriber import Transcriber
     from voyce_assets.voice.transcriptions import transcriptions
@@ -88,11 +88,14 @@ def main() -> None:
         ours_seconds = time.perf_counter() - started
         assert result.success
         usable = [
-            f for f in feedback if (p := load_processed(processed_path(lakehouse, f))) and p.ok
+            f
+            for f in feedback
+            if (p := load_processed(audio_paths(lakehouse, f).processed)) and p.ok
         ]
-        paths = [upload_path(lakehouse, f) for f in usable]
+        paths = [audio_paths(lakehouse, f).upload for f in usable]
         audio_seconds = sum(
-            load_processed(processed_path(lakehouse, f)).info["duration_seconds"] for f in usable
+            load_processed(audio_paths(lakehouse, f).processed).info["duration_seconds"]
+            for f in usable
         )
 
         from faster_whisper import WhisperModel
@@ -142,8 +145,10 @@ def main() -> None:
             "ow": _wer(refs, [ow_texts[k] for k in spoken]),
         }
 
-        copies = [read_processed(load_processed(processed_path(lakehouse, f))) for f in usable]
-        p0 = load_processed(processed_path(lakehouse, usable[0]))
+        copies = [
+            read_processed(load_processed(audio_paths(lakehouse, f).processed)) for f in usable
+        ]
+        p0 = load_processed(audio_paths(lakehouse, usable[0]).processed)
         extract(copies[0], p0.gain_db, p0.original_rms_dbfs, p0.original_peak_dbfs)  # JIT warm-up
         started = time.perf_counter()
         for samples in copies:

@@ -94,3 +94,86 @@ def test_a_row_moved_to_another_time_is_mirrored_once_where_it_now_belongs(env, 
         assert sorted(r["id"] for r in mirror if r["event_date"].isoformat() == day) == sorted(
             str(r[0]) for r in source_rows(engine, "raw_data/voice_feedback", day)
         )
+
+
+def test_a_new_row_reaches_the_mirror_through_the_merge_insert_path(env):
+    engine, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
+    template = sql_rows(
+        engine,
+        f"SELECT organization_id::text, user_id::text FROM voice_feedback "
+        f"WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}' LIMIT 1",
+    )[0]
+    new_id = str(uuid.uuid4())
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        stamp = dt.datetime.fromisoformat(f"{DAYS[1]}T23:59:00+00:00")
+        sql_rows(
+            engine,
+            "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, status, "
+            "created_at, updated_at) VALUES (:i, :o, :u, 'late.wav', 'pending', :t, now())",
+            i=new_id,
+            o=template[0],
+            u=template[1],
+            t=stamp,
+        )
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+    [request] = tick.run_requests
+    feedback = next(a for a in raw_mirrors if a.key == AssetKey(["raw_data", "voice_feedback"]))
+    run = materialize(
+        [feedback], resources=resources, partition_key=DAYS[1], run_config=request.run_config
+    )
+    assert run.success and all(c.passed for c in checks_by_name(run).values())
+    merge = next(
+        e.materialization.metadata["merge"].value for e in run.get_asset_materialization_events()
+    )
+    assert merge["num_target_rows_inserted"] == 1 and merge["num_target_rows_updated"] == 0
+    day = delta_rows(resources, "raw_data/voice_feedback", DAYS[1]).to_pylist()
+    assert [r["audio_file_path"] for r in day if r["id"] == new_id] == ["late.wav"]
+
+
+def test_a_copy_left_behind_by_a_full_sync_is_removed_by_the_next_merge(env):
+    """The row moved to another day was full-synced into its new partition while its old
+    partition was not re-synced: two copies, until its next change; then exactly one."""
+    engine, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    feedback = next(a for a in raw_mirrors if a.key == AssetKey(["raw_data", "voice_feedback"]))
+    moved, created = sql_rows(
+        engine,
+        f"SELECT id::text, created_at FROM voice_feedback "
+        f"WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[0]}' ORDER BY id LIMIT 1",
+    )[0]
+    sql_rows(
+        engine,
+        "UPDATE voice_feedback SET created_at = :c, updated_at = now() WHERE id = :i",
+        c=created + dt.timedelta(days=2),
+        i=moved,
+    )
+    assert materialize([feedback], resources=resources, partition_key=DAYS[2]).success
+    copies = [
+        r for r in delta_rows(resources, "raw_data/voice_feedback").to_pylist() if r["id"] == moved
+    ]
+    assert len(copies) == 2  # the old partition was not re-synced (the sweep would find it)
+    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        sql_rows(
+            engine,
+            "UPDATE voice_feedback SET status = 'completed', updated_at = now() WHERE id = :i",
+            i=moved,
+        )
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+    [request] = tick.run_requests
+    run = materialize(
+        [feedback], resources=resources, partition_key=DAYS[2], run_config=request.run_config
+    )
+    assert run.success
+    copies = [
+        r for r in delta_rows(resources, "raw_data/voice_feedback").to_pylist() if r["id"] == moved
+    ]
+    assert [(r["event_date"].isoformat(), r["status"]) for r in copies] == [(DAYS[2], "completed")]

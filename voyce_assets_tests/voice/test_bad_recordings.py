@@ -72,6 +72,9 @@ def test_unsafe_paths_and_unwritable_names_are_row_errors(tmp_path):
     _speech(uploads / OTHER_ORG / "theirs.wav")
     _speech(uploads / ORG / "good.wav")
     (uploads / ORG / "link.wav").symlink_to(outside / "secret.wav")
+    (uploads / ORG / "loop.wav").symlink_to(uploads / ORG / "loop.wav")
+    linked_org = "linked-org"
+    (uploads / linked_org).symlink_to(uploads / OTHER_ORG, target_is_directory=True)
     long_name = "x" * 300 + ".wav"
     ids = _mirror(
         lakehouse,
@@ -82,6 +85,8 @@ def test_unsafe_paths_and_unwritable_names_are_row_errors(tmp_path):
             "other_org": (ORG, f"{OTHER_ORG}/theirs.wav"),
             "symlink": (ORG, f"{ORG}/link.wav"),
             "org_escape": ("..", "../outside/secret.wav"),
+            "org_link": (linked_org, f"{linked_org}/theirs.wav"),
+            "link_loop": (ORG, f"{ORG}/loop.wav"),
             "long_name": (ORG, f"{ORG}/{long_name}"),
         },
     )
@@ -105,9 +110,10 @@ def test_unsafe_paths_and_unwritable_names_are_row_errors(tmp_path):
     }
     assert len(rows) == len(ids), "every feedback has its row, good or bad"
     assert "delivery" in rows[ids["good"]]["transcription_text"].lower()
-    for case in ("dotdot", "absolute", "other_org", "symlink", "org_escape"):
+    for case in ("dotdot", "absolute", "other_org", "symlink", "org_escape", "org_link"):
         assert rows[ids[case]]["error_message"].startswith("path outside the volume"), case
     assert "File name too long" in rows[ids["long_name"]]["error_message"]
+    assert rows[ids["link_loop"]]["error_message"]  # its own row's error, nothing more
     # Nothing was read into or written beside anything outside the volume.
     assert _files(outside) == before_outside
     processed = lakehouse.volume_path(volume("processed_data/processed_audio"))
@@ -122,7 +128,13 @@ def test_unsafe_paths_and_unwritable_names_are_row_errors(tmp_path):
     ("settings", "message"),
     [
         ({"model": "/no/such/model"}, "no local faster-whisper weights"),
-        ({"device": "cuda"}, "CUDA"),
+        pytest.param(
+            {"device": "cuda"},
+            "CUDA",
+            marks=pytest.mark.skipif(
+                __import__("ctranslate2").get_cuda_device_count() > 0, reason="CUDA is here"
+            ),
+        ),
         ({"engine": "whisperx"}, "WHISPER_ENGINE: must be one of"),
     ],
 )
