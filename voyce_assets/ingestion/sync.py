@@ -84,12 +84,11 @@ class SyncResult:
         return out
 
 
-def _duplicates(uri, table, dates, storage_options) -> tuple[int, list[str]]:
+def _duplicates(table: Table, keys: list[pa.Array]) -> tuple[int, list[str]]:
+    """(how many keys occur more than once, a few of them) among ``keys``' chunks."""
     key = table.primary_key[0]
-    ids = pa.Table.from_batches(
-        list(delta_batches(uri, table, dates, [key], storage_options)),
-        schema=pa.schema([table.arrow_schema().field(key)]),
-    )
+    field = table.arrow_schema().field(key)
+    ids = pa.table({key: pa.chunked_array(keys, type=field.type)})
     counts = ids.group_by(key).aggregate([([], "count_all")])
     dup = counts.filter(pc.greater(counts["count_all"], 1))
     return dup.num_rows, sorted(str(v) for v in dup[key].to_pylist())[:DUPLICATE_PREVIEW]
@@ -158,12 +157,14 @@ def sync_table(
     if verify:
         if since is None:
             result.source_counts = postgres_checksums(conn, table, dates, shape, pg_schema)
+            keys: list[pa.Array] = []
             result.mirror_counts = arrow_checksums(
-                table, delta_batches(uri, table, dates, storage_options=storage_options), dates
+                table,
+                delta_batches(uri, table, dates, storage_options=storage_options),
+                dates,
+                keys,
             )
-            result.duplicate_count, result.duplicate_ids = _duplicates(
-                uri, table, dates, storage_options
-            )
+            result.duplicate_count, result.duplicate_ids = _duplicates(table, keys)
         else:
             result.source_counts = {
                 day: (n, 0) for day, n in source_counts(conn, table, dates, pg_schema).items()
