@@ -35,7 +35,8 @@ def audio_paths(lakehouse: Lakehouse, feedback: Feedback) -> FeedbackAudio:
     # The organization's folder itself, not a link to another organization's.
     if not org or Path(org).name != org or org_root != uploads / org:
         raise PathOutsideVolume(
-            f"path outside the volume: organization {org!r} is not a folder name"
+            f"path outside the volume: organization {org!r} has no folder of its own in "
+            "raw_data.audio_files"
         )
     upload = (uploads / relative).resolve()
     if relative.is_absolute() or not upload.is_relative_to(org_root) or upload == org_root:
