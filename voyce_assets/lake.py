@@ -53,14 +53,19 @@ def delta_batches(uri: str, table: Table, dates: list[dt.date], columns=None, st
     )
 
 
-def partition_files(uri, table: Table, dates, storage_options=None) -> dict[str, tuple[int, int]]:
-    """{partition date: (rows, bytes)} from the Delta log alone: no data file is read."""
+def partition_files(
+    uri, table: Table, dates=None, storage_options=None
+) -> dict[str, tuple[int, int]]:
+    """{partition date: (rows, bytes)} from the Delta log alone: no data file is read.
+
+    ``dates``: those partitions (zeros where empty); None: every partition holding files.
+    """
     from deltalake import DeltaTable
 
     actions = pa.table(
         DeltaTable(uri, storage_options=storage_options or None).get_add_actions(flatten=True)
     )
-    out = {d.isoformat(): (0, 0) for d in dates}
+    out: dict[str, tuple[int, int]] = {}
     for day, rows, size in zip(
         actions[f"partition.{table.partition_column}"].to_pylist(),
         actions["num_records"].to_pylist(),
@@ -68,19 +73,11 @@ def partition_files(uri, table: Table, dates, storage_options=None) -> dict[str,
         strict=True,
     ):
         key = day.isoformat() if hasattr(day, "isoformat") else str(day)
-        if key in out:
-            out[key] = (out[key][0] + rows, out[key][1] + size)
-    return out
-
-
-def table_rows(uri: str, storage_options=None) -> int:
-    """Rows of the whole Delta table, from the log alone."""
-    from deltalake import DeltaTable
-
-    actions = pa.table(
-        DeltaTable(uri, storage_options=storage_options or None).get_add_actions(flatten=True)
-    )
-    return int(pc.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+        total = out.get(key, (0, 0))
+        out[key] = (total[0] + rows, total[1] + size)
+    if dates is None:
+        return out
+    return {d.isoformat(): out.get(d.isoformat(), (0, 0)) for d in dates}
 
 
 def partition_predicate(table: Table, dates: Iterable[dt.date], alias: str = "") -> str:

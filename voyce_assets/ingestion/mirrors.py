@@ -10,6 +10,8 @@ reconciliation of row counts and content checksums between PostgreSQL and Delta.
 import datetime as dt
 from typing import Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -26,7 +28,7 @@ from pydantic import Field
 
 from voyce_assets.catalog import APP_TABLES, Table
 from voyce_assets.ingestion.sync import Cursor, SyncResult, sync_table
-from voyce_assets.lake import delta_batches, partition_files, table_rows
+from voyce_assets.lake import partition_files
 from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse, Pricing
 from voyce_assets.tables import table_asset
@@ -141,20 +143,25 @@ def _cost_rows(context, result: SyncResult, pricing: Pricing) -> dict[str, list[
     return out
 
 
-def _preview(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> MetadataValue:
-    for batch in delta_batches(
-        lakehouse.table_uri(table), table, dates, storage_options=lakehouse.storage_options
-    ):
-        if batch.num_rows:
-            rows = [table.mask(r) for r in batch.slice(0, PREVIEW_ROWS).to_pylist()]
-            header = (
-                "| " + " | ".join(table.column_names) + " |\n|" + "---|" * len(table.column_names)
-            )
-            lines = [
-                "| " + " | ".join(str(r[c])[:40] for c in table.column_names) + " |" for r in rows
-            ]
-            return MetadataValue.md(header + "\n" + "\n".join(lines))
-    return MetadataValue.md("_no rows_")
+def _previews(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> dict[str, MetadataValue]:
+    """The first rows of each partition (personal data masked), the table opened once."""
+    from deltalake import DeltaTable
+
+    dataset = DeltaTable(
+        lakehouse.table_uri(table), storage_options=lakehouse.storage_options or None
+    ).to_pyarrow_dataset()
+    header = "| " + " | ".join(table.column_names) + " |\n|" + "---|" * len(table.column_names)
+    out = {}
+    for day in dates:
+        first = dataset.head(
+            PREVIEW_ROWS, filter=pc.field(table.partition_column) == pa.scalar(day, pa.date32())
+        )
+        rows = [table.mask(r) for r in first.to_pylist()]
+        lines = ["| " + " | ".join(str(r[c])[:40] for c in table.column_names) + " |" for r in rows]
+        out[day.isoformat()] = MetadataValue.md(
+            header + "\n" + "\n".join(lines) if rows else "_no rows_"
+        )
+    return out
 
 
 def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> AssetsDefinition:
@@ -198,7 +205,10 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             + (f", {stats.quarantined} quarantined" if stats.quarantined else "")
         )
         costs = _cost_rows(context, result, pricing)
-        files = partition_files(uri, table, dates, lakehouse.storage_options)
+        # One read of the log: the run's partitions, and the whole table's size.
+        every = partition_files(uri, table, None, lakehouse.storage_options)
+        files = {d.isoformat(): every.get(d.isoformat(), (0, 0)) for d in dates}
+        previews = _previews(lakehouse, table, dates)
         record_partitions(
             context,
             {
@@ -206,7 +216,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
                     "dagster/partition_row_count": files[key][0],
                     "rows_synced": stats.rows_per_partition.get(key, 0),
                     "bytes": files[key][1],
-                    "preview": _preview(lakehouse, table, [dt.date.fromisoformat(key)]),
+                    "preview": previews[key],
                     "cost_rows": MetadataValue.json(costs[key]),
                     "cost_usd": float(sum(float(r["total_cost"]) for r in costs[key])),
                 }
@@ -215,7 +225,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         )
         # What follows describes the run (and the whole table), the same on every partition.
         metadata = {
-            "dagster/row_count": table_rows(uri, lakehouse.storage_options),
+            "dagster/row_count": sum(rows for rows, _ in every.values()),
             "sync_mode": config.mode,
             "run_partitions": len(dates),
             "run_rows_synced": stats.rows_written,

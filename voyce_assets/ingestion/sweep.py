@@ -22,7 +22,7 @@ from voyce_assets.catalog import Table
 from voyce_assets.ingestion.checksum import arrow_checksums, postgres_checksums
 from voyce_assets.ingestion.source import inspect_source
 from voyce_assets.ingestion.sync import source_counts
-from voyce_assets.lake import delta_batches
+from voyce_assets.lake import delta_batches, partition_files
 from voyce_assets.resources.lakehouse import Lakehouse
 
 
@@ -43,25 +43,10 @@ class SweepResult:
 
 def mirror_counts(lakehouse: Lakehouse, table: Table) -> dict[str, int]:
     """{partition: rows} of the whole Delta mirror, from the log alone."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
     if not lakehouse.exists(table):
         return {}
-    actions = pa.table(
-        DeltaTable(
-            lakehouse.table_uri(table), storage_options=lakehouse.storage_options or None
-        ).get_add_actions(flatten=True)
-    )
-    out: dict[str, int] = {}
-    for day, rows in zip(
-        actions[f"partition.{table.partition_column}"].to_pylist(),
-        actions["num_records"].to_pylist(),
-        strict=True,
-    ):
-        key = day.isoformat() if hasattr(day, "isoformat") else str(day)
-        out[key] = out.get(key, 0) + rows
-    return {k: v for k, v in out.items() if v}
+    files = partition_files(lakehouse.table_uri(table), table, None, lakehouse.storage_options)
+    return {key: rows for key, (rows, _) in files.items() if rows}
 
 
 def scrub_slice(partitions: list[str], day: dt.date, every_days: int) -> list[str]:
