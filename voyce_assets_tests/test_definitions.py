@@ -87,16 +87,21 @@ def test_resources_follow_voyce_env(voyce_home, prod_env):
     assert transcriptions.pools == {"gpu"}
 
 
-@pytest.mark.parametrize("env", ["local", "prod"])
-def test_dagster_definitions_validate(env, voyce_home):
-    extra = PROD_ENV if env == "prod" else {"VOYCE_ENV": "local"}
-    proc = subprocess.run(
+def _validate(voyce_home, **env: str) -> subprocess.CompletedProcess:
+    """`dagster definitions validate` of workspace.yaml in a process with ``env``."""
+    return subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         capture_output=True,
         text=True,
         timeout=300,
-        env=subprocess_env(VOYCE_HOME=str(voyce_home), DAGSTER_HOME=str(voyce_home), **extra),
+        env=subprocess_env(VOYCE_HOME=str(voyce_home), DAGSTER_HOME=str(voyce_home), **env),
     )
+
+
+@pytest.mark.parametrize("env", ["local", "prod"])
+def test_dagster_definitions_validate(env, voyce_home):
+    extra = PROD_ENV if env == "prod" else {"VOYCE_ENV": "local"}
+    proc = _validate(voyce_home, **extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "All code locations passed validation" in proc.stdout + proc.stderr
     assert "prod-secret-never-logged" not in proc.stdout + proc.stderr
@@ -133,13 +138,7 @@ def test_every_tunable_set_still_loads_and_reaches_its_resource(voyce_home, monk
         "cpu",
         4,
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=subprocess_env(VOYCE_HOME=str(voyce_home), DAGSTER_HOME=str(voyce_home), **TUNED),
-    )
+    proc = _validate(voyce_home, **TUNED)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "tuned-secret" not in proc.stdout + proc.stderr
 
@@ -158,6 +157,5 @@ def test_every_tunable_set_still_loads_and_reaches_its_resource(voyce_home, monk
 def test_a_setting_out_of_range_names_its_variable(voyce_home, monkeypatch, name, value, key):
     monkeypatch.setenv(name, value)
     resource = build_definitions("local").resources[key].process_config_and_initialize()
-    check = resource.checked if key == "ingestion_settings" else resource.check
     with pytest.raises(ConfigError, match=rf"^{name}: must be"):
-        check()
+        resource.check()

@@ -133,7 +133,7 @@ def raw_reconciliation_sweep(
     lakehouse: Lakehouse,
     ingestion_settings: IngestionSettings,
 ):
-    settings = ingestion_settings.checked()
+    settings = ingestion_settings.check()
     started = time.monotonic()
     state = json.loads(context.cursor) if context.cursor else {}
     now = dt.datetime.now(dt.UTC)

@@ -15,7 +15,7 @@ class IngestionSettings(ConfigurableResource):
     """Tunables of the CDC sensor and the daily full sync (shown, with their source, in the UI)."""
 
     # No pydantic bounds: a field fed by an EnvVar is validated against a stand-in value when
-    # the code location loads. The values are checked where they are used (``checked``).
+    # the code location loads. The values are checked where they are used (``check``).
     full_sync_days: int = Field(
         default=3,
         description="VOYCE_FULL_SYNC_DAYS: days (today included) the daily full sync replaces; "
@@ -33,7 +33,7 @@ class IngestionSettings(ConfigurableResource):
         "partition's content once in this many days (a rolling slice each day); at least 1.",
     )
 
-    def checked(self) -> IngestionSettings:
+    def check(self) -> IngestionSettings:
         """These settings, or a ConfigError naming the variable that is out of range."""
         if self.full_sync_days < 1:
             raise ConfigError(

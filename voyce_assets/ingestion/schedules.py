@@ -36,7 +36,7 @@ raw_full_sync_job = define_asset_job(
 )
 def raw_daily_full_sync(context: ScheduleEvaluationContext, ingestion_settings: IngestionSettings):
     today = context.scheduled_execution_time.astimezone(dt.UTC).date()
-    days = ingestion_settings.checked().full_sync_days
+    days = ingestion_settings.check().full_sync_days
     # Today's partition too: it exists (end_offset=1) and holds today's changes so far.
     first, last = today - dt.timedelta(days=days - 1), today
     return RunRequest(

@@ -63,7 +63,7 @@ def raw_cdc_sensor(
     by_partition: dict[str, list[str]] = {}
     new_cursors = dict(cursors)
     skipped: list[str] = []
-    lag = ingestion_settings.checked().cdc_lag_seconds
+    lag = ingestion_settings.check().cdc_lag_seconds
     with app_db.connect() as conn:
         for spec in APP_TABLES:
             since = cursors.get(spec.path)
