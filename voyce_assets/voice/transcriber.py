@@ -345,19 +345,18 @@ class Transcriber(ConfigurableResource):
         ``max_duration_seconds``), normalized and stored as 16-bit like processed_audio does,
         then all transcribed together, in order, like the transcriptions asset does."""
         from voyce_assets.voice.audio.decode import AudioError
-        from voyce_assets.voice.audio.normalize import as_stored, normalize
 
         results: list[FileTranscript] = [FileTranscript(Path(p)) for p in paths]
         usable, clips = [], []
         for result in results:
             try:
-                audio = decode(result.path, self.max_duration_seconds)
+                audio, samples = self._as_processed(result.path)
             except AudioError as exc:
                 result.error = str(exc)
                 continue
             result.duration_seconds = audio.info.duration_seconds
             usable.append(result)
-            clips.append(as_stored(normalize(audio.samples)[0]))
+            clips.append(samples)
         for result, transcript in zip(usable, self.transcribe_batches(clips), strict=True):
             if isinstance(transcript, Exception):
                 result.error = f"transcription failed: {type(transcript).__name__}: {transcript}"
@@ -368,10 +367,16 @@ class Transcriber(ConfigurableResource):
 
     def transcribe_file(self, path: Path) -> tuple[Transcript, object]:
         """Decode (bounded by max_duration_seconds), normalize and transcribe one file alone."""
+        audio, samples = self._as_processed(Path(path))
+        return self.transcribe(samples), audio
+
+    def _as_processed(self, path: Path) -> tuple[object, np.ndarray]:
+        """(decoded upload, the samples its processed copy would hold): decoded within
+        max_duration_seconds, normalized, stored as 16-bit, as processed_audio does."""
         from voyce_assets.voice.audio.normalize import as_stored, normalize
 
-        audio = decode(Path(path), self.max_duration_seconds)
-        return self.transcribe(as_stored(normalize(audio.samples)[0])), audio
+        audio = decode(path, self.max_duration_seconds)
+        return audio, as_stored(normalize(audio.samples)[0])
 
 
 @dataclass

@@ -50,6 +50,30 @@ def test_first_tick_leaves_rows_younger_than_the_lag_to_a_later_tick(env):
     ]
 
 
+FEEDBACK = AssetKey(["raw_data", "voice_feedback"])
+
+
+def _change_and_sync(engine, resources, statement, **params):
+    """The CDC sensor's first tick, then ``statement`` in the app database, then the one
+    incremental run the next tick requests, executed: (its request, its result)."""
+    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        sql_rows(engine, statement, **params)
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+    [request] = tick.run_requests
+    feedback = next(a for a in raw_mirrors if a.key == FEEDBACK)
+    run = materialize(
+        [feedback],
+        resources=resources,
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+    )
+    return request, run
+
+
 @pytest.mark.parametrize("days_later", [0, 1])
 def test_a_row_moved_to_another_time_is_mirrored_once_where_it_now_belongs(env, days_later):
     """The app edits a feedback's created_at (to another day, or within its day): the CDC
@@ -63,27 +87,14 @@ def test_a_row_moved_to_another_time_is_mirrored_once_where_it_now_belongs(env, 
     )[0]
     new_created = moved[1] + dt.timedelta(days=days_later, minutes=7)
     target_day = new_created.astimezone(dt.UTC).date().isoformat()
-    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
-    with DagsterInstance.ephemeral() as instance:
-        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
-        sql_rows(
-            engine,
-            "UPDATE voice_feedback SET created_at = :c, updated_at = now() WHERE id = :i",
-            c=new_created,
-            i=moved[0],
-        )
-        tick = raw_cdc_sensor(
-            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
-        )
-    [request] = tick.run_requests
-    assert request.partition_key == target_day
-    feedback = next(a for a in raw_mirrors if a.key == AssetKey(["raw_data", "voice_feedback"]))
-    run = materialize(
-        [feedback],
-        resources=resources,
-        partition_key=request.partition_key,
-        run_config=request.run_config,
+    request, run = _change_and_sync(
+        engine,
+        resources,
+        "UPDATE voice_feedback SET created_at = :c, updated_at = now() WHERE id = :i",
+        c=new_created,
+        i=moved[0],
     )
+    assert request.partition_key == target_day
     assert run.success and all(c.passed for c in checks_by_name(run).values())
     mirror = delta_rows(resources, "raw_data/voice_feedback").to_pylist()
     copies = [r for r in mirror if r["id"] == moved[0]]
@@ -99,33 +110,23 @@ def test_a_row_moved_to_another_time_is_mirrored_once_where_it_now_belongs(env, 
 def test_a_new_row_reaches_the_mirror_through_the_merge_insert_path(env):
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
-    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
     template = sql_rows(
         engine,
         f"SELECT organization_id::text, user_id::text FROM voice_feedback "
         f"WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}' LIMIT 1",
     )[0]
     new_id = str(uuid.uuid4())
-    with DagsterInstance.ephemeral() as instance:
-        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
-        stamp = dt.datetime.fromisoformat(f"{DAYS[1]}T23:59:00+00:00")
-        sql_rows(
-            engine,
-            "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, status, "
-            "created_at, updated_at) VALUES (:i, :o, :u, 'late.wav', 'pending', :t, now())",
-            i=new_id,
-            o=template[0],
-            u=template[1],
-            t=stamp,
-        )
-        tick = raw_cdc_sensor(
-            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
-        )
-    [request] = tick.run_requests
-    feedback = next(a for a in raw_mirrors if a.key == AssetKey(["raw_data", "voice_feedback"]))
-    run = materialize(
-        [feedback], resources=resources, partition_key=DAYS[1], run_config=request.run_config
+    request, run = _change_and_sync(
+        engine,
+        resources,
+        "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, status, "
+        "created_at, updated_at) VALUES (:i, :o, :u, 'late.wav', 'pending', :t, now())",
+        i=new_id,
+        o=template[0],
+        u=template[1],
+        t=dt.datetime.fromisoformat(f"{DAYS[1]}T23:59:00+00:00"),
     )
+    assert request.partition_key == DAYS[1]
     assert run.success and all(c.passed for c in checks_by_name(run).values())
     merge = next(
         e.materialization.metadata["merge"].value for e in run.get_asset_materialization_events()
@@ -140,7 +141,7 @@ def test_a_copy_left_behind_by_a_full_sync_is_removed_by_the_next_merge(env):
     partition was not re-synced: two copies, until its next change; then exactly one."""
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
-    feedback = next(a for a in raw_mirrors if a.key == AssetKey(["raw_data", "voice_feedback"]))
+    feedback = next(a for a in raw_mirrors if a.key == FEEDBACK)
     moved, created = sql_rows(
         engine,
         f"SELECT id::text, created_at FROM voice_feedback "
@@ -157,21 +158,13 @@ def test_a_copy_left_behind_by_a_full_sync_is_removed_by_the_next_merge(env):
         r for r in delta_rows(resources, "raw_data/voice_feedback").to_pylist() if r["id"] == moved
     ]
     assert len(copies) == 2  # the old partition was not re-synced (the sweep would find it)
-    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
-    with DagsterInstance.ephemeral() as instance:
-        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
-        sql_rows(
-            engine,
-            "UPDATE voice_feedback SET status = 'completed', updated_at = now() WHERE id = :i",
-            i=moved,
-        )
-        tick = raw_cdc_sensor(
-            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
-        )
-    [request] = tick.run_requests
-    run = materialize(
-        [feedback], resources=resources, partition_key=DAYS[2], run_config=request.run_config
+    request, run = _change_and_sync(
+        engine,
+        resources,
+        "UPDATE voice_feedback SET status = 'completed', updated_at = now() WHERE id = :i",
+        i=moved,
     )
+    assert request.partition_key == DAYS[2]
     assert run.success
     copies = [
         r for r in delta_rows(resources, "raw_data/voice_feedback").to_pylist() if r["id"] == moved
