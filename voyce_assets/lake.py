@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -89,9 +92,10 @@ def partition_predicate(table: Table, dates: Iterable[dt.date], alias: str = "")
 class _Filter:
     """Counts rows and holds back those that break the spec's NOT NULL columns."""
 
-    def __init__(self, table: Table, stats: WriteStats) -> None:
+    def __init__(self, table: Table, stats: WriteStats, tap=None) -> None:
         self.table = table
         self.stats = stats
+        self.tap = tap
         self.schema = table.arrow_schema()
         self.required = [c for c in table.required_columns if c != table.partition_column]
         self.org_column = _organization_column(table)
@@ -118,7 +122,10 @@ class _Filter:
             if batch.num_rows == 0:
                 continue
             self._count(batch)
-            yield batch.cast(self.schema)
+            batch = batch.cast(self.schema)
+            if self.tap is not None:
+                self.tap(batch)
+            yield batch
 
     def _count(self, batch: pa.RecordBatch) -> None:
         self.stats.rows_written += batch.num_rows
@@ -129,21 +136,91 @@ class _Filter:
                 self.stats.rows_per_partition.get(key, 0) + value["counts"]
             )
         if self.org_column:
-            counts = (
-                pa.table({"d": part, "o": batch.column(self.org_column)})
-                .group_by(["d", "o"])
-                .aggregate([([], "count_all")])
-            )
-            for day, org, n in zip(
-                counts["d"].to_pylist(),
-                counts["o"].to_pylist(),
-                counts["count_all"].to_pylist(),
-                strict=True,
-            ):
-                key = (day.isoformat(), org)
-                self.stats.rows_per_partition_organization[key] = (
-                    self.stats.rows_per_partition_organization.get(key, 0) + n
-                )
+            # value_counts per day, not a group_by: Acero's hash aggregation holds ~75 MB per
+            # sync for what is a few hundred (day, organization) pairs.
+            days = pc.unique(part)
+            for day in days.to_pylist():
+                orgs = batch.column(self.org_column)
+                if len(days) > 1:
+                    orgs = orgs.filter(pc.equal(part, pa.scalar(day, part.type)))
+                for value in pc.value_counts(orgs).to_pylist():
+                    key = (day.isoformat(), value["values"])
+                    self.stats.rows_per_partition_organization[key] = (
+                        self.stats.rows_per_partition_organization.get(key, 0) + value["counts"]
+                    )
+
+
+def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """``batches`` produced on a thread of their own, ``depth`` ahead of the consumer.
+
+    The Delta writer encodes one batch (in Rust, without the GIL) while the next is read,
+    checked and checksummed: the two overlap instead of taking turns. An error on either side
+    stops both; the producer is joined before this generator returns.
+    """
+    done = object()
+    handoff: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        handoff.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            handoff.put(exc)
+
+    producer = threading.Thread(target=produce, name="voyce-prefetch", daemon=True)
+    producer.start()
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():
+            with suppress(queue.Empty):
+                handoff.get(timeout=0.1)
+        producer.join()
+
+
+class _OnThread:
+    """Calls ``fn`` with each batch on a thread of its own (``depth`` batches may wait), so a
+    tap that holds the GIL (per-row hashing) runs beside the reader and the writer."""
+
+    def __init__(self, fn, depth: int = 4) -> None:
+        self._fn = fn
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="voyce-tap", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._fn(batch)
+                except BaseException as exc:  # raised by close(), in the caller's thread
+                    self._error = exc
+
+    def __call__(self, batch: pa.RecordBatch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def close(self, raise_error: bool = True) -> None:
+        """Wait until every batch went through ``fn``; raise what it raised."""
+        self._queue.put(None)
+        self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
 
 
 def _organization_column(table: Table) -> str | None:
@@ -162,12 +239,33 @@ def replace_partitions(
     batches: Iterable[pa.RecordBatch],
     dates: list[dt.date],
     storage_options: dict[str, str] | None = None,
+    tap=None,
 ) -> WriteStats:
-    """Make ``dates`` of the Delta table hold exactly ``batches`` (one overwrite commit)."""
+    """Make ``dates`` of the Delta table hold exactly ``batches`` (one overwrite commit).
+
+    ``tap``: called with every batch handed to the writer (held-back rows excluded), e.g. to
+    checksum exactly what is written without reading it back. It runs on its own thread.
+    """
+    stats = WriteStats()
+    side = _OnThread(tap) if tap is not None else None
+    rows = _prefetched(_Filter(table, stats, side)(batches))
+    reader = pa.RecordBatchReader.from_batches(table.arrow_schema(), rows)
+    try:
+        _write(uri, reader, dates, table, storage_options)
+    except BaseException:
+        if side is not None:
+            side.close(raise_error=False)
+        raise
+    if side is not None:
+        side.close()
+    for day in dates:
+        stats.rows_per_partition.setdefault(day.isoformat(), 0)
+    return stats
+
+
+def _write(uri, reader, dates, table: Table, storage_options) -> None:
     from deltalake import WriterProperties, write_deltalake
 
-    stats = WriteStats()
-    reader = pa.RecordBatchReader.from_batches(table.arrow_schema(), _Filter(table, stats)(batches))
     write_deltalake(
         uri,
         reader,
@@ -179,9 +277,6 @@ def replace_partitions(
         ),
         target_file_size=TARGET_FILE_BYTES,
     )
-    for day in dates:
-        stats.rows_per_partition.setdefault(day.isoformat(), 0)
-    return stats
 
 
 def _copies(target, table: Table, source: pa.Table) -> list[tuple[str, object, dt.date]]:

@@ -88,16 +88,28 @@ def postgres_checksums(
 
 def _arrow_text(col: Column, array: pa.Array) -> pa.Array:
     if col.type is DOUBLE:
-        bits = np.asarray(
-            array.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64
-        ).view(np.uint64)
-        text = pa.array([format(int(b), "016x") for b in bits], pa.string())
+        values = np.asarray(array.fill_null(0.0).to_numpy(zero_copy_only=False), np.float64)
+        text = _hex16(values.astype(">f8").view(np.uint8).reshape(-1, 8))
         return pc.if_else(pc.is_null(array), pa.scalar(None, pa.string()), text)
     if col.type is TIMESTAMP:
         return pc.cast(pc.cast(array, pa.int64()), pa.string())
     if col.type is BOOLEAN or col.type is DATE:
         return pc.cast(array, pa.string())
     return pc.cast(array, pa.string())
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def _hex16(big_endian: np.ndarray) -> pa.Array:
+    """Lower-case hex of each row of an (n, 8) byte matrix, as 16-character strings: what
+    PostgreSQL's ``encode(float8send(x), 'hex')`` gives, without a Python string per value."""
+    n = len(big_endian)
+    chars = np.empty((n, 16), np.uint8)
+    chars[:, 0::2] = _HEX[big_endian >> 4]
+    chars[:, 1::2] = _HEX[big_endian & 15]
+    offsets = np.arange(0, 16 * (n + 1), 16, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
 
 
 def _row_hashes(rows: pa.Array) -> np.ndarray:
@@ -122,32 +134,56 @@ def _row_hashes(rows: pa.Array) -> np.ndarray:
     return out
 
 
-def arrow_checksums(
-    table: Table,
-    batches: Iterable[pa.RecordBatch],
-    dates: list[dt.date],
-    keys: list[pa.Array] | None = None,
-) -> dict[str, tuple[int, int]]:
-    """The same checksum over Arrow data (the Delta side), per partition date.
+class RowChecksums:
+    """The same checksum over Arrow batches (the Delta side), per partition date, fed one batch
+    at a time: by a full sync as its rows go to the Delta writer, or by the sweep's scrub as it
+    reads a partition back.
 
-    ``keys``: a list the primary-key column of every batch is appended to (for the
-    duplicate-key check), so the rows are read once.
+    ``keys``: also keep a 64-bit hash of every primary key (Python's ``hash``, fixed for the
+    process), 8 bytes a row, so a duplicate-key check needs no second read when there is none.
     """
-    totals = {d.isoformat(): [0, 0] for d in dates}
-    for batch in batches:
+
+    def __init__(self, table: Table, dates: list[dt.date], keys: bool = False) -> None:
+        self.table = table
+        self.key_hashes: list[np.ndarray] | None = [] if keys else None
+        self._totals = {d.isoformat(): [0, 0] for d in dates}
+
+    def __call__(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
-            continue
-        if keys is not None:
-            keys.append(batch.column(table.primary_key[0]))
+            return
+        table = self.table
+        if self.key_hashes is not None:
+            ids = batch.column(table.primary_key[0]).to_pylist()
+            self.key_hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
         texts = [pc.fill_null(_arrow_text(c, batch.column(c.name)), NULL) for c in table.columns]
         hashes = _row_hashes(pc.binary_join_element_wise(*texts, SEPARATOR))
         days = batch.column(table.partition_column)
-        for day in pc.unique(days).to_pylist():
-            mine = hashes[pc.equal(days, pa.scalar(day, days.type)).to_numpy(zero_copy_only=False)]
-            entry = totals.setdefault(day.isoformat(), [0, 0])
+        unique = pc.unique(days)
+        for day in unique.to_pylist():
+            mine = (
+                hashes
+                if len(unique) == 1
+                else hashes[
+                    pc.equal(days, pa.scalar(day, days.type)).to_numpy(zero_copy_only=False)
+                ]
+            )
+            entry = self._totals.setdefault(day.isoformat(), [0, 0])
             entry[0] += len(mine)
             # Sums exceed 64 bits: add the 30-bit halves separately, exactly.
             entry[1] += (int((mine >> np.uint64(30)).sum()) << 30) + int(
                 (mine & np.uint64((1 << 30) - 1)).sum()
             )
-    return {k: (v[0], v[1]) for k, v in totals.items()}
+
+    def totals(self) -> dict[str, tuple[int, int]]:
+        """{partition date: (rows, checksum)} of what was fed."""
+        return {k: (v[0], v[1]) for k, v in self._totals.items()}
+
+
+def arrow_checksums(
+    table: Table, batches: Iterable[pa.RecordBatch], dates: list[dt.date]
+) -> dict[str, tuple[int, int]]:
+    """``RowChecksums`` of ``batches``."""
+    checksums = RowChecksums(table, dates)
+    for batch in batches:
+        checksums(batch)
+    return checksums.totals()

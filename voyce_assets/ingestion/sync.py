@@ -4,21 +4,28 @@ Full sync: the partitions are replaced with the source's rows (deletes disappear
 Incremental sync: rows changed after a CDC cursor are merged by primary key into their
 partitions. Data, counts and checksums are read in one REPEATABLE READ snapshot, so the
 reconciliation compares the mirror with exactly the source state that was copied.
+
+A full sync's evidence costs no second read of either side: the rows stream on a second
+connection that imports this one's snapshot, while PostgreSQL computes its checksums on this
+one; our side checksums every row as it is handed to the Delta writer; the row counts are the
+commit's own (Delta log statistics). The sweep's scrub re-reads the files at rest weekly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
 from voyce_assets.catalog import Table
 from voyce_assets.ddl import cdc_column
-from voyce_assets.ingestion.checksum import arrow_checksums, postgres_checksums
+from voyce_assets.ingestion.checksum import RowChecksums, postgres_checksums
 from voyce_assets.ingestion.source import (
     SourceShape,
     inspect_source,
@@ -84,14 +91,28 @@ class SyncResult:
         return out
 
 
-def _duplicates(table: Table, keys: list[pa.Array]) -> tuple[int, list[str]]:
-    """(how many keys occur more than once, a few of them) among ``keys``' chunks."""
+def _may_repeat(key_hashes: list[np.ndarray]) -> bool:
+    """Whether any two of the hashed keys are equal (then the keys themselves are compared)."""
+    hashes = np.sort(np.concatenate(key_hashes)) if key_hashes else np.empty(0, np.int64)
+    return bool((hashes[1:] == hashes[:-1]).any())
+
+
+def _duplicates(
+    table: Table, uri: str, dates: list[dt.date], storage_options=None
+) -> tuple[int, list[str]]:
+    """(how many keys occur more than once, a few of them) in ``dates`` of the Delta table:
+    its key column read back, sorted, neighbours compared."""
     key = table.primary_key[0]
-    field = table.arrow_schema().field(key)
-    ids = pa.table({key: pa.chunked_array(keys, type=field.type)})
-    counts = ids.group_by(key).aggregate([([], "count_all")])
-    dup = counts.filter(pc.greater(counts["count_all"], 1))
-    return dup.num_rows, sorted(str(v) for v in dup[key].to_pylist())[:DUPLICATE_PREVIEW]
+    chunks = [
+        b.column(0) for b in delta_batches(uri, table, dates, [key], storage_options) if b.num_rows
+    ]
+    if not chunks:
+        return 0, []
+    ids = pa.chunked_array(chunks, type=table.arrow_schema().field(key).type)
+    ordered = ids.take(pc.sort_indices(ids)).combine_chunks()
+    repeats = pc.equal(ordered[1:], ordered[:-1])
+    dup = pc.unique(ordered[1:].filter(repeats))
+    return len(dup), sorted(str(v) for v in dup.to_pylist())[:DUPLICATE_PREVIEW]
 
 
 def source_counts(
@@ -138,34 +159,41 @@ def sync_table(
     if since is not None:
         where = sql.SQL("{} AND {}").format(where, since.condition(table))
     statement = select_statement(table, where, shape, pg_schema, order_by_event=since is None)
-    batches = stream_batches(conn, statement, table)
-    if since is None:
-        stats = replace_partitions(uri, table, batches, dates, storage_options)
-    else:
-        stats = merge_rows(uri, table, batches, dates, storage_options)
-    source_seconds = time.perf_counter() - started
+    full = since is None
     result = SyncResult(
         table=table,
-        mode="incremental" if since else "full",
+        mode="full" if full else "incremental",
         dates=dates,
         shape=shape,
-        stats=stats,
-        source_seconds=source_seconds,
+        stats=WriteStats(),
+        source_seconds=0.0,
         total_seconds=0.0,
-        checksummed=since is None,
+        checksummed=full,
     )
-    if verify:
-        if since is None:
-            result.source_counts = postgres_checksums(conn, table, dates, shape, pg_schema)
-            keys: list[pa.Array] = []
-            result.mirror_counts = arrow_checksums(
-                table,
-                delta_batches(uri, table, dates, storage_options=storage_options),
-                dates,
-                keys,
+    if full and verify:
+        ours = RowChecksums(table, dates, keys=True)
+        with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:
+            theirs: Future = pool.submit(postgres_checksums, conn, table, dates, shape, pg_schema)
+            result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
+            result.source_seconds = time.perf_counter() - started
+            result.source_counts = theirs.result()
+        logged = partition_files(uri, table, dates, storage_options)
+        checksums = ours.totals()
+        result.mirror_counts = {
+            day: (rows, checksums.get(day, (0, 0))[1]) for day, (rows, _) in logged.items()
+        }
+        if _may_repeat(ours.key_hashes or []):
+            result.duplicate_count, result.duplicate_ids = _duplicates(
+                table, uri, dates, storage_options
             )
-            result.duplicate_count, result.duplicate_ids = _duplicates(table, keys)
-        else:
+    else:
+        with stream_batches(conn, statement) as batches:
+            if full:
+                result.stats = replace_partitions(uri, table, batches, dates, storage_options)
+            else:
+                result.stats = merge_rows(uri, table, batches, dates, storage_options)
+        result.source_seconds = time.perf_counter() - started
+        if verify:
             result.source_counts = {
                 day: (n, 0) for day, n in source_counts(conn, table, dates, pg_schema).items()
             }

@@ -14,7 +14,6 @@ imported, when a model is loaded, not when this module is imported.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import threading
 import time
@@ -28,6 +27,7 @@ from pydantic import Field
 from voyce_assets.settings import ConfigError
 from voyce_assets.voice.audio.decode import DEFAULT_MAX_SECONDS, TARGET_RATE, decode
 from voyce_assets.voice.whisper.bundled import ModelNotFound, bundled_ct2_model, install_hint
+from voyce_assets.voice.whisper.scoring import Word, ct2_confidence, torch_confidence
 
 ENGINES = ("faster-whisper", "openai-whisper")
 DEVICES = ("cpu", "cuda")
@@ -80,20 +80,6 @@ class Transcript:
     word_count: int
     audio_seconds: float
     processing_seconds: float
-
-
-def confidence_from_words(probabilities: list[float]) -> float:
-    """``confidence_score``: the geometric mean of the recording's word probabilities.
-
-    exp of the mean log-probability of the words Whisper decoded, in 0..1; 0 when there is
-    no word. Word probabilities belong to the recording's own words, so the score is the
-    same (within decoding noise) whether the recording was transcribed alone or packed in a
-    window with others, whatever its neighbours or ``batch_size``.
-    """
-    if not probabilities:
-        return 0.0
-    logp = sum(math.log(max(p, 1e-6)) for p in probabilities) / len(probabilities)
-    return max(0.0, min(1.0, math.exp(logp)))
 
 
 def _no_speech(segments: list[tuple[float, float]]) -> float:
@@ -215,7 +201,7 @@ class Transcriber(ConfigurableResource):
             )
             parts = list(segments)
             language = info.language
-            words = [w.probability for s in parts for w in s.words or []]
+            words = [Word(w.word, w.start, w.end) for s in parts for w in s.words or []]
             no_speech = _no_speech([(s.end - s.start, s.no_speech_prob) for s in parts])
             text = " ".join(s.text.strip() for s in parts).strip()
         else:
@@ -235,19 +221,28 @@ class Transcriber(ConfigurableResource):
                 for s in result["segments"]
                 if s["no_speech_prob"] < 0.6 or s["avg_logprob"] > -1.0
             ]
-            words = [w["probability"] for s in kept for w in s.get("words", [])]
+            words = [
+                Word(w["word"], w["start"], w["end"]) for s in kept for w in s.get("words", [])
+            ]
             no_speech = _no_speech([(s["end"] - s["start"], s["no_speech_prob"]) for s in kept])
             text = " ".join(s["text"].strip() for s in kept).strip()
-        confidence = confidence_from_words(words)
+        confidence = self.confidence(samples, words) if text else 0.0
         return Transcript(
             text=text,
             language=language,
-            confidence=round(confidence, 4) if text else 0.0,
+            confidence=round(confidence, 4),
             no_speech_prob=round(no_speech, 4),
             word_count=len(text.split()),
             audio_seconds=len(samples) / TARGET_RATE,
             processing_seconds=time.perf_counter() - started,
         )
+
+    def confidence(self, samples: np.ndarray, words: list[Word]) -> float:
+        """``confidence_score`` of a transcript: its words re-read against these samples
+        alone (``whisper/scoring.py``), so packing and neighbours never change it."""
+        if self.engine == "faster-whisper":
+            return ct2_confidence(self.load(), samples, words)
+        return torch_confidence(self.load(), samples, words)
 
     def can_pack(self) -> bool:
         # A packed window gets one language: only when the language is fixed or the model
@@ -314,7 +309,10 @@ class Transcriber(ConfigurableResource):
         total = sum(b - a for a, b in bounds)
         for k, i in enumerate(group):
             text = "".join(w.word for w in words[k]).strip()
-            confidence = confidence_from_words([w.probability for w in words[k]])
+            own = [Word(w.word, w.start - bounds[k][0], w.end - bounds[k][0]) for w in words[k]]
+            scoring = time.perf_counter()
+            confidence = self.confidence(clips[i], own) if text else 0.0
+            scored = time.perf_counter() - scoring
             ns = sum(no_speech[k]) / len(no_speech[k]) if no_speech[k] else 1.0
             seconds = bounds[k][1] - bounds[k][0]
             out[i] = Transcript(
@@ -324,7 +322,8 @@ class Transcriber(ConfigurableResource):
                 no_speech_prob=round(ns, 4),
                 word_count=len(text.split()),
                 audio_seconds=seconds,
-                processing_seconds=elapsed * seconds / total,  # the window's time, shared
+                # The window's time, shared by length, plus the clip's own scoring.
+                processing_seconds=elapsed * seconds / total + scored,
             )
 
     def transcribe_batches(self, clips: list[np.ndarray]) -> list[Transcript | Exception]:

@@ -583,3 +583,40 @@ def test_checksums_reconcile_every_source_type_the_mirror_accepts(env):
     mirrored = delta_rows(resources, "raw_data/voice_feedback").sort_by("id").to_pylist()[0]
     assert (mirrored["audio_file_path"], mirrored["status"]) == (path, status)
     assert len(mirrored["audio_file_path"]) == 160
+
+
+def test_source_checksums_read_the_same_snapshot_as_the_copy(env):
+    """PostgreSQL's checksums run on a second connection while the rows stream: it must see
+    the first connection's snapshot, not a change committed after that snapshot was taken."""
+    from voyce_assets.ingestion.sync import sync_table
+
+    engine, resources = env
+    spec = table("raw_data/voice_feedback")
+    day = dt.date.fromisoformat(DAYS[1])
+    uri = resources["lakehouse"].ensure_table(spec)
+    before = source_rows(engine, "raw_data/voice_feedback", DAYS[1])
+    with resources["app_db"].connect() as conn:
+        conn.execute("SELECT 1")  # REPEATABLE READ: the snapshot is taken here
+        sql_rows(
+            engine,
+            "UPDATE voice_feedback SET status = 'failed' "
+            "WHERE (created_at AT TIME ZONE 'UTC')::date = :d",
+            d=day,
+        )
+        result = sync_table(conn, spec, uri, [day])
+    assert not result.mismatched, result.mismatched
+    assert result.source_counts[DAYS[1]][0] == len(before)
+    statuses = set(delta_rows(resources, "raw_data/voice_feedback", DAYS[1])["status"].to_pylist())
+    assert statuses == {r[9] for r in before} != {"failed"}
+
+
+def test_key_hashes_flag_only_repeated_keys():
+    """Keys are compared by hash while they stream; only a repeat sends the sync to read the
+    keys back (test_null_primary_key_and_duplicate_ids_fail_the_checks: the ids it reports)."""
+    import numpy as np
+
+    from voyce_assets.ingestion.sync import _may_repeat
+
+    assert not _may_repeat([np.array([1, 2], np.int64), np.array([3], np.int64)])
+    assert _may_repeat([np.array([1, 2], np.int64), np.array([2], np.int64)])
+    assert not _may_repeat([])

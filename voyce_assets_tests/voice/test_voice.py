@@ -24,8 +24,9 @@ from voyce_assets.voice.audio.decode import TARGET_RATE, AudioError, decode, pro
 from voyce_assets.voice.audio.normalize import TARGET_RMS_DBFS, dbfs, process_file
 from voyce_assets.voice.audio_features import audio_features
 from voyce_assets.voice.processed_audio import processed_audio
-from voyce_assets.voice.transcriber import Transcriber, confidence_from_words
+from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets.voice.transcriptions import transcriptions
+from voyce_assets.voice.whisper.scoring import Word, geometric_mean, windows
 from voyce_assets_tests.conftest import subprocess_env
 
 SCRIPTS = [
@@ -157,9 +158,48 @@ def test_silence_is_no_speech(tmp_path, transcriber):
 
 
 def test_confidence_is_the_geometric_mean_of_word_probabilities():
-    assert confidence_from_words([]) == 0.0
-    assert confidence_from_words([0.9, 0.4]) == pytest.approx(0.6)
-    assert confidence_from_words([1.0, 1.0]) == 1.0
+    assert geometric_mean([]) == 0.0
+    assert geometric_mean([0.9, 0.4]) == pytest.approx(0.6)
+    assert geometric_mean([1.0, 1.0]) == 1.0
+
+
+def test_long_recordings_are_scored_in_their_own_30s_stretches():
+    words = [Word(" a", 1, 2), Word(" b", 29.5, 30.8), Word(" c", 31, 32), Word(" d", 70, 71)]
+    assert windows(words, 75.0) == [
+        (0, 30 * 16000, " a"),
+        (30 * 16000, 60 * 16000, " b c"),  # b's midpoint is past 30 s
+        (60 * 16000, 75 * 16000, " d"),
+    ]
+    # Up to 30 s, one stretch, whatever the word times say (they shift between layouts).
+    assert windows([Word(" a", 29.9, 31.0)], 30.0) == [(0, 30 * 16000, " a")]
+    assert windows([Word(" ", 1, 2)], 5.0) == []
+
+
+def test_confidence_does_not_depend_on_packing_neighbours_or_batch_size(clips):
+    """The same recording with the same words scores the same alone or packed, wherever it
+    sits and whoever its neighbours are; a transcript that does not match the audio scores
+    lower than one that does."""
+    samples = [decode(path).samples for path in clips.values()]
+    alone = [Transcriber().transcribe(x) for x in samples]
+    seen = {k: [] for k in range(len(samples))}
+    for batch_size in (2, 3, 8):
+        transcriber = Transcriber(batch_size=batch_size)
+        for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
+            packed = transcriber.transcribe_many([samples[k] for k in order])
+            for k, transcript in zip(order, packed, strict=True):
+                seen[k].append(transcript)
+    compared = 0
+    for k, transcripts in seen.items():
+        for transcript in transcripts:
+            if transcript.text == alone[k].text:
+                assert transcript.confidence == pytest.approx(alone[k].confidence, abs=1e-3)
+                compared += 1
+    assert compared >= 9, "too few packings decoded the same words to compare"
+    # Scoring reads the words against the audio: the wrong recording's words score lower.
+    transcriber = Transcriber()
+    own = transcriber.confidence(samples[2], [Word(" " + alone[2].text, 0, 1)])
+    other = transcriber.confidence(samples[2], [Word(" " + alone[0].text, 0, 1)])
+    assert own == pytest.approx(alone[2].confidence, abs=1e-3) and other < own / 2
 
 
 def test_voyce_transcribe_cli(clips, tmp_path):
@@ -189,7 +229,8 @@ def test_voyce_transcribe_cli(clips, tmp_path):
         "error",
     }
     assert set(good) == keys and set(bad) == keys
-    assert good["error"] is None and "zipper" in good["text"].lower()
+    # tiny.en hears "zipper" or "nipper" depending on the AAC encoder's rounding: a WER bound.
+    assert good["error"] is None and jiwer.wer(_words(SCRIPTS[2]), _words(good["text"])) < 0.5
     assert bad["error"].startswith("file not found")
 
 
