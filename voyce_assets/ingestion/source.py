@@ -45,12 +45,18 @@ PG_INFORMATION_SCHEMA_TYPES = {
 BATCH_BYTES = 4 << 20
 
 
+# What the text the server makes of values depends on, pinned whatever the role's defaults are.
+SESSION = (
+    "SET LOCAL TIME ZONE 'UTC'",
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL extra_float_digits = 3",
+    "SET LOCAL client_encoding = 'UTF8'",
+)
+
+
 def set_session(cur) -> None:
-    """Pin what the text the server sends depends on, whatever the role's defaults are."""
-    cur.execute(
-        "SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
-        "SET LOCAL extra_float_digits = 3; SET LOCAL client_encoding = 'UTF8'"
-    )
+    """Pin the session settings (``SESSION``) for this transaction."""
+    cur.execute("; ".join(SESSION))
 
 
 class SchemaDriftError(Exception):
@@ -203,6 +209,8 @@ def stream_batches(conn, statement: sql.Composable) -> Iterator[Iterator[pa.Reco
         cur = source.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        for setting in SESSION:
+            cur.execute(setting)
         cur.adbc_statement.set_options(
             **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_BYTES)}
         )

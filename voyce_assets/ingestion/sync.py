@@ -7,8 +7,9 @@ reconciliation compares the mirror with exactly the source state that was copied
 
 A full sync's evidence costs no second read of either side: the rows stream on a second
 connection that imports this one's snapshot, while PostgreSQL computes its checksums on this
-one; our side checksums every row as it is handed to the Delta writer; the row counts are the
-commit's own (Delta log statistics). The sweep's scrub re-reads the files at rest weekly.
+one (two server processes, side by side); our side checksums every row as it is handed to the
+Delta writer; the row counts are the commit's own (Delta log statistics). The sweep's scrub
+re-reads the files at rest weekly.
 """
 
 from __future__ import annotations
@@ -136,6 +137,13 @@ def source_counts(
     return counts
 
 
+def _source_evidence(conn, table, dates, shape, pg_schema, checksums: bool):
+    """{partition: (rows, checksum)} by PostgreSQL; checksum 0 where only rows are counted."""
+    if checksums:
+        return postgres_checksums(conn, table, dates, shape, pg_schema)
+    return {day: (n, 0) for day, n in source_counts(conn, table, dates, pg_schema).items()}
+
+
 def sync_table(
     conn,
     table: Table,
@@ -158,8 +166,8 @@ def sync_table(
     where = partition_filter(table, dates)
     if since is not None:
         where = sql.SQL("{} AND {}").format(where, since.condition(table))
-    statement = select_statement(table, where, shape, pg_schema, order_by_event=since is None)
     full = since is None
+    statement = select_statement(table, where, shape, pg_schema, order_by_event=full)
     result = SyncResult(
         table=table,
         mode="full" if full else "incremental",
@@ -170,35 +178,30 @@ def sync_table(
         total_seconds=0.0,
         checksummed=full,
     )
-    if full and verify:
-        ours = RowChecksums(table, dates, keys=True)
-        with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:
-            theirs: Future = pool.submit(postgres_checksums, conn, table, dates, shape, pg_schema)
-            result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
-            result.source_seconds = time.perf_counter() - started
-            result.source_counts = theirs.result()
-        logged = partition_files(uri, table, dates, storage_options)
-        checksums = ours.totals()
-        result.mirror_counts = {
-            day: (rows, checksums.get(day, (0, 0))[1]) for day, (rows, _) in logged.items()
-        }
-        if _may_repeat(ours.key_hashes or []):
-            result.duplicate_count, result.duplicate_ids = _duplicates(
-                table, uri, dates, storage_options
-            )
-    else:
-        with stream_batches(conn, statement) as batches:
-            if full:
-                result.stats = replace_partitions(uri, table, batches, dates, storage_options)
-            else:
-                result.stats = merge_rows(uri, table, batches, dates, storage_options)
-        result.source_seconds = time.perf_counter() - started
+    ours = RowChecksums(table, dates, keys=True) if full and verify else None
+    with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:
+        # PostgreSQL's side of the evidence, on this connection while the rows stream on theirs.
+        theirs: Future | None = None
         if verify:
-            result.source_counts = {
-                day: (n, 0) for day, n in source_counts(conn, table, dates, pg_schema).items()
-            }
-            files = partition_files(uri, table, dates, storage_options)
-            result.mirror_counts = {day: (rows, 0) for day, (rows, _) in files.items()}
+            theirs = pool.submit(_source_evidence, conn, table, dates, shape, pg_schema, full)
+        if full:
+            result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
+        else:
+            result.stats = merge_rows(uri, table, batches, dates, storage_options)
+        result.source_seconds = time.perf_counter() - started
+        if theirs is not None:
+            result.source_counts = theirs.result()
+    if verify:
+        # Rows: the commit's (Delta log); content: ours of the rows handed to the writer.
+        mine = ours.totals() if ours else {}
+        result.mirror_counts = {
+            day: (rows, mine.get(day, (0, 0))[1])
+            for day, (rows, _) in partition_files(uri, table, dates, storage_options).items()
+        }
+    if ours is not None and _may_repeat(ours.key_hashes or []):
+        result.duplicate_count, result.duplicate_ids = _duplicates(
+            table, uri, dates, storage_options
+        )
     conn.rollback()  # read-only snapshot: nothing to commit
     result.total_seconds = time.perf_counter() - started
     return result
