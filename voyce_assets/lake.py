@@ -213,6 +213,8 @@ class _OnThread:
     def __call__(self, batch: pa.RecordBatch) -> None:
         if self._error is not None:
             raise self._error
+        if not self._thread.is_alive():
+            raise RuntimeError("the tap was closed")
         self._queue.put(batch)
 
     def close(self, raise_error: bool = True) -> None:
@@ -253,6 +255,7 @@ def replace_partitions(
     try:
         _write(uri, reader, dates, table, storage_options)
     except BaseException:
+        rows.close()  # the reader's thread first: nothing reaches the tap after it is closed
         if side is not None:
             side.close(raise_error=False)
         raise
