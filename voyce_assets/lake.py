@@ -150,45 +150,53 @@ class _Filter:
                     )
 
 
-def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+class _ReadAhead:
     """``batches`` produced on a thread of their own, ``depth`` ahead of the consumer.
 
     The Delta writer encodes one batch (in Rust, without the GIL) while the next is read,
-    checked and checksummed: the two overlap instead of taking turns. An error on either side
-    stops both; the producer is joined before this generator returns.
+    checked and checksummed: the two overlap instead of taking turns. ``stop()`` may be called
+    from any thread, even while the writer's own thread is inside ``__iter__``: it ends the
+    producer, joins it and wakes a consumer still waiting.
     """
-    done = object()
-    handoff: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def produce() -> None:
+    _DONE = object()
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int = 2) -> None:
+        self._batches = batches
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="voyce-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
         try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        handoff.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for batch in self._batches:
+                if not self._put(batch):
                     return
-            handoff.put(done)
+            self._put(self._DONE)
         except BaseException as exc:  # handed to the consumer, raised there
-            handoff.put(exc)
+            self._put(exc)
 
-    producer = threading.Thread(target=produce, name="voyce-prefetch", daemon=True)
-    producer.start()
-    try:
-        while (item := handoff.get()) is not done:
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        while (item := self._queue.get()) is not self._DONE:
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
-        while producer.is_alive():
-            with suppress(queue.Empty):
-                handoff.get(timeout=0.1)
-        producer.join()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with suppress(queue.Full):
+            self._queue.put_nowait(self._DONE)
 
 
 class _OnThread:
@@ -250,15 +258,16 @@ def replace_partitions(
     """
     stats = WriteStats()
     side = _OnThread(tap) if tap is not None else None
-    rows = _prefetched(_Filter(table, stats, side)(batches))
-    reader = pa.RecordBatchReader.from_batches(table.arrow_schema(), rows)
+    ahead = _ReadAhead(_Filter(table, stats, side)(batches))
+    reader = pa.RecordBatchReader.from_batches(table.arrow_schema(), iter(ahead))
     try:
         _write(uri, reader, dates, table, storage_options)
     except BaseException:
-        rows.close()  # the reader's thread first: nothing reaches the tap after it is closed
+        ahead.stop()  # the reader's thread first: nothing reaches the tap after it is closed
         if side is not None:
             side.close(raise_error=False)
         raise
+    ahead.stop()
     if side is not None:
         side.close()
     for day in dates:
