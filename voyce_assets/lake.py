@@ -195,8 +195,11 @@ class _ReadAhead:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        with suppress(queue.Full):
-            self._queue.put_nowait(self._DONE)
+        # Drop what is still queued, so the end marker always fits and a waiting consumer ends.
+        with suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._queue.put_nowait(self._DONE)
 
 
 class _OnThread:
@@ -221,9 +224,7 @@ class _OnThread:
     def __call__(self, batch: pa.RecordBatch) -> None:
         if self._error is not None:
             raise self._error
-        if not self._thread.is_alive():
-            raise RuntimeError("the tap was closed")
-        self._queue.put(batch)
+        self._queue.put(batch)  # only the read-ahead thread calls this, stopped before close()
 
     def close(self, raise_error: bool = True) -> None:
         """Wait until every batch went through ``fn``; raise what it raised."""
@@ -258,18 +259,18 @@ def replace_partitions(
     """
     stats = WriteStats()
     side = _OnThread(tap) if tap is not None else None
-    ahead = _ReadAhead(_Filter(table, stats, side)(batches))
-    reader = pa.RecordBatchReader.from_batches(table.arrow_schema(), iter(ahead))
+    ahead = None
+    written = False
     try:
+        ahead = _ReadAhead(_Filter(table, stats, side)(batches))
+        reader = pa.RecordBatchReader.from_batches(table.arrow_schema(), iter(ahead))
         _write(uri, reader, dates, table, storage_options)
-    except BaseException:
-        ahead.stop()  # the reader's thread first: nothing reaches the tap after it is closed
+        written = True
+    finally:
+        if ahead is not None:
+            ahead.stop()  # the reader's thread first: nothing reaches the tap after it is closed
         if side is not None:
-            side.close(raise_error=False)
-        raise
-    ahead.stop()
-    if side is not None:
-        side.close()
+            side.close(raise_error=written)
     for day in dates:
         stats.rows_per_partition.setdefault(day.isoformat(), 0)
     return stats

@@ -623,7 +623,7 @@ def test_key_hashes_flag_only_repeated_keys():
     ids = [str(uuid.uuid4()) for _ in range(1000)]
     unique = pa.array(ids)
     assert not _may_repeat([key_hashes(unique.slice(0, 400)), key_hashes(unique.slice(400))])
-    # A repeat across batches, of one width (vectorized) or not (Python's hash), or integers.
+    # A repeat across batches, of one width or of several (FNV-1a either way), or integers.
     assert _may_repeat([key_hashes(unique.slice(0, 400)), key_hashes(pa.array([ids[7]]))])
     assert _may_repeat([key_hashes(pa.array(["a", "bb"])), key_hashes(pa.array(["bb"]))])
     assert _may_repeat([key_hashes(pa.array([3, 9])), key_hashes(pa.array([9]))])
