@@ -220,7 +220,7 @@ SCHEMAS: dict[str, str] = {
 }
 
 FEEDBACK_STATUSES = ("pending", "processing", "completed", "failed")
-SENTIMENT_LABELS = ("positive", "neutral", "negative")
+SENTIMENT_LABELS = ("positive", "neutral", "negative", "mixed")
 
 
 def _id(description: str = "Primary key (UUID).") -> Column:
@@ -377,7 +377,10 @@ TABLES: tuple[Table, ...] = (
         [
             _id(),
             Column("name", nullable=False),
-            Column("category", allowed=("topic", "sentiment", "priority", "product", "custom")),
+            Column(
+                "category",
+                allowed=("topic", "sentiment", "priority", "product", "custom", "auto_generated"),
+            ),
             Column("description"),
             _created_at(),
         ],
@@ -392,7 +395,11 @@ TABLES: tuple[Table, ...] = (
             _id(),
             _feedback_ref(),
             Column("tag_id", UUID, nullable=False, references="tags.id"),
-            Column("assigned_by", nullable=False, description="'auto' or the user id."),
+            Column(
+                "assigned_by",
+                nullable=False,
+                description="'auto', 'auto_sentiment_analysis' (the text stage) or the user id.",
+            ),
             Column("confidence_score", DOUBLE, description="0..1; 1 for manual tags."),
             _created_at(),
         ],
@@ -446,20 +453,45 @@ TABLES: tuple[Table, ...] = (
         "sentiment_analysis",
         Owner.PIPELINE,
         "text",
-        "Sentiment, emotions, key phrases and topics of each transcript.",
+        "Sentiment, emotions, key phrases and topics of each transcript, with what it cost.",
         [
             _id(),
             Column("transcription_id", UUID, nullable=False),
             _feedback_ref(),
-            Column("sentiment_label", nullable=False, allowed=SENTIMENT_LABELS),
+            Column(
+                "sentiment_label",
+                allowed=SENTIMENT_LABELS,
+                description="Null only when the analysis failed (see error_message).",
+            ),
             Column("sentiment_score", DOUBLE, description="-1 (negative) .. 1 (positive)."),
             Column("sentiment_confidence", DOUBLE, description="0..1."),
             Column("emotions", JSON, description="JSON list of emotions."),
-            Column("key_phrases", JSON, description="JSON list of key phrases."),
-            Column("topics", JSON, description="JSON list of topics."),
-            Column("model_used", nullable=False),
-            Column("model_version"),
+            Column("key_phrases", JSON, description="JSON list of key phrases (at most 5)."),
+            Column("topics", JSON, description="JSON list of topics (at most 5)."),
+            Column("named_entities", JSON, description="JSON list of named entities."),
+            Column("urgency", INT, description="1 (none) .. 5 (act now)."),
+            Column("summary", description="One sentence."),
+            Column("action_items", JSON, description="JSON list of suggested actions."),
+            Column("model_used", nullable=False, description="Provider and model."),
+            Column("model_version", description="Prompt version the result answers."),
+            Column("provider", nullable=False, allowed=("anthropic", "openai", "local")),
+            Column(
+                "api_mode",
+                nullable=False,
+                allowed=("messages", "batch", "local"),
+                description="How it was called: batch is billed at half price.",
+            ),
+            Column("input_tokens", BIGINT, description="Billed input tokens (0 if cached)."),
+            Column("output_tokens", BIGINT, description="Billed output tokens (0 if cached)."),
+            Column(
+                "cached",
+                BOOLEAN,
+                nullable=False,
+                description="Served from the content-hash cache: no provider call was made.",
+            ),
+            Column("text_sha256", nullable=False, description="Hash of the analysed text."),
             Column("processing_time_ms", BIGINT),
+            Column("error_message", description="Why the analysis failed; null when fine."),
             _created_at(),
         ],
         partition_source=_FEEDBACK_EVENT,
@@ -522,6 +554,12 @@ TABLES: tuple[Table, ...] = (
             Column("named_entities", ARRAY_STRING),
             Column(
                 "text_embedding", ARRAY_DOUBLE, description="all-MiniLM-L6-v2 vector.", length=384
+            ),
+            Column("embedding_model", description="Model that made text_embedding."),
+            Column(
+                "embedding_cached",
+                BOOLEAN,
+                description="text_embedding came from the content-hash cache (not computed).",
             ),
             Column("processing_timestamp", TIMESTAMP),
             _created_at(),

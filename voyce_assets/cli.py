@@ -7,6 +7,8 @@ setting and exit with status 2.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
 import functools
 import re
@@ -41,9 +43,19 @@ def _resource(key: str):
     """The environment's resource ``key`` with its EnvVars resolved."""
     from voyce_assets.environments import resources_for
 
-    resource = resources_for()[key]
+    return _initialized(resources_for()[key], key)
+
+
+_OPEN = contextlib.ExitStack()
+atexit.register(_OPEN.close)
+
+
+def _initialized(resource, key: str = "resource"):
+    """``resource`` with its EnvVars resolved; a missing one is a one-line ConfigError."""
     try:
-        return resource.process_config_and_initialize()
+        # Entered for the life of the command: resources with nested resources (the text
+        # stage's) are only initialized as a context manager.
+        return _OPEN.enter_context(resource.process_config_and_initialize_cm())
     except Exception as exc:
         missing = re.findall(r'environment variable "(\w+)" which is not set', str(exc))
         if missing:
@@ -215,6 +227,99 @@ def transcribe_cmd(
         click.echo(json.dumps(line))
     if failed:
         sys.exit(1)
+
+
+# ---- text --------------------------------------------------------------------------------------
+
+
+def _lines(file: str | None):
+    """Lines of ``file`` (or stdin), newline stripped, lazily: thousands stream through."""
+    handle = open(file, encoding="utf-8") if file else sys.stdin  # noqa: SIM115
+    try:
+        for line in handle:
+            yield line.rstrip("\r\n")
+    finally:
+        if file:
+            handle.close()
+
+
+@main.command("sentiment")
+@click.option(
+    "--file", "file", type=click.Path(exists=True, dir_okay=False), help="Default: stdin."
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["local", "anthropic", "openai"]),
+    help="Default: the environment's (VOYCE_SENTIMENT_PROVIDER).",
+)
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Lines per batch.")
+@_config_errors
+def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> None:
+    """Analyse texts, one per line; one JSON line each, in input order.
+
+    Keys: text and the sentiment_analysis table's fields (sentiment_label, sentiment_score,
+    sentiment_confidence, emotions, key_phrases, topics, named_entities, urgency, summary,
+    action_items, model_used, cached, input_tokens, output_tokens, error_message). An empty
+    line gives a row with an error. Texts analysed before come from the cache.
+    """
+    import itertools
+    import json
+
+    from voyce_assets.text.providers.base import ProviderUnusable
+    from voyce_assets.text.resources import analyzer_for
+
+    analyzer = _resource("sentiment_analyzer")
+    if provider and provider != analyzer.provider:
+        text_cache, embedder = _resource("text_cache"), _resource("embedder")
+        analyzer = _initialized(analyzer_for(provider, voyce_env(), text_cache, embedder))
+    lines = _lines(file)
+    try:
+        analyzer.check()
+        while chunk := list(itertools.islice(lines, max(1, batch_size))):
+            for text, result in zip(chunk, analyzer.analyze(chunk), strict=True):
+                a = result.analysis
+                row = {
+                    "text": text,
+                    "sentiment_label": a.sentiment_label if a else None,
+                    "sentiment_score": a.sentiment_score if a else None,
+                    "sentiment_confidence": a.confidence if a else None,
+                    "emotions": a.emotions if a else None,
+                    "key_phrases": a.key_phrases if a else None,
+                    "topics": a.topics if a else None,
+                    "named_entities": a.named_entities if a else None,
+                    "urgency": a.urgency if a else None,
+                    "summary": a.summary if a else None,
+                    "action_items": a.action_items if a else None,
+                    "model_used": analyzer.label,
+                    "cached": result.cached,
+                    "input_tokens": result.input_tokens,
+                    "output_tokens": result.output_tokens,
+                    "error_message": None if a else result.error,
+                }
+                click.echo(json.dumps(row))
+    except ProviderUnusable as exc:
+        raise ConfigError(f"--provider {analyzer.provider}", str(exc)) from None
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("--org", "organization_id", help="Only this organization's feedback.")
+@click.option("--k", type=int, default=5, show_default=True, help="How many results.")
+@_config_errors
+def search_cmd(query: str, organization_id: str | None, k: int) -> None:
+    """Print the feedback nearest in meaning to QUERY: score, date, sentiment, text."""
+    from voyce_assets.text.search import search
+
+    try:
+        hits = search(_resource("app_db"), _resource("embedder"), query, k, organization_id)
+    except (LookupError, ValueError) as exc:
+        click.echo(f"voyce: {exc}", err=True)
+        sys.exit(1)
+    for hit in hits:
+        click.echo(
+            f"{hit.score:.3f}  {hit.event_date}  {hit.sentiment_label or '-':8}  "
+            f"{hit.voice_feedback_id}  {hit.text}"
+        )
 
 
 @main.group()

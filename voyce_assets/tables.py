@@ -144,3 +144,18 @@ def table_spec(path: str, deps: Sequence[str] = ()) -> AssetSpec:
         "stage.",
         kinds=table_kinds(spec),
     )
+
+
+def partitioned_asset(
+    key: AssetKey, *, group: str, deps: Sequence[str] = (), **asset_kwargs: Any
+) -> Callable:
+    """``@asset`` for something a stage writes outside the catalog (the app database, an
+    index), on the shared daily partitions and backfill policy; ``deps`` are catalog paths."""
+    return _decorator(
+        key=key,
+        group_name=group,
+        partitions_def=daily_partitions,
+        backfill_policy=daily_backfill_policy,
+        deps=_keys(deps),
+        **asset_kwargs,
+    )

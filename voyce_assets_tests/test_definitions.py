@@ -27,6 +27,9 @@ def test_every_table_is_a_partitioned_asset_key_with_column_schema(voyce_home):
     assert keys == {AssetKey(list(t.key)) for t in TABLES} | {
         AssetKey("catalog_setup"),
         AssetKey(["processed_data", "processed_audio"]),  # the volume of normalized copies
+        # Written to the app's PostgreSQL by the text stage: auto-tags and the search index.
+        AssetKey(["app_db", "auto_tags"]),
+        AssetKey(["app_db", "feedback_search_index"]),
     }
     for spec in TABLES:
         node = graph.get(AssetKey(list(spec.key)))
@@ -51,10 +54,14 @@ def test_later_stages_are_lineage_only_specs_never_materializable(voyce_home):
         AssetKey(["raw_data", "transcriptions"]),
         AssetKey(["processed_data", "processed_audio"]),
         AssetKey(["processed_data", "audio_features"]),
+        AssetKey(["raw_data", "sentiment_analysis"]),
+        AssetKey(["processed_data", "enhanced_transcriptions"]),
+        AssetKey(["app_db", "auto_tags"]),
+        AssetKey(["app_db", "feedback_search_index"]),
     }
     assert executable == built | {AssetKey(list(t.key)) for t in APP_TABLES}
     specs = [a for a in defs.assets if isinstance(a, AssetSpec)]
-    assert len(specs) == 16 - len(APP_TABLES) - 2
+    assert len(specs) == 16 - len(APP_TABLES) - 2 - 2
     lineage = graph.get(AssetKey(["processed_data", "training_dataset"])).parent_keys
     assert lineage == {
         AssetKey(["processed_data", "enhanced_transcriptions"]),

@@ -30,6 +30,7 @@ query ($name: String!) {
 }
 """
 SECRET_URL = "postgresql://app:ui-secret-never-shown@127.0.0.1:9/voyce"
+CLAUDE_KEY = "sk-ant-ui-secret-never-shown"
 
 
 def _graphql(port: int, query: str, **variables) -> dict:
@@ -67,6 +68,8 @@ def test_webserver_serves_every_table(voyce_home):
             DAGSTER_HOME=str(voyce_home),
             VOYCE_SOURCE_URL=SECRET_URL,
             WHISPER_MODEL_SIZE="tiny.en",
+            VOYCE_SENTIMENT_PROVIDER="anthropic",
+            ANTHROPIC_API_KEY=CLAUDE_KEY,
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -86,8 +89,15 @@ def test_webserver_serves_every_table(voyce_home):
         assert set(by_key) == {t.path for t in TABLES} | {
             "catalog_setup",
             "processed_data/processed_audio",
+            "app_db/auto_tags",
+            "app_db/feedback_search_index",
         }
-        built = {"raw_data/transcriptions", "processed_data/audio_features"}
+        built = {
+            "raw_data/transcriptions",
+            "processed_data/audio_features",
+            "raw_data/sentiment_analysis",
+            "processed_data/enhanced_transcriptions",
+        }
         for spec in TABLES:
             node = by_key[spec.path]
             assert node["groupName"] == spec.stage
@@ -98,12 +108,14 @@ def test_webserver_serves_every_table(voyce_home):
 
         # Settings read from the environment show as "from VOYCE_SOURCE_URL", not its value.
         shown = {}
-        for name in ("app_db", "transcriber", "ingestion_settings"):
+        for name in ("app_db", "transcriber", "ingestion_settings", "sentiment_analyzer"):
             details = _graphql(port, RESOURCE_QUERY, name=name)["topLevelResourceDetailsOrError"]
             assert details["__typename"] == "ResourceDetails", details
             shown[name] = {v["key"]: (v["type"], v["value"]) for v in details["configuredValues"]}
         assert shown["app_db"]["source_url"] == ("ENV_VAR", "VOYCE_SOURCE_URL")
         assert "ui-secret-never-shown" not in json.dumps(shown)
+        assert shown["sentiment_analyzer"]["api_key"] == ("ENV_VAR", "ANTHROPIC_API_KEY")
+        assert shown["sentiment_analyzer"]["mode"] == ("VALUE", '"messages"')
         assert shown["transcriber"]["model"] == ("ENV_VAR", "WHISPER_MODEL_SIZE")
         assert shown["transcriber"]["engine"] == ("VALUE", '"faster-whisper"')
         assert shown["ingestion_settings"]["full_sync_days"] == ("VALUE", "3")

@@ -18,6 +18,19 @@ DEFAULT_PRICES: dict[str, float] = {
     "ingestion.record": 0.0001,
     # Driver compute of a Databricks jobs cluster, per second (about $0.40/h).
     "compute.second": 0.00011,
+    # Language models, per million tokens (list prices; the Batches APIs bill half).
+    "anthropic.input_mtok": 3.0,
+    "anthropic.output_mtok": 15.0,
+    "anthropic.batch_input_mtok": 1.5,
+    "anthropic.batch_output_mtok": 7.5,
+    "openai.input_mtok": 0.15,  # gpt-4o-mini
+    "openai.output_mtok": 0.60,
+    "openai.batch_input_mtok": 0.075,
+    "openai.batch_output_mtok": 0.30,
+    # CPU time per thousand texts at the measured rates (`make bench`) x compute.second:
+    # MiniLM embeddings ~160 texts/s, the local analyzer (embedding + classifier) ~120/s.
+    "embedding.ktext": 0.0007,
+    "local.ktext": 0.0009,
 }
 
 
@@ -32,6 +45,16 @@ class Pricing(ConfigurableResource):
         if key not in merged:
             raise KeyError(f"no price for {key!r}; known: {', '.join(sorted(merged))}")
         return Decimal(str(merged[key])).quantize(Decimal("0.000001"))
+
+    def token_cost(self, provider: str, mode: str, input_tokens: int, output_tokens: int):
+        """USD for a language-model call's tokens (batch mode at the batch price)."""
+        if provider == "local":
+            return Decimal(0)
+        prefix = f"{provider}.batch_" if mode == "batch" else f"{provider}."
+        return (
+            self.unit_cost(prefix + "input_mtok") * Decimal(input_tokens)
+            + self.unit_cost(prefix + "output_mtok") * Decimal(output_tokens)
+        ) / Decimal(1_000_000)
 
     def cost_row(
         self,

@@ -15,14 +15,16 @@ def peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def run_child(script: str, mode: str, url: str, lake: str) -> dict:
-    """``python script --child mode --url url --lake lake``: the JSON of its last line."""
+def run_script(script: str, *args: str) -> dict:
+    """``python script args...`` in its own process: the JSON of its last stdout line."""
     proc = subprocess.run(
-        [sys.executable, script, "--child", mode, "--url", url, "--lake", lake],
-        capture_output=True,
-        text=True,
-        check=False,
+        [sys.executable, script, *args], capture_output=True, text=True, check=False
     )
     if proc.returncode:
-        raise RuntimeError(f"{mode} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_child(script: str, mode: str, url: str, lake: str) -> dict:
+    """``python script --child mode --url url --lake lake``: the JSON of its last line."""
+    return run_script(script, "--child", mode, "--url", url, "--lake", lake)

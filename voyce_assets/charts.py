@@ -1,0 +1,51 @@
+"""Charts and previews for asset metadata: PNG images (matplotlib, no display) embedded in
+markdown, which the Dagster UI renders, and markdown tables of rows."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dagster import MetadataValue
+
+
+def png_markdown(png: bytes, title: str) -> MetadataValue:
+    encoded = base64.b64encode(png).decode()
+    return MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
+
+
+def bar_chart_png(values: Mapping[str, float], title: str, ylabel: str = "rows") -> bytes:
+    """A small bar chart of ``values`` (in the given order) as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, no GUI toolkit
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.5, 2.8), dpi=100)
+    axes = figure.subplots()
+    names = list(values)
+    bars = axes.bar(names, [values[n] for n in names], color="#4c72b0")
+    axes.bar_label(bars, fmt="%g")
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int = 40):
+    """``rows`` as a markdown table of ``columns`` (cells cut to ``width`` characters)."""
+    if not rows:
+        return MetadataValue.md("_no rows_")
+
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        return text[:width].replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return MetadataValue.md("\n".join(lines))

@@ -1,0 +1,1 @@
+"""The offline analyzer's parts: classifier, lexicons and extractors (no key, no download)."""

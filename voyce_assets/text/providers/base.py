@@ -1,0 +1,215 @@
+"""The ``sentiment_analyzer`` resource's one interface, and what every provider shares.
+
+``analyze(texts)`` returns one ``Result`` per text, in order: the content-hash cache is
+consulted first (a text analysed before by the same provider, model and prompt version costs
+nothing), each distinct remaining text is sent once, and what comes back is validated. A
+provider answers the texts it is given (``_analyze``); a broken provider (no key, a wrong
+model, an unreachable host) raises ``ProviderUnusable`` so the step fails before writing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr
+
+from voyce_assets.text.analysis import InvalidAnalysis, Result, validate
+from voyce_assets.text.cache import TextCache
+from voyce_assets.text.taxonomy import TOPICS
+
+PROMPT_VERSION = "v1"
+
+
+class ProviderUnusable(RuntimeError):
+    """The provider cannot work at all (configuration, credentials): fail the step, not rows."""
+
+
+class SentimentAnalyzer(ConfigurableResource):
+    """Sentiment, emotions, key phrases, topics ... of texts, by one provider."""
+
+    provider: ClassVar[str] = ""
+    mode_name: ClassVar[str] = "messages"
+
+    prompt_version: str = Field(
+        default=PROMPT_VERSION, description="Version of the instructions; part of the cache key."
+    )
+    batch_size: int = Field(
+        default=32, description="Texts handled together (the notebooks' BATCH_SIZE)."
+    )
+    cache: TextCache = Field(description="Content-hash cache: nothing is paid for twice.")
+
+    @property
+    def model_name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """``provider/model``: the table's ``model_used``."""
+        return f"{self.provider}/{self.model_name}"
+
+    def check(self) -> None:
+        """Raise ``ProviderUnusable`` if this provider cannot work (before any row is made)."""
+
+    def _analyze(self, texts: list[str]) -> list[Result]:
+        """One uncached, validated ``Result`` per text (each text distinct and non-empty)."""
+        raise NotImplementedError
+
+    def analyze(self, texts: list[str]) -> list[Result]:
+        """One ``Result`` per text, in order; ``cached`` says no provider call was made."""
+        out: list[Result | None] = [None] * len(texts)
+        keys: dict[int, str] = {}
+        for i, text in enumerate(texts):
+            if not text or not text.strip():
+                out[i] = Result(error="empty text: nothing to analyse", mode=self.mode_name)
+            else:
+                keys[i] = TextCache.analysis_key(
+                    self.provider, self.model_name, self.prompt_version, text
+                )
+        known = self.cache.get_analyses(keys.values())
+        todo: dict[str, str] = {}
+        for i, key in keys.items():
+            if key in known:
+                hit = known[key]
+                # The cached row cost nothing this time: its tokens were billed once already.
+                out[i] = Result(analysis=hit.analysis, mode=hit.mode, cached=True, extra=hit.extra)
+            else:
+                todo.setdefault(key, texts[i])
+        if todo:
+            fresh: dict[str, Result] = {}
+            pending = list(todo.items())
+            for start in range(0, len(pending), max(1, self._chunk_size())):
+                chunk = pending[start : start + max(1, self._chunk_size())]
+                results = self._analyze([text for _, text in chunk])
+                fresh.update((key, r) for (key, _), r in zip(chunk, results, strict=True))
+                self.cache.put_analyses({k: r for k, r in fresh.items() if k in dict(chunk)})
+            for i, key in keys.items():
+                if out[i] is None:
+                    out[i] = fresh[key]
+        return [r for r in out if r is not None]
+
+    def _chunk_size(self) -> int:
+        return self.batch_size
+
+
+def validated_twice(call: Callable[[], tuple[object, int, int]], mode: str) -> Result:
+    """Call a provider for one text, validate, and retry once if the answer is invalid.
+
+    ``call`` returns ``(raw answer, input tokens, output tokens)``; the raw answer is an
+    ``InvalidAnalysis`` when it holds no analysis (a refusal, no tool call). Both attempts'
+    tokens are billed, so both are counted.
+    """
+    started = time.perf_counter()
+    tokens_in = tokens_out = 0
+    error = ""
+    for _attempt in range(2):
+        raw, used_in, used_out = call()
+        tokens_in += used_in
+        tokens_out += used_out
+        try:
+            if isinstance(raw, InvalidAnalysis):  # the answer says it holds none (a refusal)
+                raise raw
+            analysis = validate(raw)
+        except InvalidAnalysis as exc:
+            error = str(exc)
+            continue
+        return Result(
+            analysis=analysis,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            mode=mode,
+            seconds=time.perf_counter() - started,
+        )
+    return Result(
+        error=f"invalid answer after a retry: {error}",
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        mode=mode,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# Errors no retry can fix: the step fails at once instead of writing a partition of errors.
+UNUSABLE = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
+
+
+def error_text(exc: BaseException) -> str:
+    """An SDK error as one line: type, status and the API's own message (never a header)."""
+    status = getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None)
+    message = ""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message", "") if isinstance(inner, dict) else str(inner)
+    message = message or str(exc).splitlines()[0]
+    return f"{type(exc).__name__}" + (f" ({status})" if status else "") + f": {message}"[:500]
+
+
+def fail_if_all_transport(results: list[Result], provider: str) -> None:
+    """Every call failing at the transport (after the SDK's retries) means the provider is
+    down or unreachable: fail the step rather than write a partition of errors."""
+    if results and all(
+        r.error
+        and any(s in r.error for s in ("APIConnectionError", "APITimeoutError", "InternalServer"))
+        for r in results
+    ):
+        raise ProviderUnusable(f"{provider}: every call failed, last: {results[-1].error}")
+
+
+class RemoteAnalyzer(SentimentAnalyzer):
+    """A provider behind an HTTP API and its official SDK: key, host, concurrency, retries.
+
+    Subclasses make the SDK client (``_new_client``) and answer one text (``_one``); calls run
+    ``max_concurrency`` at a time, the SDK retrying 429/5xx/timeouts (``retry-after``).
+    """
+
+    key_variable: ClassVar[str] = ""
+
+    api_key: str = Field(description="The provider's API key (an EnvVar, never a value).")
+    base_url: str | None = Field(default=None, description="API host; None: the provider's.")
+    max_concurrency: int = Field(default=8, description="Calls in flight.")
+    max_retries: int = Field(default=3, description="SDK retries of 429/5xx/timeouts.")
+    timeout_seconds: float = Field(default=60.0, description="Per request.")
+    topics: dict[str, str] = Field(
+        default_factory=lambda: dict(TOPICS), description="Topic name -> what it covers."
+    )
+
+    _client: Any = PrivateAttr(default=None)
+
+    def check(self) -> None:
+        if not self.api_key:
+            raise ProviderUnusable(f"{self.provider}: no API key (set {self.key_variable})")
+
+    def _new_client(self):
+        raise NotImplementedError
+
+    def client(self):
+        if self._client is None:
+            self.check()
+            self._client = self._new_client()
+        return self._client
+
+    def _one(self, text: str) -> Result:
+        raise NotImplementedError
+
+    def _sdk_error(self) -> type[Exception]:
+        """The SDK's base class of API errors (HTTP status and transport alike)."""
+        raise NotImplementedError
+
+    def _call_one(self, text: str) -> Result:
+        """``_one``, the SDK's errors sorted: an unusable provider, or this text's error."""
+        try:
+            return self._one(text)
+        except self._sdk_error() as exc:
+            if type(exc).__name__ in UNUSABLE:
+                raise ProviderUnusable(f"{self.provider}: {error_text(exc)}") from None
+            return Result(error=f"{self.provider}: {error_text(exc)}", mode="messages")
+
+    def _analyze_messages(self, texts: list[str]) -> list[Result]:
+        with ThreadPoolExecutor(max_workers=max(1, self.max_concurrency)) as pool:
+            results = list(pool.map(self._call_one, texts))
+        fail_if_all_transport(results, self.provider)
+        return results

@@ -1,0 +1,183 @@
+"""``raw_data/sentiment_analysis``: the analyzer's verdict on every transcript of a partition.
+
+One row per transcription with text. A transcription that failed or heard nothing gets no
+row (it is counted as skipped). An answer that stays invalid after one retry is a row with
+``error_message`` and no label, never a guess. Every row says what it cost (tokens, mode,
+cached), so cost tracking is computed from the table itself.
+"""
+
+import collections
+import datetime as dt
+import json
+
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, RetryPolicy
+
+from voyce_assets.catalog import SENTIMENT_LABELS, table
+from voyce_assets.charts import bar_chart_png, markdown_table, png_markdown
+from voyce_assets.feedback import existing_rows, row_id, write_partition
+from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.resources import Lakehouse, Pricing
+from voyce_assets.tables import table_asset
+from voyce_assets.text.analysis import Result, text_hash
+from voyce_assets.text.checks import (
+    SENTIMENT_CHECKS,
+    failure_rate_check,
+    label_check,
+    score_check,
+    stored_rows,
+)
+from voyce_assets.text.cleaning import clean_text
+from voyce_assets.text.providers.base import ProviderUnusable, SentimentAnalyzer
+
+TRANSCRIPTIONS = table("raw_data/transcriptions")
+SENTIMENT = table("raw_data/sentiment_analysis")
+PREVIEW_COLUMNS = [
+    "voice_feedback_id",
+    "sentiment_label",
+    "sentiment_score",
+    "topics",
+    "key_phrases",
+    "cached",
+    "error_message",
+]
+
+
+def analysable(transcript: dict) -> bool:
+    """A transcription the text stage works on: no error, some text."""
+    return not transcript["error_message"] and bool(clean_text(transcript["transcription_text"]))
+
+
+def _row(analyzer: SentimentAnalyzer, transcript: dict, text: str, result: Result) -> dict:
+    a = result.analysis
+    return {
+        "id": row_id(transcript["id"], "sentiment"),
+        "transcription_id": transcript["id"],
+        "voice_feedback_id": transcript["voice_feedback_id"],
+        "sentiment_label": a.sentiment_label if a else None,
+        "sentiment_score": a.sentiment_score if a else None,
+        "sentiment_confidence": a.confidence if a else None,
+        "emotions": json.dumps(a.emotions) if a else None,
+        "key_phrases": json.dumps(a.key_phrases) if a else None,
+        "topics": json.dumps(a.topics) if a else None,
+        "named_entities": json.dumps(a.named_entities) if a else None,
+        "urgency": a.urgency if a else None,
+        "summary": a.summary if a else None,
+        "action_items": json.dumps(a.action_items) if a else None,
+        "model_used": analyzer.label,
+        "model_version": analyzer.prompt_version,
+        "provider": analyzer.provider,
+        "api_mode": result.mode,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cached": result.cached,
+        "text_sha256": text_hash(text),
+        "processing_time_ms": round(result.seconds * 1000),
+        "error_message": None if a else (result.error or "no analysis"),
+        "created_at": dt.datetime.now(dt.UTC),
+        "event_date": transcript["event_date"],
+    }
+
+
+def analyse_transcripts(
+    analyzer: SentimentAnalyzer, transcripts: list[dict]
+) -> tuple[list[dict], list[dict]]:
+    """``(rows, skipped)``: a row per analysable transcript, and the transcripts without one."""
+    usable = [t for t in transcripts if analysable(t)]
+    skipped = [t for t in transcripts if not analysable(t)]
+    texts = [clean_text(t["transcription_text"]) for t in usable]
+    results = analyzer.analyze(texts) if texts else []
+    rows = [_row(analyzer, t, x, r) for t, x, r in zip(usable, texts, results, strict=True)]
+    return rows, skipped
+
+
+def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing) -> dict:
+    ok = [r for r in rows if not r["error_message"]]
+    labels = collections.Counter(r["sentiment_label"] for r in ok)
+    cost = sum(
+        (
+            pricing.token_cost(r["provider"], r["api_mode"], r["input_tokens"], r["output_tokens"])
+            for r in rows
+        ),
+        start=pricing.token_cost("local", "local", 0, 0),
+    )
+    distribution = {label: labels.get(label, 0) for label in SENTIMENT_LABELS}
+    meta = {
+        "dagster/partition_row_count": len(rows),
+        "analysed": sum(1 for r in rows if not r["cached"]),
+        "cached": sum(1 for r in rows if r["cached"]),
+        "failed": len(rows) - len(ok),
+        "skipped_no_text": len(skipped),
+        "input_tokens": sum(r["input_tokens"] for r in rows),
+        "output_tokens": sum(r["output_tokens"] for r in rows),
+        "token_cost_usd": float(cost),
+        "label_distribution": MetadataValue.json(distribution),
+        "preview": markdown_table(rows[:10], PREVIEW_COLUMNS),
+    }
+    if ok:
+        meta["label_chart"] = png_markdown(
+            bar_chart_png(distribution, "sentiment labels"), "sentiment labels"
+        )
+    return meta
+
+
+@table_asset(
+    SENTIMENT.path,
+    deps=[TRANSCRIPTIONS.path],
+    retry_policy=RetryPolicy(max_retries=2, delay=60),
+    kinds={"python"},
+    required_resource_keys={"lakehouse", "sentiment_analyzer", "pricing"},
+    description="The provider (local, Claude or OpenAI) is the `sentiment_analyzer` resource. "
+    "Texts analysed before (same provider, model and prompt version) come from the "
+    "content-hash cache and cost nothing.",
+    checks=SENTIMENT_CHECKS,
+)
+def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
+    lakehouse: Lakehouse = context.resources.lakehouse
+    analyzer: SentimentAnalyzer = context.resources.sentiment_analyzer
+    dates = partition_dates(context)
+    transcripts = sorted(
+        existing_rows(lakehouse, TRANSCRIPTIONS, dates).values(),
+        key=lambda t: (t["event_date"], t["voice_feedback_id"]),
+    )
+    try:
+        analyzer.check()
+        rows, skipped = analyse_transcripts(analyzer, transcripts)
+    except ProviderUnusable as exc:
+        # A key, model or host no retry can fix: fail before writing, and say so once.
+        raise Failure(
+            description=f"{analyzer.label} cannot work: {exc}", allow_retries=False
+        ) from None
+    for row in rows:
+        if row["error_message"]:
+            context.log.warning(
+                f"voice_feedback {row['voice_feedback_id']}: {row['error_message']}"
+            )
+    write_partition(lakehouse, SENTIMENT, rows, dates)
+    pricing: Pricing = context.resources.pricing
+    rows_by_day = by_partition(context, rows, lambda r: r["event_date"])
+    skipped_by_day = by_partition(context, skipped, lambda t: t["event_date"])
+    record_partitions(
+        context,
+        {
+            key: _partition_metadata(rows_by_day[key], skipped_by_day.get(key, []), pricing)
+            for key in context.partition_keys
+        },
+    )
+    stored = stored_rows(
+        lakehouse,
+        SENTIMENT,
+        dates,
+        [
+            "id",
+            "voice_feedback_id",
+            "sentiment_label",
+            "sentiment_score",
+            "sentiment_confidence",
+            "urgency",
+            "error_message",
+        ],
+    )
+    return MaterializeResult(
+        metadata={"analyzer": analyzer.label, "prompt_version": analyzer.prompt_version},
+        check_results=[label_check(stored), score_check(stored), failure_rate_check(stored)],
+    )

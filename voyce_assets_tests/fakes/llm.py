@@ -1,0 +1,591 @@
+"""Anthropic and OpenAI on localhost: the endpoints our feedback analysis calls, real wire format.
+
+Only the HTTP boundary is fake; callers use the official SDKs against it. FakeAnthropic owns the
+Messages and Message Batches APIs, FakeOpenAI Chat Completions. Each answers with
+`analyse_feedback` of the text between <feedback> tags; MARKERS in that text inject faults.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+TOPICS = (
+    "checkout",
+    "delivery",
+    "support",
+    "pricing",
+    "app_performance",
+    "product_quality",
+    "billing",
+    "other",
+)
+SENTIMENTS = ("positive", "neutral", "negative", "mixed")
+REQUIRED_FIELDS = (
+    "sentiment_label",
+    "sentiment_score",
+    "confidence",
+    "emotions",
+    "key_phrases",
+    "topics",
+    "named_entities",
+    "urgency",
+    "summary",
+    "action_items",
+)
+
+MARKERS = {
+    "[429]": "first attempt: 429 rate_limit_error with retry-after",
+    "[529]": "first attempt: 529 overloaded_error with retry-after (Anthropic only)",
+    "[500]": "first attempt: 500 api_error / server_error",
+    "[timeout]": "first attempt: the reply waits slow_seconds",
+    "[malformed]": "first attempt (a batch item counts as one): the analysis violates the schema",
+    "[malformed-always]": "every attempt: the analysis violates the schema",
+    "[partial]": "every attempt: required fields are missing",
+    "[refusal]": "the model refuses",
+    "[notool]": "prose instead of a tool call (Anthropic only)",
+    "[batch-errored]": "batch result of type errored",
+    "[batch-expired]": "batch result of type expired",
+    "[batch-canceled]": "batch result of type canceled",
+}
+_MARKER = re.compile(r"\[(?:\d{3}|[a-z]+(?:-[a-z]+)*)\]")
+
+_NEGATIVE = {
+    "broken", "late", "terrible", "refund", "never", "worst", "awful", "disappointed",
+    "crash", "crashes", "crashed", "crashing",
+}  # fmt: skip
+_POSITIVE = {"love", "great", "excellent", "thanks", "thank", "perfect", "amazing"}
+_URGENT = {"refund", "never", "crash", "crashed", "crashing", "urgent", "immediately", "worst"}
+_TOPIC_WORDS = {
+    "checkout": {"checkout", "cart", "payment"},
+    "delivery": {"delivery", "delivered", "shipping", "package", "courier", "late"},
+    "support": {"support", "agent", "helpdesk", "service"},
+    "pricing": {"price", "prices", "pricing", "expensive", "cheap", "cost"},
+    "app_performance": {"app", "crash", "crashes", "crashed", "crashing", "slow", "freeze"},
+    "product_quality": {"quality", "broken", "defective", "product", "material"},
+    "billing": {"bill", "billing", "charged", "invoice", "refund", "charge"},
+}
+_KEYWORDS = _NEGATIVE | _POSITIVE | _URGENT | set().union(*_TOPIC_WORDS.values())
+_PUNCTUATION = str.maketrans({c: " " for c in '"!#$%&()*+,./:;<=>?@[\\]^_`{|}~'})
+# Capitalised words inside a sentence (after a space not ending one) stand in for entities.
+_ENTITY = re.compile(r" (?<![.!?] )([A-Z][\w'-]*)")
+_REFUSAL = "I can't help with that."
+
+
+def analyse_feedback(text: str) -> dict[str, Any]:
+    """The schema-valid analysis both fakes return for `text` (fault markers are ignored)."""
+    text = _MARKER.sub(" ", text)
+    # str methods and set operations run in C, so a batch of 10,000 long texts stays fast.
+    words = text.lower().translate(_PUNCTUATION).split()
+    found = _KEYWORDS.intersection(words)
+    neg = sum(words.count(w) for w in found & _NEGATIVE)
+    pos = sum(words.count(w) for w in found & _POSITIVE)
+    label = "mixed" if neg and pos else "negative" if neg else "positive" if pos else "neutral"
+    score = 0.0 if label == "neutral" else round((pos - neg) / (pos + neg), 2)
+    topics = [t for t, vocab in _TOPIC_WORDS.items() if vocab & found][:5] or ["other"]
+    emotions = (["frustration"] if neg else []) + (["joy"] if pos else [])
+    if found & {"thanks", "thank"}:
+        emotions.append("gratitude")
+    key_phrases = sorted(found, key=words.index)  # in order of first appearance
+    named_entities = list(dict.fromkeys(e for e in _ENTITY.findall(text) if e != "I"))
+    urgency = 1 if label in ("positive", "neutral") else 3
+    urgency = min(5, urgency + len(_URGENT & found))
+    about = (
+        "" if topics == ["other"] else f" about {', '.join(t.replace('_', ' ') for t in topics)}"
+    )
+    action_items = (
+        [f"Follow up on {t.replace('_', ' ')}" for t in topics if t != "other"]
+        if label in ("negative", "mixed")
+        else []
+    )
+    if "refund" in found:
+        action_items.append("Process the refund request")
+    return {
+        "sentiment_label": label,
+        "sentiment_score": score,
+        "confidence": 0.5 if label == "neutral" else round(0.6 + 0.1 * min(3, neg + pos), 2),
+        "emotions": emotions,
+        "key_phrases": key_phrases[:5],
+        "topics": topics,
+        "named_entities": named_entities,
+        "urgency": urgency,
+        "summary": f"The customer's feedback is {label}{about}.",
+        "action_items": action_items,
+    }
+
+
+def _malformed(analysis: dict[str, Any]) -> dict[str, Any]:
+    # Wrong types, out-of-range values and a missing required field, all at once.
+    bad = {k: v for k, v in analysis.items() if k != "confidence"}
+    bad.update(sentiment_score="very bad", urgency=9, topics=["weather"], emotions="angry")
+    return bad
+
+
+def _partial(analysis: dict[str, Any]) -> dict[str, Any]:
+    return {k: analysis[k] for k in ("sentiment_label", "summary")}
+
+
+def _feedback(messages: Any) -> str:
+    """The text between <feedback> tags in the last user message (all of it if untagged)."""
+    user = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    content = user[-1].get("content", "") if user else ""
+    if isinstance(content, list):
+        content = "\n".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    text = str(content)
+    start, end = text.find("<feedback>"), text.rfind("</feedback>")
+    return text[start + len("<feedback>") : end].strip() if 0 <= start < end else text
+
+
+def _streaming(body: dict) -> str | None:
+    # Our code never streams; failing loudly beats answering in a format it did not ask for.
+    return "The fake serves no streams; send stream=false." if body.get("stream") else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _rfc3339(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, body: Any, **headers: str) -> _Reply:
+    return _Reply(
+        status, json.dumps(body).encode(), {"Content-Type": "application/json", **headers}
+    )
+
+
+@dataclass(kw_only=True)
+class _LocalServer:
+    """The HTTP plumbing and the request log both fakes share; subclasses implement _dispatch."""
+
+    requests: list[tuple[str, str]] = field(default_factory=list, init=False)
+    request_times: list[float] = field(default_factory=list, init=False)  # time.monotonic()
+    calls: Counter[str] = field(default_factory=Counter, init=False)
+    request_bodies: list[Any] = field(default_factory=list, init=False)
+    seen_headers: list[dict[str, str]] = field(default_factory=list, init=False)
+    _attempts: Counter[tuple[str, str]] = field(default_factory=Counter, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _closing: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def origin(self) -> str:
+        assert self._server is not None, "use the fake as a context manager"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self):
+        dispatch: Callable[[str, str, dict[str, str], bytes], _Reply] = self._serve
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _handle(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = dispatch(self.command, self.path, headers, raw)
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and left, which is what [timeout] is for
+
+            do_GET = do_POST = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A short poll interval keeps shutdown() (and so each test's teardown) fast.
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self._server is not None
+        self._closing.set()  # wakes a handler still sleeping on [timeout]
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _serve(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> _Reply:
+        path = urlsplit(target).path
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
+        with self._lock:
+            self.requests.append((method, path))
+            self.request_times.append(time.monotonic())
+            self.seen_headers.append(headers)
+            if body is not None:
+                self.request_bodies.append(body)
+        return self._dispatch(method, path, headers, body, len(raw))
+
+    def _dispatch(
+        self, method: str, path: str, headers: dict[str, str], body: Any, size: int
+    ) -> _Reply:
+        raise NotImplementedError
+
+    def _count(self, endpoint: str) -> None:
+        with self._lock:
+            self.calls[endpoint] += 1
+
+    def _first(self, marker: str, feedback: str) -> bool:
+        """Whether this is the first request that reaches `marker` for this feedback text."""
+        if marker not in feedback:
+            return False
+        with self._lock:
+            self._attempts[marker, feedback] += 1
+            return self._attempts[marker, feedback] == 1
+
+    def _pause(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
+
+# --- Anthropic ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    id: str
+    custom_ids: list[str]
+    lines: list[bytes]  # one JSONL result line per request, in request order
+    kinds: Counter[str]
+    polls_left: int
+    created_at: datetime
+    processing_status: str = "in_progress"
+    ended_at: datetime | None = None
+    cancel_initiated_at: datetime | None = None
+
+
+@dataclass
+class FakeAnthropic(_LocalServer):
+    api_key: str
+    # Sent as `retry-after` with 429 and 529; the SDK waits exactly this long.
+    retry_after: str = "0.05"
+    # How long a [timeout] request waits before answering.
+    slow_seconds: float = 2.0
+    # How many retrieves a batch stays in_progress before it ends (exercises polling).
+    batch_polls_before_end: int = 1
+    # Batches outlive clients: a new client can retrieve one by id (resume after a crash).
+    batches: dict[str, _Batch] = field(default_factory=dict, init=False)
+
+    @property
+    def base_url(self) -> str:
+        return self.origin
+
+    def _error(self, status: int, kind: str, message: str, **headers: str) -> _Reply:
+        rid = f"req_{uuid.uuid4().hex[:24]}"
+        body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": rid}
+        return _json(status, body, **{"request-id": rid, **headers})
+
+    def _ok(self, body: Any) -> _Reply:
+        return _json(200, body, **{"request-id": f"req_{uuid.uuid4().hex[:24]}"})
+
+    def _dispatch(self, method, path, headers, body, size):
+        batch_route = re.fullmatch(r"/v1/messages/batches/([^/]+)(?:/(results|cancel))?", path)
+        batch_id, action = batch_route.groups() if batch_route else (None, None)
+        if (method, path) == ("POST", "/v1/messages"):
+            endpoint = "messages"
+        elif (method, path) == ("POST", "/v1/messages/batches"):
+            endpoint = "batches.create"
+        elif batch_route and (method, action) == ("GET", None):
+            endpoint = "batches.retrieve"
+        elif batch_route and (method, action) == ("GET", "results"):
+            endpoint = "batches.results"
+        elif batch_route and (method, action) == ("POST", "cancel"):
+            endpoint = "batches.cancel"
+        else:
+            return self._error(404, "not_found_error", f"Not found: {method} {path}")
+        self._count(endpoint)
+        # The anthropic SDK (2.x) sends its api_key as `Authorization: Bearer`; the API and
+        # older clients use `x-api-key`. Either carries the key.
+        presented = {
+            headers.get("x-api-key"),
+            headers.get("authorization", "").removeprefix("Bearer "),
+        }
+        if self.api_key not in presented:
+            return self._error(401, "authentication_error", "invalid x-api-key")
+        if method == "POST" and endpoint != "batches.cancel" and not isinstance(body, dict):
+            return self._error(400, "invalid_request_error", "The request body is not valid JSON.")
+        if endpoint == "messages":
+            return self._messages(body, size)
+        if endpoint == "batches.create":
+            return self._create_batch(body)
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            return self._error(404, "not_found_error", f"No batch with id {batch_id}.")
+        if endpoint == "batches.cancel":
+            return self._ok(self._cancel(batch))
+        if endpoint == "batches.retrieve":
+            return self._ok(self._poll(batch))
+        if batch.processing_status != "ended":
+            return self._error(404, "not_found_error", "Results are not available yet.")
+        # The API promises no order, so reversed: callers must match results on custom_id.
+        payload = b"".join(line + b"\n" for line in reversed(batch.lines))
+        return _Reply(200, payload, {"Content-Type": "application/binary"})
+
+    @staticmethod
+    def _invalid_params(params: Any) -> str | None:
+        if not isinstance(params, dict):
+            return "params: Input should be an object"
+        missing = [k for k in ("model", "max_tokens", "messages") if k not in params]
+        return f"{missing[0]}: Field required" if missing else None
+
+    def _messages(self, body: dict, size: int) -> _Reply:
+        problem = self._invalid_params(body) or _streaming(body)
+        if problem:
+            return self._error(400, "invalid_request_error", problem)
+        feedback = _feedback(body["messages"])
+        for marker, status, kind in (
+            ("[429]", 429, "rate_limit_error"),
+            ("[529]", 529, "overloaded_error"),
+            ("[500]", 500, "api_error"),
+        ):
+            if self._first(marker, feedback):
+                extra = {} if status == 500 else {"retry-after": self.retry_after}
+                return self._error(status, kind, f"Injected {kind}.", **extra)
+        if self._first("[timeout]", feedback):
+            self._pause(self.slow_seconds)
+        return self._ok(self._message(body, feedback, size // 4))
+
+    def _message(self, params: dict, feedback: str, input_tokens: int) -> dict:
+        analysis = analyse_feedback(feedback)
+        if "[malformed-always]" in feedback or self._first("[malformed]", feedback):
+            analysis = _malformed(analysis)
+        elif "[partial]" in feedback:
+            analysis = _partial(analysis)
+        tools = params.get("tools") or []
+        choice = params.get("tool_choice") or {}
+        tool = choice.get("name") or (tools[0].get("name") if tools else None)
+        stop_details = None
+        if "[refusal]" in feedback:
+            stop, content = "refusal", [{"type": "text", "text": _REFUSAL, "citations": None}]
+            stop_details = {"type": "refusal", "category": None, "explanation": None}
+        elif "[notool]" in feedback or tool is None:
+            prose = f"Here is my analysis: {json.dumps(analysis)}"
+            stop, content = "end_turn", [{"type": "text", "text": prose, "citations": None}]
+        else:
+            block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool}
+            stop, content = "tool_use", [{**block, "input": analysis}]
+        return {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": params.get("model"),
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "stop_details": stop_details,
+            "usage": {
+                "input_tokens": max(1, input_tokens),
+                "output_tokens": max(1, len(json.dumps(content)) // 4),
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+
+    def _create_batch(self, body: dict) -> _Reply:
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not requests:
+            return self._error(400, "invalid_request_error", "requests: must be a non-empty list")
+        custom_ids = [r.get("custom_id") if isinstance(r, dict) else None for r in requests]
+        if None in custom_ids or len(set(custom_ids)) != len(custom_ids):
+            return self._error(
+                400, "invalid_request_error", "Every request needs a unique custom_id."
+            )
+        # Results are computed here in one pass; a batch of 10,000 costs no more than parsing.
+        lines, kinds = [], Counter()
+        for custom_id, request in zip(custom_ids, requests, strict=True):
+            result = self._batch_result(request.get("params"))
+            kinds[result["type"]] += 1
+            lines.append(json.dumps({"custom_id": custom_id, "result": result}).encode())
+        batch = _Batch(
+            id=f"msgbatch_{uuid.uuid4().hex[:24]}",
+            custom_ids=custom_ids,
+            lines=lines,
+            kinds=kinds,
+            polls_left=self.batch_polls_before_end,
+            created_at=_now(),
+        )
+        with self._lock:
+            self.batches[batch.id] = batch
+        return self._ok(self._view(batch))
+
+    def _batch_result(self, params: Any) -> dict:
+        problem = self._invalid_params(params)
+        feedback = "" if problem else _feedback(params["messages"])
+        if problem or "[batch-errored]" in feedback:
+            message = problem or "Injected invalid_request_error."
+            error = {"type": "invalid_request_error", "message": message}
+            return {"type": "errored", "error": {"type": "error", "error": error}}
+        if "[batch-expired]" in feedback:
+            return {"type": "expired"}
+        if "[batch-canceled]" in feedback:
+            return {"type": "canceled"}
+        tokens = len(json.dumps(params)) // 4
+        return {"type": "succeeded", "message": self._message(params, feedback, tokens)}
+
+    def _poll(self, batch: _Batch) -> dict:
+        with self._lock:
+            if batch.processing_status == "canceling":
+                self._end(batch)
+            elif batch.processing_status == "in_progress":
+                if batch.polls_left > 0:
+                    batch.polls_left -= 1
+                else:
+                    self._end(batch)
+            return self._view(batch)
+
+    def _end(self, batch: _Batch) -> None:
+        if batch.cancel_initiated_at is not None:
+            # Nothing was processed while in progress, so a cancel cancels every request.
+            batch.lines = [
+                json.dumps({"custom_id": c, "result": {"type": "canceled"}}).encode()
+                for c in batch.custom_ids
+            ]
+            batch.kinds = Counter(canceled=len(batch.custom_ids))
+        batch.processing_status = "ended"
+        batch.ended_at = _now()
+
+    def _cancel(self, batch: _Batch) -> dict:
+        with self._lock:
+            if batch.processing_status == "in_progress":
+                batch.processing_status = "canceling"
+                batch.cancel_initiated_at = _now()
+            return self._view(batch)
+
+    def _view(self, batch: _Batch) -> dict:
+        ended = batch.processing_status == "ended"
+        kinds = batch.kinds if ended else Counter()
+        return {
+            "id": batch.id,
+            "type": "message_batch",
+            "processing_status": batch.processing_status,
+            "request_counts": {
+                "processing": 0 if ended else len(batch.custom_ids),
+                "succeeded": kinds["succeeded"],
+                "errored": kinds["errored"],
+                "canceled": kinds["canceled"],
+                "expired": kinds["expired"],
+            },
+            "created_at": _rfc3339(batch.created_at),
+            "expires_at": _rfc3339(batch.created_at + timedelta(hours=24)),
+            "ended_at": _rfc3339(batch.ended_at),
+            "archived_at": None,
+            "cancel_initiated_at": _rfc3339(batch.cancel_initiated_at),
+            "results_url": f"{self.base_url}/v1/messages/batches/{batch.id}/results"
+            if ended
+            else None,
+        }
+
+
+# --- OpenAI ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeOpenAI(_LocalServer):
+    api_key: str
+    # Sent as `retry-after` with 429; the SDK waits exactly this long.
+    retry_after: str = "0.05"
+    # How long a [timeout] request waits before answering.
+    slow_seconds: float = 2.0
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1"
+
+    def _error(
+        self, status: int, message: str, kind: str, code: str | None = None, **headers: str
+    ) -> _Reply:
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        return _json(status, body, **{"x-request-id": f"req_{uuid.uuid4().hex}", **headers})
+
+    def _dispatch(self, method, path, headers, body, size):
+        if (method, path) != ("POST", "/v1/chat/completions"):
+            return self._error(404, f"Invalid URL ({method} {path})", "invalid_request_error")
+        self._count("chat.completions")
+        if headers.get("authorization") != f"Bearer {self.api_key}":
+            # The real message shows a masked key; this one shows none, so nothing can leak.
+            message = "Incorrect API key provided."
+            return self._error(401, message, "invalid_request_error", "invalid_api_key")
+        if not isinstance(body, dict) or "model" not in body or "messages" not in body:
+            return self._error(400, "model and messages are required.", "invalid_request_error")
+        if _streaming(body):
+            return self._error(400, _streaming(body), "invalid_request_error")
+        feedback = _feedback(body["messages"])
+        if self._first("[429]", feedback):
+            return self._error(
+                429,
+                "Rate limit reached (injected).",
+                "requests",
+                "rate_limit_exceeded",
+                **{"retry-after": self.retry_after},
+            )
+        if self._first("[500]", feedback):
+            return self._error(500, "The server had an error (injected).", "server_error")
+        if self._first("[timeout]", feedback):
+            self._pause(self.slow_seconds)
+
+        analysis = analyse_feedback(feedback)
+        content: str | None
+        refusal = None
+        if "[refusal]" in feedback:
+            content, refusal = None, _REFUSAL
+        elif "[malformed-always]" in feedback or self._first("[malformed]", feedback):
+            content = json.dumps(analysis)[:40]  # cut mid-value: not valid JSON
+        elif "[partial]" in feedback:
+            content = json.dumps(_partial(analysis))
+        else:
+            content = json.dumps(analysis)
+        prompt_tokens = max(1, size // 4)
+        completion_tokens = max(1, len(content or refusal or "") // 4)
+        completion = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:29]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": content,
+                        "refusal": refusal,
+                        "annotations": [],
+                    },
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
+        return _json(200, completion, **{"x-request-id": f"req_{uuid.uuid4().hex}"})

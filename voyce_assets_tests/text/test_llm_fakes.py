@@ -1,0 +1,203 @@
+"""The LLM fakes speak the real wire formats: the official SDKs parse and retry against them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import anthropic
+import openai
+import pytest
+from anthropic.types import TextBlock, ToolUseBlock
+from anthropic.types.messages import (
+    MessageBatchCanceledResult,
+    MessageBatchErroredResult,
+    MessageBatchExpiredResult,
+    MessageBatchSucceededResult,
+)
+
+from voyce_assets_tests.fakes.llm import FakeAnthropic, FakeOpenAI, analyse_feedback
+
+KEY = "sk-ant-test-0123456789"
+TOOL = "record_feedback_analysis"
+MODEL = "claude-sonnet-4-5"
+
+
+def params(feedback: str, *, blocks: bool = False) -> dict:
+    text = f"Analyse this customer feedback.\n<feedback>\n{feedback}\n</feedback>"
+    return {
+        "model": MODEL,
+        "max_tokens": 1024,
+        "system": "You analyse customer feedback.",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": text}] if blocks else text}
+        ],
+        "tools": [{"name": TOOL, "description": "Record it.", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "tool", "name": TOOL},
+    }
+
+
+@pytest.fixture
+def fake():
+    with FakeAnthropic(KEY) as server:
+        yield server
+
+
+def client(fake: FakeAnthropic, **kwargs) -> anthropic.Anthropic:
+    return anthropic.Anthropic(api_key=KEY, base_url=fake.base_url, max_retries=2, **kwargs)
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_tool_use_message_parses(fake, blocks):
+    feedback = "The app crashed at checkout and support never answered. Ask Priya at Acme."
+    message = client(fake).messages.create(**params(feedback, blocks=blocks))
+
+    assert message.stop_reason == "tool_use" and message.model == MODEL
+    [block] = message.content
+    assert isinstance(block, ToolUseBlock) and block.name == TOOL
+    assert block.input == analyse_feedback(feedback)
+    assert block.input["sentiment_label"] == "negative"
+    assert {"app_performance", "checkout", "support"} <= set(block.input["topics"])
+    assert block.input["named_entities"] == ["Priya", "Acme"]
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    assert fake.calls == {"messages": 1}
+    # anthropic 2.x sends the key as a bearer token rather than x-api-key.
+    assert fake.seen_headers[0]["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize("marker", ["[429]", "[529]", "[500]"])
+def test_server_errors_are_retried_by_the_sdk(fake, marker):
+    message = client(fake).messages.create(**params(f"Delivery was late {marker}"))
+
+    assert isinstance(message.content[0], ToolUseBlock)
+    assert fake.calls["messages"] == 2
+    if marker != "[500]":  # a 500 carries no retry-after; the SDK backs off on its own
+        assert fake.request_times[1] - fake.request_times[0] >= float(fake.retry_after)
+
+
+def test_a_slow_reply_times_out_and_the_retry_succeeds(fake):
+    message = client(fake, timeout=0.5).messages.create(**params("Great support [timeout]"))
+
+    assert message.content[0].input["sentiment_label"] == "positive"
+    assert fake.calls["messages"] == 2
+
+
+def test_content_faults():
+    with FakeAnthropic(KEY) as fake:
+        api = client(fake)
+        bad = api.messages.create(**params("Terrible [malformed]")).content[0].input
+        good = api.messages.create(**params("Terrible [malformed]")).content[0].input
+        partial = api.messages.create(**params("Terrible [partial]")).content[0].input
+        refusal = api.messages.create(**params("Terrible [refusal]"))
+        prose = api.messages.create(**params("Terrible [notool]"))
+
+    assert bad["sentiment_score"] == "very bad" and "confidence" not in bad
+    assert good == analyse_feedback("Terrible")
+    assert set(partial) == {"sentiment_label", "summary"}
+    assert refusal.stop_reason == "refusal" and isinstance(refusal.content[0], TextBlock)
+    assert prose.stop_reason == "end_turn" and [b.type for b in prose.content] == ["text"]
+
+
+def test_a_wrong_key_is_refused(fake):
+    wrong = anthropic.Anthropic(api_key="sk-ant-wrong", base_url=fake.base_url, max_retries=2)
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        wrong.messages.create(**params("Hello"))
+
+    assert caught.value.status_code == 401 and caught.value.type == "authentication_error"
+    assert caught.value.request_id and fake.calls["messages"] == 1
+
+
+def test_a_batch_ends_and_its_results_parse_by_kind(fake):
+    feedback = {
+        "ok": "Love the new checkout, thanks!",
+        "bad": "Broken screen [malformed]",
+        "err": "Anything [batch-errored]",
+        "exp": "Anything [batch-expired]",
+        "can": "Anything [batch-canceled]",
+    }
+    requests = [{"custom_id": k, "params": params(v)} for k, v in feedback.items()]
+    batch = client(fake).messages.batches.create(requests=requests)
+    assert batch.processing_status == "in_progress" and batch.request_counts.processing == 5
+
+    # A new client (a restarted run) resumes the batch by id.
+    resumed = client(fake)
+    assert resumed.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    ended = resumed.messages.batches.retrieve(batch.id)
+    assert ended.processing_status == "ended" and ended.ended_at is not None
+    counts = ended.request_counts
+    assert (counts.succeeded, counts.errored, counts.expired, counts.canceled) == (2, 1, 1, 1)
+
+    results = {r.custom_id: r.result for r in resumed.messages.batches.results(batch.id)}
+    assert isinstance(results["ok"], MessageBatchSucceededResult)
+    assert results["ok"].message.content[0].input == analyse_feedback(feedback["ok"])
+    assert results["bad"].message.content[0].input["sentiment_score"] == "very bad"
+    assert isinstance(results["err"], MessageBatchErroredResult)
+    assert results["err"].error.error.type == "invalid_request_error"
+    assert isinstance(results["exp"], MessageBatchExpiredResult)
+    assert isinstance(results["can"], MessageBatchCanceledResult)
+    assert fake.calls["batches.create"] == 1 and fake.calls["batches.results"] == 1
+
+
+def test_a_canceled_batch_ends_with_every_request_canceled(fake):
+    api = client(fake)
+    batch = api.messages.batches.create(requests=[{"custom_id": "a", "params": params("Hi")}])
+    assert api.messages.batches.cancel(batch.id).processing_status == "canceling"
+    ended = api.messages.batches.retrieve(batch.id)
+    assert ended.processing_status == "ended" and ended.request_counts.canceled == 1
+    assert [r.result.type for r in api.messages.batches.results(batch.id)] == ["canceled"]
+
+
+def test_openai_structured_output_parses():
+    with FakeOpenAI("sk-openai-test") as fake:
+        api = openai.OpenAI(api_key="sk-openai-test", base_url=fake.base_url, max_retries=2)
+
+        def ask(feedback: str):
+            return api.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[
+                    {"role": "system", "content": "You analyse customer feedback."},
+                    {"role": "user", "content": f"<feedback>{feedback}</feedback>"},
+                ],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "analysis", "strict": True, "schema": {}},
+                },
+            )
+
+        ok = ask("Excellent delivery [429]")
+        broken = ask("Late again [malformed]").choices[0].message.content
+        fixed = ask("Late again [malformed]").choices[0].message.content
+        refused = ask("Anything [refusal]").choices[0].message
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(api_key="wrong", base_url=fake.base_url).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+
+    assert json.loads(ok.choices[0].message.content) == analyse_feedback("Excellent delivery")
+    assert ok.choices[0].finish_reason == "stop" and ok.usage.total_tokens > 0
+    assert fake.request_times[1] - fake.request_times[0] >= float(fake.retry_after)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(broken)
+    assert json.loads(fixed)["sentiment_label"] == "negative"
+    assert refused.content is None and refused.refusal == "I can't help with that."
+    assert fake.calls["chat.completions"] == 6
+    assert all(h.get("authorization") != f"Bearer {KEY}" for h in fake.seen_headers)
+
+
+def test_a_batch_of_ten_thousand_is_quick(fake):
+    requests = [
+        {"custom_id": f"r{i}", "params": params(f"Order {i} arrived broken, I want a refund.")}
+        for i in range(10_000)
+    ]
+    api = client(fake, timeout=60)
+    batch = api.messages.batches.create(requests=requests)
+    while (ended := api.messages.batches.retrieve(batch.id)).processing_status != "ended":
+        pass
+    # Typing 10,000 Messages is the SDK's cost, not the fake's: a few lines prove the stream.
+    results = api.messages.batches.results(batch.id)
+    first = list(itertools.islice(results, 3))
+    results.close()
+
+    assert ended.request_counts.succeeded == 10_000
+    assert [r.custom_id for r in first] == ["r9999", "r9998", "r9997"]  # no order is promised
+    assert all(r.result.type == "succeeded" for r in first)
