@@ -252,7 +252,7 @@ def _lines(file: str | None):
     type=click.Choice(["local", "anthropic", "openai"]),
     help="Default: the environment's (VOYCE_SENTIMENT_PROVIDER).",
 )
-@click.option("--batch-size", type=int, default=256, show_default=True, help="Lines per batch.")
+@click.option("--batch-size", type=int, default=1024, show_default=True, help="Lines per batch.")
 @_config_errors
 def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> None:
     """Analyse texts, one per line; one JSON line each, in input order.

@@ -4,9 +4,8 @@ so the cache does not serve answers to older instructions)."""
 from __future__ import annotations
 
 from voyce_assets.text.analysis import TOOL_NAME
-from voyce_assets.text.providers.base import PROMPT_VERSION
 
-__all__ = ["PROMPT_VERSION", "system_prompt", "user_message"]
+PROMPT_VERSION = "v1"
 
 
 def system_prompt(topics: dict[str, str]) -> str:

@@ -15,8 +15,10 @@ cache cannot help). Writes ``results/text.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import multiprocessing
 import os
 import random
 import subprocess
@@ -93,6 +95,36 @@ def _seed_lake(lakehouse, lines: list[str]) -> None:
         replace_partitions(uri, spec, [pa.RecordBatch.from_pylist(rows, schema=schema)], [day])
 
 
+def _serve(conn, polls: int) -> None:
+    from voyce_assets_tests.fakes.llm import FakeAnthropic
+
+    with FakeAnthropic(api_key=KEY, batch_polls_before_end=polls) as fake:
+        conn.send(fake.base_url)
+        conn.recv()  # until the contender is done
+        conn.send(dict(fake.calls))
+
+
+@contextlib.contextmanager
+def fake_claude(polls: int = 1):
+    """The local Claude server in a process of its own (as the real API is elsewhere), so
+    neither its CPU nor its memory counts as the contender's. Yields ``(base_url, calls)``;
+    ``calls()`` asks the server how many requests of each kind it served."""
+    ours, theirs = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_serve, args=(theirs, polls), daemon=True)
+    server.start()
+    url = ours.recv()
+
+    def calls() -> dict:
+        ours.send("stop")
+        return ours.recv()
+
+    try:
+        yield url, calls
+    finally:
+        server.join(timeout=30)
+        server.kill()
+
+
 def child_standalone(n: int) -> dict:
     lines = texts(n)
     from sentence_transformers import SentenceTransformer
@@ -149,58 +181,53 @@ def child_second(n: int) -> dict:
     from voyce_assets.text.enhanced_transcriptions import enhanced_transcriptions
     from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
     from voyce_assets.text.sentiment_analysis import sentiment_analysis
-    from voyce_assets_tests.fakes.llm import FakeAnthropic
 
     root = Path(tempfile.mkdtemp(prefix="bench-text-"))
     lakehouse = Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root / "v"))
     _seed_lake(lakehouse, texts(n))
     cache = TextCache(path=str(root / "cache.sqlite"))
     out = {}
-    with FakeAnthropic(api_key=KEY) as fake:
-        resources = {
-            "lakehouse": lakehouse,
-            "pricing": Pricing(),
-            "embedder": Embedder(cache=cache),
-            "sentiment_analyzer": AnthropicAnalyzer(
-                api_key=KEY, base_url=fake.base_url, cache=cache, max_concurrency=16
-            ),
-        }
-        for run in ("first", "second"):
-            before = fake.calls["messages"]
+    for run in ("first", "second"):
+        with fake_claude() as (url, calls):
+            resources = {
+                "lakehouse": lakehouse,
+                "pricing": Pricing(),
+                "embedder": Embedder(cache=cache),
+                "sentiment_analyzer": AnthropicAnalyzer(api_key=KEY, base_url=url, cache=cache),
+            }
             started = time.perf_counter()
             result = materialize(
                 [sentiment_analysis, enhanced_transcriptions],
                 resources=resources,
                 partition_key="2026-11-20",
             )
-            assert result.success
-            metas = {
-                e.materialization.asset_key.path[-1]: e.materialization.metadata
-                for e in result.get_asset_materialization_events()
-            }
-            out[run] = {
-                "seconds": round(time.perf_counter() - started, 2),
-                "provider_calls": fake.calls["messages"] - before,
-                "analysed": metas["sentiment_analysis"]["analysed"].value,
-                "cached": metas["sentiment_analysis"]["cached"].value,
-                "embeddings_computed": metas["enhanced_transcriptions"][
-                    "embeddings_computed"
-                ].value,
-            }
+            seconds = time.perf_counter() - started
+            served = calls()
+        assert result.success
+        metas = {
+            e.materialization.asset_key.path[-1]: e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+        }
+        out[run] = {
+            "seconds": round(seconds, 2),
+            "provider_calls": served.get("messages", 0),
+            "analysed": metas["sentiment_analysis"]["analysed"].value,
+            "cached": metas["sentiment_analysis"]["cached"].value,
+            "embeddings_computed": metas["enhanced_transcriptions"]["embeddings_computed"].value,
+        }
     return out
 
 
 def child_batch(n: int) -> dict:
     from voyce_assets.text.cache import TextCache
     from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
-    from voyce_assets_tests.fakes.llm import FakeAnthropic
 
     lines = texts(n)
     root = Path(tempfile.mkdtemp(prefix="bench-text-"))
-    with FakeAnthropic(api_key=KEY, batch_polls_before_end=2) as fake:
+    with fake_claude(polls=2) as (url, served):
         analyzer = AnthropicAnalyzer(
             api_key=KEY,
-            base_url=fake.base_url,
+            base_url=url,
             mode="batch",
             batch_poll_seconds=0.5,
             cache=TextCache(path=str(root / "cache.sqlite")),
@@ -209,7 +236,7 @@ def child_batch(n: int) -> dict:
         started = time.perf_counter()
         results = analyzer.analyze(lines)
         seconds = time.perf_counter() - started
-        calls = dict(fake.calls)
+        calls = served()
     ok = sum(r.ok for r in results)
     tokens_in = sum(r.input_tokens for r in results)
     tokens_out = sum(r.output_tokens for r in results)

@@ -88,6 +88,9 @@ def test_cache_means_no_second_call_and_a_new_prompt_version_pays_again(cache):
         assert [r.analysis for r in second] == [r.analysis for r in first]
         claude(fake, cache, prompt_version="v2").analyze(texts)
         assert fake.calls["messages"] == 4
+        # Other instructions under the same version (a new taxonomy) are not served old answers.
+        claude(fake, cache, prompt_version="v2", topics={"shipping": "parcels"}).analyze(texts)
+        assert fake.calls["messages"] == 6
 
 
 def test_batch_mode_collects_every_result_kind_and_retries_once(cache):

@@ -9,6 +9,8 @@ model, an unreachable host) raises ``ProviderUnusable`` so the step fails before
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +19,10 @@ from typing import Any, ClassVar
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.text.analysis import InvalidAnalysis, Result, validate
+from voyce_assets.text.analysis import ANALYSIS_SCHEMA, InvalidAnalysis, Result, validate
 from voyce_assets.text.cache import TextCache
+from voyce_assets.text.prompt import PROMPT_VERSION, system_prompt
 from voyce_assets.text.taxonomy import TOPICS
-
-PROMPT_VERSION = "v1"
 
 
 class ProviderUnusable(RuntimeError):
@@ -51,6 +52,12 @@ class SentimentAnalyzer(ConfigurableResource):
         """``provider/model``: the table's ``model_used``."""
         return f"{self.provider}/{self.model_name}"
 
+    def fingerprint(self) -> str:
+        """What else shapes an answer beside model and prompt version (the instructions as
+        sent, the taxonomy, thresholds): part of the cache key, so changing it never serves
+        answers made under the old settings."""
+        return ""
+
     def check(self) -> None:
         """Raise ``ProviderUnusable`` if this provider cannot work (before any row is made)."""
 
@@ -62,12 +69,13 @@ class SentimentAnalyzer(ConfigurableResource):
         """One ``Result`` per text, in order; ``cached`` says no provider call was made."""
         out: list[Result | None] = [None] * len(texts)
         keys: dict[int, str] = {}
+        version = self.fingerprint()
         for i, text in enumerate(texts):
             if not text or not text.strip():
                 out[i] = Result(error="empty text: nothing to analyse", mode=self.mode_name)
             else:
                 keys[i] = TextCache.analysis_key(
-                    self.provider, self.model_name, self.prompt_version, text
+                    self.provider, self.model_name, f"{self.prompt_version}:{version}", text
                 )
         known = self.cache.get_analyses(keys.values())
         todo: dict[str, str] = {}
@@ -185,6 +193,10 @@ class RemoteAnalyzer(SentimentAnalyzer):
 
     def _new_client(self):
         raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        sent = json.dumps([system_prompt(self.topics), ANALYSIS_SCHEMA], sort_keys=True)
+        return hashlib.sha256(sent.encode()).hexdigest()[:16]
 
     def client(self):
         if self._client is None:

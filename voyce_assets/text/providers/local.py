@@ -7,6 +7,8 @@ cosine). Key phrases: RAKE. Emotions: a lexicon. Named entities: none (left to C
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from pathlib import Path
@@ -43,7 +45,10 @@ class LocalAnalyzer(SentimentAnalyzer):
         default_factory=lambda: dict(TOPICS), description="Topic name -> what it covers."
     )
     topic_threshold: float = Field(
-        default=0.30, description="Least cosine similarity for a topic to be assigned."
+        default=0.20, description="Least cosine similarity for a topic to be assigned."
+    )
+    topic_margin: float = Field(
+        default=0.05, description="A further topic must be this close to the best one."
     )
     max_topics: int = Field(default=3, description="Topics per text, at most.")
     predict_mixed: bool = Field(
@@ -58,6 +63,21 @@ class LocalAnalyzer(SentimentAnalyzer):
     @property
     def model_name(self) -> str:
         return f"minilm-logreg-{clf.training_hash()}" + ("-mixed" if self.predict_mixed else "")
+
+    def fingerprint(self) -> str:
+        settings = [
+            self.topics,
+            self.topic_threshold,
+            self.topic_margin,
+            self.max_topics,
+            self.predict_mixed,
+        ]
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _chunk_size(self) -> int:
+        # No call to bound: the texts go to the embedder together, which sorts them by
+        # length and pads each batch_size group to its longest (smaller sets pad more).
+        return 1 << 20
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed(texts)[0]
@@ -90,8 +110,9 @@ class LocalAnalyzer(SentimentAnalyzer):
         labels = clf.decide(probabilities, classes, self.predict_mixed)
         for text, label, p, sims in zip(texts, labels, probabilities, similarity, strict=True):
             score = float(p[index["positive"]] - p[index["negative"]])
-            order = np.argsort(-sims)
-            topics = [names[i] for i in order[: self.max_topics] if sims[i] >= self.topic_threshold]
+            order = np.argsort(-sims)[: self.max_topics]
+            floor = max(self.topic_threshold, float(sims[order[0]]) - self.topic_margin)
+            topics = [names[i] for i in order if sims[i] >= floor]
             urgency = {"positive": 1, "neutral": 2, "mixed": 2, "negative": 3}[label]
             if label == "negative" and score < -0.6:
                 urgency += 1
