@@ -265,7 +265,8 @@ def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> No
     import itertools
     import json
 
-    from voyce_assets.text.providers.base import ProviderUnusable
+    from voyce_assets.text.cleaning import clean_text
+    from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable
     from voyce_assets.text.resources import analyzer_for
 
     analyzer = _resource("sentiment_analyzer")
@@ -276,7 +277,9 @@ def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> No
     try:
         analyzer.check()
         while chunk := list(itertools.islice(lines, max(1, batch_size))):
-            for text, result in zip(chunk, analyzer.analyze(chunk), strict=True):
+            # Cleaned as the asset cleans a transcript: the same answer, the same cache entry.
+            results = analyzer.analyze([clean_text(t) for t in chunk])
+            for text, result in zip(chunk, results, strict=True):
                 a = result.analysis
                 row = {
                     "text": text,
@@ -299,19 +302,27 @@ def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> No
                 click.echo(json.dumps(row))
     except ProviderUnusable as exc:
         raise ConfigError(f"--provider {analyzer.provider}", str(exc)) from None
+    except ProviderDown as exc:
+        click.echo(f"voyce: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.command("search")
 @click.argument("query")
-@click.option("--org", "organization_id", help="Only this organization's feedback.")
-@click.option("--k", type=int, default=5, show_default=True, help="How many results.")
+@click.option(
+    "--org", "organization_id", type=click.UUID, help="Only this organization's feedback."
+)
+@click.option(
+    "--k", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many results."
+)
 @_config_errors
 def search_cmd(query: str, organization_id: str | None, k: int) -> None:
     """Print the feedback nearest in meaning to QUERY: score, date, sentiment, text."""
     from voyce_assets.text.search import search
 
     try:
-        hits = search(_resource("app_db"), _resource("embedder"), query, k, organization_id)
+        org = str(organization_id) if organization_id else None
+        hits = search(_resource("app_db"), _resource("embedder"), query, k, org)
     except (LookupError, ValueError) as exc:
         click.echo(f"voyce: {exc}", err=True)
         sys.exit(1)

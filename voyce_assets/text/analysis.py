@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -108,7 +108,8 @@ class Result:
     mode: str = "messages"
     cached: bool = False
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Failed for load or transport (429/5xx/timeouts), not for this text: never stored.
+    transient: bool = False
 
     @property
     def ok(self) -> bool:

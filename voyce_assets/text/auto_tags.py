@@ -3,7 +3,9 @@
 ``raw_data.tags`` and ``raw_data.feedback_tags`` are mirrors of the app (one writer per
 table), so the tags go where the app keeps them and come back to the lake through the CDC
 like any tag a person adds. Ids are derived from the content, so re-running inserts nothing
-twice.
+twice. When a new analysis (prompt, provider, taxonomy) drops a topic, its auto-tag is
+removed from the app; a delete leaves no trace for the CDC, so the daily reconciliation
+sweep finds that partition's count changed and re-syncs it.
 """
 
 import datetime as dt
@@ -78,10 +80,20 @@ def tag_rows(rows: list[dict], min_confidence: float) -> tuple[dict[str, str], l
     return tags, links
 
 
-def write_tags(app_db: AppDatabase, tags: dict[str, str], links: list[dict]) -> tuple[int, int]:
-    """Upsert ``tags`` and ``links`` in one transaction; ``(new tags, new feedback tags)``."""
+def write_tags(
+    app_db: AppDatabase, tags: dict[str, str], links: list[dict], feedback_ids: list[str]
+) -> tuple[int, int, int]:
+    """In one transaction: insert ``tags`` and ``links`` that are new, and remove the
+    auto-tags of ``feedback_ids`` that the latest analysis no longer gives (a new prompt,
+    provider or taxonomy). ``(new tags, new feedback tags, removed feedback tags)``."""
     now = dt.datetime.now(dt.UTC)
     with app_db.connect(snapshot=False) as conn, conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM feedback_tags WHERE assigned_by = %s "
+            "AND voice_feedback_id = ANY(%s::uuid[]) AND NOT (id = ANY(%s::uuid[]))",
+            (ASSIGNED_BY, feedback_ids, [link["id"] for link in links]),
+        )
+        removed = cur.rowcount
         new_tags = 0
         for ident, name in sorted(tags.items()):
             cur.execute(
@@ -109,7 +121,7 @@ def write_tags(app_db: AppDatabase, tags: dict[str, str], links: list[dict]) -> 
             )
             new_links += cur.rowcount
         conn.commit()
-    return new_tags, new_links
+    return new_tags, new_links, removed
 
 
 @partitioned_asset(
@@ -136,7 +148,9 @@ def auto_tags(context: AssetExecutionContext) -> MaterializeResult:
         ["voice_feedback_id", "topics", "sentiment_confidence", "error_message", "event_date"],
     )
     tags, links = tag_rows(rows, tagger.min_confidence)
-    new_tags, new_links = write_tags(context.resources.app_db, tags, links)
+    # Only feedback analysed successfully is re-tagged; a failed analysis keeps its old tags.
+    analysed = [r["voice_feedback_id"] for r in rows if not r["error_message"]]
+    new_tags, new_links, removed = write_tags(context.resources.app_db, tags, links, analysed)
     record_partitions(
         context,
         {
@@ -145,5 +159,10 @@ def auto_tags(context: AssetExecutionContext) -> MaterializeResult:
         },
     )
     return MaterializeResult(
-        metadata={"enabled": True, "tags_created": new_tags, "feedback_tags_created": new_links}
+        metadata={
+            "enabled": True,
+            "tags_created": new_tags,
+            "feedback_tags_created": new_links,
+            "feedback_tags_removed": removed,
+        }
     )

@@ -1,8 +1,9 @@
 """The text stage's content-hash cache: nothing is paid for or computed twice.
 
-Three tables in one SQLite file: analyses (text + provider + model + prompt version → the
-validated result), embeddings (text + embedding model → vector) and the Message Batches a run
-submitted (so a restarted run resumes its batch instead of paying for a second one). Only
+Three tables in one SQLite file: analyses (text + provider + model + prompt version and
+instructions → the validated result), embeddings (text + embedding model → vector) and the
+requests sitting in Message Batches (so a restarted run collects them instead of paying for
+them twice). Only
 successful analyses are kept: a failure is retried by the next run, never served from here.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,8 +25,8 @@ from voyce_assets.text.analysis import Result
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (key TEXT PRIMARY KEY, result TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS batches (
-    request_set TEXT PRIMARY KEY, batch_id TEXT NOT NULL, created_at TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS batch_items (
+    request_key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, created_at TEXT NOT NULL
 );
 """
 
@@ -41,7 +43,48 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
 class TextCache(ConfigurableResource):
     """Content-hash cache of analyses, embeddings and submitted batches (a SQLite file)."""
 
-    path: str = Field(description="SQLite file; created on first use.")
+    path: str = Field(description="SQLite file on local disk; created on first use.")
+    persist_to: str | None = Field(
+        default=None,
+        description="A durable copy (a Unity Catalog volume in prod): read at the start of a "
+        "step, written back after it and whenever a batch is submitted. SQLite itself needs "
+        "local disk (volumes take whole files, not its random writes).",
+    )
+
+    def setup_for_execution(self, context) -> None:
+        self.restore()
+
+    def teardown_after_execution(self, context) -> None:
+        self.persist()
+
+    def restore(self) -> None:
+        """Take the durable copy when it is newer than the local file (a fresh cluster)."""
+        if not self.persist_to or not Path(self.persist_to).exists():
+            return
+        local, durable = Path(self.path), Path(self.persist_to)
+        if local.exists() and local.stat().st_mtime >= durable.stat().st_mtime:
+            return
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(local.name + ".restoring")
+        shutil.copyfile(durable, tmp)
+        tmp.replace(local)
+
+    def persist(self) -> None:
+        """Write a consistent snapshot of the cache to ``persist_to`` (whole-file writes)."""
+        if not self.persist_to or not Path(self.path).exists():
+            return
+        durable = Path(self.persist_to)
+        durable.parent.mkdir(parents=True, exist_ok=True)
+        snapshot = Path(self.path).with_name(Path(self.path).name + ".snapshot")
+        source, target = sqlite3.connect(self.path, timeout=60), sqlite3.connect(snapshot)
+        try:
+            source.backup(target)  # consistent even while another thread writes
+        finally:
+            source.close()
+            target.close()
+        shutil.copyfile(snapshot, durable.with_name(durable.name + ".tmp"))
+        durable.with_name(durable.name + ".tmp").replace(durable)
+        snapshot.unlink()
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -102,21 +145,33 @@ class TextCache(ConfigurableResource):
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)", rows)
 
     # ---- batches ----------------------------------------------------------------------------
+    # Each request submitted in a Message Batch, by the hash of the request itself, until its
+    # answer is in ``analyses``: a run that restarts collects it from that batch instead of
+    # paying for it again, whatever other texts the new run brings.
 
-    def batch_for(self, request_set: str) -> str | None:
+    def pending_batches(self, request_keys: Iterable[str]) -> dict[str, str]:
+        keys = list(dict.fromkeys(request_keys))
+        out: dict[str, str] = {}
         with self._db() as db:
-            row = db.execute(
-                "SELECT batch_id FROM batches WHERE request_set = ?", (request_set,)
-            ).fetchone()
-        return row[0] if row else None
+            for chunk in _chunks(keys):
+                marks = ",".join("?" * len(chunk))
+                out.update(
+                    db.execute(
+                        "SELECT request_key, batch_id FROM batch_items "
+                        f"WHERE request_key IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                )
+        return out
 
-    def remember_batch(self, request_set: str, batch_id: str, created_at: str) -> None:
+    def remember_batch(self, request_keys: Iterable[str], batch_id: str, created_at: str) -> None:
+        rows = [(k, batch_id, created_at) for k in request_keys]
         with self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?)",
-                (request_set, batch_id, created_at),
+            db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?, ?, ?)", rows)
+        self.persist()  # a batch paid for must be found again, even after a lost cluster
+
+    def forget_batch_items(self, request_keys: Iterable[str]) -> None:
+        with self._db() as db:
+            db.executemany(
+                "DELETE FROM batch_items WHERE request_key = ?", [(k,) for k in request_keys]
             )
-
-    def forget_batch(self, request_set: str) -> None:
-        with self._db() as db:
-            db.execute("DELETE FROM batches WHERE request_set = ?", (request_set,))

@@ -63,11 +63,14 @@ def label_check(rows: list[dict], allow_unlabelled: bool = False) -> AssetCheckR
     )
 
 
-def score_check(rows: list[dict]) -> AssetCheckResult:
-    """Scores in -1..1, confidences in 0..1, urgency 1..5 on every analysed row."""
+def score_check(rows: list[dict], allow_unlabelled: bool = False) -> AssetCheckResult:
+    """Scores in -1..1, confidences in 0..1, urgency 1..5 on every analysed row;
+    ``allow_unlabelled``: a row without a label (its analysis failed upstream) has none."""
     bad = []
     for r in rows:
         if r.get("error_message") is not None:
+            continue
+        if allow_unlabelled and r["sentiment_label"] is None and r["sentiment_score"] is None:
             continue
         problems = []
         if not _in(r["sentiment_score"], -1.0, 1.0):
@@ -82,15 +85,32 @@ def score_check(rows: list[dict]) -> AssetCheckResult:
 
 
 def failure_rate_check(rows: list[dict]) -> AssetCheckResult:
+    """Failed rows per partition: a run over many days fails if any one day is over the
+    alert, so a backfill cannot hide a bad day among good ones."""
+    days: dict[str, list[dict]] = {}
+    for r in rows:
+        days.setdefault(str(r["event_date"]), []).append(r)
+    rates = {
+        day: sum(1 for r in day_rows if r.get("error_message")) / len(day_rows)
+        for day, day_rows in sorted(days.items())
+    }
+    worst = max(rates, key=rates.get) if rates else None
     failed = [r for r in rows if r.get("error_message")]
-    rate = len(failed) / len(rows) if rows else 0.0
     return AssetCheckResult(
         check_name="failure_rate",
-        passed=rate <= MAX_FAILURE_RATE,
+        passed=all(rate <= MAX_FAILURE_RATE for rate in rates.values()),
         severity=AssetCheckSeverity.WARN,
-        description=f"{rate:.1%} of rows failed (alert above {MAX_FAILURE_RATE:.0%})",
+        description=f"worst partition {worst}: {rates[worst]:.1%} of rows failed (alert "
+        f"above {MAX_FAILURE_RATE:.0%})"
+        if worst
+        else "no rows",
         metadata={
-            "failure_rate": round(rate, 4),
+            "failure_rate": round(len(failed) / len(rows), 4) if rows else 0.0,
+            "worst_partition": worst or "",
+            "worst_failure_rate": round(rates[worst], 4) if worst else 0.0,
+            "failure_rate_by_partition": MetadataValue.json(
+                {day: round(rate, 4) for day, rate in rates.items()}
+            ),
             "failed": len(failed),
             "rows": len(rows),
             "examples": MetadataValue.json(

@@ -7,6 +7,7 @@ length (cosine similarity is a dot product) and float32, as sentence-transformer
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -37,13 +38,30 @@ class Embedder(ConfigurableResource):
     cache: TextCache = Field(description="Content-hash cache of vectors.")
 
     _model = PrivateAttr(default=None)
+    _identity: str | None = PrivateAttr(default=None)
     # How many vectors this process computed (not served from the cache): the benchmark's and
     # the tests' evidence that a second materialization computes none.
     _computed: int = PrivateAttr(default=0)
 
     @property
+    def model_path(self) -> Path:
+        return Path(self.model_dir) if self.model_dir else bundled_model_dir()
+
+    @property
     def model_name(self) -> str:
-        return MODEL_NAME if not self.model_dir else Path(self.model_dir).name
+        """The model's name and a hash of what makes it (its configuration files and the
+        size of its weights): the cache never serves another model's vectors under it."""
+        if self._identity is None:
+            path = self.model_path
+            digest = hashlib.sha256()
+            for name in ("modules.json", "config.json", "sentence_bert_config.json"):
+                if (path / name).exists():
+                    digest.update((path / name).read_bytes())
+            for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+                digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+            name = MODEL_NAME if not self.model_dir else path.name
+            self._identity = f"{name}@{digest.hexdigest()[:10]}"
+        return self._identity
 
     @property
     def computed(self) -> int:
@@ -58,7 +76,7 @@ class Embedder(ConfigurableResource):
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             from sentence_transformers import SentenceTransformer
 
-            path = Path(self.model_dir) if self.model_dir else bundled_model_dir()
+            path = self.model_path
             if not (path / "modules.json").exists():
                 raise FileNotFoundError(f"no sentence-transformers model in {path}")
             self._model = SentenceTransformer(str(path), device=self.device)

@@ -29,15 +29,23 @@ PROVIDERS = ("local", "anthropic", "openai")
 DEFAULT_PROVIDER = {"local": "local", "prod": "anthropic"}
 
 
-def _paths(env: str) -> tuple[str, str]:
-    """(cache file, models folder) of ``env``."""
+def _cache(env: str) -> TextCache:
     if env == "prod":
-        # The driver's local disk would forget between job clusters; the artifacts volume
-        # persists. SQLite there is used by one run at a time (the text stage's pool).
-        root = f"/Volumes/{catalog_name('prod')}/ml_models/artifacts/text"
-        return f"{root}/cache.sqlite", f"{root}/models"
-    home = voyce_home()
-    return str(home / "cache" / "text.sqlite"), str(home / "models")
+        # SQLite on the driver's local disk, its durable copy on the artifacts volume (read
+        # at the start of a step, written back after it and on every batch submitted).
+        return TextCache(
+            path="/local_disk0/voyce/text-cache.sqlite",
+            persist_to=f"{_artifacts()}/cache.sqlite",
+        )
+    return TextCache(path=str(voyce_home() / "cache" / "text.sqlite"))
+
+
+def _artifacts() -> str:
+    return f"/Volumes/{catalog_name('prod')}/ml_models/artifacts/text"
+
+
+def _models_dir(env: str) -> str:
+    return f"{_artifacts()}/models" if env == "prod" else str(voyce_home() / "models")
 
 
 def analyzer_for(
@@ -46,7 +54,7 @@ def analyzer_for(
     """The ``sentiment_analyzer`` of ``provider`` in ``env`` (keys as EnvVar)."""
     shared = {"cache": cache, **from_env(batch_size=("BATCH_SIZE", int))}
     if provider == "local":
-        return LocalAnalyzer(embedder=embedder, models_dir=_paths(env)[1], **shared)
+        return LocalAnalyzer(embedder=embedder, models_dir=_models_dir(env), **shared)
     if provider == "anthropic":
         default_mode = "batch" if env == "prod" else "messages"
         return AnthropicAnalyzer(
@@ -67,8 +75,7 @@ def analyzer_for(
 
 
 def resources(env: str) -> dict[str, Any]:
-    cache_path, _ = _paths(env)
-    cache = TextCache(path=cache_path)
+    cache = _cache(env)
     embedder = Embedder(
         cache=cache,
         **from_env(model_dir="VOYCE_EMBEDDING_MODEL_DIR", device="VOYCE_EMBEDDING_DEVICE"),

@@ -107,8 +107,11 @@ def search(
         cur.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.feedback_embeddings",))
         if cur.fetchone()[0] is None:
             raise LookupError("no search index yet: materialize app_db/feedback_search_index first")
-        # The HNSW index serves ORDER BY distance LIMIT k; ef_search bounds its recall.
+        # The HNSW index serves ORDER BY distance LIMIT k. A filter applies after the scan,
+        # so a small organization could get fewer than k: iterative scans (pgvector >= 0.8)
+        # go on until k rows pass it, in exact distance order.
         cur.execute("SET LOCAL hnsw.ef_search = 100")
+        cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         cur.execute(
             "SELECT voice_feedback_id::text, 1 - (embedding <=> %s::vector), event_date, "
             f"sentiment_label, text FROM {SCHEMA}.feedback_embeddings {where} "

@@ -27,7 +27,7 @@ from voyce_assets.text.checks import (
     stored_rows,
 )
 from voyce_assets.text.cleaning import clean_text
-from voyce_assets.text.providers.base import ProviderUnusable, SentimentAnalyzer
+from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable, SentimentAnalyzer
 
 TRANSCRIPTIONS = table("raw_data/transcriptions")
 SENTIMENT = table("raw_data/sentiment_analysis")
@@ -125,6 +125,8 @@ def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing)
     deps=[TRANSCRIPTIONS.path],
     retry_policy=RetryPolicy(max_retries=2, delay=60),
     kinds={"python"},
+    # One at a time (dagster.yaml): runs share the provider's rate limit and the cache file.
+    pool="text",
     required_resource_keys={"lakehouse", "sentiment_analyzer", "pricing"},
     description="The provider (local, Claude or OpenAI) is the `sentiment_analyzer` resource. "
     "Texts analysed before (same provider, model and prompt version) come from the "
@@ -143,10 +145,14 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
         analyzer.check()
         rows, skipped = analyse_transcripts(analyzer, transcripts)
     except ProviderUnusable as exc:
-        # A key, model or host no retry can fix: fail before writing, and say so once.
+        # A key, model or setting no retry can fix: fail before writing, and say so once.
         raise Failure(
             description=f"{analyzer.label} cannot work: {exc}", allow_retries=False
         ) from None
+    except ProviderDown as exc:
+        # Down or throttling: nothing written; the RetryPolicy tries again later, and what
+        # was answered before the outage is in the cache already.
+        raise Failure(description=f"{analyzer.label} is unavailable: {exc}") from None
     for row in rows:
         if row["error_message"]:
             context.log.warning(
@@ -175,6 +181,7 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
             "sentiment_confidence",
             "urgency",
             "error_message",
+            "event_date",
         ],
     )
     return MaterializeResult(

@@ -528,8 +528,13 @@ class FakeOpenAI(_LocalServer):
             return self._error(404, f"Invalid URL ({method} {path})", "invalid_request_error")
         self._count("chat.completions")
         if headers.get("authorization") != f"Bearer {self.api_key}":
-            # The real message shows a masked key; this one shows none, so nothing can leak.
-            message = "Incorrect API key provided."
+            # As the real API does: the key it was given, masked but for its ends.
+            sent = headers.get("authorization", "").removeprefix("Bearer ")
+            masked = f"{sent[:6]}{'*' * max(0, len(sent) - 10)}{sent[-4:]}"
+            message = (
+                f"Incorrect API key provided: {masked}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys."
+            )
             return self._error(401, message, "invalid_request_error", "invalid_api_key")
         if not isinstance(body, dict) or "model" not in body or "messages" not in body:
             return self._error(400, "model and messages are required.", "invalid_request_error")

@@ -181,7 +181,9 @@ def test_openai_structured_output_parses():
     assert json.loads(fixed)["sentiment_label"] == "negative"
     assert refused.content is None and refused.refusal == "I can't help with that."
     assert fake.calls["chat.completions"] == 6
-    assert all(h.get("authorization") != f"Bearer {KEY}" for h in fake.seen_headers)
+    assert [h.get("authorization") for h in fake.seen_headers] == (
+        ["Bearer sk-openai-test"] * 5 + ["Bearer wrong"]
+    )
 
 
 def test_a_batch_of_ten_thousand_is_quick(fake):

@@ -10,7 +10,7 @@ import pytest
 from dagster import materialize
 
 from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
-from voyce_assets.text.providers.base import ProviderUnusable
+from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable
 from voyce_assets.text.providers.openai import OpenAIAnalyzer
 from voyce_assets.text.sentiment_analysis import sentiment_analysis
 from voyce_assets_tests.fakes.llm import FakeAnthropic, FakeOpenAI, analyse_feedback
@@ -65,13 +65,31 @@ def test_timeout_is_retried(cache):
         assert result.ok and fake.calls["messages"] == 2
 
 
-def test_a_wrong_key_or_a_dead_host_fails_the_whole_run(cache):
+def test_a_wrong_key_fails_at_once_and_never_shows(cache):
     with FakeAnthropic(api_key=KEY) as fake:
         with pytest.raises(ProviderUnusable, match="AuthenticationError") as info:
-            claude(fake, cache, api_key="sk-ant-wrong-key").analyze(["the app crashed"])
-        assert "sk-ant-wrong-key" not in str(info.value)
+            claude(fake, cache, api_key="sk-ant-wrong-key-0000").analyze(["the app crashed"])
+        assert "wrong-key" not in str(info.value)
+    # OpenAI's 401 echoes the key it got, masked but for its ends: none of it is repeated.
+    with FakeOpenAI(api_key=KEY) as fake:
+        wrong = "sk-proj-wrong-key-abcdefgh1234"
+        analyzer = OpenAIAnalyzer(api_key=wrong, base_url=fake.base_url, cache=cache)
+        with pytest.raises(ProviderUnusable, match="Incorrect API key") as info:
+            analyzer.analyze(["the app crashed"])
+        assert "sk-pro" not in str(info.value) and "1234" not in str(info.value)
+
+
+def test_a_provider_down_or_throttling_fails_the_step_to_be_retried(cache):
+    with FakeAnthropic(api_key=KEY) as fake:
         dead = fake.base_url
-    with pytest.raises(ProviderUnusable, match="every call failed"):
+        # Every call of the chunk refused for load (429), the SDK's retries spent: no rows of
+        # errors, a failure the step's RetryPolicy retries.
+        with pytest.raises(ProviderDown, match="every call of 2 failed"):
+            claude(fake, cache, max_retries=0).analyze(["[429] one", "[429] two"])
+        # One text's 429 among good answers is that text's error only.
+        results = claude(fake, cache, max_retries=0).analyze(["[429] three", "fine"])
+        assert [r.ok for r in results] == [False, True] and "429" in results[0].error
+    with pytest.raises(ProviderDown, match="APIConnectionError"):
         claude(type("F", (), {"base_url": dead}), cache, max_retries=0, timeout_seconds=1).analyze(
             ["one", "two"]
         )
@@ -117,6 +135,13 @@ def test_batch_mode_collects_every_result_kind_and_retries_once(cache):
     assert "canceled" in by_text["[batch-canceled] love it"].error
     assert all(r.mode == "batch" for r in results)
 
+    # The next run pays again only for what failed, in a new batch, never the old results.
+    with FakeAnthropic(api_key=KEY) as fake:
+        again = claude(fake, cache, mode="batch", batch_poll_seconds=0.01).analyze(texts)
+        created = [b for b in fake.request_bodies if isinstance(b, dict) and "requests" in b]
+        assert [len(b["requests"]) for b in created] == [3, 3]
+    assert [r.cached for r in again] == [True, True, True, False, False, False]
+
 
 def test_a_restarted_run_resumes_its_batch_instead_of_paying_twice(cache):
     texts = ["the driver was lovely", "wrong size again, so annoying"]
@@ -130,10 +155,17 @@ def test_a_restarted_run_resumes_its_batch_instead_of_paying_twice(cache):
         fake.batch_polls_before_end = 0
         for batch in fake.batches.values():
             batch.polls_left = 0
-        # A new process: a new client, the same cache.
+        # A new process: a new client, the same cache, and one more text: only that is new.
+        texts.append("the app logs me out every hour")
         results = claude(fake, cache, mode="batch", batch_poll_seconds=0.01).analyze(texts)
-        assert fake.calls["batches.create"] == 1
+        created = [b for b in fake.request_bodies if isinstance(b, dict) and "requests" in b]
+        assert [len(b["requests"]) for b in created] == [2, 1]
         assert all(r.ok for r in results)
+        # Other instructions never collect answers made under the old ones.
+        claude(fake, cache, mode="batch", batch_poll_seconds=0.01, topics={"x": "y"}).analyze(
+            texts[:1]
+        )
+        assert fake.calls["batches.create"] == 3
 
 
 def test_openai_structured_outputs(cache):

@@ -21,6 +21,7 @@ from voyce_assets.ingestion.mirrors import MIRRORS
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.text.auto_tags import ASSIGNED_BY, CATEGORY, AutoTagger, auto_tags
 from voyce_assets.text.enhanced_transcriptions import enhanced_transcriptions
+from voyce_assets.text.providers.local import LocalAnalyzer
 from voyce_assets.text.search import feedback_search_index, search
 from voyce_assets.text.sentiment_analysis import sentiment_analysis
 from voyce_assets_tests.conftest import subprocess_env
@@ -136,3 +137,90 @@ def test_auto_tags_reach_the_app_and_come_back_through_the_mirror_and_search_fin
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 2 and hits[0].voice_feedback_id in lines[0]
+
+
+def test_a_new_analysis_replaces_stale_auto_tags(
+    pg_database, lakehouse, text_resources, tmp_path, cache, embedder, models_dir
+):
+    _, _, resources = _demo(pg_database, lakehouse, text_resources, tmp_path)
+    assert materialize([sentiment_analysis, auto_tags], resources=resources, tags=RANGE).success
+    # Another taxonomy: the analyses change (a new cache key), and so must the auto-tags.
+    other = LocalAnalyzer(
+        embedder=embedder,
+        models_dir=models_dir,
+        cache=cache,
+        topics={
+            "money": "prices, fees, charges, refunds, paying",
+            "service": "people, support, delivery, waiting, help",
+        },
+    )
+    again = materialize(
+        [sentiment_analysis, auto_tags],
+        resources={**resources, "sentiment_analyzer": other},
+        tags=RANGE,
+    )
+    assert again.success
+    rows = DeltaTable(lakehouse.table_uri(table("raw_data/sentiment_analysis")))
+    expected = {
+        (r["voice_feedback_id"], name)
+        for r in rows.to_pyarrow_table().to_pylist()
+        for name in json.loads(r["topics"] or "[]")
+    }
+    assert {name for _, name in expected} <= {"money", "service"}
+    with psycopg.connect(pg_database) as conn:
+        links = conn.execute(
+            "SELECT ft.voice_feedback_id::text, t.name FROM feedback_tags ft "
+            "JOIN tags t ON t.id = ft.tag_id WHERE ft.assigned_by = %s",
+            [ASSIGNED_BY],
+        ).fetchall()
+    assert set(links) == expected
+    removed = [
+        e.materialization.metadata["feedback_tags_removed"].value
+        for e in again.get_asset_materialization_events()
+        if e.materialization.asset_key.path == ["app_db", "auto_tags"]
+        and "feedback_tags_removed" in e.materialization.metadata
+    ]
+    assert removed and removed[0] > 0
+
+
+def test_search_within_a_small_organization_still_finds_k(pg_database, embedder, tmp_path):
+    """An HNSW scan filters after it reads its candidates (ef_search of them): without
+    iterative scans a small organization among many nearer rows would get none."""
+    import numpy as np
+
+    from voyce_assets.text.search import replace_index_partitions
+
+    big, small = "00000000-0000-4000-8000-0000000000aa", "00000000-0000-4000-8000-0000000000bb"
+    query = "my parcel arrived late and damaged"
+    near = embedder.embed([query])[0][0]
+    rng = np.random.default_rng(0)
+    # 3,000 rows of the big organization close to the query, 300 of the small one far away.
+    close = near + rng.normal(0, 0.02, (3000, near.size))
+    far = rng.normal(0, 1, (300, near.size))
+    vectors = np.vstack([close, far])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    day = dt.date(2026, 11, 25)
+    rows = [
+        {
+            "voice_feedback_id": f"00000000-0000-4000-8000-{n:012d}",
+            "organization_id": small if n >= 3000 else big,
+            "event_date": day,
+            "sentiment_label": None,
+            "cleaned_text": f"text {n}",
+            "text_embedding": vector,
+        }
+        for n, vector in enumerate(vectors)
+    ]
+    app_db = EmbeddedAppDatabase(source_url=pg_database, data_dir=str(tmp_path / "unused"))
+    replace_index_partitions(app_db, rows, [day])
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("ANALYZE voyce_search.feedback_embeddings")
+        # The index path, whatever the planner would pick for a table this small (it may
+        # prefer an exact scan and sort; with millions of rows it takes the index).
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute(f'ALTER DATABASE "{database}" SET enable_seqscan = off')
+    hits = search(app_db, embedder, query, 5, small)
+    assert len(hits) == 5 and all(int(h.text.split()[1]) >= 3000 for h in hits)
+    exact = np.argsort(-(vectors[3000:] @ near))[:5] + 3000
+    assert [h.text for h in hits] == [f"text {n}" for n in exact]
+    assert len(search(app_db, embedder, query, 5)) == 5

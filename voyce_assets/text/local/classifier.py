@@ -36,8 +36,9 @@ def load_examples(name: str) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def training_hash() -> str:
-    digest = hashlib.sha256(FEATURES_VERSION.encode())
+def training_hash(embedding_model: str = "") -> str:
+    """Identity of a fitted classifier: examples, features and the embedding model."""
+    digest = hashlib.sha256(f"{FEATURES_VERSION}|{embedding_model}".encode())
     digest.update((EXAMPLES / "train.jsonl").read_bytes())
     return digest.hexdigest()[:12]
 
@@ -123,12 +124,13 @@ def macro_f1(gold: list[str], predicted: list[str]) -> float:
     return float(f1_score(gold, predicted, average="macro"))
 
 
-def trained(embed, models_dir: Path) -> SentimentClassifier:
+def trained(embed, models_dir: Path, embedding_model: str) -> SentimentClassifier:
     """The classifier for the shipped examples: loaded if fitted before, else fitted now.
 
-    ``embed(texts) -> vectors`` is the embedder's (cached) function.
+    ``embed(texts) -> vectors`` is the embedder's (cached) function, ``embedding_model`` its
+    model's identity.
     """
-    version = training_hash()
+    version = training_hash(embedding_model)
     path = models_dir / f"local-sentiment-{version}.npz"
     if path.exists():
         return SentimentClassifier.load(path)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import time
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from voyce_assets.text.analysis import (
     ANALYSIS_SCHEMA,
@@ -48,6 +49,9 @@ class AnthropicAnalyzer(RemoteAnalyzer):
     batch_poll_seconds: float = Field(default=30.0, description="Between batch status polls.")
     batch_max_requests: int = Field(default=10_000, description="Requests per submitted batch.")
     batch_timeout_hours: float = Field(default=24.0, description="Give up waiting after this.")
+
+    # Batch requests of the chunk in hand, forgotten once its answers are in the cache.
+    _submitted: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def model_name(self) -> str:
@@ -120,33 +124,46 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
     # ---- Message Batches API ----------------------------------------------------------------
 
-    def _request_set(self, ids: list[str], attempt: int) -> str:
-        joined = "\n".join([self.model, self.prompt_version, str(attempt), *sorted(ids)])
-        return hashlib.sha256(joined.encode()).hexdigest()
+    def _request_key(self, params: dict, attempt: int) -> str:
+        """The identity of one batch request: everything sent, and which attempt it is."""
+        sent = json.dumps([attempt, params], sort_keys=True)
+        return hashlib.sha256(sent.encode()).hexdigest()
 
-    def _submit_or_resume(self, requests: list[dict], attempt: int) -> str:
+    def _submit_or_resume(self, requests: dict[str, dict]) -> set[str]:
+        """Batch ids holding ``{request key: request}``: batches submitted before (by a run
+        that did not finish) where they still exist, one new batch for the rest."""
         import anthropic
 
         client = self.client()
-        request_set = self._request_set([r["custom_id"] for r in requests], attempt)
-        known = self.cache.batch_for(request_set)
-        if known:
+        pending = self.cache.pending_batches(requests)
+        live: set[str] = set()
+        for batch_id in sorted(set(pending.values())):
             try:
-                batch = client.messages.batches.retrieve(known)
-                if batch.processing_status != "canceling":
-                    return batch.id
+                if client.messages.batches.retrieve(batch_id).processing_status != "canceling":
+                    live.add(batch_id)
             except anthropic.NotFoundError:
-                pass  # expired from the API (29 days): submit again
-            self.cache.forget_batch(request_set)
-        try:
-            batch = client.messages.batches.create(requests=requests)
-        except anthropic.APIError as exc:
-            if type(exc).__name__ in UNUSABLE:
-                raise ProviderUnusable(f"anthropic batch: {error_text(exc)}") from None
-            raise
-        # Remembered before anything else can fail: a restart finds it and pays nothing more.
-        self.cache.remember_batch(request_set, batch.id, dt.datetime.now(dt.UTC).isoformat())
-        return batch.id
+                pass  # deleted or expired from the API (29 days): submit again
+        new = [r for key, r in requests.items() if pending.get(key) not in live]
+        if new:
+            try:
+                batch = client.messages.batches.create(requests=new)
+            except anthropic.APIError as exc:
+                if type(exc).__name__ in UNUSABLE:
+                    message = error_text(exc, self.api_key)
+                    raise ProviderUnusable(f"anthropic batch: {message}") from None
+                raise
+            # Remembered at once: a restart from here on finds it and pays nothing more.
+            keys = [k for k, r in requests.items() if pending.get(k) not in live]
+            self.cache.remember_batch(keys, batch.id, dt.datetime.now(dt.UTC).isoformat())
+            self._submitted.extend(keys)
+            live.add(batch.id)
+        self._submitted.extend(k for k in requests if pending.get(k) in live)
+        return live
+
+    def _settled(self) -> None:
+        # The chunk's answers are in the cache: its batch requests are done with.
+        self.cache.forget_batch_items(self._submitted)
+        self._submitted.clear()
 
     def _wait(self, batch_id: str):
         client = self.client()
@@ -163,13 +180,18 @@ class AnthropicAnalyzer(RemoteAnalyzer):
             time.sleep(self.batch_poll_seconds)
 
     def _run_batch(self, texts: dict[str, str], attempt: int) -> dict[str, Any]:
-        """``{custom_id: individual result}`` for ``{custom_id: text}``, submitted once."""
-        requests = [{"custom_id": cid, "params": self._params(t)} for cid, t in texts.items()]
-        batch_id = self._submit_or_resume(requests, attempt)
-        self._wait(batch_id)
-        return {
-            item.custom_id: item.result for item in self.client().messages.batches.results(batch_id)
-        }
+        """``{custom_id: individual result}`` for ``{custom_id: text}``, each paid once."""
+        requests = {}
+        for cid, text in texts.items():
+            params = self._params(text)
+            requests[self._request_key(params, attempt)] = {"custom_id": cid, "params": params}
+        answers: dict[str, Any] = {}
+        for batch_id in sorted(self._submit_or_resume(requests)):
+            self._wait(batch_id)
+            for item in self.client().messages.batches.results(batch_id):
+                if item.custom_id in texts:  # a resumed batch may hold texts of other runs
+                    answers[item.custom_id] = item.result
+        return answers
 
     def _analyze_batch(self, texts: list[str]) -> list[Result]:
         ids = [text_hash(t) for t in texts]  # 64 hex characters: a valid custom_id

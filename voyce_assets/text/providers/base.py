@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -83,7 +84,7 @@ class SentimentAnalyzer(ConfigurableResource):
             if key in known:
                 hit = known[key]
                 # The cached row cost nothing this time: its tokens were billed once already.
-                out[i] = Result(analysis=hit.analysis, mode=hit.mode, cached=True, extra=hit.extra)
+                out[i] = Result(analysis=hit.analysis, mode=hit.mode, cached=True)
             else:
                 todo.setdefault(key, texts[i])
         if todo:
@@ -94,6 +95,7 @@ class SentimentAnalyzer(ConfigurableResource):
                 results = self._analyze([text for _, text in chunk])
                 fresh.update((key, r) for (key, _), r in zip(chunk, results, strict=True))
                 self.cache.put_analyses({k: r for k, r in fresh.items() if k in dict(chunk)})
+                self._settled()
             for i, key in keys.items():
                 if out[i] is None:
                     out[i] = fresh[key]
@@ -102,19 +104,27 @@ class SentimentAnalyzer(ConfigurableResource):
     def _chunk_size(self) -> int:
         return self.batch_size
 
+    def _settled(self) -> None:
+        """Called once a chunk's results are in the cache (what was paid for is kept)."""
+
 
 def validated_twice(call: Callable[[], tuple[object, int, int]], mode: str) -> Result:
     """Call a provider for one text, validate, and retry once if the answer is invalid.
 
     ``call`` returns ``(raw answer, input tokens, output tokens)``; the raw answer is an
     ``InvalidAnalysis`` when it holds no analysis (a refusal, no tool call). Both attempts'
-    tokens are billed, so both are counted.
+    tokens are billed, so both are counted, also when the retry itself fails (``Retried``).
     """
     started = time.perf_counter()
     tokens_in = tokens_out = 0
     error = ""
-    for _attempt in range(2):
-        raw, used_in, used_out = call()
+    for attempt in range(2):
+        try:
+            raw, used_in, used_out = call()
+        except Exception as exc:
+            if attempt == 0:
+                raise
+            raise Retried(exc, tokens_in, tokens_out) from exc
         tokens_in += used_in
         tokens_out += used_out
         try:
@@ -140,31 +150,60 @@ def validated_twice(call: Callable[[], tuple[object, int, int]], mode: str) -> R
     )
 
 
+class Retried(Exception):
+    """The retry of an invalid answer failed: its error, and the first attempt's tokens."""
+
+    def __init__(self, error: Exception, input_tokens: int, output_tokens: int):
+        super().__init__(str(error))
+        self.error = error
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+
+
+class ProviderDown(RuntimeError):
+    """Every call of a chunk failed at the transport, or was refused for load (429/529/5xx),
+    after the SDK's retries: the step fails and its RetryPolicy tries again later."""
+
+
 # Errors no retry can fix: the step fails at once instead of writing a partition of errors.
 UNUSABLE = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
+# Words that look like an API key in a provider's message ("Incorrect API key provided:
+# sk-proj-****abcd" from OpenAI): never copied into a row, a log or the UI.
+_KEYLIKE = re.compile(r"\b(?:sk|key|pk|rk)[-_][A-Za-z0-9_*.\-]{4,}", re.IGNORECASE)
 
 
-def error_text(exc: BaseException) -> str:
-    """An SDK error as one line: type, status and the API's own message (never a header)."""
+def error_text(exc: BaseException, secret: str = "") -> str:
+    """An SDK error as one line: type, status and the API's own message, key-like words
+    (and ``secret`` itself) redacted."""
     status = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
     message = ""
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message", "") if isinstance(inner, dict) else str(inner)
-    message = message or str(exc).splitlines()[0]
-    return f"{type(exc).__name__}" + (f" ({status})" if status else "") + f": {message}"[:500]
+    message = message or (str(exc).splitlines() or [""])[0]
+    if secret:
+        message = message.replace(secret, "[redacted]")
+    message = _KEYLIKE.sub("[redacted]", message)
+    return (f"{type(exc).__name__}" + (f" ({status})" if status else "") + f": {message}")[:500]
 
 
-def fail_if_all_transport(results: list[Result], provider: str) -> None:
-    """Every call failing at the transport (after the SDK's retries) means the provider is
-    down or unreachable: fail the step rather than write a partition of errors."""
-    if results and all(
-        r.error
-        and any(s in r.error for s in ("APIConnectionError", "APITimeoutError", "InternalServer"))
-        for r in results
-    ):
-        raise ProviderUnusable(f"{provider}: every call failed, last: {results[-1].error}")
+def transient(exc: BaseException) -> bool:
+    """Load or transport trouble (429, 5xx, 529, timeouts, connections), not this text's."""
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        return status == 429 or status >= 500
+    return any(k in type(exc).__name__ for k in ("Connection", "Timeout"))
+
+
+def fail_if_all_transient(results: list[Result], provider: str) -> None:
+    """A chunk whose every call failed for load or transport (after the SDK's retries) means
+    the provider is down or throttling us: fail the step, to be retried, rather than write a
+    partition of errors."""
+    if results and all(r.transient for r in results):
+        raise ProviderDown(
+            f"{provider}: every call of {len(results)} failed, last: {results[-1].error}"
+        )
 
 
 class RemoteAnalyzer(SentimentAnalyzer):
@@ -213,15 +252,26 @@ class RemoteAnalyzer(SentimentAnalyzer):
 
     def _call_one(self, text: str) -> Result:
         """``_one``, the SDK's errors sorted: an unusable provider, or this text's error."""
+        tokens = (0, 0)
         try:
             return self._one(text)
-        except self._sdk_error() as exc:
-            if type(exc).__name__ in UNUSABLE:
-                raise ProviderUnusable(f"{self.provider}: {error_text(exc)}") from None
-            return Result(error=f"{self.provider}: {error_text(exc)}", mode="messages")
+        except Retried as retried:
+            exc, tokens = retried.error, (retried.input_tokens, retried.output_tokens)
+        except self._sdk_error() as error:
+            exc = error
+        if type(exc).__name__ in UNUSABLE:
+            raise ProviderUnusable(f"{self.provider}: {error_text(exc, self.api_key)}")
+        return Result(
+            error=f"{self.provider}: {error_text(exc, self.api_key)}",
+            mode="messages",
+            input_tokens=tokens[0],
+            output_tokens=tokens[1],
+            transient=transient(exc),
+        )
 
     def _analyze_messages(self, texts: list[str]) -> list[Result]:
+        self.client()  # made once, before the threads share it
         with ThreadPoolExecutor(max_workers=max(1, self.max_concurrency)) as pool:
             results = list(pool.map(self._call_one, texts))
-        fail_if_all_transport(results, self.provider)
+        fail_if_all_transient(results, self.provider)
         return results

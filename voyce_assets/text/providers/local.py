@@ -62,7 +62,8 @@ class LocalAnalyzer(SentimentAnalyzer):
 
     @property
     def model_name(self) -> str:
-        return f"minilm-logreg-{clf.training_hash()}" + ("-mixed" if self.predict_mixed else "")
+        trained = clf.training_hash(self.embedder.model_name)
+        return f"minilm-logreg-{trained}" + ("-mixed" if self.predict_mixed else "")
 
     def fingerprint(self) -> str:
         settings = [
@@ -84,9 +85,17 @@ class LocalAnalyzer(SentimentAnalyzer):
 
     def load(self) -> clf.SentimentClassifier:
         if self._classifier is None:
-            self._classifier = clf.trained(self._embed, Path(self.models_dir))
-            self._topic_vectors = self._embed(list(self.topics.values()))
+            self._classifier = clf.trained(
+                self._embed, Path(self.models_dir), self.embedder.model_name
+            )
         return self._classifier
+
+    def _taxonomy_vectors(self) -> np.ndarray:
+        """The topic descriptions' vectors, for the taxonomy as it is now."""
+        descriptions = tuple(self.topics.values())
+        if self._topic_vectors is None or self._topic_vectors[0] != descriptions:
+            self._topic_vectors = (descriptions, self._embed(list(descriptions)))
+        return self._topic_vectors[1]
 
     def check(self) -> None:
         self.load()
@@ -100,7 +109,7 @@ class LocalAnalyzer(SentimentAnalyzer):
     def _analyze(self, texts: list[str]) -> list[Result]:
         started = time.perf_counter()
         vectors, probabilities, classes = self.classify(texts)
-        similarity = vectors @ self._topic_vectors.T
+        similarity = vectors @ self._taxonomy_vectors().T
         names = list(self.topics)
         index = {c: i for i, c in enumerate(classes)}
         # Confidence among the labels this analyzer may answer.
