@@ -209,3 +209,31 @@ def test_sentiment_asset_with_claude_costs_and_never_shows_the_key(
         expected = (values["input_tokens"] * 3 + values["output_tokens"] * 15) / 1e6
         assert values["token_cost_usd"] == pytest.approx(expected)
         assert values["input_tokens"] > 0
+
+
+def test_a_batch_survives_a_lost_cluster_through_the_durable_copy(tmp_path):
+    """Prod keeps SQLite on the driver's disk and a copy on a volume: a batch submitted on
+    one cluster is collected, not paid again, by a run on a fresh one."""
+    from voyce_assets.text.cache import TextCache
+
+    durable = str(tmp_path / "volume" / "cache.sqlite")
+    first = TextCache(path=str(tmp_path / "driver-1" / "cache.sqlite"), persist_to=durable)
+    texts = ["the driver was lovely", "wrong size again, so annoying"]
+    with FakeAnthropic(api_key=KEY, batch_polls_before_end=1000) as fake:
+        lost = claude(fake, first, mode="batch", batch_poll_seconds=0.01, batch_timeout_hours=1e-6)
+        with pytest.raises(TimeoutError):
+            lost.analyze(texts)
+        for batch in fake.batches.values():
+            batch.polls_left = 0
+        second = TextCache(path=str(tmp_path / "driver-2" / "cache.sqlite"), persist_to=durable)
+        second.restore()  # what the resource does when a step starts
+        results = claude(fake, second, mode="batch", batch_poll_seconds=0.01).analyze(texts)
+        assert fake.calls["batches.create"] == 1 and all(r.ok for r in results)
+    second.persist()  # what the resource does when the step ends
+    third = TextCache(path=str(tmp_path / "driver-3" / "cache.sqlite"), persist_to=durable)
+    third.restore()
+    keys = [
+        TextCache.analysis_key("anthropic", "claude-sonnet-4-5", f"v1:{lost.fingerprint()}", t)
+        for t in texts
+    ]
+    assert set(third.get_analyses(keys)) == set(keys)
