@@ -1,18 +1,8 @@
-"""The analytics stage's tables, lineage-only until the stage lands."""
+"""The analytics stage's tables not built yet: lineage-only specs."""
 
 from voyce_assets.tables import table_spec
 
 analytics_specs = [
-    table_spec(
-        "analytics/daily_feedback_summary",
-        deps=[
-            "raw_data/voice_feedback",
-            "raw_data/transcriptions",
-            "raw_data/feedback_tags",
-            "raw_data/tags",
-            "processed_data/enhanced_transcriptions",
-        ],
-    ),
     table_spec(
         "analytics/cost_tracking",
         deps=[

@@ -16,6 +16,7 @@ from dagster import EnvVar, ResourceDefinition
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.lakehouse import Lakehouse
 from voyce_assets.resources.pricing import Pricing
+from voyce_assets.resources.sql_engine import DuckDBEngine, SparkEngine, SqlEngine
 from voyce_assets.resources.unity_catalog import (
     DatabricksUnityCatalog,
     LocalUnityCatalog,
@@ -27,6 +28,7 @@ __all__ = [
     "AppDatabase",
     "Lakehouse",
     "Pricing",
+    "SqlEngine",
     "UnityCatalog",
     "local_resources",
     "prod_resources",
@@ -50,6 +52,8 @@ def local_resources() -> dict[str, Any]:
         "lakehouse": lakehouse,
         "unity_catalog": LocalUnityCatalog(lakehouse=lakehouse),
         "pricing": Pricing(),
+        # Analytics SQL (Spark SQL files) on DuckDB over Arrow, transpiled by sqlglot.
+        "sql_engine": DuckDBEngine(),
         # GPU steps (Whisper, training) run in process locally.
         "gpu_step_launcher": ResourceDefinition.none_resource(),
     }
@@ -79,6 +83,9 @@ def prod_resources() -> dict[str, Any]:
             location_root=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
         ),
         "pricing": Pricing(),
+        # The same SQL on Spark: on a Databricks cluster the builder returns the cluster's
+        # session. (Reading Unity Catalog tables directly instead of Arrow is still to come.)
+        "sql_engine": SparkEngine(),
         # The seam for the production-path stage: bind the Databricks step launcher on a GPU
         # job cluster here; until then GPU steps run where the run runs.
         "gpu_step_launcher": ResourceDefinition.none_resource(),

@@ -1,0 +1,120 @@
+"""``analytics/daily_feedback_summary``: per organization and day, volume, sentiment mix, top
+topics and tags, processing health (``sql/daily_feedback_summary.sql``, run by the
+``sql_engine`` resource: DuckDB locally, Spark on Databricks)."""
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import AssetExecutionContext, MaterializeResult, RetryPolicy
+
+from voyce_assets.catalog import Table, table
+from voyce_assets.charts import markdown_table
+from voyce_assets.lake import delta_batches, replace_partitions
+from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.resources import Lakehouse
+from voyce_assets.resources.sql_engine import SqlEngine
+from voyce_assets.tables import table_asset
+
+SQL_DIR = Path(__file__).parent / "sql"
+SUMMARY = table("analytics/daily_feedback_summary")
+
+# What the SQL reads, and which of it is read for the run's days only (the rest whole).
+INPUTS: dict[str, bool] = {
+    "raw_data/voice_feedback": True,
+    "raw_data/transcriptions": True,
+    "raw_data/sentiment_analysis": True,
+    "processed_data/enhanced_transcriptions": True,
+    "raw_data/feedback_tags": False,
+    "raw_data/tags": False,
+}
+
+
+def sql_text(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def _empty(spec: Table) -> pa.Table:
+    return pa.schema([f.with_nullable(True) for f in spec.arrow_schema()]).empty_table()
+
+
+def read_input(lakehouse: Lakehouse, spec: Table, dates: list[dt.date] | None) -> pa.Table:
+    """``spec``'s rows of ``dates`` (all rows when None) as Arrow; empty if never written."""
+    if not lakehouse.exists(spec):
+        return _empty(spec)
+    if dates is None:
+        from deltalake import DeltaTable
+
+        uri = lakehouse.table_uri(spec)
+        return DeltaTable(uri, storage_options=lakehouse.storage_options or None).to_pyarrow_table()
+    batches = list(
+        delta_batches(lakehouse.table_uri(spec), spec, dates, None, lakehouse.storage_options)
+    )
+    return pa.Table.from_batches(batches) if batches else _empty(spec)
+
+
+def as_table_rows(result: pa.Table, spec: Table, created_at: dt.datetime) -> pa.Table:
+    """The engine's result in the table's schema, ``created_at`` stamped."""
+    schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
+    columns = {}
+    for field in schema:
+        if field.name == "created_at":
+            columns[field.name] = pa.array([created_at] * result.num_rows, field.type)
+        else:
+            columns[field.name] = result.column(field.name).cast(field.type)
+    return pa.table(columns, schema=schema)
+
+
+@table_asset(
+    SUMMARY.path,
+    deps=list(INPUTS),
+    retry_policy=RetryPolicy(max_retries=1, delay=60),
+    kinds={"sql"},
+    required_resource_keys={"lakehouse", "sql_engine"},
+    description="Computed by `analytics/sql/daily_feedback_summary.sql` (Spark SQL; DuckDB "
+    "locally through sqlglot). Rates of nothing are null, never NaN.",
+)
+def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
+    lakehouse: Lakehouse = context.resources.lakehouse
+    engine: SqlEngine = context.resources.sql_engine
+    dates = partition_dates(context)
+    inputs = {
+        path.replace("/", "."): read_input(lakehouse, table(path), dates if by_day else None)
+        for path, by_day in INPUTS.items()
+    }
+    # Only the tags of this run's feedback are needed; the rest would only cost the engine.
+    ids = inputs["raw_data.voice_feedback"].column("id")
+    tags = inputs["raw_data.feedback_tags"]
+    inputs["raw_data.feedback_tags"] = tags.filter(pc.is_in(tags.column("voice_feedback_id"), ids))
+    result = engine.run(
+        sql_text("daily_feedback_summary"),
+        inputs,
+        {"start_date": min(dates), "end_date": max(dates)},
+    )
+    rows = as_table_rows(result, SUMMARY, dt.datetime.now(dt.UTC))
+    uri = lakehouse.ensure_table(SUMMARY)
+    replace_partitions(uri, SUMMARY, rows.to_batches(), dates, lakehouse.storage_options)
+    per_day = by_partition(context, rows.to_pylist(), lambda r: r["date"])
+    record_partitions(
+        context,
+        {
+            key: {
+                "dagster/partition_row_count": len(day),
+                "feedback": sum(r["total_feedback_count"] for r in day),
+                "preview": markdown_table(
+                    day[:10],
+                    [
+                        "organization_id",
+                        "total_feedback_count",
+                        "sentiment_negative_count",
+                        "avg_sentiment_score",
+                        "top_topics",
+                        "processing_success_rate",
+                    ],
+                ),
+            }
+            for key, day in per_day.items()
+        },
+    )
+    return MaterializeResult(metadata={"engine": engine.name})

@@ -1,0 +1,254 @@
+"""analytics.daily_feedback_summary: the one SQL file on DuckDB (transpiled) and on Spark
+(pyspark, local mode) over the same fixture, checked against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pyarrow as pa
+import pytest
+from dagster import materialize
+from deltalake import DeltaTable
+
+from voyce_assets.analytics.daily_feedback_summary import (
+    SUMMARY,
+    daily_feedback_summary,
+    sql_text,
+)
+from voyce_assets.catalog import table
+from voyce_assets.lake import replace_partitions
+from voyce_assets.resources import Lakehouse
+from voyce_assets.resources.sql_engine import DuckDBEngine, SparkEngine
+
+D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+A, B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+
+
+def _ts(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(10), dt.UTC)
+
+
+def _fid(n: int) -> str:
+    return f"00000000-0000-4000-8000-0000000000f{n}"
+
+
+# f1, f2: analysed; f3: transcription failed; f4 (org B): analysis failed, no duration;
+# f5 (day 2): not transcribed yet.
+FIXTURE: dict[str, list[dict]] = {
+    "raw_data/voice_feedback": [
+        {"id": _fid(1), "organization_id": A, "audio_duration_seconds": 10.0, "day": D1},
+        {"id": _fid(2), "organization_id": A, "audio_duration_seconds": 20.0, "day": D1},
+        {"id": _fid(3), "organization_id": A, "audio_duration_seconds": 30.0, "day": D1},
+        {"id": _fid(4), "organization_id": B, "audio_duration_seconds": None, "day": D1},
+        {"id": _fid(5), "organization_id": A, "audio_duration_seconds": 40.0, "day": D2},
+    ],
+    "raw_data/transcriptions": [
+        {"voice_feedback_id": _fid(1), "processing_time_ms": 100, "day": D1},
+        {"voice_feedback_id": _fid(2), "processing_time_ms": 300, "day": D1},
+        {
+            "voice_feedback_id": _fid(3),
+            "processing_time_ms": 999,
+            "day": D1,
+            "error_message": "cannot read audio",
+        },
+        {"voice_feedback_id": _fid(4), "processing_time_ms": 200, "day": D1},
+    ],
+    "raw_data/sentiment_analysis": [
+        {
+            "voice_feedback_id": _fid(1),
+            "sentiment_label": "negative",
+            "sentiment_score": -0.8,
+            "day": D1,
+        },
+        {
+            "voice_feedback_id": _fid(2),
+            "sentiment_label": "positive",
+            "sentiment_score": 0.6,
+            "day": D1,
+        },
+        {
+            "voice_feedback_id": _fid(4),
+            "sentiment_label": None,
+            "sentiment_score": None,
+            "day": D1,
+            "error_message": "invalid answer after a retry",
+        },
+    ],
+    "processed_data/enhanced_transcriptions": [
+        {
+            "voice_feedback_id": _fid(1),
+            "organization_id": A,
+            "topics": ["delivery", "support"],
+            "day": D1,
+        },
+        {"voice_feedback_id": _fid(2), "organization_id": A, "topics": ["delivery"], "day": D1},
+        {"voice_feedback_id": _fid(4), "organization_id": B, "topics": [], "day": D1},
+    ],
+    "raw_data/tags": [
+        {"id": "00000000-0000-4000-8000-0000000000c1", "name": "urgent", "day": D1},
+        {"id": "00000000-0000-4000-8000-0000000000c2", "name": "shipping", "day": D1},
+    ],
+    "raw_data/feedback_tags": [
+        {
+            "voice_feedback_id": _fid(1),
+            "tag_id": "00000000-0000-4000-8000-0000000000c1",
+            "day": D2,
+        },  # tagged the next day: still the tag of day 1's feedback
+        {"voice_feedback_id": _fid(1), "tag_id": "00000000-0000-4000-8000-0000000000c2", "day": D1},
+        {"voice_feedback_id": _fid(2), "tag_id": "00000000-0000-4000-8000-0000000000c2", "day": D1},
+    ],
+}
+
+# Worked out by hand from the fixture above.
+EXPECTED = {
+    (D1, A): {
+        "total_feedback_count": 3,
+        "avg_duration_seconds": 20.0,  # (10 + 20 + 30) / 3
+        "sentiment_positive_count": 1,
+        "sentiment_neutral_count": 0,
+        "sentiment_negative_count": 1,
+        "avg_sentiment_score": -0.1,  # (-0.8 + 0.6) / 2
+        "top_topics": ["delivery", "support"],  # 2, then 1
+        "top_tags": ["shipping", "urgent"],  # 2, then 1
+        "processing_success_rate": 2 / 3,
+        "avg_processing_time_ms": 200.0,  # successful ones only: (100 + 300) / 2
+    },
+    (D1, B): {
+        "total_feedback_count": 1,
+        "avg_duration_seconds": None,
+        "sentiment_positive_count": 0,
+        "sentiment_neutral_count": 0,
+        "sentiment_negative_count": 0,
+        "avg_sentiment_score": None,  # its analysis failed
+        "top_topics": [],
+        "top_tags": [],
+        "processing_success_rate": 1.0,
+        "avg_processing_time_ms": 200.0,
+    },
+    (D2, A): {
+        "total_feedback_count": 1,
+        "avg_duration_seconds": 40.0,
+        "sentiment_positive_count": 0,
+        "sentiment_neutral_count": 0,
+        "sentiment_negative_count": 0,
+        "avg_sentiment_score": None,
+        "top_topics": [],
+        "top_tags": [],
+        "processing_success_rate": None,  # nothing tried yet: null, not 0/0
+        "avg_processing_time_ms": None,
+    },
+}
+
+
+_FILLER = {
+    "string": "x",
+    "uuid": A,
+    "json": "{}",
+    "boolean": False,
+    "bigint": 0,
+    "int": 0,
+    "double": 0.0,
+}
+
+
+def _rows(path: str) -> list[dict]:
+    spec = table(path)
+    out = []
+    for n, raw in enumerate(FIXTURE[path]):
+        row = {c: None for c in spec.column_names}
+        row.update({k: v for k, v in raw.items() if k != "day"})
+        row.setdefault("id", None)
+        row["id"] = row["id"] or f"00000000-0000-4000-8000-{hash((path, n)) % 10**12:012d}"
+        row[spec.partition_column] = raw["day"]
+        for column in ("created_at", "updated_at"):
+            if column in row:
+                row[column] = _ts(raw["day"])
+        # Columns the SQL does not read but the table requires: any valid value.
+        for column in spec.columns:
+            if not column.nullable and row[column.name] is None:
+                row[column.name] = _FILLER[column.type.name]
+        out.append(row)
+    return out
+
+
+def _arrow(path: str) -> pa.Table:
+    schema = pa.schema([f.with_nullable(True) for f in table(path).arrow_schema()])
+    return pa.Table.from_pylist(_rows(path), schema=schema)
+
+
+def _inputs() -> dict[str, pa.Table]:
+    return {path.replace("/", "."): _arrow(path) for path in FIXTURE}
+
+
+def _check(rows: list[dict]) -> None:
+    got = {(r["date"], r["organization_id"]): r for r in rows}
+    assert set(got) == set(EXPECTED)
+    for key, expected in EXPECTED.items():
+        for column, value in expected.items():
+            actual = got[key][column]
+            if isinstance(value, float):
+                assert actual is not None and math.isclose(actual, value, abs_tol=1e-9), (
+                    key,
+                    column,
+                    actual,
+                )
+            else:
+                assert actual == value, (key, column, actual)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    engine = SparkEngine()
+    yield engine
+    engine.session().stop()
+
+
+PARAMS = {"start_date": D1, "end_date": D2}
+
+
+def test_duckdb_gives_the_hand_worked_numbers():
+    _check(DuckDBEngine().run(sql_text("daily_feedback_summary"), _inputs(), PARAMS).to_pylist())
+
+
+def test_spark_gives_the_same_numbers(spark):
+    _check(spark.run(sql_text("daily_feedback_summary"), _inputs(), PARAMS).to_pylist())
+
+
+def test_the_engine_refuses_sql_reading_a_table_it_was_not_given():
+    inputs = _inputs()
+    del inputs["raw_data.tags"]
+    with pytest.raises(ValueError, match=r"raw_data\.tags"):
+        DuckDBEngine().run(sql_text("daily_feedback_summary"), inputs, PARAMS)
+
+
+def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
+    for path in FIXTURE:
+        spec = table(path)
+        rows = _arrow(path)
+        days = sorted({r["day"] for r in FIXTURE[path]})
+        replace_partitions(lakehouse.ensure_table(spec), spec, rows.to_batches(), days)
+    resources = {"lakehouse": lakehouse, "sql_engine": DuckDBEngine()}
+    tags = {
+        "dagster/asset_partition_range_start": D1.isoformat(),
+        "dagster/asset_partition_range_end": (D2 + dt.timedelta(days=1)).isoformat(),
+    }
+    result = materialize([daily_feedback_summary], resources=resources, tags=tags)
+    assert result.success
+    stored = DeltaTable(lakehouse.table_uri(SUMMARY)).to_pyarrow_table().to_pylist()
+    _check(stored)
+    counts = {
+        e.materialization.partition: e.materialization.metadata["dagster/partition_row_count"].value
+        for e in result.get_asset_materialization_events()
+    }
+    assert counts == {D1.isoformat(): 2, D2.isoformat(): 1, "2026-11-22": 0}
+    # Late data for day 2 recomputes day 2 only: day 1's rows are the same rows.
+    again = materialize([daily_feedback_summary], resources=resources, partition_key="2026-11-21")
+    assert again.success
+    after = DeltaTable(lakehouse.table_uri(SUMMARY)).to_pyarrow_table().to_pylist()
+
+    def day1(rows):
+        return sorted((r["organization_id"], r["created_at"]) for r in rows if r["date"] == D1)
+
+    assert day1(after) == day1(stored) and len(after) == 3
