@@ -3,6 +3,7 @@ topics and tags, processing health (``sql/daily_feedback_summary.sql``, run by t
 ``sql_engine`` resource: DuckDB locally, Spark on Databricks)."""
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import pyarrow as pa
@@ -79,14 +80,21 @@ def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse: Lakehouse = context.resources.lakehouse
     engine: SqlEngine = context.resources.sql_engine
     dates = partition_dates(context)
-    inputs = {
-        path.replace("/", "."): read_input(lakehouse, table(path), dates if by_day else None)
+    # Read only if the engine reads Arrow (a SQL warehouse reads the catalog itself).
+    loaders = {
+        path.replace("/", "."): functools.cache(
+            functools.partial(read_input, lakehouse, table(path), dates if by_day else None)
+        )
         for path, by_day in INPUTS.items()
     }
-    # Only the tags of this run's feedback are needed; the rest would only cost the engine.
-    ids = inputs["raw_data.voice_feedback"].column("id")
-    tags = inputs["raw_data.feedback_tags"]
-    inputs["raw_data.feedback_tags"] = tags.filter(pc.is_in(tags.column("voice_feedback_id"), ids))
+
+    def run_feedback_tags() -> pa.Table:
+        # Only the tags of this run's feedback are needed; the rest would only cost the engine.
+        ids = loaders["raw_data.voice_feedback"]().column("id")
+        tags = loaders["raw_data.feedback_tags"]()
+        return tags.filter(pc.is_in(tags.column("voice_feedback_id"), ids))
+
+    inputs = {**loaders, "raw_data.feedback_tags": run_feedback_tags}
     result = engine.run(
         sql_text("daily_feedback_summary"),
         inputs,

@@ -16,7 +16,7 @@ from dagster import EnvVar, ResourceDefinition
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.lakehouse import Lakehouse
 from voyce_assets.resources.pricing import Pricing
-from voyce_assets.resources.sql_engine import DuckDBEngine, SparkEngine, SqlEngine
+from voyce_assets.resources.sql_engine import DatabricksSqlEngine, DuckDBEngine, SqlEngine
 from voyce_assets.resources.unity_catalog import (
     DatabricksUnityCatalog,
     LocalUnityCatalog,
@@ -83,9 +83,13 @@ def prod_resources() -> dict[str, Any]:
             location_root=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
         ),
         "pricing": Pricing(),
-        # The same SQL on Spark: on a Databricks cluster the builder returns the cluster's
-        # session. (Reading Unity Catalog tables directly instead of Arrow is still to come.)
-        "sql_engine": SparkEngine(),
+        # The same SQL on a Databricks SQL warehouse, over the Unity Catalog tables.
+        "sql_engine": DatabricksSqlEngine(
+            host=EnvVar("DATABRICKS_HOST"),
+            token=EnvVar("DATABRICKS_TOKEN"),
+            warehouse_id=EnvVar("DATABRICKS_WAREHOUSE_ID"),
+            catalog=catalog,
+        ),
         # The seam for the production-path stage: bind the Databricks step launcher on a GPU
         # job cluster here; until then GPU steps run where the run runs.
         "gpu_step_launcher": ResourceDefinition.none_resource(),

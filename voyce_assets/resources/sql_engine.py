@@ -7,7 +7,9 @@ An asset hands the engine the SQL and the input tables as Arrow; the engine runs
   tables are registered as views under their catalog names (no DuckDB extension, nothing
   downloaded).
 - ``SparkEngine``: pyspark, the inputs handed over as Arrow and registered as temporary views
-  (Spark reads no Delta here; on Databricks the same SQL reads the Unity Catalog tables).
+  (what the parity tests run; Spark reads no Delta here);
+- ``DatabricksSqlEngine`` (prod): a SQL warehouse runs the text against the Unity Catalog
+  tables themselves (names qualified with the catalog, parameters bound by the API).
 
 Assets never branch on the engine: which one runs is the environment's resource binding.
 """
@@ -15,7 +17,7 @@ Assets never branch on the engine: which one runs is the environment's resource 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +25,12 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 Params = Mapping[str, str | int | float | dt.date]
+# An input table, or how to read it: an engine that reads the catalog itself never calls it.
+Input = pa.Table | Callable[[], pa.Table]
+
+
+def _load(data: Input) -> pa.Table:
+    return data() if callable(data) else data
 
 
 def _table_names(sql: str) -> set[str]:
@@ -42,14 +50,15 @@ def _table_names(sql: str) -> set[str]:
 class SqlEngine(ConfigurableResource):
     """Runs one Spark SQL text over input tables; see ``run``."""
 
-    def run(self, sql: str, inputs: Mapping[str, pa.Table], params: Params) -> pa.Table:
-        """The result of ``sql`` over ``inputs`` (``{"schema.table": Arrow table}``)."""
+    def run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
+        """The result of ``sql`` over ``inputs``: ``{"schema.table": Arrow table, or a
+        function reading it}``; every table the SQL reads must be named there."""
         missing = _table_names(sql) - set(inputs)
         if missing:
             raise ValueError(f"the SQL reads tables it was not given: {sorted(missing)}")
         return self._run(sql, inputs, params)
 
-    def _run(self, sql: str, inputs: Mapping[str, pa.Table], params: Params) -> pa.Table:
+    def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         raise NotImplementedError
 
     @property
@@ -72,7 +81,7 @@ class DuckDBEngine(SqlEngine):
 
         return sqlglot.transpile(sql, read="spark", write="duckdb")[0]
 
-    def _run(self, sql: str, inputs: Mapping[str, pa.Table], params: Params) -> pa.Table:
+    def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         import duckdb
 
         con = duckdb.connect()
@@ -81,7 +90,7 @@ class DuckDBEngine(SqlEngine):
                 con.execute(f"SET threads = {int(self.threads)}")
             for n, (name, data) in enumerate(sorted(inputs.items())):
                 schema, _, table = name.rpartition(".")
-                con.register(f"__input_{n}", data)
+                con.register(f"__input_{n}", _load(data))
                 if schema:
                     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 qualified = f'"{schema}"."{table}"' if schema else f'"{table}"'
@@ -117,7 +126,7 @@ class SparkEngine(SqlEngine):
             )
         return self._session
 
-    def _run(self, sql: str, inputs: Mapping[str, pa.Table], params: Params) -> pa.Table:
+    def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         import sqlglot
         from sqlglot import exp
 
@@ -125,7 +134,7 @@ class SparkEngine(SqlEngine):
         views = {}
         for name, data in inputs.items():
             view = name.replace(".", "__")
-            spark.createDataFrame(data).createOrReplaceTempView(view)
+            spark.createDataFrame(_load(data)).createOrReplaceTempView(view)
             views[name] = view
 
         # Temporary views have no schema: ``raw_data.x`` is read as ``raw_data__x``.
@@ -139,3 +148,39 @@ class SparkEngine(SqlEngine):
         tree = sqlglot.parse_one(sql, read="spark").transform(rename)
         result = spark.sql(tree.sql(dialect="spark"), args=dict(params))
         return result.toArrow()
+
+
+class DatabricksSqlEngine(SqlEngine):
+    """A Databricks SQL warehouse (Statement Execution API through databricks-sdk): the SQL
+    reads the Unity Catalog tables themselves (``schema.table`` becomes
+    ``<catalog>.schema.table``), so no input is read into this process."""
+
+    host: str = Field(description="Workspace URL (DATABRICKS_HOST).")
+    token: str = Field(description="Token (DATABRICKS_TOKEN, an EnvVar).")
+    warehouse_id: str = Field(description="SQL warehouse that runs the analytics SQL.")
+    catalog: str = Field(description="Catalog of the tables, e.g. voice_feedback_prod.")
+    timeout_seconds: int = Field(default=1800, description="Per statement, then cancelled.")
+
+    @property
+    def name(self) -> str:
+        return "databricks-sql"
+
+    def qualified(self, sql: str) -> str:
+        import sqlglot
+        from sqlglot import exp
+
+        def qualify(node):
+            if isinstance(node, exp.Table) and node.db and not node.catalog:
+                node.set("catalog", exp.to_identifier(self.catalog))
+            return node
+
+        return sqlglot.parse_one(sql, read="spark").transform(qualify).sql(dialect="databricks")
+
+    def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
+        from databricks.sdk import WorkspaceClient
+
+        from voyce_assets.resources.databricks_sql import execute, result_table
+
+        client = WorkspaceClient(host=self.host, token=self.token)
+        resp = execute(client, self.warehouse_id, self.qualified(sql), params, self.timeout_seconds)
+        return result_table(client, resp)

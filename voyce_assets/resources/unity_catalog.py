@@ -6,7 +6,6 @@ already there, so ``catalog_setup`` can be re-run at any time.
 
 from __future__ import annotations
 
-import time
 from abc import abstractmethod
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from pydantic import Field
 
 from voyce_assets.catalog import TABLES, VOLUMES, Table
 from voyce_assets.ddl import databricks_ddl
+from voyce_assets.resources.databricks_sql import StatementFailed, execute, head
 from voyce_assets.resources.lakehouse import Lakehouse
 
 
@@ -138,31 +138,14 @@ class DatabricksUnityCatalog(UnityCatalog):
         return [self._execute(client, stmt) for stmt in self.ddl()]
 
     def _execute(self, client, statement: str) -> SetupAction:
-        from databricks.sdk.service.sql import ExecuteStatementRequestOnWaitTimeout, StatementState
-
-        api = client.statement_execution
-        resp = api.execute_statement(
-            statement=statement,
-            warehouse_id=self.warehouse_id,
-            wait_timeout="30s",
-            on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
-        )
-        deadline = time.monotonic() + self.timeout_seconds
-        delay = self.poll_interval_seconds
-        while resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
-            if time.monotonic() > deadline:
-                api.cancel_execution(resp.statement_id)
-                raise CatalogSetupError(
-                    f"timed out after {self.timeout_seconds}s: {_head(statement)}"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            resp = api.get_statement(resp.statement_id)
-        if resp.status.state != StatementState.SUCCEEDED:
-            error = resp.status.error.message if resp.status.error else resp.status.state.value
-            raise CatalogSetupError(f"{_head(statement)} failed: {error}")
-        return SetupAction("statement", _head(statement), "executed", resp.statement_id or "")
-
-
-def _head(statement: str) -> str:
-    return statement.splitlines()[0].rstrip(" (")
+        try:
+            resp = execute(
+                client,
+                self.warehouse_id,
+                statement,
+                timeout_seconds=self.timeout_seconds,
+                poll_interval_seconds=self.poll_interval_seconds,
+            )
+        except StatementFailed as exc:
+            raise CatalogSetupError(str(exc)) from None
+        return SetupAction("statement", head(statement), "executed", resp.statement_id or "")

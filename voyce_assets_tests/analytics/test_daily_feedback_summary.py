@@ -252,3 +252,78 @@ def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
         return sorted((r["organization_id"], r["created_at"]) for r in rows if r["date"] == D1)
 
     assert day1(after) == day1(stored) and len(after) == 3
+
+
+def _warehouse(catalog: str, inputs: dict[str, pa.Table]):
+    """A stand-in for the warehouse's compute behind the local Databricks server: runs the
+    statement it received (Databricks SQL over ``catalog.schema.table``) and answers in
+    the API's JSON_ARRAY form (every value a string)."""
+    import json
+
+    import duckdb
+    import sqlglot
+
+    kinds = {
+        "BIGINT": ("LONG", "BIGINT"),
+        "HUGEINT": ("LONG", "BIGINT"),
+        "INTEGER": ("INT", "INT"),
+        "DOUBLE": ("DOUBLE", "DOUBLE"),
+        "VARCHAR": ("STRING", "STRING"),
+        "DATE": ("DATE", "DATE"),
+        "VARCHAR[]": ("ARRAY", "ARRAY<STRING>"),
+    }
+
+    def query(statement: str, parameters: list[dict]):
+        con = duckdb.connect()
+        con.execute(f"ATTACH ':memory:' AS {catalog}")
+        for name, data in inputs.items():
+            schema, _, name_ = name.partition(".")
+            con.register("incoming", data)
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog}.{schema}")
+            con.execute(f"CREATE TABLE {catalog}.{schema}.{name_} AS SELECT * FROM incoming")
+            con.unregister("incoming")
+        values = {
+            p["name"]: dt.date.fromisoformat(p["value"]) if p.get("type") == "DATE" else p["value"]
+            for p in parameters
+        }
+        sql = sqlglot.transpile(statement, read="databricks", write="duckdb")[0]
+        cur = con.execute(sql, values)
+        columns = [(d[0], *kinds[str(d[1])]) for d in cur.description]
+        rows = [
+            [None if v is None else json.dumps(v) if isinstance(v, list) else str(v) for v in row]
+            for row in cur.fetchall()
+        ]
+        return columns, rows
+
+    return query
+
+
+def test_the_sql_warehouse_engine_speaks_the_statement_api():
+    from voyce_assets.resources.databricks_sql import StatementFailed
+    from voyce_assets.resources.sql_engine import DatabricksSqlEngine
+    from voyce_assets_tests.fakes.databricks import FakeDatabricks
+
+    inputs = _inputs()
+    with FakeDatabricks(token="dapi-test", chunk_rows=1) as fake:
+        fake.query = _warehouse("voice_feedback_prod", inputs)
+        engine = DatabricksSqlEngine(
+            host=fake.host, token="dapi-test", warehouse_id="wh1", catalog="voice_feedback_prod"
+        )
+        # The warehouse reads the catalog: the inputs are only named, never read here.
+        never = {name: (lambda: pytest.fail("read an input")) for name in inputs}
+        result = engine.run(sql_text("daily_feedback_summary"), never, PARAMS)
+        _check(result.to_pylist())
+        sent = fake.statements[-1]
+        assert "voice_feedback_prod.raw_data.voice_feedback" in sent.statement
+        assert {(p["name"], p["type"], p["value"]) for p in sent.parameters} == {
+            ("start_date", "DATE", "2026-11-20"),
+            ("end_date", "DATE", "2026-11-21"),
+        }
+        assert len(result) == 3  # one row per chunk: every chunk was fetched
+        # The warehouse's own error (a column that does not exist) reaches the caller.
+        with pytest.raises(StatementFailed, match="no_such_column"):
+            engine.run(
+                "SELECT no_such_column FROM raw_data.tags",
+                {"raw_data.tags": never["raw_data.tags"]},
+                {},
+            )

@@ -1,8 +1,9 @@
 """A Databricks workspace on localhost: the REST endpoints our code calls, real wire format.
 
 Only the HTTP boundary is fake; callers use the official databricks-sdk against it. Today it
-serves the SQL Statement Execution API (2.0); the Jobs and DBFS endpoints the step launcher
-calls belong here too when that stage lands.
+serves the SQL Statement Execution API (2.0): DDL, and queries answered by a ``query``
+function the test gives it, in JSON_ARRAY chunks; the Jobs and DBFS endpoints the step
+launcher calls belong here too when that stage lands.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,6 +24,10 @@ class Statement:
     warehouse_id: str
     polls_left: int
     error: str | None = None
+    parameters: list[dict] = field(default_factory=list)
+    # A query's answer: [(name, type_name, type_text)], rows of JSON_ARRAY strings.
+    columns: list[tuple[str, str, str]] = field(default_factory=list)
+    rows: list[list[str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -33,6 +39,11 @@ class FakeDatabricks:
     polls_before_done: int = 1
     statements: list[Statement] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
+    # Answers a SELECT as a warehouse would: (statement, parameters) -> (columns, rows), where
+    # columns are (name, type_name, type_text) and rows hold JSON_ARRAY strings or None.
+    query: Callable[[str, list[dict]], tuple[list, list]] | None = None
+    # Rows per result chunk: larger answers come in chunks fetched one by one.
+    chunk_rows: int = 1000
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -78,6 +89,17 @@ class FakeDatabricks:
                         warehouse_id=body["warehouse_id"],
                         polls_left=fake.polls_before_done,
                     )
+                    stmt.parameters = body.get("parameters") or []
+                    is_query = re.match(
+                        r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*(SELECT|WITH)\b",
+                        stmt.statement,
+                        re.IGNORECASE | re.DOTALL,
+                    )
+                    if fake.query and is_query:
+                        try:
+                            stmt.columns, stmt.rows = fake.query(stmt.statement, stmt.parameters)
+                        except Exception as exc:  # the warehouse's own error, as a FAILED state
+                            stmt.error = f"[PARSE_SYNTAX_ERROR] {exc}"
                     if fake.fail_pattern and re.search(fake.fail_pattern, stmt.statement):
                         stmt.error = (
                             "[PERMISSION_DENIED] User does not have CREATE VOLUME on Schema."
@@ -92,6 +114,10 @@ class FakeDatabricks:
             def do_GET(self):
                 if not self._authorized():
                     return
+                m = re.fullmatch(r"/api/2.0/sql/statements/([^/]+)/result/chunks/(\d+)", self.path)
+                if m:
+                    stmt = next(s for s in fake.statements if s.statement_id == m.group(1))
+                    return self._reply(200, fake._chunk(stmt, int(m.group(2))))
                 m = re.fullmatch(r"/api/2.0/sql/statements/([^/]+)", self.path)
                 if m:
                     stmt = next((s for s in fake.statements if s.statement_id == m.group(1)), None)
@@ -124,12 +150,32 @@ class FakeDatabricks:
                     "error": {"error_code": "PERMISSION_DENIED", "message": stmt.error},
                 },
             }
+        chunks = max(1, -(-len(stmt.rows) // self.chunk_rows))
         return {
             "statement_id": stmt.statement_id,
             "status": {"state": "SUCCEEDED"},
             "manifest": {
                 "format": "JSON_ARRAY",
-                "schema": {"column_count": 0, "columns": []},
-                "total_row_count": 0,
+                "schema": {
+                    "column_count": len(stmt.columns),
+                    "columns": [
+                        {"name": name, "type_name": kind, "type_text": text, "position": i}
+                        for i, (name, kind, text) in enumerate(stmt.columns)
+                    ],
+                },
+                "total_row_count": len(stmt.rows),
+                "total_chunk_count": chunks,
             },
+            "result": self._chunk(stmt, 0),
+        }
+
+    def _chunk(self, stmt: Statement, index: int) -> dict:
+        rows = stmt.rows[index * self.chunk_rows : (index + 1) * self.chunk_rows]
+        more = (index + 1) * self.chunk_rows < len(stmt.rows)
+        return {
+            "chunk_index": index,
+            "row_offset": index * self.chunk_rows,
+            "row_count": len(rows),
+            "data_array": rows,
+            **({"next_chunk_index": index + 1} if more else {}),
         }

@@ -1,0 +1,141 @@
+"""Running one statement on a Databricks SQL warehouse (Statement Execution API 2.0) through
+databricks-sdk: submit, poll until it ends (cancelled past its deadline), and read the rows
+back from the JSON_ARRAY result, every chunk of it, typed by the result's manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+
+import pyarrow as pa
+
+
+class StatementFailed(RuntimeError):
+    """The warehouse ran the statement and it failed, or it did not end in time."""
+
+
+def head(statement: str) -> str:
+    return statement.strip().splitlines()[0].rstrip(" (")
+
+
+def _parameter(name: str, value):
+    from databricks.sdk.service.sql import StatementParameterListItem
+
+    kind = (
+        "DATE"
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+        else "TIMESTAMP"
+        if isinstance(value, dt.datetime)
+        else "BIGINT"
+        if isinstance(value, int)
+        else "DOUBLE"
+        if isinstance(value, float)
+        else "STRING"
+    )
+    return StatementParameterListItem(name=name, value=str(value), type=kind)
+
+
+def execute(
+    client,
+    warehouse_id: str,
+    statement: str,
+    parameters: Mapping[str, object] | None = None,
+    timeout_seconds: float = 600,
+    poll_interval_seconds: float = 0.5,
+):
+    """The finished statement's response; ``StatementFailed`` when it failed or timed out."""
+    from databricks.sdk.service.sql import (
+        Disposition,
+        ExecuteStatementRequestOnWaitTimeout,
+        Format,
+        StatementState,
+    )
+
+    api = client.statement_execution
+    resp = api.execute_statement(
+        statement=statement,
+        warehouse_id=warehouse_id,
+        parameters=[_parameter(k, v) for k, v in (parameters or {}).items()] or None,
+        wait_timeout="30s",
+        on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
+        format=Format.JSON_ARRAY,
+        disposition=Disposition.INLINE,
+    )
+    deadline = time.monotonic() + timeout_seconds
+    delay = poll_interval_seconds
+    while resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
+        if time.monotonic() > deadline:
+            api.cancel_execution(resp.statement_id)
+            raise StatementFailed(f"timed out after {timeout_seconds}s: {head(statement)}")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        resp = api.get_statement(resp.statement_id)
+    if resp.status.state != StatementState.SUCCEEDED:
+        error = resp.status.error.message if resp.status.error else resp.status.state.value
+        raise StatementFailed(f"{head(statement)} failed: {error}")
+    return resp
+
+
+_ARROW = {
+    "STRING": pa.string(),
+    "BIGINT": pa.int64(),
+    "LONG": pa.int64(),
+    "INT": pa.int32(),
+    "SHORT": pa.int16(),
+    "DOUBLE": pa.float64(),
+    "FLOAT": pa.float32(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _convert(type_name: str, type_text: str, value: str | None):
+    if value is None:
+        return None
+    if type_name in ("BIGINT", "LONG", "INT", "SHORT"):
+        return int(value)
+    if type_name in ("DOUBLE", "FLOAT"):
+        return float(value)
+    if type_name == "BOOLEAN":
+        return value.lower() == "true"
+    if type_name == "DATE":
+        return dt.date.fromisoformat(value)
+    if type_name == "TIMESTAMP":
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if type_name == "DECIMAL":
+        return Decimal(value)
+    if type_name == "ARRAY":
+        return json.loads(value)
+    return value
+
+
+def _type(type_name: str, type_text: str) -> pa.DataType:
+    if type_name == "ARRAY":
+        inner = type_text[type_text.index("<") + 1 : -1].strip().upper()
+        return pa.list_(_ARROW.get(inner, pa.string()))
+    if type_name == "DECIMAL":
+        precision, scale = type_text[type_text.index("(") + 1 : -1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return _ARROW.get(type_name, pa.string())
+
+
+def result_table(client, resp) -> pa.Table:
+    """The rows of a finished statement as Arrow, every chunk, typed by its manifest."""
+    columns = resp.manifest.schema.columns or []
+    names = [c.name for c in columns]
+    kinds = [(c.type_name.value if c.type_name else "STRING", c.type_text or "") for c in columns]
+    rows: list[list] = list(resp.result.data_array or []) if resp.result else []
+    chunk = resp.result.next_chunk_index if resp.result else None
+    while chunk is not None:
+        part = client.statement_execution.get_statement_result_chunk_n(resp.statement_id, chunk)
+        rows += part.data_array or []
+        chunk = part.next_chunk_index
+    arrays = [
+        pa.array([_convert(k, t, row[i]) for row in rows], _type(k, t))
+        for i, (k, t) in enumerate(kinds)
+    ]
+    return pa.table(dict(zip(names, arrays, strict=True)))
