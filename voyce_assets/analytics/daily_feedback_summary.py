@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, MaterializeResult, RetryPolicy
+from dagster import AssetExecutionContext, Failure, MaterializeResult, RetryPolicy
 
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
@@ -30,6 +30,19 @@ INPUTS: dict[str, bool] = {
     "raw_data/feedback_tags": False,
     "raw_data/tags": False,
 }
+
+
+def missing_upstream(context: AssetExecutionContext, paths: list[str]) -> dict[str, list[str]]:
+    """``{table: [partition keys of this run it has never materialized]}``, empty if none."""
+    from voyce_assets.tables import table_key
+
+    out = {}
+    for path in paths:
+        done = context.instance.get_materialized_partitions(table_key(path))
+        missing = [key for key in context.partition_keys if key not in done]
+        if missing:
+            out[path] = missing
+    return out
 
 
 def sql_text(name: str) -> str:
@@ -80,6 +93,16 @@ def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse: Lakehouse = context.resources.lakehouse
     engine: SqlEngine = context.resources.sql_engine
     dates = partition_dates(context)
+    # A day is summed up only once everything it is made of exists: partial numbers would
+    # look like real ones. (Tags are read whole, not by day.)
+    missing = missing_upstream(context, [p for p, by_day in INPUTS.items() if by_day])
+    if missing:
+        named = "; ".join(f"{path}: {', '.join(keys)}" for path, keys in missing.items())
+        raise Failure(
+            description=f"waiting for upstream partitions never materialized: {named}",
+            metadata={"missing": missing},
+            allow_retries=False,
+        )
     # Read only if the engine reads Arrow (a SQL warehouse reads the catalog itself).
     loaders = {
         path.replace("/", "."): functools.cache(

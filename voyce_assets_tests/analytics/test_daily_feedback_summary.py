@@ -8,10 +8,11 @@ import math
 
 import pyarrow as pa
 import pytest
-from dagster import materialize
+from dagster import AssetMaterialization, DagsterInstance, materialize
 from deltalake import DeltaTable
 
 from voyce_assets.analytics.daily_feedback_summary import (
+    INPUTS,
     SUMMARY,
     daily_feedback_summary,
     sql_text,
@@ -20,6 +21,7 @@ from voyce_assets.catalog import table
 from voyce_assets.lake import replace_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.sql_engine import DuckDBEngine, SparkEngine
+from voyce_assets.tables import table_key
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 A, B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
@@ -230,11 +232,36 @@ def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
         days = sorted({r["day"] for r in FIXTURE[path]})
         replace_partitions(lakehouse.ensure_table(spec), spec, rows.to_batches(), days)
     resources = {"lakehouse": lakehouse, "sql_engine": DuckDBEngine()}
+    days = [D1.isoformat(), D2.isoformat(), "2026-11-22"]
     tags = {
-        "dagster/asset_partition_range_start": D1.isoformat(),
-        "dagster/asset_partition_range_end": (D2 + dt.timedelta(days=1)).isoformat(),
+        "dagster/asset_partition_range_start": days[0],
+        "dagster/asset_partition_range_end": days[-1],
     }
-    result = materialize([daily_feedback_summary], resources=resources, tags=tags)
+    instance = DagsterInstance.ephemeral()
+    # The upstream days exist as materializations (the voice and text stages' runs), all but
+    # the transcriptions of day 2: the summary waits, naming what it waits for.
+    for path, by_day in INPUTS.items():
+        for day in days if by_day else []:
+            if (path, day) != ("raw_data/transcriptions", D2.isoformat()):
+                instance.report_runless_asset_event(
+                    AssetMaterialization(asset_key=table_key(path), partition=day)
+                )
+    waiting = materialize(
+        [daily_feedback_summary],
+        resources=resources,
+        tags=tags,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not waiting.success and not lakehouse.exists(SUMMARY)
+    error = waiting.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "raw_data/transcriptions: 2026-11-21" in error.description
+    instance.report_runless_asset_event(
+        AssetMaterialization(asset_key=table_key("raw_data/transcriptions"), partition=days[1])
+    )
+    result = materialize(
+        [daily_feedback_summary], resources=resources, tags=tags, instance=instance
+    )
     assert result.success
     stored = DeltaTable(lakehouse.table_uri(SUMMARY)).to_pyarrow_table().to_pylist()
     _check(stored)
@@ -244,7 +271,12 @@ def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
     }
     assert counts == {D1.isoformat(): 2, D2.isoformat(): 1, "2026-11-22": 0}
     # Late data for day 2 recomputes day 2 only: day 1's rows are the same rows.
-    again = materialize([daily_feedback_summary], resources=resources, partition_key="2026-11-21")
+    again = materialize(
+        [daily_feedback_summary],
+        resources=resources,
+        partition_key="2026-11-21",
+        instance=instance,
+    )
     assert again.success
     after = DeltaTable(lakehouse.table_uri(SUMMARY)).to_pyarrow_table().to_pylist()
 
