@@ -40,6 +40,7 @@ bench: install  ## benchmarks (not part of the tests); results land in voyce_ass
 	$(BIN)/python voyce_assets_tests/bench/bench_sweep.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice.py
 	$(BIN)/python voyce_assets_tests/bench/bench_text.py
+	$(BIN)/python voyce_assets_tests/bench/bench_analytics.py
 
 lint: install
 	$(BIN)/ruff check .

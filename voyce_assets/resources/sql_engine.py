@@ -104,6 +104,9 @@ class SparkEngine(SqlEngine):
     """pyspark (local mode here); inputs become temporary views of the same names."""
 
     master: str = Field(default="local[2]", description="Spark master.")
+    driver_memory: str = Field(
+        default="4g", description="Driver heap (local mode: the inputs arrive through it)."
+    )
 
     _session: Any = PrivateAttr(default=None)
 
@@ -121,6 +124,7 @@ class SparkEngine(SqlEngine):
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.shuffle.partitions", "4")
                 .config("spark.ui.enabled", "false")
+                .config("spark.driver.memory", self.driver_memory)
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                 .getOrCreate()
             )
