@@ -37,6 +37,29 @@ def bar_chart_png(values: Mapping[str, float], title: str, ylabel: str = "rows")
     return buffer.getvalue()
 
 
+def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) -> bytes:
+    """A small line chart of ``values`` (x labels in the given order; None leaves a gap)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5, 2.8), dpi=100)
+    axes = figure.subplots()
+    names = list(values)
+    ys = [float("nan") if values[n] is None else values[n] for n in names]
+    axes.plot(range(len(names)), ys, marker="o", color="#4c72b0")
+    axes.set_xticks(range(len(names)), [n[5:] for n in names], rotation=45, fontsize=7)
+    axes.axhline(0, color="#999999", linewidth=0.8)
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.spines[["top", "right"]].set_visible(False)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int = 40):
     """``rows`` as a markdown table of ``columns`` (cells cut to ``width`` characters)."""
     if not rows:

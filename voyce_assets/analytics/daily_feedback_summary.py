@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from dagster import AssetExecutionContext, Failure, MaterializeResult, RetryPolicy
 
 from voyce_assets.catalog import Table, table
-from voyce_assets.charts import markdown_table
+from voyce_assets.charts import line_chart_png, markdown_table, png_markdown
 from voyce_assets.lake import delta_batches, replace_partitions
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
@@ -80,6 +80,37 @@ def as_table_rows(result: pa.Table, spec: Table, created_at: dt.datetime) -> pa.
     return pa.table(columns, schema=schema)
 
 
+TREND_DAYS = 14
+
+
+def _sentiment_trends(lakehouse: Lakehouse, dates: list[dt.date]) -> dict:
+    """Per day of the run, a chart of the mean sentiment score (weighted by analysed
+    feedback, all organizations) over the 14 days ending that day, read from the table as
+    written: each partition's own trend, not the run's."""
+    first = min(dates) - dt.timedelta(days=TREND_DAYS - 1)
+    span = [first + dt.timedelta(days=i) for i in range((max(dates) - first).days + 1)]
+    totals: dict[dt.date, list[float]] = {}
+    for row in read_input(lakehouse, SUMMARY, span).to_pylist():
+        analysed = sum(
+            row[f"sentiment_{label}_count"] or 0 for label in ("positive", "neutral", "negative")
+        )
+        if row["avg_sentiment_score"] is not None and analysed:
+            total = totals.setdefault(row["date"], [0.0, 0.0])
+            total[0] += row["avg_sentiment_score"] * analysed
+            total[1] += analysed
+    charts = {}
+    for day in dates:
+        window = [day - dt.timedelta(days=TREND_DAYS - 1 - i) for i in range(TREND_DAYS)]
+        values = {
+            d.isoformat(): (totals[d][0] / totals[d][1]) if d in totals else None for d in window
+        }
+        title = f"mean sentiment, {TREND_DAYS} days to {day}"
+        charts[day.isoformat()] = png_markdown(
+            line_chart_png(values, title, "score (-1..1)"), title
+        )
+    return charts
+
+
 @table_asset(
     SUMMARY.path,
     deps=list(INPUTS),
@@ -127,6 +158,7 @@ def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
     uri = lakehouse.ensure_table(SUMMARY)
     replace_partitions(uri, SUMMARY, rows.to_batches(), dates, lakehouse.storage_options)
     per_day = by_partition(context, rows.to_pylist(), lambda r: r["date"])
+    trends = _sentiment_trends(lakehouse, dates)
     record_partitions(
         context,
         {
@@ -144,6 +176,7 @@ def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
                         "processing_success_rate",
                     ],
                 ),
+                "sentiment_trend": trends[key],
             }
             for key, day in per_day.items()
         },

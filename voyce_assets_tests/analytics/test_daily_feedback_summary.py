@@ -270,6 +270,12 @@ def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
         for e in result.get_asset_materialization_events()
     }
     assert counts == {D1.isoformat(): 2, D2.isoformat(): 1, "2026-11-22": 0}
+    trend = {
+        e.materialization.partition: e.materialization.metadata["sentiment_trend"].value
+        for e in result.get_asset_materialization_events()
+    }
+    assert all("data:image/png;base64," in chart for chart in trend.values())
+    assert len(set(trend.values())) == 3  # each day its own window, not the run's
     # Late data for day 2 recomputes day 2 only: day 1's rows are the same rows.
     again = materialize(
         [daily_feedback_summary],
