@@ -16,41 +16,18 @@ def png_markdown(png: bytes, title: str) -> MetadataValue:
     return MetadataValue.md(f"![{title}](data:image/png;base64,{encoded})")
 
 
-def bar_chart_png(values: Mapping[str, float], title: str, ylabel: str = "rows") -> bytes:
-    """A small bar chart of ``values`` (in the given order) as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display, no GUI toolkit
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.5, 2.8), dpi=100)
-    axes = figure.subplots()
-    names = list(values)
-    bars = axes.bar(names, [values[n] for n in names], color="#4c72b0")
-    axes.bar_label(bars, fmt="%g")
-    axes.set_title(title)
-    axes.set_ylabel(ylabel)
-    axes.spines[["top", "right"]].set_visible(False)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) -> bytes:
-    """A small line chart of ``values`` (x labels in the given order; None leaves a gap)."""
+def _axes(width: float):
+    """A figure and its axes, drawn without a display or GUI toolkit."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5.5, 2.8), dpi=100)
-    axes = figure.subplots()
-    names = list(values)
-    ys = [float("nan") if values[n] is None else values[n] for n in names]
-    axes.plot(range(len(names)), ys, marker="o", color="#4c72b0")
-    axes.set_xticks(range(len(names)), [n[5:] for n in names], rotation=45, fontsize=7)
-    axes.axhline(0, color="#999999", linewidth=0.8)
+    figure = Figure(figsize=(width, 2.8), dpi=100)
+    return figure, figure.subplots()
+
+
+def _png(figure, axes, title: str, ylabel: str) -> bytes:
     axes.set_title(title)
     axes.set_ylabel(ylabel)
     axes.spines[["top", "right"]].set_visible(False)
@@ -58,6 +35,26 @@ def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def bar_chart_png(values: Mapping[str, float], title: str, ylabel: str = "rows") -> bytes:
+    """A small bar chart of ``values`` (in the given order) as PNG bytes."""
+    figure, axes = _axes(4.5)
+    names = list(values)
+    bars = axes.bar(names, [values[n] for n in names], color="#4c72b0")
+    axes.bar_label(bars, fmt="%g")
+    return _png(figure, axes, title, ylabel)
+
+
+def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) -> bytes:
+    """A small line chart of ``values`` (x labels in the given order; None leaves a gap)."""
+    figure, axes = _axes(5.5)
+    names = list(values)
+    ys = [float("nan") if values[n] is None else values[n] for n in names]
+    axes.plot(range(len(names)), ys, marker="o", color="#4c72b0")
+    axes.set_xticks(range(len(names)), [n[5:] for n in names], rotation=45, fontsize=7)
+    axes.axhline(0, color="#999999", linewidth=0.8)
+    return _png(figure, axes, title, ylabel)
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int = 40):
