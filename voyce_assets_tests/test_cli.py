@@ -75,7 +75,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
             assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2
         # Raw and text checks pass; with 6 recordings the 3 deliberate bad cases exceed 5%
         # transcription failures. The text stage skips them (counted, not failed).
-        assert "checks: 31 of 32 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
+        assert "checks: 32 of 33 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
         assert "materialized raw_data/sentiment_analysis (2 partitions)" in run.stdout
         assert "materialized processed_data/enhanced_transcriptions (2 partitions)" in run.stdout
         assert "materialized app_db/auto_tags (2 partitions)" in run.stdout

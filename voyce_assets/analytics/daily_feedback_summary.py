@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetExecutionContext, Failure, MaterializeResult, RetryPolicy
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    RetryPolicy,
+)
 
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import line_chart_png, markdown_table, png_markdown
@@ -83,6 +89,31 @@ def as_table_rows(result: pa.Table, spec: Table, created_at: dt.datetime) -> pa.
 TREND_DAYS = 14
 
 
+def feedback_count_check(summary: pa.Table, feedback: pa.Table) -> AssetCheckResult:
+    """Per day, the summary's feedback counts add up to the feedback mirrored for that day:
+    no feedback lost or counted twice by a join."""
+    counted: dict[str, int] = {}
+    for row in summary.select(["date", "total_feedback_count"]).to_pylist():
+        key = row["date"].isoformat()
+        counted[key] = counted.get(key, 0) + row["total_feedback_count"]
+    mirrored: dict[str, int] = {}
+    for day in feedback.column("event_date").to_pylist():
+        mirrored[day.isoformat()] = mirrored.get(day.isoformat(), 0) + 1
+    wrong = {
+        day: {"summary": counted.get(day, 0), "voice_feedback": mirrored.get(day, 0)}
+        for day in sorted(set(counted) | set(mirrored))
+        if counted.get(day, 0) != mirrored.get(day, 0)
+    }
+    return AssetCheckResult(
+        check_name="feedback_counts_reconcile",
+        passed=not wrong,
+        metadata={"days_checked": len(set(counted) | set(mirrored)), "mismatches": wrong},
+        description=f"{len(wrong)} day(s) whose counts differ from raw_data.voice_feedback"
+        if wrong
+        else None,
+    )
+
+
 def _sentiment_trends(lakehouse: Lakehouse, dates: list[dt.date]) -> dict:
     """Per day of the run, a chart of the mean sentiment score (weighted by analysed
     feedback, all organizations) over the 14 days ending that day, read from the table as
@@ -117,6 +148,10 @@ def _sentiment_trends(lakehouse: Lakehouse, dates: list[dt.date]) -> dict:
     retry_policy=RetryPolicy(max_retries=1, delay=60),
     kinds={"sql"},
     required_resource_keys={"lakehouse", "sql_engine"},
+    checks={
+        "feedback_counts_reconcile": "Per day, total_feedback_count over organizations equals "
+        "the day's rows in raw_data.voice_feedback."
+    },
     description="Computed by `analytics/sql/daily_feedback_summary.sql` (Spark SQL; DuckDB "
     "locally through sqlglot). Rates of nothing are null, never NaN.",
 )
@@ -181,4 +216,9 @@ def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
             for key, day in per_day.items()
         },
     )
-    return MaterializeResult(metadata={"engine": engine.name})
+    stored = read_input(lakehouse, SUMMARY, dates)
+    feedback = read_input(lakehouse, table("raw_data/voice_feedback"), dates)
+    return MaterializeResult(
+        metadata={"engine": engine.name},
+        check_results=[feedback_count_check(stored, feedback)],
+    )

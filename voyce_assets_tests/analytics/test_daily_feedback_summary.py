@@ -270,6 +270,8 @@ def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
         for e in result.get_asset_materialization_events()
     }
     assert counts == {D1.isoformat(): 2, D2.isoformat(): 1, "2026-11-22": 0}
+    check = result.get_asset_check_evaluations()[0]
+    assert check.check_name == "feedback_counts_reconcile" and check.passed
     trend = {
         e.materialization.partition: e.materialization.metadata["sentiment_trend"].value
         for e in result.get_asset_materialization_events()
@@ -365,3 +367,21 @@ def test_the_sql_warehouse_engine_speaks_the_statement_api():
                 {"raw_data.tags": never["raw_data.tags"]},
                 {},
             )
+
+
+def test_the_count_check_fails_when_a_day_loses_feedback():
+    from voyce_assets.analytics.daily_feedback_summary import feedback_count_check
+
+    feedback = _arrow("raw_data/voice_feedback")
+    summary = pa.table(
+        {
+            "date": pa.array([D1, D1, D2], pa.date32()),
+            "total_feedback_count": pa.array([3, 1, 1], pa.int64()),
+        }
+    )
+    assert feedback_count_check(summary, feedback).passed
+    # Same number of rows, one count off (a join that dropped a feedback of org B).
+    short = summary.set_column(1, "total_feedback_count", pa.array([3, 0, 1], pa.int64()))
+    check = feedback_count_check(short, feedback)
+    assert not check.passed
+    assert check.metadata["mismatches"].value == {"2026-11-20": {"summary": 3, "voice_feedback": 4}}
