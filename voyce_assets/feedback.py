@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from voyce_assets.catalog import Table, table
-from voyce_assets.lake import delta_batches, replace_partitions
+from voyce_assets.lake import replace_partitions
 from voyce_assets.resources.lakehouse import Lakehouse
 
 FEEDBACK = table("raw_data/voice_feedback")
@@ -30,15 +30,9 @@ class Feedback:
 
 def partition_feedback(lakehouse: Lakehouse, dates: list[dt.date]) -> list[Feedback]:
     """The voice feedback of ``dates``, as mirrored in Delta (empty if not synced yet)."""
-    if not lakehouse.exists(FEEDBACK):
-        return []
     columns = ["id", "organization_id", "audio_file_path", "event_date"]
-    out = []
-    for batch in delta_batches(
-        lakehouse.table_uri(FEEDBACK), FEEDBACK, dates, columns, lakehouse.storage_options
-    ):
-        out += [Feedback(**row) for row in batch.to_pylist()]
-    return sorted(out, key=lambda f: (f.event_date, f.id))
+    rows = lakehouse.read(FEEDBACK, dates, columns).to_pylist()
+    return sorted((Feedback(**row) for row in rows), key=lambda f: (f.event_date, f.id))
 
 
 def row_id(feedback_id: str, kind: str) -> str:
@@ -48,15 +42,7 @@ def row_id(feedback_id: str, kind: str) -> str:
 
 def existing_rows(lakehouse: Lakehouse, spec: Table, dates) -> dict[str, dict]:
     """The rows of a per-feedback pipeline table for ``dates``, by voice_feedback_id."""
-    if not lakehouse.exists(spec):
-        return {}
-    rows = {}
-    for batch in delta_batches(
-        lakehouse.table_uri(spec), spec, dates, storage_options=lakehouse.storage_options
-    ):
-        for row in batch.to_pylist():
-            rows[row["voice_feedback_id"]] = row
-    return rows
+    return {row["voice_feedback_id"]: row for row in lakehouse.read(spec, dates).to_pylist()}
 
 
 def write_partition(lakehouse: Lakehouse, spec: Table, rows: list[dict], dates) -> None:

@@ -18,7 +18,7 @@ from dagster import (
 
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import line_chart_png, markdown_table, png_markdown
-from voyce_assets.lake import delta_batches, replace_partitions
+from voyce_assets.lake import replace_partitions
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.sql_engine import SqlEngine
@@ -53,25 +53,6 @@ def missing_upstream(context: AssetExecutionContext, paths: list[str]) -> dict[s
 
 def sql_text(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
-
-
-def _empty(spec: Table) -> pa.Table:
-    return pa.schema([f.with_nullable(True) for f in spec.arrow_schema()]).empty_table()
-
-
-def read_input(lakehouse: Lakehouse, spec: Table, dates: list[dt.date] | None) -> pa.Table:
-    """``spec``'s rows of ``dates`` (all rows when None) as Arrow; empty if never written."""
-    if not lakehouse.exists(spec):
-        return _empty(spec)
-    if dates is None:
-        from deltalake import DeltaTable
-
-        uri = lakehouse.table_uri(spec)
-        return DeltaTable(uri, storage_options=lakehouse.storage_options or None).to_pyarrow_table()
-    batches = list(
-        delta_batches(lakehouse.table_uri(spec), spec, dates, None, lakehouse.storage_options)
-    )
-    return pa.Table.from_batches(batches) if batches else _empty(spec)
 
 
 def as_table_rows(result: pa.Table, spec: Table, created_at: dt.datetime) -> pa.Table:
@@ -121,7 +102,7 @@ def _sentiment_trends(lakehouse: Lakehouse, dates: list[dt.date]) -> dict:
     first = min(dates) - dt.timedelta(days=TREND_DAYS - 1)
     span = [first + dt.timedelta(days=i) for i in range((max(dates) - first).days + 1)]
     totals: dict[dt.date, list[float]] = {}
-    for row in read_input(lakehouse, SUMMARY, span).to_pylist():
+    for row in lakehouse.read(SUMMARY, span).to_pylist():
         analysed = sum(
             row[f"sentiment_{label}_count"] or 0 for label in ("positive", "neutral", "negative")
         )
@@ -172,7 +153,7 @@ def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
     # Read only if the engine reads Arrow (a SQL warehouse reads the catalog itself).
     loaders = {
         path.replace("/", "."): functools.cache(
-            functools.partial(read_input, lakehouse, table(path), dates if by_day else None)
+            functools.partial(lakehouse.read, table(path), dates if by_day else None)
         )
         for path, by_day in INPUTS.items()
     }
@@ -216,8 +197,8 @@ def daily_feedback_summary(context: AssetExecutionContext) -> MaterializeResult:
             for key, day in per_day.items()
         },
     )
-    stored = read_input(lakehouse, SUMMARY, dates)
-    feedback = read_input(lakehouse, table("raw_data/voice_feedback"), dates)
+    stored = lakehouse.read(SUMMARY, dates)
+    feedback = lakehouse.read(table("raw_data/voice_feedback"), dates, ["event_date"])
     return MaterializeResult(
         metadata={"engine": engine.name},
         check_results=[feedback_count_check(stored, feedback)],

@@ -7,8 +7,11 @@ Volumes: ``<volumes_root>/<catalog>/<schema>/<volume>``, i.e. ``/Volumes/...`` o
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -59,6 +62,32 @@ class Lakehouse(ConfigurableResource):
             storage_options=self.storage_options or None,
         )
         return uri
+
+    def read(
+        self,
+        table: Table,
+        dates: Sequence[dt.date] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """The rows of ``dates`` (every row when None), ``columns`` only if given; an empty
+        table in the spec's schema when the table was never written."""
+        from voyce_assets.lake import delta_batches
+
+        schema = pa.schema([f.with_nullable(True) for f in table.arrow_schema()])
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        if not self.exists(table):
+            return schema.empty_table()
+        uri = self.table_uri(table)
+        if dates is None:
+            from deltalake import DeltaTable
+
+            data = DeltaTable(uri, storage_options=self.storage_options or None)
+            return data.to_pyarrow_table(columns=list(columns) if columns else None)
+        batches = list(
+            delta_batches(uri, table, list(dates), columns and list(columns), self.storage_options)
+        )
+        return pa.Table.from_batches(batches) if batches else schema.empty_table()
 
     def ensure_table(self, table: Table) -> str:
         """The table's URI, creating the table first if catalog_setup has not run yet."""

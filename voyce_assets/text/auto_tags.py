@@ -25,7 +25,6 @@ from pydantic import Field
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.tables import partitioned_asset
-from voyce_assets.text.checks import stored_rows
 from voyce_assets.text.sentiment_analysis import SENTIMENT
 
 CATEGORY = "auto_generated"
@@ -141,12 +140,11 @@ def auto_tags(context: AssetExecutionContext) -> MaterializeResult:
         record_partitions(context, {k: {"written": "disabled"} for k in context.partition_keys})
         return MaterializeResult(metadata={"enabled": False})
     lakehouse: Lakehouse = context.resources.lakehouse
-    rows = stored_rows(
-        lakehouse,
+    rows = lakehouse.read(
         SENTIMENT,
         partition_dates(context),
         ["voice_feedback_id", "topics", "sentiment_confidence", "error_message", "event_date"],
-    )
+    ).to_pylist()
     tags, links = tag_rows(rows, tagger.min_confidence)
     # Only feedback analysed successfully is re-tagged; a failed analysis keeps its old tags.
     analysed = [r["voice_feedback_id"] for r in rows if not r["error_message"]]

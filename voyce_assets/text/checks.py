@@ -7,23 +7,10 @@ import math
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-from voyce_assets.catalog import SENTIMENT_LABELS, Table
-from voyce_assets.lake import delta_batches
-from voyce_assets.resources import Lakehouse
+from voyce_assets.catalog import SENTIMENT_LABELS
 
 MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
 EXAMPLES = 10
-
-
-def stored_rows(lakehouse: Lakehouse, spec: Table, dates, columns: list[str]) -> list[dict]:
-    if not lakehouse.exists(spec):
-        return []
-    rows: list[dict] = []
-    for batch in delta_batches(
-        lakehouse.table_uri(spec), spec, dates, columns, lakehouse.storage_options
-    ):
-        rows += batch.to_pylist()
-    return rows
 
 
 def _result(name: str, bad: list[str], checked: int, what: str, **meta) -> AssetCheckResult:

@@ -21,7 +21,6 @@ from voyce_assets.text.checks import (
     embedding_check,
     label_check,
     score_check,
-    stored_rows,
 )
 from voyce_assets.text.cleaning import clean_text, text_stats
 from voyce_assets.text.embedder import DIMENSIONS, Embedder
@@ -113,9 +112,9 @@ def enhanced_transcriptions(context: AssetExecutionContext) -> MaterializeResult
             for key, day in per_day.items()
         },
     )
-    stored = stored_rows(
-        lakehouse, ENHANCED, dates, ["id", "sentiment_label", "sentiment_score", "text_embedding"]
-    )
+    stored = lakehouse.read(
+        ENHANCED, dates, ["id", "sentiment_label", "sentiment_score", "text_embedding"]
+    ).to_pylist()
     return MaterializeResult(
         metadata={
             "embedding_model": embedder.model_name,

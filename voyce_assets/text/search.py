@@ -19,7 +19,6 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, RetryPol
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.tables import partitioned_asset
-from voyce_assets.text.checks import stored_rows
 from voyce_assets.text.embedder import DIMENSIONS, Embedder
 from voyce_assets.text.enhanced_transcriptions import ENHANCED
 
@@ -134,8 +133,7 @@ def search(
 def feedback_search_index(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse: Lakehouse = context.resources.lakehouse
     dates = partition_dates(context)
-    rows = stored_rows(
-        lakehouse,
+    rows = lakehouse.read(
         ENHANCED,
         dates,
         [
@@ -146,7 +144,7 @@ def feedback_search_index(context: AssetExecutionContext) -> MaterializeResult:
             "cleaned_text",
             "text_embedding",
         ],
-    )
+    ).to_pylist()
     replace_index_partitions(context.resources.app_db, rows, dates)
     record_partitions(
         context,

@@ -24,7 +24,6 @@ from voyce_assets.text.checks import (
     failure_rate_check,
     label_check,
     score_check,
-    stored_rows,
 )
 from voyce_assets.text.cleaning import clean_text
 from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable, SentimentAnalyzer
@@ -169,8 +168,7 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
             for key in context.partition_keys
         },
     )
-    stored = stored_rows(
-        lakehouse,
+    stored = lakehouse.read(
         SENTIMENT,
         dates,
         [
@@ -183,7 +181,7 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
             "error_message",
             "event_date",
         ],
-    )
+    ).to_pylist()
     return MaterializeResult(
         metadata={"analyzer": analyzer.label, "prompt_version": analyzer.prompt_version},
         check_results=[label_check(stored), score_check(stored), failure_rate_check(stored)],

@@ -151,13 +151,13 @@ def build(root: Path, n: int) -> None:
 
 
 def _inputs(root: Path) -> dict:
-    from voyce_assets.analytics.daily_feedback_summary import INPUTS, read_input
+    from voyce_assets.analytics.daily_feedback_summary import INPUTS
     from voyce_assets.catalog import table
     from voyce_assets.resources import Lakehouse
 
     lakehouse = Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root))
     return {
-        path.replace("/", "."): read_input(lakehouse, table(path), DAYS if by_day else None)
+        path.replace("/", "."): lakehouse.read(table(path), DAYS if by_day else None)
         for path, by_day in INPUTS.items()
     }
 

@@ -223,9 +223,8 @@ def test_checks_fail_on_the_rows_as_stored(lakehouse):
         event_date=days[0],
     )
     replace_partitions(uri, spec, [pa.RecordBatch.from_pylist([stored], schema=schema)], [days[0]])
-    from voyce_assets.text.checks import stored_rows
-
-    read = stored_rows(lakehouse, spec, [days[0]], ["id", "sentiment_label", "error_message"])
+    read = lakehouse.read(spec, [days[0]], ["id", "sentiment_label", "error_message"])
+    read = read.to_pylist()
     assert not label_check(read).passed
 
 
