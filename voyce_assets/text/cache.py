@@ -3,8 +3,8 @@
 Three tables in one SQLite file: analyses (text + provider + model + prompt version and
 instructions → the validated result), embeddings (text + embedding model → vector) and the
 requests sitting in Message Batches (so a restarted run collects them instead of paying for
-them twice). Only
-successful analyses are kept: a failure is retried by the next run, never served from here.
+them twice). Only successful analyses are kept: a failure is retried by the next run, never
+served from here.
 """
 
 from __future__ import annotations
@@ -98,6 +98,17 @@ class TextCache(ConfigurableResource):
         finally:
             conn.close()
 
+    def _lookup(self, table: str, key: str, value: str, keys: Iterable[str]) -> list[tuple]:
+        """``(key, value)`` rows of ``table`` for ``keys``, looked up in bounded IN lists."""
+        keys = list(dict.fromkeys(keys))
+        found: list[tuple] = []
+        with self._db() as db:
+            for chunk in _chunks(keys):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT {key}, {value} FROM {table} WHERE {key} IN ({marks})"
+                found += db.execute(sql, chunk).fetchall()
+        return found
+
     # ---- analyses ---------------------------------------------------------------------------
 
     @staticmethod
@@ -105,16 +116,8 @@ class TextCache(ConfigurableResource):
         return _key("analysis", provider, model, prompt_version, text)
 
     def get_analyses(self, keys: Iterable[str]) -> dict[str, Result]:
-        keys = list(dict.fromkeys(keys))
-        out: dict[str, Result] = {}
-        with self._db() as db:
-            for chunk in _chunks(keys):
-                marks = ",".join("?" * len(chunk))
-                for key, blob in db.execute(
-                    f"SELECT key, result FROM analyses WHERE key IN ({marks})", chunk
-                ):
-                    out[key] = Result.from_json(blob)
-        return out
+        rows = self._lookup("analyses", "key", "result", keys)
+        return {key: Result.from_json(blob) for key, blob in rows}
 
     def put_analyses(self, results: dict[str, Result]) -> None:
         rows = [(k, r.to_json()) for k, r in results.items() if r.ok]
@@ -128,16 +131,8 @@ class TextCache(ConfigurableResource):
         return _key("embedding", model, text)
 
     def get_embeddings(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
-        keys = list(dict.fromkeys(keys))
-        out: dict[str, np.ndarray] = {}
-        with self._db() as db:
-            for chunk in _chunks(keys):
-                marks = ",".join("?" * len(chunk))
-                for key, blob in db.execute(
-                    f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk
-                ):
-                    out[key] = np.frombuffer(blob, dtype=np.float32)
-        return out
+        rows = self._lookup("embeddings", "key", "vector", keys)
+        return {key: np.frombuffer(blob, dtype=np.float32) for key, blob in rows}
 
     def put_embeddings(self, vectors: dict[str, np.ndarray]) -> None:
         rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()]
@@ -150,19 +145,7 @@ class TextCache(ConfigurableResource):
     # paying for it again, whatever other texts the new run brings.
 
     def pending_batches(self, request_keys: Iterable[str]) -> dict[str, str]:
-        keys = list(dict.fromkeys(request_keys))
-        out: dict[str, str] = {}
-        with self._db() as db:
-            for chunk in _chunks(keys):
-                marks = ",".join("?" * len(chunk))
-                out.update(
-                    db.execute(
-                        "SELECT request_key, batch_id FROM batch_items "
-                        f"WHERE request_key IN ({marks})",
-                        chunk,
-                    ).fetchall()
-                )
-        return out
+        return dict(self._lookup("batch_items", "request_key", "batch_id", request_keys))
 
     def remember_batch(self, request_keys: Iterable[str], batch_id: str, created_at: str) -> None:
         rows = [(k, batch_id, created_at) for k in request_keys]

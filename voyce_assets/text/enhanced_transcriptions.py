@@ -22,9 +22,9 @@ from voyce_assets.text.checks import (
     label_check,
     score_check,
 )
-from voyce_assets.text.cleaning import clean_text, text_stats
+from voyce_assets.text.cleaning import text_stats
 from voyce_assets.text.embedder import DIMENSIONS, Embedder
-from voyce_assets.text.sentiment_analysis import SENTIMENT, TRANSCRIPTIONS, analysable
+from voyce_assets.text.sentiment_analysis import SENTIMENT, TRANSCRIPTIONS, analysable_text
 
 ENHANCED = table("processed_data/enhanced_transcriptions")
 PREVIEW_COLUMNS = [
@@ -57,16 +57,21 @@ def enhanced_transcriptions(context: AssetExecutionContext) -> MaterializeResult
     dates = partition_dates(context)
     organization = {f.id: f.organization_id for f in partition_feedback(lakehouse, dates)}
     sentiment = existing_rows(lakehouse, SENTIMENT, dates)
-    transcripts = sorted(
-        (t for t in existing_rows(lakehouse, TRANSCRIPTIONS, dates).values() if analysable(t)),
-        key=lambda t: (t["event_date"], t["voice_feedback_id"]),
+    usable = sorted(
+        (
+            (t, text)
+            for t in existing_rows(lakehouse, TRANSCRIPTIONS, dates).values()
+            if (text := analysable_text(t))
+        ),
+        key=lambda pair: (pair[0]["event_date"], pair[0]["voice_feedback_id"]),
     )
     # A transcript whose feedback is gone from the mirror has no organization: left out.
     orphans = [
-        t["voice_feedback_id"] for t in transcripts if t["voice_feedback_id"] not in organization
+        t["voice_feedback_id"] for t, _ in usable if t["voice_feedback_id"] not in organization
     ]
-    transcripts = [t for t in transcripts if t["voice_feedback_id"] in organization]
-    cleaned = [clean_text(t["transcription_text"]) for t in transcripts]
+    usable = [(t, text) for t, text in usable if t["voice_feedback_id"] in organization]
+    transcripts = [t for t, _ in usable]
+    cleaned = [text for _, text in usable]
     computed_before = embedder.computed
     vectors, cached = embedder.embed(cleaned)
     now = dt.datetime.now(dt.UTC)

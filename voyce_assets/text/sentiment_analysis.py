@@ -41,12 +41,13 @@ PREVIEW_COLUMNS = [
 ]
 
 
-def analysable(transcript: dict) -> bool:
-    """A transcription the text stage works on: no error, some text."""
-    return not transcript["error_message"] and bool(clean_text(transcript["transcription_text"]))
+def analysable_text(transcript: dict) -> str:
+    """The cleaned text the stage works on; empty for a transcription that failed or heard
+    nothing (no row then, only a count)."""
+    return "" if transcript["error_message"] else clean_text(transcript["transcription_text"])
 
 
-def _row(analyzer: SentimentAnalyzer, transcript: dict, text: str, result: Result) -> dict:
+def _row(analyzer: SentimentAnalyzer, label: str, transcript: dict, text: str, result: Result):
     a = result.analysis
     return {
         "id": row_id(transcript["id"], "sentiment"),
@@ -62,7 +63,7 @@ def _row(analyzer: SentimentAnalyzer, transcript: dict, text: str, result: Resul
         "urgency": a.urgency if a else None,
         "summary": a.summary if a else None,
         "action_items": json.dumps(a.action_items) if a else None,
-        "model_used": analyzer.label,
+        "model_used": label,
         "model_version": analyzer.prompt_version,
         "provider": analyzer.provider,
         "api_mode": result.mode,
@@ -81,12 +82,19 @@ def analyse_transcripts(
     analyzer: SentimentAnalyzer, transcripts: list[dict]
 ) -> tuple[list[dict], list[dict]]:
     """``(rows, skipped)``: a row per analysable transcript, and the transcripts without one."""
-    usable = [t for t in transcripts if analysable(t)]
-    skipped = [t for t in transcripts if not analysable(t)]
-    texts = [clean_text(t["transcription_text"]) for t in usable]
+    usable, texts, skipped = [], [], []
+    for t in transcripts:
+        text = analysable_text(t)
+        if text:
+            usable.append(t)
+            texts.append(text)
+        else:
+            skipped.append(t)
     results = analyzer.analyze(texts) if texts else []
-    rows = [_row(analyzer, t, x, r) for t, x, r in zip(usable, texts, results, strict=True)]
-    return rows, skipped
+    label = analyzer.label
+    return [
+        _row(analyzer, label, t, x, r) for t, x, r in zip(usable, texts, results, strict=True)
+    ], skipped
 
 
 def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing) -> dict:

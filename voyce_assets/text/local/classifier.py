@@ -10,6 +10,7 @@ to either retrains on first use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ def load_examples(name: str) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+@functools.cache  # asked for every analysis (the model's name): the examples are read once
 def training_hash(embedding_model: str = "") -> str:
     """Identity of a fitted classifier: examples, features and the embedding model."""
     digest = hashlib.sha256(f"{FEATURES_VERSION}|{embedding_model}".encode())

@@ -90,12 +90,14 @@ class SentimentAnalyzer(ConfigurableResource):
         if todo:
             fresh: dict[str, Result] = {}
             pending = list(todo.items())
-            for start in range(0, len(pending), max(1, self._chunk_size())):
-                chunk = pending[start : start + max(1, self._chunk_size())]
+            size = max(1, self._chunk_size())
+            for start in range(0, len(pending), size):
+                chunk = pending[start : start + size]
                 results = self._analyze([text for _, text in chunk])
-                fresh.update((key, r) for (key, _), r in zip(chunk, results, strict=True))
-                self.cache.put_analyses({k: r for k, r in fresh.items() if k in dict(chunk)})
+                answered = {key: r for (key, _), r in zip(chunk, results, strict=True)}
+                self.cache.put_analyses(answered)
                 self._settled()
+                fresh.update(answered)
             for i, key in keys.items():
                 if out[i] is None:
                     out[i] = fresh[key]
