@@ -274,30 +274,21 @@ def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> No
         text_cache, embedder = _resource("text_cache"), _resource("embedder")
         analyzer = _initialized(analyzer_for(provider, voyce_env(), text_cache, embedder))
     lines = _lines(file)
+    label = analyzer.label
     try:
         analyzer.check()
         while chunk := list(itertools.islice(lines, max(1, batch_size))):
             # Cleaned as the asset cleans a transcript: the same answer, the same cache entry.
             results = analyzer.analyze([clean_text(t) for t in chunk])
             for text, result in zip(chunk, results, strict=True):
-                a = result.analysis
                 row = {
                     "text": text,
-                    "sentiment_label": a.sentiment_label if a else None,
-                    "sentiment_score": a.sentiment_score if a else None,
-                    "sentiment_confidence": a.confidence if a else None,
-                    "emotions": a.emotions if a else None,
-                    "key_phrases": a.key_phrases if a else None,
-                    "topics": a.topics if a else None,
-                    "named_entities": a.named_entities if a else None,
-                    "urgency": a.urgency if a else None,
-                    "summary": a.summary if a else None,
-                    "action_items": a.action_items if a else None,
-                    "model_used": analyzer.label,
+                    **result.fields(),
+                    "model_used": label,
                     "cached": result.cached,
                     "input_tokens": result.input_tokens,
                     "output_tokens": result.output_tokens,
-                    "error_message": None if a else result.error,
+                    "error_message": None if result.ok else result.error,
                 }
                 click.echo(json.dumps(row))
     except ProviderUnusable as exc:

@@ -75,7 +75,11 @@ class InvalidAnalysis(ValueError):
 
 
 def validate(raw: Any) -> FeedbackAnalysis:
-    """The analysis in ``raw`` (a dict, or JSON text); ``InvalidAnalysis`` saying why not."""
+    """The analysis in ``raw`` (a dict, or JSON text); ``InvalidAnalysis`` saying why not.
+    ``raw`` may itself be the ``InvalidAnalysis`` a provider made of an answer with none in
+    it (a refusal, no tool call)."""
+    if isinstance(raw, InvalidAnalysis):
+        raise raw
     if isinstance(raw, str | bytes):
         try:
             raw = json.loads(raw)
@@ -114,6 +118,15 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.analysis is not None
+
+    def fields(self) -> dict[str, Any]:
+        """The analysis under the sentiment_analysis table's column names (None if failed)."""
+        a = self.analysis
+        names = {"confidence": "sentiment_confidence"}
+        return {
+            names.get(name, name): getattr(a, name) if a else None
+            for name in FeedbackAnalysis.model_fields
+        }
 
     def to_json(self) -> str:
         return json.dumps(

@@ -48,21 +48,12 @@ def analysable_text(transcript: dict) -> str:
 
 
 def _row(analyzer: SentimentAnalyzer, label: str, transcript: dict, text: str, result: Result):
-    a = result.analysis
     return {
         "id": row_id(transcript["id"], "sentiment"),
         "transcription_id": transcript["id"],
         "voice_feedback_id": transcript["voice_feedback_id"],
-        "sentiment_label": a.sentiment_label if a else None,
-        "sentiment_score": a.sentiment_score if a else None,
-        "sentiment_confidence": a.confidence if a else None,
-        "emotions": json.dumps(a.emotions) if a else None,
-        "key_phrases": json.dumps(a.key_phrases) if a else None,
-        "topics": json.dumps(a.topics) if a else None,
-        "named_entities": json.dumps(a.named_entities) if a else None,
-        "urgency": a.urgency if a else None,
-        "summary": a.summary if a else None,
-        "action_items": json.dumps(a.action_items) if a else None,
+        # Lists are JSON columns in the table.
+        **{k: json.dumps(v) if isinstance(v, list) else v for k, v in result.fields().items()},
         "model_used": label,
         "model_version": analyzer.prompt_version,
         "provider": analyzer.provider,
@@ -72,7 +63,7 @@ def _row(analyzer: SentimentAnalyzer, label: str, transcript: dict, text: str, r
         "cached": result.cached,
         "text_sha256": text_hash(text),
         "processing_time_ms": round(result.seconds * 1000),
-        "error_message": None if a else (result.error or "no analysis"),
+        "error_message": None if result.ok else (result.error or "no analysis"),
         "created_at": dt.datetime.now(dt.UTC),
         "event_date": transcript["event_date"],
     }
@@ -101,11 +92,8 @@ def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing)
     ok = [r for r in rows if not r["error_message"]]
     labels = collections.Counter(r["sentiment_label"] for r in ok)
     cost = sum(
-        (
-            pricing.token_cost(r["provider"], r["api_mode"], r["input_tokens"], r["output_tokens"])
-            for r in rows
-        ),
-        start=pricing.token_cost("local", "local", 0, 0),
+        pricing.token_cost(r["provider"], r["api_mode"], r["input_tokens"], r["output_tokens"])
+        for r in rows
     )
     distribution = {label: labels.get(label, 0) for label in SENTIMENT_LABELS}
     meta = {

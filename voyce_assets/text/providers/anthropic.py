@@ -31,6 +31,7 @@ from voyce_assets.text.providers.base import (
     ProviderUnusable,
     RemoteAnalyzer,
     error_text,
+    redact,
     validated_twice,
 )
 
@@ -40,6 +41,8 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
     provider: ClassVar[str] = "anthropic"
     key_variable: ClassVar[str] = "ANTHROPIC_API_KEY"  # secret voice-feedback/anthropic-api-key
+    sdk: ClassVar[str] = "anthropic"
+    client_class: ClassVar[str] = "Anthropic"
 
     model: str = Field(default="claude-sonnet-4-5", description="Claude model name.")
     mode: Literal["messages", "batch"] = Field(
@@ -60,21 +63,6 @@ class AnthropicAnalyzer(RemoteAnalyzer):
     @property
     def mode_name(self) -> str:  # type: ignore[override]
         return self.mode
-
-    def _new_client(self):
-        import anthropic
-
-        return anthropic.Anthropic(
-            api_key=self.api_key,
-            base_url=self.base_url,
-            max_retries=self.max_retries,
-            timeout=self.timeout_seconds,
-        )
-
-    def _sdk_error(self) -> type[Exception]:
-        import anthropic
-
-        return anthropic.APIError
 
     def _params(self, text: str) -> dict[str, Any]:
         return {
@@ -143,19 +131,18 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                     live.add(batch_id)
             except anthropic.NotFoundError:
                 pass  # deleted or expired from the API (29 days): submit again
-        new = [r for key, r in requests.items() if pending.get(key) not in live]
+        new = {key: r for key, r in requests.items() if pending.get(key) not in live}
         if new:
             try:
-                batch = client.messages.batches.create(requests=new)
+                batch = client.messages.batches.create(requests=list(new.values()))
             except anthropic.APIError as exc:
                 if type(exc).__name__ in UNUSABLE:
                     message = error_text(exc, self.api_key)
                     raise ProviderUnusable(f"anthropic batch: {message}") from None
                 raise
             # Remembered at once: a restart from here on finds it and pays nothing more.
-            keys = [k for k, r in requests.items() if pending.get(k) not in live]
-            self.cache.remember_batch(keys, batch.id, dt.datetime.now(dt.UTC).isoformat())
-            self._submitted.extend(keys)
+            self.cache.remember_batch(new, batch.id, dt.datetime.now(dt.UTC).isoformat())
+            self._submitted.extend(new)
             live.add(batch.id)
         self._submitted.extend(k for k in requests if pending.get(k) in live)
         return live
@@ -215,18 +202,16 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                     message = answer.message
                     result.input_tokens += message.usage.input_tokens
                     result.output_tokens += message.usage.output_tokens
-                    raw = self._answer(message)
                     try:
-                        if isinstance(raw, InvalidAnalysis):
-                            raise raw
-                        result.analysis = validate(raw)
+                        result.analysis = validate(self._answer(message))
                         result.error = None
                         continue
                     except InvalidAnalysis as exc:
                         result.error = f"invalid answer after a retry: {exc}"
                 elif kind == "errored":
                     error = getattr(answer.error, "error", None)
-                    result.error = f"anthropic batch: errored: {getattr(error, 'message', error)}"
+                    message = redact(str(getattr(error, "message", error)), self.api_key)
+                    result.error = f"anthropic batch: errored: {message}"
                 else:
                     result.error = f"anthropic batch: request {kind}"
                 retry[cid] = todo[cid]

@@ -10,6 +10,7 @@ model, an unreachable host) raises ``ProviderUnusable`` so the step fails before
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import time
@@ -130,8 +131,6 @@ def validated_twice(call: Callable[[], tuple[object, int, int]], mode: str) -> R
         tokens_in += used_in
         tokens_out += used_out
         try:
-            if isinstance(raw, InvalidAnalysis):  # the answer says it holds none (a refusal)
-                raise raw
             analysis = validate(raw)
         except InvalidAnalysis as exc:
             error = str(exc)
@@ -174,19 +173,22 @@ UNUSABLE = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
 _KEYLIKE = re.compile(r"\b(?:sk|key|pk|rk)[-_][A-Za-z0-9_*.\-]{4,}", re.IGNORECASE)
 
 
+def redact(message: str, secret: str = "") -> str:
+    """``message`` with ``secret`` and every key-like word replaced."""
+    if secret:
+        message = message.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", message)
+
+
 def error_text(exc: BaseException, secret: str = "") -> str:
-    """An SDK error as one line: type, status and the API's own message, key-like words
-    (and ``secret`` itself) redacted."""
+    """An SDK error as one line: type, status and the API's own message, redacted."""
     status = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
     message = ""
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message", "") if isinstance(inner, dict) else str(inner)
-    message = message or (str(exc).splitlines() or [""])[0]
-    if secret:
-        message = message.replace(secret, "[redacted]")
-    message = _KEYLIKE.sub("[redacted]", message)
+    message = redact(message or (str(exc).splitlines() or [""])[0], secret)
     return (f"{type(exc).__name__}" + (f" ({status})" if status else "") + f": {message}")[:500]
 
 
@@ -216,6 +218,9 @@ class RemoteAnalyzer(SentimentAnalyzer):
     """
 
     key_variable: ClassVar[str] = ""
+    # The official SDK: its module and client class ("anthropic", "Anthropic").
+    sdk: ClassVar[str] = ""
+    client_class: ClassVar[str] = ""
 
     api_key: str = Field(description="The provider's API key (an EnvVar, never a value).")
     base_url: str | None = Field(default=None, description="API host; None: the provider's.")
@@ -232,8 +237,16 @@ class RemoteAnalyzer(SentimentAnalyzer):
         if not self.api_key:
             raise ProviderUnusable(f"{self.provider}: no API key (set {self.key_variable})")
 
+    def _sdk_module(self):
+        return importlib.import_module(self.sdk)
+
     def _new_client(self):
-        raise NotImplementedError
+        return getattr(self._sdk_module(), self.client_class)(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            max_retries=self.max_retries,
+            timeout=self.timeout_seconds,
+        )
 
     def fingerprint(self) -> str:
         sent = json.dumps([system_prompt(self.topics), ANALYSIS_SCHEMA], sort_keys=True)
@@ -250,7 +263,7 @@ class RemoteAnalyzer(SentimentAnalyzer):
 
     def _sdk_error(self) -> type[Exception]:
         """The SDK's base class of API errors (HTTP status and transport alike)."""
-        raise NotImplementedError
+        return self._sdk_module().APIError
 
     def _call_one(self, text: str) -> Result:
         """``_one``, the SDK's errors sorted: an unusable provider, or this text's error."""

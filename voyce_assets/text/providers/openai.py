@@ -19,27 +19,14 @@ class OpenAIAnalyzer(RemoteAnalyzer):
 
     provider: ClassVar[str] = "openai"
     key_variable: ClassVar[str] = "OPENAI_API_KEY"  # secret voice-feedback/openai-api-key
+    sdk: ClassVar[str] = "openai"
+    client_class: ClassVar[str] = "OpenAI"
 
     model: str = Field(default="gpt-4o-mini", description="OpenAI model name.")
 
     @property
     def model_name(self) -> str:
         return self.model
-
-    def _new_client(self):
-        import openai
-
-        return openai.OpenAI(
-            api_key=self.api_key,
-            base_url=self.base_url,
-            max_retries=self.max_retries,
-            timeout=self.timeout_seconds,
-        )
-
-    def _sdk_error(self) -> type[Exception]:
-        import openai
-
-        return openai.APIError
 
     def _one(self, text: str) -> Result:
         client = self.client()
