@@ -17,6 +17,7 @@ Assets never branch on the engine: which one runs is the environment's resource 
 from __future__ import annotations
 
 import datetime as dt
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,12 +59,14 @@ class SqlEngine(ConfigurableResource):
             raise ValueError(f"the SQL reads tables it was not given: {sorted(missing)}")
         return self._run(sql, inputs, params)
 
+    @abstractmethod
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
-        raise NotImplementedError
+        """``run`` once the inputs are known to cover the SQL."""
 
     @property
+    @abstractmethod
     def name(self) -> str:
-        raise NotImplementedError
+        """The engine's name, recorded in the asset's metadata."""
 
 
 class DuckDBEngine(SqlEngine):

@@ -41,7 +41,6 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
     provider: ClassVar[str] = "anthropic"
     key_variable: ClassVar[str] = "ANTHROPIC_API_KEY"  # secret voice-feedback/anthropic-api-key
-    sdk: ClassVar[str] = "anthropic"
     client_class: ClassVar[str] = "Anthropic"
 
     model: str = Field(default="claude-sonnet-4-5", description="Claude model name.")
@@ -63,6 +62,11 @@ class AnthropicAnalyzer(RemoteAnalyzer):
     @property
     def mode_name(self) -> str:  # type: ignore[override]
         return self.mode
+
+    def _sdk_module(self):
+        import anthropic
+
+        return anthropic
 
     def _params(self, text: str) -> dict[str, Any]:
         return {

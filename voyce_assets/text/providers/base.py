@@ -10,10 +10,10 @@ model, an unreachable host) raises ``ProviderUnusable`` so the step fails before
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import re
 import time
+from abc import abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -46,8 +46,9 @@ class SentimentAnalyzer(ConfigurableResource):
     cache: TextCache = Field(description="Content-hash cache: nothing is paid for twice.")
 
     @property
+    @abstractmethod
     def model_name(self) -> str:
-        raise NotImplementedError
+        """The model behind the answers (part of ``label`` and of the cache key)."""
 
     @property
     def label(self) -> str:
@@ -63,9 +64,9 @@ class SentimentAnalyzer(ConfigurableResource):
     def check(self) -> None:
         """Raise ``ProviderUnusable`` if this provider cannot work (before any row is made)."""
 
+    @abstractmethod
     def _analyze(self, texts: list[str]) -> list[Result]:
         """One uncached, validated ``Result`` per text (each text distinct and non-empty)."""
-        raise NotImplementedError
 
     def analyze(self, texts: list[str]) -> list[Result]:
         """One ``Result`` per text, in order; ``cached`` says no provider call was made."""
@@ -218,8 +219,7 @@ class RemoteAnalyzer(SentimentAnalyzer):
     """
 
     key_variable: ClassVar[str] = ""
-    # The official SDK: its module and client class ("anthropic", "Anthropic").
-    sdk: ClassVar[str] = ""
+    # The official SDK's client class, in the module ``_sdk_module`` imports ("Anthropic").
     client_class: ClassVar[str] = ""
 
     api_key: str = Field(description="The provider's API key (an EnvVar, never a value).")
@@ -237,8 +237,9 @@ class RemoteAnalyzer(SentimentAnalyzer):
         if not self.api_key:
             raise ProviderUnusable(f"{self.provider}: no API key (set {self.key_variable})")
 
+    @abstractmethod
     def _sdk_module(self):
-        return importlib.import_module(self.sdk)
+        """The official SDK's module, imported when first needed."""
 
     def _new_client(self):
         return getattr(self._sdk_module(), self.client_class)(
@@ -258,8 +259,9 @@ class RemoteAnalyzer(SentimentAnalyzer):
             self._client = self._new_client()
         return self._client
 
+    @abstractmethod
     def _one(self, text: str) -> Result:
-        raise NotImplementedError
+        """One text's validated answer through the SDK (``validated_twice``)."""
 
     def _sdk_error(self) -> type[Exception]:
         """The SDK's base class of API errors (HTTP status and transport alike)."""

@@ -19,7 +19,6 @@ class OpenAIAnalyzer(RemoteAnalyzer):
 
     provider: ClassVar[str] = "openai"
     key_variable: ClassVar[str] = "OPENAI_API_KEY"  # secret voice-feedback/openai-api-key
-    sdk: ClassVar[str] = "openai"
     client_class: ClassVar[str] = "OpenAI"
 
     model: str = Field(default="gpt-4o-mini", description="OpenAI model name.")
@@ -27,6 +26,11 @@ class OpenAIAnalyzer(RemoteAnalyzer):
     @property
     def model_name(self) -> str:
         return self.model
+
+    def _sdk_module(self):
+        import openai
+
+        return openai
 
     def _one(self, text: str) -> Result:
         client = self.client()
