@@ -48,6 +48,30 @@ def _table_names(sql: str) -> set[str]:
     }
 
 
+def spark_sql(sql: str, dialect: str, rename: Callable[[Any], Any] | None = None) -> str:
+    """``sql`` re-written for Spark or Databricks, each ``schema.table`` replaced by what
+    ``rename`` returns for it (unchanged when None).
+
+    sqlglot writes ``percentile_cont(p) WITHIN GROUP (ORDER BY x)`` back out as
+    ``PERCENTILE_APPROX`` (an approximation: another number than DuckDB's exact one); it is
+    written as Spark's exact ``percentile(x, p)`` instead, the same linear interpolation.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    def rewrite(node):
+        if isinstance(node, exp.Table) and node.db and rename is not None:
+            return rename(node)
+        if isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.PercentileCont):
+            (ordered,) = node.expression.expressions
+            if ordered.args.get("desc"):
+                raise ValueError("percentile_cont: order ascending (use 1 - p instead of DESC)")
+            return exp.Anonymous(this="percentile", expressions=[ordered.this, node.this.this])
+        return node
+
+    return sqlglot.parse_one(sql, read="spark").transform(rewrite).sql(dialect=dialect)
+
+
 class SqlEngine(ConfigurableResource):
     """Runs one Spark SQL text over input tables; see ``run``."""
 
@@ -89,6 +113,8 @@ class DuckDBEngine(SqlEngine):
 
         con = duckdb.connect()
         try:
+            # Dates of timestamps are UTC dates, as on Spark (the session's time zone).
+            con.execute("SET TimeZone = 'UTC'")
             if self.threads:
                 con.execute(f"SET threads = {int(self.threads)}")
             for n, (name, data) in enumerate(sorted(inputs.items())):
@@ -134,7 +160,6 @@ class SparkEngine(SqlEngine):
         return self._session
 
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
-        import sqlglot
         from sqlglot import exp
 
         spark = self.session()
@@ -146,14 +171,10 @@ class SparkEngine(SqlEngine):
 
         # Temporary views have no schema: ``raw_data.x`` is read as ``raw_data__x``.
         def rename(node):
-            if isinstance(node, exp.Table) and node.db:
-                full = f"{node.db}.{node.name}"
-                if full in views:
-                    return exp.to_table(views[full]).as_(node.alias_or_name)
-            return node
+            full = f"{node.db}.{node.name}"
+            return exp.to_table(views[full]).as_(node.alias_or_name) if full in views else node
 
-        tree = sqlglot.parse_one(sql, read="spark").transform(rename)
-        result = spark.sql(tree.sql(dialect="spark"), args=dict(params))
+        result = spark.sql(spark_sql(sql, "spark", rename), args=dict(params))
         return result.toArrow()
 
 
@@ -173,15 +194,14 @@ class DatabricksSqlEngine(SqlEngine):
         return "databricks-sql"
 
     def qualified(self, sql: str) -> str:
-        import sqlglot
         from sqlglot import exp
 
         def qualify(node):
-            if isinstance(node, exp.Table) and node.db and not node.catalog:
+            if not node.catalog:
                 node.set("catalog", exp.to_identifier(self.catalog))
             return node
 
-        return sqlglot.parse_one(sql, read="spark").transform(qualify).sql(dialect="databricks")
+        return spark_sql(sql, "databricks", qualify)
 
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         from databricks.sdk import WorkspaceClient

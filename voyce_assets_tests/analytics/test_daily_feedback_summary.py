@@ -15,20 +15,16 @@ from voyce_assets.analytics.daily_feedback_summary import (
     INPUTS,
     SUMMARY,
     daily_feedback_summary,
-    sql_text,
 )
+from voyce_assets.analytics.sql_asset import sql_text
 from voyce_assets.catalog import table
 from voyce_assets.lake import replace_partitions
 from voyce_assets.resources import Lakehouse
-from voyce_assets.resources.sql_engine import DuckDBEngine, SparkEngine
+from voyce_assets.resources.sql_engine import DuckDBEngine
 from voyce_assets.tables import table_key
+from voyce_assets_tests.analytics.harness import A, B, rows
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-A, B = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
-
-
-def _ts(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(10), dt.UTC)
 
 
 def _fid(n: int) -> str:
@@ -143,40 +139,8 @@ EXPECTED = {
 }
 
 
-_FILLER = {
-    "string": "x",
-    "uuid": A,
-    "json": "{}",
-    "boolean": False,
-    "bigint": 0,
-    "int": 0,
-    "double": 0.0,
-}
-
-
-def _rows(path: str) -> list[dict]:
-    spec = table(path)
-    out = []
-    for n, raw in enumerate(FIXTURE[path]):
-        row = {c: None for c in spec.column_names}
-        row.update({k: v for k, v in raw.items() if k != "day"})
-        row.setdefault("id", None)
-        row["id"] = row["id"] or f"00000000-0000-4000-8000-{hash((path, n)) % 10**12:012d}"
-        row[spec.partition_column] = raw["day"]
-        for column in ("created_at", "updated_at"):
-            if column in row:
-                row[column] = _ts(raw["day"])
-        # Columns the SQL does not read but the table requires: any valid value.
-        for column in spec.columns:
-            if not column.nullable and row[column.name] is None:
-                row[column.name] = _FILLER[column.type.name]
-        out.append(row)
-    return out
-
-
 def _arrow(path: str) -> pa.Table:
-    schema = pa.schema([f.with_nullable(True) for f in table(path).arrow_schema()])
-    return pa.Table.from_pylist(_rows(path), schema=schema)
+    return rows(path, FIXTURE[path])
 
 
 def _inputs() -> dict[str, pa.Table]:
@@ -197,13 +161,6 @@ def _check(rows: list[dict]) -> None:
                 )
             else:
                 assert actual == value, (key, column, actual)
-
-
-@pytest.fixture(scope="module")
-def spark():
-    engine = SparkEngine()
-    yield engine
-    engine.session().stop()
 
 
 PARAMS = {"start_date": D1, "end_date": D2}
@@ -240,8 +197,8 @@ def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
     instance = DagsterInstance.ephemeral()
     # The upstream days exist as materializations (the voice and text stages' runs), all but
     # the transcriptions of day 2: the summary waits, naming what it waits for.
-    for path, by_day in INPUTS.items():
-        for day in days if by_day else []:
+    for path in (i.path for i in INPUTS if i.required):
+        for day in days:
             if (path, day) != ("raw_data/transcriptions", D2.isoformat()):
                 instance.report_runless_asset_event(
                     AssetMaterialization(asset_key=table_key(path), partition=day)

@@ -1,0 +1,211 @@
+"""Analytics tables computed by one SQL file each: the asset builder they share.
+
+Every analytics table is ``sql/<name>.sql`` (Spark SQL, parameters ``:start_date`` and
+``:end_date``, the run's first and last day) run by the ``sql_engine`` resource over the
+tables it names. The builder owns what they have in common: which days of each input are
+read, waiting for upstream days never materialized, writing the run's partitions in one
+transaction, and each partition's row count and preview.
+
+The same text must mean the same on Spark and, transpiled, on DuckDB (the parity tests run
+both). What that takes: rates of nothing are ``CASE WHEN d = 0 THEN NULL ELSE n / d END``,
+counts are ``SUM(CASE ...)`` (DuckDB's COUNT_IF of only NULLs is NULL); percentiles are
+``percentile_cont(p) WITHIN GROUP (ORDER BY x)`` in a GROUP BY (``percentile`` becomes a
+discrete quantile on DuckDB); ``date_trunc`` and date arithmetic are cast back to DATE;
+``sequence`` of dates takes ``INTERVAL 1 DAY``; no ``dayofweek`` (numbered differently);
+decimal literals (``60.0``) make DECIMALs on both, so divide by integers or cast to DOUBLE.
+"""
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    RetryPolicy,
+)
+
+from voyce_assets.catalog import Table, table
+from voyce_assets.charts import markdown_table
+from voyce_assets.lake import replace_partitions
+from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.resources import Lakehouse
+from voyce_assets.resources.sql_engine import Input as EngineInput
+from voyce_assets.resources.sql_engine import SqlEngine
+from voyce_assets.tables import table_asset, table_key
+
+SQL_DIR = Path(__file__).parent / "sql"
+PREVIEW_ROWS = 10
+# The seed's Job 4: daily at 01:00 with one retry.
+ANALYTICS_RETRY = RetryPolicy(max_retries=1, delay=60)
+
+# Input.days: how much of a table a run reads.
+HISTORY = "history"  # every partition up to the run's last day
+WHOLE = "whole"  # every partition (lookups such as tags, whatever day they were made)
+
+
+@dataclass(frozen=True)
+class Input:
+    """A table the SQL reads and which of its partitions: ``days`` = 0 for the run's days,
+    n for those and the n days before the first, or ``HISTORY`` / ``WHOLE``.
+
+    ``required``: the run's days of this table must have been materialized, or the asset
+    waits (fails naming them) rather than write partial numbers."""
+
+    path: str
+    days: int | str = 0
+    required: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.path.replace("/", ".")
+
+
+def sql_text(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def read_dates(days: int | str, dates: Sequence[dt.date]) -> list[dt.date] | None:
+    """The partitions an input reads for a run over ``dates`` (None: read whole)."""
+    if isinstance(days, str):
+        return None
+    first = min(dates) - dt.timedelta(days=days)
+    return [first + dt.timedelta(days=i) for i in range((max(dates) - first).days + 1)]
+
+
+def loaders(lakehouse: Lakehouse, inputs: Sequence[Input], dates: Sequence[dt.date]):
+    """``{schema.table: function reading it}``: an engine that reads the catalog itself (a
+    SQL warehouse) never calls them; each reads once."""
+
+    def load(spec: Input) -> pa.Table:
+        data = lakehouse.read(table(spec.path), read_dates(spec.days, dates))
+        if spec.days == HISTORY:
+            column = data.column(table(spec.path).partition_column)
+            data = data.filter(pc.less_equal(column, pa.scalar(max(dates), pa.date32())))
+        return data
+
+    return {spec.name: functools.cache(functools.partial(load, spec)) for spec in inputs}
+
+
+def missing_upstream(context: AssetExecutionContext, paths: Sequence[str]) -> dict[str, list[str]]:
+    """``{table: [partition keys of this run it has never materialized]}``, empty if none."""
+    out = {}
+    for path in paths:
+        done = context.instance.get_materialized_partitions(table_key(path))
+        missing = [key for key in context.partition_keys if key not in done]
+        if missing:
+            out[path] = missing
+    return out
+
+
+def wait_for_upstream(context: AssetExecutionContext, inputs: Sequence[Input]) -> None:
+    """Fail, naming them, when a required input lacks one of the run's days: numbers made of
+    part of a day would look like real ones. Not retried: the day is run again once the
+    upstream partition exists."""
+    missing = missing_upstream(context, [i.path for i in inputs if i.required])
+    if missing:
+        named = "; ".join(f"{path}: {', '.join(keys)}" for path, keys in missing.items())
+        raise Failure(
+            description=f"waiting for upstream partitions never materialized: {named}",
+            metadata={"missing": missing},
+            allow_retries=False,
+        )
+
+
+def as_table_rows(result: pa.Table, spec: Table, created_at: dt.datetime) -> pa.Table:
+    """The engine's result in the table's schema, ``created_at`` stamped. A column the SQL
+    does not produce, or one it produces that the table lacks, is an error."""
+    schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
+    expected = [f.name for f in schema if f.name != "created_at"]
+    if sorted(result.column_names) != sorted(expected):
+        raise ValueError(
+            f"{spec.path}: the SQL gives columns {result.column_names}, the table has {expected}"
+        )
+    columns = {}
+    for field in schema:
+        if field.name == "created_at":
+            columns[field.name] = pa.array([created_at] * result.num_rows, field.type)
+        else:
+            columns[field.name] = result.column(field.name).cast(field.type)
+    return pa.table(columns, schema=schema)
+
+
+def preview(rows: Sequence[Mapping[str, Any]], spec: Table) -> Any:
+    columns = [c for c in spec.column_names if c not in ("created_at", spec.partition_column)]
+    return markdown_table(rows[:PREVIEW_ROWS], columns)
+
+
+# Hooks a table adds to the shared body. ``extra_metadata(context, lakehouse, rows, dates)``:
+# more metadata per partition key; ``checks(lakehouse, dates)``: check results read back
+# from the written table; ``narrow(loaders)``: the loaders, some replaced by narrower reads.
+ExtraMetadata = Callable[[AssetExecutionContext, Lakehouse, list[dict], list[dt.date]], dict]
+Checks = Callable[[Lakehouse, list[dt.date]], list[AssetCheckResult]]
+Narrow = Callable[[dict[str, Callable[[], pa.Table]]], dict[str, EngineInput]]
+
+
+def build_sql_asset(
+    path: str,
+    inputs: Sequence[Input],
+    *,
+    description: str = "",
+    check_specs: Mapping[str, str] | None = None,
+    checks: Checks | None = None,
+    extra_metadata: ExtraMetadata | None = None,
+    narrow: Narrow | None = None,
+) -> AssetsDefinition:
+    """The asset of analytics table ``path``, computed by ``sql/<name>.sql`` over ``inputs``."""
+    spec = table(path)
+    sql_name = spec.name
+
+    @table_asset(
+        path,
+        deps=[i.path for i in inputs],
+        retry_policy=ANALYTICS_RETRY,
+        kinds={"sql"},
+        required_resource_keys={"lakehouse", "sql_engine"},
+        checks=check_specs,
+        description=f"Computed by `analytics/sql/{sql_name}.sql` (Spark SQL; DuckDB locally "
+        "through sqlglot)." + (f" {description}" if description else ""),
+    )
+    def _asset(context: AssetExecutionContext) -> MaterializeResult:
+        lakehouse: Lakehouse = context.resources.lakehouse
+        engine: SqlEngine = context.resources.sql_engine
+        dates = partition_dates(context)
+        wait_for_upstream(context, inputs)
+        reads: dict[str, Any] = loaders(lakehouse, inputs, dates)
+        if narrow is not None:
+            reads = narrow(reads)
+        result = engine.run(
+            sql_text(sql_name), reads, {"start_date": min(dates), "end_date": max(dates)}
+        )
+        rows = as_table_rows(result, spec, dt.datetime.now(dt.UTC))
+        uri = lakehouse.ensure_table(spec)
+        replace_partitions(uri, spec, rows.to_batches(), dates, lakehouse.storage_options)
+        pylist = rows.to_pylist()
+        per_day = by_partition(context, pylist, lambda r: r[spec.partition_column])
+        extra = extra_metadata(context, lakehouse, pylist, dates) if extra_metadata else {}
+        record_partitions(
+            context,
+            {
+                key: {
+                    "dagster/partition_row_count": len(day),
+                    "preview": preview(day, spec),
+                    **extra.get(key, {}),
+                }
+                for key, day in per_day.items()
+            },
+        )
+        return MaterializeResult(
+            metadata={"engine": engine.name},
+            check_results=checks(lakehouse, dates) if checks else [],
+        )
+
+    return _asset
