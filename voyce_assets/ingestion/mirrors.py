@@ -111,8 +111,10 @@ def _check_results(result: SyncResult) -> list[AssetCheckResult]:
 
 def _cost_rows(context, result: SyncResult, pricing: Pricing) -> dict[str, list[dict]]:
     """Cost rows per partition: records synced per organization, and the run's compute time
-    shared out by the partitions' rows (evenly when nothing was synced)."""
-    today = dt.datetime.now(dt.UTC).date()
+    shared out by the partitions' rows (evenly when nothing was synced). A cost is dated by
+    the partition it was spent on (the day of the data, as every stage's costs are), the day
+    it was spent is in its metadata; analytics.cost_tracking collects them from here."""
+    synced_on = dt.datetime.now(dt.UTC).date().isoformat()
     resource_id = result.table.full_name("")[1:]
 
     def cost(key: str, price: str, quantity: float, org: str | None = None) -> dict:
@@ -122,8 +124,9 @@ def _cost_rows(context, result: SyncResult, pricing: Pricing) -> dict[str, list[
             f"{result.mode}_sync",
             resource_id,
             org,
-            today,
+            dt.date.fromisoformat(key),
             context.run_id,
+            metadata={"stage": "ingestion", "spent_on": synced_on},
             partition=key,
         )
 

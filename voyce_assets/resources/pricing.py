@@ -18,6 +18,8 @@ DEFAULT_PRICES: dict[str, float] = {
     "ingestion.record": 0.0001,
     # Driver compute of a Databricks jobs cluster, per second (about $0.40/h).
     "compute.second": 0.00011,
+    # A GPU node of the Whisper / training job cluster with its DBUs (about $0.90/h).
+    "gpu.second": 0.00025,
     # Language models, per million tokens (list prices; the Batches APIs bill half).
     "anthropic.input_mtok": 3.0,
     "anthropic.output_mtok": 15.0,
@@ -45,6 +47,11 @@ class Pricing(ConfigurableResource):
         if key not in merged:
             raise KeyError(f"no price for {key!r}; known: {', '.join(sorted(merged))}")
         return Decimal(str(merged[key])).quantize(Decimal("0.000001"))
+
+    def priced(self, key: str, quantity: float) -> tuple[Decimal, Decimal]:
+        """The unit cost of ``key`` and what ``quantity`` units cost, to the cent's 1/10,000."""
+        unit = self.unit_cost(key)
+        return unit, (unit * Decimal(str(quantity))).quantize(Decimal("0.000001"))
 
     def token_cost(self, provider: str, mode: str, input_tokens: int, output_tokens: int):
         """USD for a language-model call's tokens (batch mode at the batch price)."""
@@ -74,8 +81,7 @@ class Pricing(ConfigurableResource):
         many); kept in the row's metadata and part of its id.
         """
         resource_type = key.split(".")[0]
-        unit = self.unit_cost(key)
-        total = (unit * Decimal(str(quantity))).quantize(Decimal("0.000001"))
+        unit, total = self.priced(key, quantity)
         subject = f"{resource_id}:{key}:{organization_id}" + (f":{partition}" if partition else "")
         ident = uuid.uuid5(uuid.NAMESPACE_URL, f"voyce:{run_id}:{subject}")
         if partition:
