@@ -1,0 +1,66 @@
+"""Every analytics SQL file: on empty inputs both engines give zero rows (an empty day is not
+an error) in exactly the table's columns, and no file uses a construct whose meaning differs
+between Spark and DuckDB."""
+
+import datetime as dt
+import re
+
+import pytest
+
+from voyce_assets.analytics.cost_tracking import INPUTS as COST_INPUTS
+from voyce_assets.analytics.daily_feedback_summary import INPUTS as SUMMARY_INPUTS
+from voyce_assets.analytics.organization_metrics import INPUTS as METRICS_INPUTS
+from voyce_assets.analytics.sql_asset import SQL_DIR, sql_text
+from voyce_assets.analytics.views import VIEWS
+from voyce_assets.catalog import table
+from voyce_assets.resources.sql_engine import DuckDBEngine
+from voyce_assets_tests.analytics.harness import empty_inputs, run
+
+TABLES = {
+    "analytics/daily_feedback_summary": SUMMARY_INPUTS,
+    "analytics/organization_metrics": METRICS_INPUTS,
+    **VIEWS,
+}
+D1 = dt.date(2026, 11, 20)
+PARAMS = {"start_date": D1, "end_date": D1}
+
+
+def test_one_sql_file_per_analytics_table_and_no_other():
+    names = {p.stem for p in SQL_DIR.glob("*.sql")}
+    assert names == {table(p).name for p in TABLES} | {"cost_tracking"}
+
+
+@pytest.mark.parametrize("path", sorted(TABLES))
+def test_an_empty_day_is_zero_rows_in_the_tables_columns(path, spark):
+    data = empty_inputs(i.path for i in TABLES[path])
+    for engine in (DuckDBEngine(), spark):
+        # run() casts to the table's schema and fails on a missing or extra column.
+        assert run(engine, path, data, PARAMS) == []
+
+
+def test_cost_quantities_of_an_empty_day(spark):
+    data = empty_inputs(i.path for i in COST_INPUTS)
+    for engine in (DuckDBEngine(), spark):
+        assert engine.run(sql_text("cost_tracking"), data, PARAMS).num_rows == 0
+
+
+# Each gives other numbers on DuckDB after transpiling: percentile -> a discrete quantile,
+# percentile_approx -> an approximation of its own, dayofweek 1..7 -> 0..6.
+DIVERGENT = re.compile(r"\b(percentile|percentile_approx|approx_percentile|dayofweek)\s*\(", re.I)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SQL_DIR.glob("*.sql")))
+def test_no_construct_that_means_something_else_on_duckdb(name):
+    found = DIVERGENT.findall(sql_text(name))
+    assert not found, f"{name}.sql uses {found}; see the rules in sql_asset.py"
+
+
+def test_percentile_cont_interpolates_on_both_engines(spark):
+    import pyarrow as pa
+
+    data = {"t.x": pa.table({"g": [1, 1, 1, 2], "x": [1.0, 2.0, 4.0, None]})}
+    sql = "SELECT g, percentile_cont(0.9) WITHIN GROUP (ORDER BY x) AS p90 FROM t.x GROUP BY g"
+    for engine in (DuckDBEngine(), spark):
+        got = {r["g"]: r["p90"] for r in engine.run(sql, data, {}).to_pylist()}
+        # [1, 2, 4]: position 0.9 x 2 = 1.8, so 2 + 0.8 x (4 - 2) = 3.6 (not 4, not approx)
+        assert abs(got[1] - 3.6) < 1e-12 and got[2] is None, (engine.name, got)
