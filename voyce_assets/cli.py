@@ -324,6 +324,35 @@ def search_cmd(query: str, organization_id: str | None, k: int) -> None:
         )
 
 
+@main.command("report")
+@click.option(
+    "--date",
+    "day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="The day to report on (default: the last day the daily summary has).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Where to write the HTML (default: $VOYCE_HOME/reports/voyce-report-DATE.html).",
+)
+@_config_errors
+def report_cmd(day: dt.datetime | None, out: str | None) -> None:
+    """Write one self-contained HTML page of a day's analytics (opens without a server)."""
+    from voyce_assets.analytics.report import latest_day, write
+
+    lakehouse = _resource("lakehouse")
+    date = day.date() if day else latest_day(lakehouse)
+    if date is None:
+        click.echo(
+            "voyce: no analytics yet: materialize analytics/daily_feedback_summary first "
+            "(e.g. `voyce demo run`)",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(str(write(lakehouse, date, Path(out) if out else None)))
+
+
 @main.group()
 def whisper() -> None:
     """Whisper model weights."""

@@ -1,5 +1,6 @@
 """The voyce console script end to end, as a user runs it (subprocesses, real services)."""
 
+import json
 import subprocess
 import sys
 
@@ -75,7 +76,21 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
             assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2
         # Raw and text checks pass; with 6 recordings the 3 deliberate bad cases exceed 5%
         # transcription failures. The text stage skips them (counted, not failed).
-        assert "checks: 32 of 33 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
+        assert "checks: 33 of 34 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
+        # Every analytics table is filled, and the report of the last day is written.
+        for spec in TABLES:
+            if spec.stage == "analytics":
+                assert f"materialized {spec.path} (2 partitions)" in run.stdout
+        report = voyce_home / "reports" / "voyce-report-2026-03-01.html"
+        assert f"report: {report}" in run.stdout and "Voyce feedback report" in report.read_text()
+        # The mirrors' costs reached cost_tracking through the run's event log, with the
+        # stages' own, every row owned by an organization.
+        costs = DeltaTable(
+            str(voyce_home / "lakehouse" / "voice_feedback_dev" / "analytics" / "cost_tracking")
+        ).to_pyarrow_table()
+        stages = {json.loads(m)["stage"] for m in costs.column("metadata").to_pylist()}
+        assert stages == {"ingestion", "voice", "text"}
+        assert costs.column("organization_id").null_count == 0
         assert "materialized raw_data/sentiment_analysis (2 partitions)" in run.stdout
         assert "materialized processed_data/enhanced_transcriptions (2 partitions)" in run.stdout
         assert "materialized app_db/auto_tags (2 partitions)" in run.stdout
@@ -83,14 +98,17 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
 
         setup = voyce("catalog", "setup", **env)
         assert setup.returncode == 0, setup.stderr[-3000:]
-        assert "materialized catalog_setup tables_exists=16, volumes_exists=3" in setup.stdout
+        assert (
+            f"materialized catalog_setup tables_exists={len(TABLES)}, volumes_exists=3"
+            in setup.stdout
+        )
 
         # Re-running the demo is idempotent.
         again = voyce(
             "demo", "run", "--days", "2", "--per-day", "3", "--end-date", "2026-03-02", **env
         )
         assert again.returncode == 0, again.stderr[-3000:]
-        assert "tables_exists=16" in again.stdout
+        assert f"tables_exists={len(TABLES)}" in again.stdout
     finally:
         stopped = voyce("db", "stop", **env)
     assert stopped.stdout.strip() == "stopped"

@@ -97,4 +97,9 @@ def materialize_demo(partitions: list[dt.date]) -> list[str]:
         lines.append(
             "no partitioned assets are materializable yet (later stages are lineage-only specs)"
         )
+    else:
+        from voyce_assets.analytics.report import write
+
+        lakehouse = resources["lakehouse"].process_config_and_initialize()
+        lines.append(f"report: {write(lakehouse, max(partitions))}")
     return lines

@@ -1,9 +1,10 @@
 """Analytics benchmark (one run each, each contender in its own process): the daily feedback
-summary over 1,000,000 feedback rows with their transcriptions, sentiment and enhanced
-transcriptions (30 days, 50 organizations), written to Delta once:
+summary and the organization metrics over 1,000,000 feedback rows with their transcriptions,
+sentiment and enhanced transcriptions, users and cost rows (30 days, 50 organizations),
+written to Delta once. For each asset:
 
-- ours: the ``daily_feedback_summary`` asset on DuckDB (reads Delta, runs the transpiled SQL,
-  writes its partitions, records per-partition metadata);
+- ours: the asset on DuckDB (reads Delta, runs the transpiled SQL, writes its partitions,
+  records per-partition metadata);
 - bare: the same SQL run by DuckDB on the same Arrow data, read from the same Delta tables
   (the floor), with the query alone timed too;
 - Spark: the same SQL on pyspark local mode, the Arrow handed over.
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import os
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -73,7 +76,10 @@ def build(root: Path, n: int) -> None:
         {
             "id": ids,
             "organization_id": orgs,
-            "user_id": orgs,
+            "user_id": pa.array(
+                [f"00000000-0000-4000-b000-{i:012d}" for i in rng.integers(0, 1000, n)]
+            ),
+            "file_size_bytes": pa.array(rng.integers(10_000, 2_000_000, n)),
             "audio_file_path": text,
             "audio_duration_seconds": pa.array(rng.uniform(3, 90, n)),
             "status": text,
@@ -103,8 +109,8 @@ def build(root: Path, n: int) -> None:
             "sentiment_label": pa.array(labels),
             "sentiment_score": pa.array(rng.uniform(-1, 1, n)),
             "model_used": text,
-            "provider": pa.array(["local"] * n),
-            "api_mode": pa.array(["local"] * n),
+            "provider": pa.array(rng.choice(["local", "anthropic"], n)),
+            "api_mode": pa.array(["messages"] * n),
             "cached": pa.array([False] * n),
             "text_sha256": text,
             "created_at": stamps,
@@ -123,6 +129,46 @@ def build(root: Path, n: int) -> None:
             "event_date": days,
         },
         mask=~failed,
+    )
+    user_ids = [f"00000000-0000-4000-b000-{i:012d}" for i in range(1000)]
+    user_orgs = [f"00000000-0000-4000-9000-{i % 50:012d}" for i in range(1000)]
+    user_days = pa.array(np.array(DAYS, dtype="datetime64[D]")[rng.integers(0, 30, 1000)])
+    write(
+        "raw_data/users",
+        {
+            "id": pa.array(user_ids),
+            "organization_id": pa.array(user_orgs),
+            "email": pa.array(["x"] * 1000),
+            "role": pa.array(["member"] * 1000),
+            "is_active": pa.array(rng.random(1000) < 0.9),
+            "created_at": pa.array(
+                user_days.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+            ).cast(pa.timestamp("us", tz="UTC")),
+            "updated_at": pa.array([stamps[0].as_py()] * 1000, pa.timestamp("us", tz="UTC")),
+            "event_date": user_days,
+        },
+    )
+    # Cost rows: per organization, day and one of five stages' resources.
+    cost_keys = [(o, d, k) for o in range(50) for d in DAYS for k in range(5)]
+    m = len(cost_keys)
+    write(
+        "analytics/cost_tracking",
+        {
+            "id": pa.array([f"00000000-0000-4000-c000-{i:012d}" for i in range(m)]),
+            "organization_id": pa.array(
+                [f"00000000-0000-4000-9000-{o:012d}" for o, _, _ in cost_keys]
+            ),
+            "resource_type": pa.array([f"r{k}" for _, _, k in cost_keys]),
+            "operation": pa.array(["op"] * m),
+            "quantity": pa.array(rng.uniform(0, 100, m)),
+            "unit_cost": pa.array([Decimal("0.0001")] * m, pa.decimal128(18, 6)),
+            "total_cost": pa.array(
+                [Decimal(f"{x:.6f}") for x in rng.uniform(0, 1, m)], pa.decimal128(18, 6)
+            ),
+            "currency": pa.array(["USD"] * m),
+            "cost_date": pa.array([d for _, d, _ in cost_keys], pa.date32()),
+            "created_at": pa.array([stamps[0].as_py()] * m, pa.timestamp("us", tz="UTC")),
+        },
     )
     tags = table("raw_data/tags")
     tag_rows = pa.table(
@@ -150,39 +196,47 @@ def build(root: Path, n: int) -> None:
     )
 
 
-def _inputs(root: Path) -> dict:
-    from voyce_assets.analytics.daily_feedback_summary import INPUTS
-    from voyce_assets.catalog import table
+# The benchmarked assets: {table name: module holding it and its INPUTS}.
+ASSETS = {
+    "daily_feedback_summary": "voyce_assets.analytics.daily_feedback_summary",
+    "organization_metrics": "voyce_assets.analytics.organization_metrics",
+}
+
+
+def _module(name: str):
+    return importlib.import_module(ASSETS[name])
+
+
+def _inputs(root: Path, name: str) -> dict:
+    """What the asset reads (the same partitions, through the same loaders), as Arrow."""
+    from voyce_assets.analytics.sql_asset import loaders
     from voyce_assets.resources import Lakehouse
 
     lakehouse = Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root))
-    return {
-        path.replace("/", "."): lakehouse.read(table(path), DAYS if by_day else None)
-        for path, by_day in INPUTS.items()
-    }
+    return {k: load() for k, load in loaders(lakehouse, _module(name).INPUTS, DAYS).items()}
 
 
 PARAMS = {"start_date": DAYS[0], "end_date": DAYS[-1]}
 
 
-def child_ours(root: Path) -> dict:
+def child_ours(root: Path, name: str) -> dict:
     from dagster import AssetMaterialization, DagsterInstance, materialize
 
-    from voyce_assets.analytics.daily_feedback_summary import INPUTS, daily_feedback_summary
     from voyce_assets.resources import Lakehouse
     from voyce_assets.resources.sql_engine import DuckDBEngine
     from voyce_assets.tables import table_key
 
+    module = _module(name)
     instance = DagsterInstance.ephemeral()
-    for path, by_day in INPUTS.items():
-        for day in DAYS if by_day else []:
+    for path in (i.path for i in module.INPUTS if i.required):
+        for day in DAYS:
             instance.report_runless_asset_event(
                 AssetMaterialization(asset_key=table_key(path), partition=day.isoformat())
             )
     lakehouse = Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root))
     started = time.perf_counter()
     result = materialize(
-        [daily_feedback_summary],
+        [getattr(module, name)],
         resources={"lakehouse": lakehouse, "sql_engine": DuckDBEngine()},
         instance=instance,
         tags={
@@ -195,22 +249,23 @@ def child_ours(root: Path) -> dict:
     return {"seconds": seconds, "rss_mb": peak_rss_mb()}
 
 
-def child_bare(root: Path) -> dict:
+def child_bare(root: Path, name: str) -> dict:
     import duckdb
 
-    from voyce_assets.analytics.daily_feedback_summary import sql_text
+    from voyce_assets.analytics.sql_asset import sql_text
     from voyce_assets.resources.sql_engine import DuckDBEngine
 
     started = time.perf_counter()
-    inputs = _inputs(root)
+    inputs = _inputs(root, name)
     read = time.perf_counter() - started
     con = duckdb.connect()
-    for n, (name, data) in enumerate(sorted(inputs.items())):
-        schema, _, tbl = name.partition(".")
+    con.execute("SET TimeZone = 'UTC'")
+    for n, (table_name, data) in enumerate(sorted(inputs.items())):
+        schema, _, tbl = table_name.partition(".")
         con.register(f"t{n}", data)
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         con.execute(f"CREATE VIEW {schema}.{tbl} AS SELECT * FROM t{n}")
-    sql = DuckDBEngine.transpile(sql_text("daily_feedback_summary"))
+    sql = DuckDBEngine.transpile(sql_text(name))
     query_started = time.perf_counter()
     rows = con.execute(sql, PARAMS).to_arrow_table().num_rows
     query = time.perf_counter() - query_started
@@ -223,15 +278,15 @@ def child_bare(root: Path) -> dict:
     }
 
 
-def child_spark(root: Path) -> dict:
-    from voyce_assets.analytics.daily_feedback_summary import sql_text
+def child_spark(root: Path, name: str) -> dict:
+    from voyce_assets.analytics.sql_asset import sql_text
     from voyce_assets.resources.sql_engine import SparkEngine
 
     engine = SparkEngine()
     engine.session()  # the session's start (about 8 s here) is not the query's
     started = time.perf_counter()
-    inputs = _inputs(root)
-    rows = engine.run(sql_text("daily_feedback_summary"), inputs, PARAMS).num_rows
+    inputs = _inputs(root, name)
+    rows = engine.run(sql_text(name), inputs, PARAMS).num_rows
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "rows": rows, "rss_mb": peak_rss_mb()}
 
@@ -240,47 +295,53 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child")
     parser.add_argument("--root")
+    parser.add_argument("--asset", choices=sorted(ASSETS))
     parser.add_argument("--n", type=int, default=1_000_000)
     args = parser.parse_args()
     if args.child:
-        fn = {
-            "ours": child_ours,
-            "bare": child_bare,
-            "spark": child_spark,
-            "build": lambda root: build(root, args.n) or {},
-        }[args.child]
-        print(json.dumps(fn(Path(args.root))))
+        if args.child == "build":
+            build(Path(args.root), args.n)
+            print(json.dumps({}))
+            return
+        fn = {"ours": child_ours, "bare": child_bare, "spark": child_spark}[args.child]
+        print(json.dumps(fn(Path(args.root), args.asset)))
         return
     root = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
     started = time.perf_counter()
     run_script(__file__, "--child", "build", "--root", str(root), "--n", str(args.n))
     built = time.perf_counter() - started
-    bare = run_script(__file__, "--child", "bare", "--root", str(root))
-    ours = run_script(__file__, "--child", "ours", "--root", str(root))
-    spark = run_script(__file__, "--child", "spark", "--root", str(root))
     lines = [
         "# Analytics benchmark",
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs, one run "
-        f"each, every contender in its own process. Daily feedback summary over {args.n:,} "
-        f"feedback (30 days, 50 organizations) with their transcriptions, sentiment and "
-        f"enhanced transcriptions, read from Delta (inputs written in {built:.0f} s).",
+        f"each, every contender in its own process, over {args.n:,} feedback (30 days, 50 "
+        f"organizations) with their transcriptions, sentiment and enhanced transcriptions, "
+        f"1,000 users and 7,500 cost rows, read from Delta (inputs written in {built:.0f} s).",
         "",
-        "| contender | seconds | peak RSS |",
-        "|---|---:|---:|",
-        f"| bare: same Arrow read from Delta + the transpiled SQL in DuckDB (floor) | "
-        f"{bare['seconds']:.2f} (read {bare['read']:.2f}, query {bare['query']:.2f}) | "
-        f"{bare['rss_mb']:.0f} MB |",
-        f"| ours: the `daily_feedback_summary` asset on DuckDB (a Dagster run over 30 "
-        f"partitions, Delta write, metadata) | {ours['seconds']:.2f} | {ours['rss_mb']:.0f} MB |",
-        f"| Spark local (same read, the Arrow handed over; session start excluded) | "
-        f"{spark['seconds']:.2f} | {spark['rss_mb']:.0f} MB |",
-        "",
-        f"Ours / bare: **{ours['seconds'] / bare['seconds']:.2f}x** (goal <= 1.3x). "
-        f"Spark / bare: {spark['seconds'] / bare['seconds']:.2f}x. Rows: {bare['rows']} "
-        f"(DuckDB), {spark['rows']} (Spark).",
-        "",
+        "| asset | contender | seconds | peak RSS |",
+        "|---|---|---:|---:|",
     ]
+    ratios = []
+    for name in ASSETS:
+        common = ["--root", str(root), "--asset", name]
+        bare = run_script(__file__, "--child", "bare", *common)
+        ours = run_script(__file__, "--child", "ours", *common)
+        spark = run_script(__file__, "--child", "spark", *common)
+        lines += [
+            f"| {name} | bare: the same Arrow read from Delta + the transpiled SQL in DuckDB "
+            f"(floor) | {bare['seconds']:.2f} (read {bare['read']:.2f}, query "
+            f"{bare['query']:.2f}) | {bare['rss_mb']:.0f} MB |",
+            f"| {name} | ours: the asset on DuckDB (a Dagster run over 30 partitions, Delta "
+            f"write, metadata) | {ours['seconds']:.2f} | {ours['rss_mb']:.0f} MB |",
+            f"| {name} | Spark local (same read, the Arrow handed over; session start "
+            f"excluded) | {spark['seconds']:.2f} | {spark['rss_mb']:.0f} MB |",
+        ]
+        ratios.append(
+            f"- {name}: ours / bare **{ours['seconds'] / bare['seconds']:.2f}x** (goal <= 1.3x); "
+            f"Spark / bare {spark['seconds'] / bare['seconds']:.2f}x; rows {bare['rows']} "
+            f"(DuckDB), {spark['rows']} (Spark)."
+        )
+    lines += ["", *ratios, ""]
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))
 
