@@ -30,13 +30,16 @@ INPUTS = [
 def feedback_count_check(summary: pa.Table, feedback: pa.Table) -> AssetCheckResult:
     """Per day, the summary's feedback counts add up to the feedback mirrored for that day:
     no feedback lost or counted twice by a join."""
-    counted: dict[str, int] = {}
-    for row in summary.select(["date", "total_feedback_count"]).to_pylist():
-        key = row["date"].isoformat()
-        counted[key] = counted.get(key, 0) + row["total_feedback_count"]
-    mirrored: dict[str, int] = {}
-    for day in feedback.column("event_date").to_pylist():
-        mirrored[day.isoformat()] = mirrored.get(day.isoformat(), 0) + 1
+
+    def per_day(data: pa.Table, day: str, summed: str | None = None) -> dict[str, int]:
+        aggregate = [(summed, "sum")] if summed else [([], "count_all")]
+        grouped = data.group_by(day).aggregate(aggregate)
+        (value,) = (c for c in grouped.column_names if c != day)
+        days, values = grouped.column(day).to_pylist(), grouped.column(value).to_pylist()
+        return {d.isoformat(): int(n) for d, n in zip(days, values, strict=True)}
+
+    counted = per_day(summary, "date", "total_feedback_count")
+    mirrored = per_day(feedback, "event_date")
     wrong = {
         day: {"summary": counted.get(day, 0), "voice_feedback": mirrored.get(day, 0)}
         for day in sorted(set(counted) | set(mirrored))

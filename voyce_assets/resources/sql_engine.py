@@ -124,7 +124,8 @@ class DuckDBEngine(SqlEngine):
                     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 qualified = f'"{schema}"."{table}"' if schema else f'"{table}"'
                 con.execute(f"CREATE VIEW {qualified} AS SELECT * FROM __input_{n}")
-            return con.execute(self.transpile(sql), dict(params)).to_arrow_table()
+            # con.sql, not execute: execute's Arrow result is an extra copy of the rows.
+            return con.sql(self.transpile(sql), params=dict(params)).to_arrow_table()
         finally:
             con.close()
 

@@ -267,7 +267,7 @@ def child_bare(root: Path, name: str) -> dict:
         con.execute(f"CREATE VIEW {schema}.{tbl} AS SELECT * FROM t{n}")
     sql = DuckDBEngine.transpile(sql_text(name))
     query_started = time.perf_counter()
-    rows = con.execute(sql, PARAMS).to_arrow_table().num_rows
+    rows = con.sql(sql, params=PARAMS).to_arrow_table().num_rows
     query = time.perf_counter() - query_started
     return {
         "seconds": read + query,
