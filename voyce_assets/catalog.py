@@ -628,6 +628,7 @@ TABLES: tuple[Table, ...] = (
             Column("features", ARRAY_DOUBLE, nullable=False, description="Feature vector."),
             Column("label", nullable=False, allowed=SENTIMENT_LABELS),
             Column("label_confidence", DOUBLE),
+            Column("label_source", description="provider/model of the text stage's label."),
             Column("split", nullable=False, allowed=("train", "validation", "test")),
             _created_at(),
         ],

@@ -76,7 +76,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
             assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2
         # Raw and text checks pass; with 6 recordings the 3 deliberate bad cases exceed 5%
         # transcription failures. The text stage skips them (counted, not failed).
-        assert "checks: 33 of 34 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
+        assert "checks: 34 of 35 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
         # Every analytics table is filled, and the report of the last day is written.
         for spec in TABLES:
             if spec.stage == "analytics":
@@ -94,6 +94,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
         assert "materialized raw_data/sentiment_analysis (2 partitions)" in run.stdout
         assert "materialized processed_data/enhanced_transcriptions (2 partitions)" in run.stdout
         assert "materialized app_db/auto_tags (2 partitions)" in run.stdout
+        assert "materialized processed_data/training_dataset (2 partitions)" in run.stdout
         assert "materialized raw_data/voice_feedback (2 partitions)" in run.stdout
 
         setup = voyce("catalog", "setup", **env)

@@ -58,16 +58,14 @@ def test_later_stages_are_lineage_only_specs_never_materializable(voyce_home):
         AssetKey(["processed_data", "enhanced_transcriptions"]),
         AssetKey(["app_db", "auto_tags"]),
         AssetKey(["app_db", "feedback_search_index"]),
+        AssetKey(["processed_data", "training_dataset"]),
     } | {AssetKey(list(t.key)) for t in TABLES if t.stage == "analytics"}
     assert executable == built | {AssetKey(list(t.key)) for t in APP_TABLES}
     specs = [a for a in defs.assets if isinstance(a, AssetSpec)]
-    # training_dataset, model_registry, predictions
-    assert len(specs) == 3
-    lineage = graph.get(AssetKey(["processed_data", "training_dataset"])).parent_keys
-    assert lineage == {
-        AssetKey(["processed_data", "enhanced_transcriptions"]),
-        AssetKey(["processed_data", "audio_features"]),
-    }
+    # model_registry, predictions
+    assert len(specs) == 2
+    lineage = graph.get(AssetKey(["ml_models", "model_registry"])).parent_keys
+    assert lineage == {AssetKey(["processed_data", "training_dataset"])}
     catalog_setup = next(
         a
         for a in defs.assets

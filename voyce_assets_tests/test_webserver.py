@@ -97,6 +97,7 @@ def test_webserver_serves_every_table(voyce_home):
             "processed_data/audio_features",
             "raw_data/sentiment_analysis",
             "processed_data/enhanced_transcriptions",
+            "processed_data/training_dataset",
         } | {t.path for t in TABLES if t.stage == "analytics"}
         for spec in TABLES:
             node = by_key[spec.path]
