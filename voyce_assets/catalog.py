@@ -792,7 +792,11 @@ TABLES: tuple[Table, ...] = (
             Column("topic", nullable=False),
             Column("rank", INT, nullable=False),
             Column("mention_count", BIGINT, nullable=False),
-            Column("share_of_feedback", DOUBLE, description="Mentions / analysed feedback."),
+            Column(
+                "share_of_feedback",
+                DOUBLE,
+                description="Analysed feedback mentioning it / analysed feedback.",
+            ),
             Column("avg_sentiment_score", DOUBLE),
         ],
         ("as_of_date", "organization_id", "topic"),

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import uuid
 from collections import defaultdict
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import pyarrow as pa
 from dagster import (
@@ -151,8 +151,14 @@ def allocate(
             continue
         total_weight = sum(weights.values())
         orgs = sorted(weights, key=lambda o: (-weights[o], o))
-        amounts = {o: (row["total_cost"] * weights[o] / total_weight).quantize(MICRO) for o in orgs}
-        amounts[orgs[0]] += row["total_cost"] - sum(amounts.values())
+        # Largest remainder: every share rounded down to the micro-dollar, the micro-dollars
+        # left go one each to the largest remainders, so no share is negative and the total
+        # holds exactly.
+        exact = {o: row["total_cost"] * weights[o] / total_weight for o in orgs}
+        amounts = {o: exact[o].quantize(MICRO, rounding=ROUND_FLOOR) for o in orgs}
+        left = int((row["total_cost"] - sum(amounts.values())) / MICRO)
+        for org in sorted(orgs, key=lambda o: (amounts[o] - exact[o], orgs.index(o)))[:left]:
+            amounts[org] += MICRO
         for org in orgs:
             share = weights[org] / total_weight
             out.append(

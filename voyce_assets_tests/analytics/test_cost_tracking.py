@@ -5,6 +5,7 @@ is worked out by hand from the fixture below and the default prices."""
 
 import datetime as dt
 import json
+from collections import Counter
 from decimal import Decimal
 
 from dagster import AssetMaterialization, DagsterInstance, MetadataValue, materialize
@@ -390,6 +391,27 @@ def test_a_day_without_feedback_shares_evenly_over_active_organizations():
     }
     assert {r["metadata"]["allocation"] for r in split} == {"even"}
     assert abs(sum(r["quantity"] for r in split) - 3.0) < 1e-12
+
+
+def test_sharing_over_many_organizations_is_never_negative_and_keeps_the_total():
+    orgs = [f"00000000-0000-4000-8000-{i:012d}" for i in range(100)]
+    row = {
+        "id": uid("y"),
+        "organization_id": None,
+        "quantity": 5.5,
+        "unit_cost": Decimal("0.000100"),
+        "total_cost": Decimal("0.000550"),
+        "cost_date": D2,
+        "metadata": {"stage": "ingestion"},
+    }
+    split = allocate([row], {}, orgs)
+    # 0.0000055 each: 0.000005 rounded down, the 50 micro-dollars left one each to 50 of them
+    assert Counter(r["total_cost"] for r in split) == {
+        Decimal("0.000005"): 50,
+        Decimal("0.000006"): 50,
+    }
+    assert sum(r["total_cost"] for r in split) == Decimal("0.000550")
+    assert cost_rows_check(split).passed
 
 
 def test_the_check_fails_on_a_mispriced_row_with_equal_counts():

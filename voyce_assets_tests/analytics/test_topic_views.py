@@ -76,7 +76,8 @@ def test_topic_ranking_hand_worked(spark):
         (D2, A, "app"): {
             "rank": 1,
             "mention_count": 2,
-            "share_of_feedback": 1.0,  # 2 / 2
+            # labelled mentions over labelled feedback: e3 of e3, e5 (e4 has no label)
+            "share_of_feedback": 0.5,
             "avg_sentiment_score": -0.4,
         },  # e3 only: e4 has no score
         (D2, A, "billing"): {
@@ -95,7 +96,7 @@ def test_topic_ranking_hand_worked(spark):
         (D2, B, "app"): {
             "rank": 1,
             "mention_count": 1,
-            "share_of_feedback": 1.0,
+            "share_of_feedback": 0.0,  # its one mention (e6) has no label: 0 of e7
             "avg_sentiment_score": None,
         },
     }

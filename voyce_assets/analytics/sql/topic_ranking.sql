@@ -26,10 +26,11 @@ labelled AS (
 ),
 -- One row per feedback and topic: a topic named twice in one transcript is one mention.
 mentions AS (
-    SELECT DISTINCT as_of_date, organization_id, voice_feedback_id, sentiment_score, topic
+    SELECT DISTINCT as_of_date, organization_id, voice_feedback_id, sentiment_label,
+           sentiment_score, topic
     FROM (
-        SELECT as_of_date, organization_id, voice_feedback_id, sentiment_score,
-               explode(topics) AS topic
+        SELECT as_of_date, organization_id, voice_feedback_id, sentiment_label,
+               sentiment_score, explode(topics) AS topic
         FROM windowed
     ) x
     WHERE topic IS NOT NULL
@@ -37,6 +38,9 @@ mentions AS (
 ranked AS (
     SELECT as_of_date, organization_id, topic,
            COUNT(DISTINCT voice_feedback_id) AS mention_count,
+           -- The share's numerator counts what its denominator counts: labelled feedback.
+           COUNT(DISTINCT CASE WHEN sentiment_label IS NOT NULL THEN voice_feedback_id END)
+               AS labelled_mentions,
            AVG(sentiment_score) AS avg_sentiment_score,
            ROW_NUMBER() OVER (
                PARTITION BY as_of_date, organization_id
@@ -47,7 +51,7 @@ ranked AS (
 )
 SELECT r.as_of_date, r.organization_id, r.topic, r.`rank`, r.mention_count,
        CASE WHEN l.labelled_feedback = 0 THEN NULL
-            ELSE r.mention_count / l.labelled_feedback END AS share_of_feedback,
+            ELSE r.labelled_mentions / l.labelled_feedback END AS share_of_feedback,
        r.avg_sentiment_score
 FROM ranked r
 JOIN labelled l ON l.as_of_date = r.as_of_date AND l.organization_id = r.organization_id
