@@ -215,11 +215,18 @@ def cost_rows_check(stored: list[dict]) -> AssetCheckResult:
     )
 
 
-def _cost_by_stage(day: list[dict]) -> dict:
+def cost_by_stage_png(day: dt.date, rows: list[dict]) -> bytes | None:
+    """A bar chart of the day's cost rows summed by stage (None when there are none)."""
     by_stage: dict[str, float] = defaultdict(float)
-    for r in day:
-        by_stage[json.loads(r["metadata"]).get("stage", "other")] += float(r["total_cost"])
-    return dict(sorted(by_stage.items()))
+    for r in rows:
+        by_stage[json.loads(r["metadata"] or "{}").get("stage", "other")] += float(r["total_cost"])
+    if not by_stage:
+        return None
+    return bar_chart_png(dict(sorted(by_stage.items())), cost_chart_title(day), "USD")
+
+
+def cost_chart_title(day: dt.date) -> str:
+    return f"cost by stage, {day} (USD)"
 
 
 @table_asset(
@@ -264,14 +271,13 @@ def cost_tracking(context: AssetExecutionContext) -> MaterializeResult:
     per_day = by_partition(context, stored, lambda r: r["cost_date"])
     metadata = {}
     for key, day in per_day.items():
-        stages = _cost_by_stage(day)
-        title = f"cost by stage, {key} (USD)"
+        chart = cost_by_stage_png(dt.date.fromisoformat(key), day)
         metadata[key] = {
             "dagster/partition_row_count": len(day),
             "total_cost_usd": float(sum(r["total_cost"] for r in day)),
             "organizations": len({r["organization_id"] for r in day}),
-            "cost_by_stage": png_markdown(bar_chart_png(stages, title, "USD"), title)
-            if stages
+            "cost_by_stage": png_markdown(chart, cost_chart_title(dt.date.fromisoformat(key)))
+            if chart
             else "_no cost_",
             "preview": preview(day, COSTS),
         }

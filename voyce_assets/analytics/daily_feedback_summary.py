@@ -61,14 +61,11 @@ def _checks(lakehouse: Lakehouse, dates: list[dt.date]) -> list[AssetCheckResult
     return [feedback_count_check(stored, feedback)]
 
 
-def _sentiment_trends(
-    context: AssetExecutionContext, lakehouse: Lakehouse, rows: list[dict], dates: list[dt.date]
-) -> dict:
-    """Per day of the run, a chart of the mean sentiment score (weighted by analysed
-    feedback, all organizations) over the 14 days ending that day, read from the table as
-    written: each partition's own trend, not the run's."""
-    first = min(dates) - dt.timedelta(days=TREND_DAYS - 1)
-    span = [first + dt.timedelta(days=i) for i in range((max(dates) - first).days + 1)]
+def trend_pngs(lakehouse: Lakehouse, days: list[dt.date]) -> dict[dt.date, bytes]:
+    """Per day, a chart of the mean sentiment score (weighted by analysed feedback, all
+    organizations) over the 14 days ending that day, read from the table as written."""
+    first = min(days) - dt.timedelta(days=TREND_DAYS - 1)
+    span = [first + dt.timedelta(days=i) for i in range((max(days) - first).days + 1)]
     totals: dict[dt.date, list[float]] = {}
     for row in lakehouse.read(SUMMARY, span).to_pylist():
         analysed = sum(
@@ -79,17 +76,31 @@ def _sentiment_trends(
             total[0] += row["avg_sentiment_score"] * analysed
             total[1] += analysed
     out = {}
-    for day in dates:
+    for day in days:
         window = [day - dt.timedelta(days=TREND_DAYS - 1 - i) for i in range(TREND_DAYS)]
         values = {
             d.isoformat(): (totals[d][0] / totals[d][1]) if d in totals else None for d in window
         }
-        title = f"mean sentiment, {TREND_DAYS} days to {day}"
-        out[day.isoformat()] = {
-            "feedback": sum(r["total_feedback_count"] for r in rows if r["date"] == day),
-            "sentiment_trend": png_markdown(line_chart_png(values, title, "score (-1..1)"), title),
-        }
+        out[day] = line_chart_png(values, trend_title(day), "score (-1..1)")
     return out
+
+
+def trend_title(day: dt.date) -> str:
+    return f"mean sentiment, {TREND_DAYS} days to {day}"
+
+
+def _sentiment_trends(
+    context: AssetExecutionContext, lakehouse: Lakehouse, rows: list[dict], dates: list[dt.date]
+) -> dict:
+    """Each partition's own trend chart (the 14 days to it, not the run's) and feedback."""
+    charts = trend_pngs(lakehouse, dates)
+    return {
+        day.isoformat(): {
+            "feedback": sum(r["total_feedback_count"] for r in rows if r["date"] == day),
+            "sentiment_trend": png_markdown(charts[day], trend_title(day)),
+        }
+        for day in dates
+    }
 
 
 def _run_feedback_tags(reads: dict) -> dict:

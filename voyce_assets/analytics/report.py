@@ -3,17 +3,14 @@ styles inline, charts as PNG data URIs), read from the analytics tables as writt
 
 import datetime as dt
 import html
-from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from voyce_assets.catalog import table
-from voyce_assets.charts import bar_chart_png, line_chart_png
 from voyce_assets.resources import Lakehouse
 
-TREND_DAYS = 14
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:70rem;
 color:#1f2933;padding:0 1rem}
@@ -112,33 +109,19 @@ def _rows(lakehouse: Lakehouse, path: str, day: dt.date) -> list[dict]:
 
 
 def _trend_chart(lakehouse: Lakehouse, day: dt.date) -> str:
-    """Mean sentiment per day (weighted by analysed feedback) over the 14 days to ``day``."""
-    span = [day - dt.timedelta(days=TREND_DAYS - 1 - i) for i in range(TREND_DAYS)]
-    totals: dict[dt.date, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for row in lakehouse.read(table("analytics/daily_feedback_summary"), span).to_pylist():
-        analysed = sum(
-            row[f"sentiment_{label}_count"] or 0 for label in ("positive", "neutral", "negative")
-        )
-        if row["avg_sentiment_score"] is not None and analysed:
-            totals[row["date"]][0] += row["avg_sentiment_score"] * analysed
-            totals[row["date"]][1] += analysed
-    values = {d.isoformat(): totals[d][0] / totals[d][1] if d in totals else None for d in span}
-    title = f"mean sentiment, {TREND_DAYS} days to {day}"
-    return _img(line_chart_png(values, title, "score (-1..1)"), title)
+    """The daily summary's own trend chart of ``day``: mean sentiment over the 14 days."""
+    from voyce_assets.analytics.daily_feedback_summary import trend_pngs, trend_title
+
+    return _img(trend_pngs(lakehouse, [day])[day], trend_title(day))
 
 
 def _cost_chart(costs: Sequence[dict], day: dt.date) -> str:
-    import json
+    from voyce_assets.analytics.cost_tracking import cost_by_stage_png, cost_chart_title
 
-    by_stage: dict[str, float] = defaultdict(float)
-    for row in costs:
-        by_stage[json.loads(row["metadata"] or "{}").get("stage", "other")] += float(
-            row["total_cost"]
-        )
-    if not by_stage:
+    png = cost_by_stage_png(day, list(costs))
+    if png is None:
         return '<p class="empty">No cost recorded for this day.</p>'
-    title = f"cost by stage, {day} (USD)"
-    return _img(bar_chart_png(dict(sorted(by_stage.items())), title, "USD"), title)
+    return _img(png, cost_chart_title(day))
 
 
 def render(lakehouse: Lakehouse, day: dt.date) -> str:

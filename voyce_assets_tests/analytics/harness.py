@@ -66,6 +66,19 @@ def rows(path: str, raw: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(out, schema=schema)
 
 
+def write_tables(lakehouse, fixture: Mapping[str, Iterable[Mapping[str, Any]]]):
+    """Write ``{schema/table: raw rows}`` into ``lakehouse``'s Delta tables, each row in the
+    partition of its ``day``; the lakehouse is returned."""
+    from voyce_assets.lake import replace_partitions
+
+    for path, raw in fixture.items():
+        raw = list(raw)
+        spec = table(path)
+        days = sorted({r["day"] for r in raw})
+        replace_partitions(lakehouse.ensure_table(spec), spec, rows(path, raw).to_batches(), days)
+    return lakehouse
+
+
 def inputs(fixture: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, pa.Table]:
     """``{schema.table: Arrow}`` for the engines, from ``{schema/table: raw rows}``."""
     return {path.replace("/", "."): rows(path, raw) for path, raw in fixture.items()}

@@ -18,8 +18,6 @@ from voyce_assets.analytics.cost_tracking import (
     cost_tracking,
 )
 from voyce_assets.analytics.organization_metrics import organization_metrics
-from voyce_assets.catalog import table
-from voyce_assets.lake import replace_partitions
 from voyce_assets.resources import Lakehouse, Pricing
 from voyce_assets.resources.sql_engine import DuckDBEngine
 from voyce_assets.tables import table_key
@@ -29,8 +27,8 @@ from voyce_assets_tests.analytics.harness import (
     assert_expected,
     assert_same_rows,
     inputs,
-    rows,
     uid,
+    write_tables,
 )
 
 D0, D1, D2 = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
@@ -291,13 +289,9 @@ def test_stage_quantities_on_duckdb_and_spark(spark):
     assert audio == {A: 3.0, B: 0.5}  # (60 + 120) / 60; 30 / 60
 
 
-def _lakehouse(tmp_path) -> Lakehouse:
+def _lakehouse(tmp_path, fixture=FIXTURE) -> Lakehouse:
     lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
-    for path, raw in FIXTURE.items():
-        spec = table(path)
-        days = sorted({r["day"] for r in raw})
-        replace_partitions(lakehouse.ensure_table(spec), spec, rows(path, raw).to_batches(), days)
-    return lakehouse
+    return write_tables(lakehouse, fixture)
 
 
 def _instance(days) -> DagsterInstance:
@@ -499,11 +493,7 @@ def test_organization_metrics_hand_worked(spark):
 
 
 def test_organization_metrics_asset_waits_then_writes(tmp_path):
-    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
-    for path, raw in ORG_FIXTURE.items():
-        spec = table(path)
-        days = sorted({r["day"] for r in raw})
-        replace_partitions(lakehouse.ensure_table(spec), spec, rows(path, raw).to_batches(), days)
+    lakehouse = _lakehouse(tmp_path, ORG_FIXTURE)
     instance = DagsterInstance.ephemeral()
     for path in ("raw_data/voice_feedback", "raw_data/users", "raw_data/sentiment_analysis"):
         instance.report_runless_asset_event(

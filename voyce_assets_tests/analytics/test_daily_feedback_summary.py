@@ -17,12 +17,10 @@ from voyce_assets.analytics.daily_feedback_summary import (
     daily_feedback_summary,
 )
 from voyce_assets.analytics.sql_asset import sql_text
-from voyce_assets.catalog import table
-from voyce_assets.lake import replace_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.sql_engine import DuckDBEngine
 from voyce_assets.tables import table_key
-from voyce_assets_tests.analytics.harness import A, B, rows
+from voyce_assets_tests.analytics.harness import A, B, rows, write_tables
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 
@@ -183,11 +181,7 @@ def test_the_engine_refuses_sql_reading_a_table_it_was_not_given():
 
 def test_the_asset_writes_each_day_and_an_empty_day_is_zero_rows(tmp_path):
     lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
-    for path in FIXTURE:
-        spec = table(path)
-        rows = _arrow(path)
-        days = sorted({r["day"] for r in FIXTURE[path]})
-        replace_partitions(lakehouse.ensure_table(spec), spec, rows.to_batches(), days)
+    write_tables(lakehouse, FIXTURE)
     resources = {"lakehouse": lakehouse, "sql_engine": DuckDBEngine()}
     days = [D1.isoformat(), D2.isoformat(), "2026-11-22"]
     tags = {

@@ -5,16 +5,14 @@ import datetime as dt
 import json
 import shutil
 import subprocess
-import sys
 from decimal import Decimal
 
 from deltalake import DeltaTable
 
 from voyce_assets.catalog import table
-from voyce_assets.lake import replace_partitions
 from voyce_assets.resources import Lakehouse
-from voyce_assets_tests.analytics.harness import A, B, rows, uid
-from voyce_assets_tests.conftest import subprocess_env
+from voyce_assets_tests.analytics.harness import A, B, uid, write_tables
+from voyce_assets_tests.test_cli import voyce
 
 DAY = dt.date(2026, 11, 20)
 
@@ -125,11 +123,7 @@ def _lakehouse(home) -> Lakehouse:
         root_uri=str(home / "lakehouse"),
         volumes_root=str(home / "volumes"),
     )
-    for path, raw in TABLES.items():
-        spec = table(path)
-        days = sorted({r["day"] for r in raw})
-        replace_partitions(lakehouse.ensure_table(spec), spec, rows(path, raw).to_batches(), days)
-    return lakehouse
+    return write_tables(lakehouse, TABLES)
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess:
@@ -151,16 +145,6 @@ def _chromium(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
-    )
-
-
-def voyce(*args, **env):
-    return subprocess.run(
-        [sys.executable, "-m", "voyce_assets.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=subprocess_env(**env),
     )
 
 

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from dagster import materialize
 
-from voyce_assets.catalog import table
-from voyce_assets.lake import replace_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.training.training_dataset import (
     DATASET,
@@ -19,7 +17,7 @@ from voyce_assets.training.training_dataset import (
     split_of,
     training_dataset,
 )
-from voyce_assets_tests.analytics.harness import A, rows, uid
+from voyce_assets_tests.analytics.harness import A, rows, uid, write_tables
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 EMBEDDING = [0.01 * i for i in range(384)]
@@ -137,10 +135,7 @@ def test_the_check_fails_on_a_non_finite_or_short_vector():
 def test_the_asset_writes_each_day_with_its_own_counts_and_reruns_the_same(tmp_path):
     lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
     day1, day2 = _fixture(D1, "a"), _fixture(D2, "b")
-    for path in day1:
-        spec = table(path)
-        data = rows(path, day1[path] + day2[path])
-        replace_partitions(lakehouse.ensure_table(spec), spec, data.to_batches(), [D1, D2])
+    write_tables(lakehouse, {path: day1[path] + day2[path] for path in day1})
     tags = {
         "dagster/asset_partition_range_start": D1.isoformat(),
         "dagster/asset_partition_range_end": "2026-11-22",
