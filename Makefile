@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(VOYCE_HOME)/numba-cache
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo seed test lint format ui stop clean bench
+.PHONY: install demo seed test lint format ui stop clean bench browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -32,7 +32,12 @@ demo: install  ## seed the embedded PostgreSQL and materialize the pipeline for 
 seed: install  ## only (re)seed the demo app database and audio
 	$(BIN)/voyce demo seed
 
-test: install lint  ## lint, then the whole test suite
+browser:  ## Debian's chromium, which the report test opens the HTML in (installed when missing)
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends chromium \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; }
+
+test: install lint browser  ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile
 
 bench: install  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/

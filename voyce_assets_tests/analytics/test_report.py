@@ -128,7 +128,7 @@ def _lakehouse(home) -> Lakehouse:
 
 def _chromium(*args: str) -> subprocess.CompletedProcess:
     browser = shutil.which("chromium")
-    assert browser, "Debian's chromium package is needed (.ci/run installs it)"
+    assert browser, "Debian's chromium package is needed (`make test` installs it)"
     return subprocess.run(
         [
             browser,
