@@ -655,7 +655,18 @@ TABLES: tuple[Table, ...] = (
             Column("metrics", JSON),
             Column("parameters", JSON),
             Column("tags", JSON),
-            Column("stage", allowed=("None", "Staging", "Production", "Archived")),
+            Column(
+                "stage",
+                allowed=("None", "Staging", "Production", "Archived"),
+                description="Production: the champion alias; Staging: the challenger; Archived: "
+                "held one before a later training took it.",
+            ),
+            Column(
+                "training_seconds",
+                DOUBLE,
+                description="Compute seconds spent fitting the version (its AutoML trials "
+                "included); what cost_tracking prices.",
+            ),
             _created_at(),
             _updated_at(),
         ],

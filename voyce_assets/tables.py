@@ -98,8 +98,10 @@ def table_asset(
     spec = table(path)
     key = table_key(path)
     blocking = set(blocking_checks)
+    shared = _shared(spec)
+    shared["tags"] = {**shared["tags"], **asset_kwargs.pop("tags", {})}
     return _decorator(
-        **_shared(spec),
+        **shared,
         deps=[d if isinstance(d, AssetKey) else _keys([d])[0] for d in deps],
         description="\n\n".join(p for p in (spec.description, description) if p),
         backfill_policy=daily_backfill_policy,

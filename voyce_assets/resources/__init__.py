@@ -15,6 +15,7 @@ from dagster import EnvVar, ResourceDefinition
 
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.lakehouse import Lakehouse
+from voyce_assets.resources.model_registry import ModelRegistry
 from voyce_assets.resources.pricing import Pricing
 from voyce_assets.resources.sql_engine import DatabricksSqlEngine, DuckDBEngine, SqlEngine
 from voyce_assets.resources.unity_catalog import (
@@ -27,6 +28,7 @@ from voyce_assets.settings import catalog_name, from_env, voyce_env, voyce_home
 __all__ = [
     "AppDatabase",
     "Lakehouse",
+    "ModelRegistry",
     "Pricing",
     "SqlEngine",
     "UnityCatalog",
@@ -54,6 +56,12 @@ def local_resources() -> dict[str, Any]:
         "pricing": Pricing(),
         # Analytics SQL (Spark SQL files) on DuckDB over Arrow, transpiled by sqlglot.
         "sql_engine": DuckDBEngine(),
+        # MLflow: a sqlite store and artifacts under $VOYCE_HOME/mlflow (`mlflow ui` opens it).
+        "mlflow": ModelRegistry(
+            tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+            registry_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+            artifact_root=str(home / "mlflow" / "artifacts"),
+        ),
         # GPU steps (Whisper, training) run in process locally.
         "gpu_step_launcher": ResourceDefinition.none_resource(),
     }
@@ -89,6 +97,13 @@ def prod_resources() -> dict[str, Any]:
             token=EnvVar("DATABRICKS_TOKEN"),
             warehouse_id=EnvVar("DATABRICKS_WAREHOUSE_ID"),
             catalog=catalog,
+        ),
+        # Databricks MLflow, models registered in Unity Catalog under <catalog>.ml_models.
+        "mlflow": ModelRegistry(
+            tracking_uri="databricks",
+            registry_uri="databricks-uc",
+            experiment="/Shared/voice_feedback_sentiment",
+            model_prefix=f"{catalog}.ml_models.",
         ),
         # The seam for the production-path stage: bind the Databricks step launcher on a GPU
         # job cluster here; until then GPU steps run where the run runs.

@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from voyce_assets.training.tables import training_specs
+from voyce_assets.training.model_registry import model_registry
 from voyce_assets.training.training_dataset import training_dataset
 
-defs = Definitions(assets=[training_dataset, *training_specs])
+defs = Definitions(assets=[training_dataset, model_registry])

@@ -1,0 +1,99 @@
+"""``ModelRegistry``: MLflow tracking and model registry, local or on Databricks.
+
+Locally a sqlite store and an artifact folder under ``$VOYCE_HOME/mlflow`` (what ``mlflow ui``
+opens); in prod Databricks MLflow with the Unity Catalog registry, whose model names are
+``<catalog>.ml_models.sentiment_classifier_*``. MLflow's fluent API keeps its URIs in the
+process; ``session()`` sets them for a block and puts the previous ones back, so two
+resources (or a test and an asset) never see each other's store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from voyce_assets.models import FAMILIES, registered_name
+
+
+class ModelRegistry(ConfigurableResource):
+    """Where models are tracked and registered (no secret here: Databricks credentials are
+    the DATABRICKS_HOST / DATABRICKS_TOKEN variables MLflow reads itself)."""
+
+    tracking_uri: str = Field(description="MLflow tracking URI: sqlite:///… or databricks.")
+    registry_uri: str = Field(description="MLflow registry URI: sqlite:///… or databricks-uc.")
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where a new experiment keeps its artifacts (local store only; "
+        "Databricks picks its own).",
+    )
+    experiment: str = Field(
+        default="voice_feedback_sentiment", description="The training runs' MLflow experiment."
+    )
+    model_prefix: str = Field(
+        default="",
+        description="Prefix of the registered model names (<catalog>.ml_models. in Unity Catalog).",
+    )
+
+    def name(self, family: str) -> str:
+        return registered_name(self.model_prefix, family)
+
+    def names(self) -> dict[str, str]:
+        return {family: self.name(family) for family in FAMILIES}
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    @contextmanager
+    def session(self) -> Iterator[str]:
+        """MLflow's fluent API pointed at this store for the block; yields the experiment id."""
+        import mlflow
+
+        for uri in (self.tracking_uri, self.registry_uri):
+            if uri.startswith("sqlite:///"):
+                Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            client = self.client()
+            found = client.get_experiment_by_name(self.experiment)
+            experiment_id = (
+                found.experiment_id
+                if found
+                else client.create_experiment(self.experiment, artifact_location=self.artifact_root)
+            )
+            mlflow.set_experiment(experiment_id=experiment_id)
+            yield experiment_id
+        finally:
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+
+    def by_alias(self, alias: str) -> Any | None:
+        """The model version holding ``alias`` in any family, or None (no model has it yet)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        held = []
+        for name in self.names().values():
+            try:
+                held.append(client.get_model_version_by_alias(name, alias))
+            except MlflowException:
+                continue  # no such model, or it lacks the alias
+        if len(held) > 1:
+            found = ", ".join(f"{v.name} v{v.version}" for v in held)
+            raise RuntimeError(f"alias {alias!r} is held by several models: {found}")
+        return held[0] if held else None
+
+    def load(self, version: Any):
+        """The scikit-learn pipeline of a registered version (scores raw feature vectors)."""
+        import mlflow.sklearn
+
+        with self.session():
+            return mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")

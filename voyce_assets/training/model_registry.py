@@ -1,0 +1,434 @@
+"""``ml_models/model_registry``: the four sentiment classifiers, trained, tracked, registered.
+
+For the partition's day D: the training dataset up to D (a window, or all history), split by
+its ``split`` column. Each family is fitted as a full pipeline (AutoML first, if it has a
+budget), tracked as an MLflow run (parameters, validation and test metrics, confusion
+matrices, feature importance, the model with its signature and an input example) and
+registered as a new version of ``sentiment_classifier_<family>``. The best validation
+macro-F1 confirmed on test becomes ``champion``, the next ``challenger``. The partition holds
+one row per version trained for D; the older rows' stage follows the aliases.
+"""
+
+import contextlib
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+)
+from pydantic import Field
+
+from voyce_assets.catalog import table
+from voyce_assets.charts import bar_chart_png, markdown_table, png_markdown
+from voyce_assets.features import BASE_FEATURES, EMBEDDING_DIM, FEATURE_NAMES
+from voyce_assets.lake import replace_partitions
+from voyce_assets.models import (
+    CHALLENGER,
+    CHAMPION,
+    FAMILIES,
+    STAGE_OF_ALIAS,
+    model_id,
+)
+from voyce_assets.partitions import partition_dates, record_partitions
+from voyce_assets.resources import Lakehouse, ModelRegistry
+from voyce_assets.tables import table_asset
+from voyce_assets.training import families as fam
+from voyce_assets.training.evaluation import choose, confusion_png, metrics
+
+REGISTRY = table("ml_models/model_registry")
+DATASET = table("processed_data/training_dataset")
+MIN_CLASSES = 2
+
+
+class TrainingConfig(Config):
+    """The training run's settings (the Launchpad shows them; the weekly schedule passes them)."""
+
+    families: list[str] = Field(
+        default=list(FAMILIES), description=f"Model families to train: {', '.join(FAMILIES)}."
+    )
+    window_days: int = Field(
+        default=0, description="Days of data up to the partition to train on; 0: all history."
+    )
+    min_train_rows: int = Field(default=20, description="Fewer training rows fail the run.")
+    min_eval_rows: int = Field(
+        default=3, description="Fewer validation (or test) rows fail the run."
+    )
+    confirm_tolerance: float = Field(
+        default=0.05,
+        description="How far below the best test macro-F1 the validation winner may score "
+        "and still be champion.",
+    )
+    automl_trials: int = Field(
+        default=0, description="Optuna trials per family before the final fit; 0: defaults."
+    )
+    automl_timeout_seconds: float = Field(
+        default=600, description="Wall-clock limit of each family's search."
+    )
+    seed: int = 42
+
+
+@dataclass
+class Split:
+    X: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class Data:
+    splits: dict[str, Split]
+    labels: list[str]
+    rows: int
+    sources: dict[str, int] = field(default_factory=dict)
+
+
+def load(lakehouse: Lakehouse, day: dt.date, window_days: int) -> Data:
+    """The labelled vectors up to ``day`` (the last ``window_days`` days, or all)."""
+    dates = [day - dt.timedelta(days=n) for n in range(window_days)] if window_days > 0 else None
+    rows = lakehouse.read(
+        DATASET, dates, ["features", "label", "label_source", "split", "event_date"]
+    )
+    rows = rows.filter(pc.less_equal(rows.column("event_date"), pa.scalar(day, pa.date32())))
+    splits = {}
+    for name in ("train", "validation", "test"):
+        part = rows.filter(pc.equal(rows.column("split"), name))
+        flat = part.column("features").combine_chunks().flatten()
+        X = np.asarray(flat.to_numpy(zero_copy_only=False), np.float64).reshape(
+            part.num_rows, len(FEATURE_NAMES)
+        )
+        splits[name] = Split(X, np.asarray(part.column("label").to_pylist(), dtype=object))
+    labels = sorted(set(rows.column("label").to_pylist()))
+    sources = {
+        v["values"]: v["counts"] for v in pc.value_counts(rows.column("label_source")).to_pylist()
+    }
+    return Data(splits, labels, rows.num_rows, sources)
+
+
+def require_enough(data: Data, config: TrainingConfig, day: dt.date) -> None:
+    """Too little data or one class only: fail, saying what was found and what is needed."""
+    n = {name: len(s.y) for name, s in data.splits.items()}
+    classes = sorted(set(data.splits["train"].y))
+    short = (
+        n["train"] < config.min_train_rows
+        or min(n["validation"], n["test"]) < config.min_eval_rows
+        or len(classes) < MIN_CLASSES
+    )
+    if short:
+        raise Failure(
+            description=f"not enough labelled data to train on up to {day}: found "
+            f"{data.rows} rows (train {n['train']}, validation {n['validation']}, test "
+            f"{n['test']}) and {len(classes)} class(es) in train {classes}; needs at least "
+            f"{config.min_train_rows} train rows, {config.min_eval_rows} validation and test "
+            f"rows each, and {MIN_CLASSES} classes",
+            allow_retries=False,
+        )
+
+
+def _log_png(png: bytes, path: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / path
+        file.write_bytes(png)
+        mlflow.log_artifact(str(file))
+
+
+def train_family(
+    family: str, data: Data, config: TrainingConfig, registry: ModelRegistry, tags: dict
+) -> dict[str, Any]:
+    """Fit, evaluate, track and register one family; what its table row needs."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    train, validation, test = (data.splits[s] for s in ("train", "validation", "test"))
+    name = registry.name(family)
+    with mlflow.start_run(run_name=f"{family} {tags['voyce.partition']}", tags=tags) as run:
+        started = time.perf_counter()
+        params, trials = dict(fam.DEFAULTS[family]), 0
+        if config.automl_trials > 0:
+            params, best, trials = _search(family, data, config)
+            mlflow.log_metric("automl_best_validation_macro_f1", best)
+        model = fam.fit(fam.pipeline(family, params, config.seed), train.X, train.y)
+        seconds = time.perf_counter() - started
+        scores = {}
+        for split_name, split in (("validation", validation), ("test", test)):
+            predicted = model.predict(split.X)
+            scores |= {
+                f"{split_name}_{k}": v for k, v in metrics(split.y, predicted, data.labels).items()
+            }
+            _log_png(
+                confusion_png(split.y, predicted, data.labels, f"{name} on {split_name}"),
+                f"confusion_matrix_{split_name}.png",
+            )
+        scores |= {"training_seconds": round(seconds, 3), "train_rows": float(len(train.y))}
+        mlflow.log_params({**params, "family": family, "automl_trials": trials})
+        mlflow.log_metrics(scores)
+        importance = fam.importances(model, FEATURE_NAMES)
+        mlflow.log_dict(importance, "feature_importance.json")
+        top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:12])
+        _log_png(
+            bar_chart_png(
+                {k: round(v, 3) for k, v in top.items()}, f"{name}: top features", "share"
+            ),
+            "feature_importance.png",
+        )
+        example = train.X[:1]
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict_proba(example)),
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=fam.requirements(family),
+            # skops (MLflow's default) refuses object-dtype class arrays and the boosters'
+            # own types unless each is listed as trusted; the registry is ours, and
+            # cloudpickle is what Databricks model serving loads.
+            serialization_format="cloudpickle",
+            metadata={"feature_names": list(FEATURE_NAMES), "labels": list(model.classes_)},
+        )
+    return {
+        "family": family,
+        "name": name,
+        "version": str(info.registered_model_version),
+        "run_id": run.info.run_id,
+        "params": params,
+        "scores": scores,
+        "seconds": seconds,
+        "trials": trials,
+        "classes": [str(c) for c in model.classes_],
+    }
+
+
+def _search(family: str, data: Data, config: TrainingConfig):
+    from voyce_assets.training.automl import search
+
+    s = data.splits
+    return search(
+        family,
+        (s["train"].X, s["train"].y),
+        (s["validation"].X, s["validation"].y),
+        data.labels,
+        config.automl_trials,
+        config.automl_timeout_seconds,
+        config.seed,
+    )
+
+
+def set_aliases(registry: ModelRegistry, trained: dict[str, dict], choice) -> None:
+    """Point champion and challenger at this run's versions; other families lose them."""
+    from mlflow.exceptions import MlflowException
+
+    client = registry.client()
+    holders = {CHAMPION: choice.champion, CHALLENGER: choice.challenger}
+    for alias, family in holders.items():
+        for other, name in registry.names().items():
+            if other == family:
+                continue
+            # The model or the alias may not exist: nothing to drop then.
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model_alias(name, alias)
+        if family is not None:
+            client.set_registered_model_alias(
+                trained[family]["name"], alias, trained[family]["version"]
+            )
+
+
+def registry_rows(day: dt.date, trained: dict[str, dict], choice, current: bool) -> list[dict]:
+    now = dt.datetime.now(dt.UTC)
+    role = {choice.champion: CHAMPION, choice.challenger: CHALLENGER} if current else {}
+    rows = []
+    for family, t in trained.items():
+        alias = role.get(family)
+        rows.append(
+            {
+                "model_id": model_id(t["name"], t["version"]),
+                "model_name": t["name"],
+                "model_version": t["version"],
+                "model_type": FAMILIES[family],
+                "framework": fam.framework(family),
+                "mlflow_run_id": t["run_id"],
+                "mlflow_model_uri": f"models:/{t['name']}/{t['version']}",
+                "metrics": json.dumps(t["scores"], sort_keys=True),
+                "parameters": json.dumps(t["params"], sort_keys=True, default=str),
+                "tags": json.dumps(
+                    {
+                        "alias": alias,
+                        "automl_trials": t["trials"],
+                        "classes": t["classes"],
+                        "trained_on": day.isoformat(),
+                    },
+                    sort_keys=True,
+                ),
+                "stage": STAGE_OF_ALIAS.get(alias, "None"),
+                "training_seconds": round(t["seconds"], 3),
+                "created_at": now,
+                "updated_at": now,
+                "event_date": day,
+            }
+        )
+    return rows
+
+
+def archive_older(lakehouse: Lakehouse, dates: list[dt.date]) -> int:
+    """Rows of earlier trainings that held an alias now held by this run's versions."""
+    from deltalake import DeltaTable
+
+    if not lakehouse.exists(REGISTRY):
+        return 0
+    inside = ", ".join(f"'{d.isoformat()}'" for d in dates)
+    target = DeltaTable(
+        lakehouse.table_uri(REGISTRY), storage_options=lakehouse.storage_options or None
+    )
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    result = target.update(
+        predicate=f"stage IN ('Production', 'Staging') AND event_date NOT IN ({inside})",
+        updates={"stage": "'Archived'", "updated_at": f"TIMESTAMP '{now}'"},
+    )
+    return int(result.get("num_updated_rows", 0))
+
+
+def newest_training(lakehouse: Lakehouse) -> dt.date | None:
+    days = lakehouse.read(REGISTRY, None, ["event_date"]).column("event_date")
+    return pc.max(days).as_py() if len(days) else None
+
+
+def metrics_check(rows: list[dict]) -> AssetCheckResult:
+    """Every version scored on validation and test, with metrics in [0, 1]."""
+    bad = []
+    for r in rows:
+        scores = json.loads(r["metrics"])
+        keys = [f"{s}_{m}" for s in ("validation", "test") for m in ("accuracy", "macro_f1")]
+        if any(k not in scores or not 0 <= scores[k] <= 1 for k in keys):
+            bad.append(f"{r['model_name']} v{r['model_version']}")
+    return AssetCheckResult(
+        check_name="models_scored", passed=not bad, metadata={"versions": len(rows), "bad": bad}
+    )
+
+
+@table_asset(
+    REGISTRY.path,
+    deps=[DATASET.path],
+    kinds={"mlflow", "scikit-learn"},
+    retry_policy=RetryPolicy(max_retries=1, delay=60),
+    pool="gpu",
+    # Bound to the Databricks step launcher in prod (a GPU job cluster), none locally.
+    required_resource_keys={"gpu_step_launcher", "lakehouse", "mlflow"},
+    tags={"voyce/cadence": "weekly"},
+    checks={"models_scored": "Every version has validation and test metrics in [0, 1]."},
+    description="Logistic regression, random forest, XGBoost and LightGBM trained on the "
+    "dataset up to the partition's day, tracked and registered in MLflow; aliases champion "
+    "(best validation macro-F1, confirmed on test) and challenger.",
+)
+def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> MaterializeResult:
+    lakehouse: Lakehouse = context.resources.lakehouse
+    registry: ModelRegistry = context.resources.mlflow
+    unknown = sorted(set(config.families) - set(FAMILIES))
+    if unknown or not config.families:
+        raise Failure(
+            description=f"families {unknown or '[]'} not known; choose from {', '.join(FAMILIES)}",
+            allow_retries=False,
+        )
+    dates = partition_dates(context)
+    # Every day first: a day short of data fails the run before any model is registered.
+    data = {day: load(lakehouse, day, config.window_days) for day in dates}
+    for day, d in data.items():
+        require_enough(d, config, day)
+    newest = newest_training(lakehouse)
+    rows, per_partition, choices = [], {}, {}
+    with registry.session():
+        for day in dates:
+            tags = {
+                "voyce.partition": day.isoformat(),
+                "voyce.dagster_run_id": context.run_id,
+                "voyce.dataset_rows": str(data[day].rows),
+            }
+            trained = {}
+            for family in config.families:
+                trained[family] = train_family(family, data[day], config, registry, tags)
+                context.log.info(
+                    f"{family}: {trained[family]['name']} v{trained[family]['version']} "
+                    f"validation macro-F1 {trained[family]['scores']['validation_macro_f1']:.4f}"
+                )
+            choice = choose({f: t["scores"] for f, t in trained.items()}, config.confirm_tolerance)
+            # Aliases move only with the newest training: a backfill of the past never
+            # demotes a later champion.
+            current = day == max(dates) and (newest is None or day >= newest)
+            day_rows = registry_rows(day, trained, choice, current)
+            rows += day_rows
+            choices[day] = (trained, choice, current)
+            per_partition[day.isoformat()] = {
+                "dagster/partition_row_count": len(day_rows),
+                "champion": f"{trained[choice.champion]['name']} v{trained[choice.champion]['version']}",
+                "challenger": (
+                    f"{trained[choice.challenger]['name']} v{trained[choice.challenger]['version']}"
+                    if choice.challenger
+                    else "none"
+                ),
+                "aliases_moved": current,
+                "choice": choice.reason,
+                "dataset_rows": data[day].rows,
+                "label_sources": MetadataValue.json(data[day].sources),
+                "training_seconds": round(sum(t["seconds"] for t in trained.values()), 3),
+                "models": markdown_table(
+                    [
+                        {
+                            "model": f"{t['name']} v{t['version']}",
+                            "val macro-F1": t["scores"]["validation_macro_f1"],
+                            "test macro-F1": t["scores"]["test_macro_f1"],
+                            "test accuracy": t["scores"]["test_accuracy"],
+                            "seconds": round(t["seconds"], 2),
+                        }
+                        for t in trained.values()
+                    ],
+                    ["model", "val macro-F1", "test macro-F1", "test accuracy", "seconds"],
+                ),
+                "macro_f1_chart": png_markdown(
+                    bar_chart_png(
+                        {
+                            f: round(t["scores"]["validation_macro_f1"], 3)
+                            for f, t in trained.items()
+                        },
+                        f"validation macro-F1, {day}",
+                        "macro-F1",
+                    ),
+                    "validation macro-F1",
+                ),
+            }
+    uri = lakehouse.ensure_table(REGISTRY)
+    replace_partitions(
+        uri,
+        REGISTRY,
+        pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()).to_batches(),
+        dates,
+        lakehouse.storage_options,
+    )
+    trained, choice, current = choices[max(dates)]
+    if current:
+        archived = archive_older(lakehouse, dates)
+        set_aliases(registry, trained, choice)
+        context.log.info(
+            f"champion {choice.champion}, challenger {choice.challenger}; {archived} older row(s) archived"
+        )
+    record_partitions(context, per_partition)
+    return MaterializeResult(
+        metadata={
+            "experiment": registry.experiment,
+            "feature_width": len(FEATURE_NAMES),
+            "features": f"{len(BASE_FEATURES)} + {EMBEDDING_DIM}-d embedding",
+        },
+        check_results=[metrics_check(rows)],
+    )

@@ -1,0 +1,165 @@
+"""ml_models.model_registry: four families trained on the dataset, tracked and registered
+in a real MLflow store, champion and challenger by alias, one table row per version."""
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+from dagster import RunConfig, materialize
+
+from voyce_assets.models import CHALLENGER, CHAMPION
+from voyce_assets.resources import Lakehouse, ModelRegistry
+from voyce_assets.training.evaluation import choose, metrics
+from voyce_assets.training.model_registry import REGISTRY, TrainingConfig, model_registry
+from voyce_assets_tests.analytics.harness import write_tables
+from voyce_assets_tests.training.synthetic import arrays, dataset_rows
+
+D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+
+
+@pytest.fixture
+def stores(tmp_path):
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
+    db = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    registry = ModelRegistry(
+        tracking_uri=db, registry_uri=db, artifact_root=str(tmp_path / "mlflow" / "artifacts")
+    )
+    return lakehouse, registry
+
+
+def train(lakehouse, registry, day, **config):
+    from dagster import ResourceDefinition
+
+    return materialize(
+        [model_registry],
+        resources={
+            "lakehouse": lakehouse,
+            "mlflow": registry,
+            "gpu_step_launcher": ResourceDefinition.none_resource(),
+        },
+        partition_key=day.isoformat(),
+        run_config=RunConfig({REGISTRY.path.replace("/", "__"): TrainingConfig(**config)}),
+        raise_on_error=False,
+    )
+
+
+def test_four_families_registered_champion_loads_by_alias_and_scores_raw_features(stores):
+    lakehouse, registry = stores
+    write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1], 300)})
+    result = train(lakehouse, registry, D1)
+    assert result.success
+    rows = lakehouse.read(REGISTRY).to_pylist()
+    assert sorted(r["model_type"] for r in rows) == [
+        "lightgbm",
+        "logistic_regression",
+        "random_forest",
+        "xgboost",
+    ]
+    assert sorted(r["stage"] for r in rows) == ["None", "None", "Production", "Staging"]
+    champion_row = next(r for r in rows if r["stage"] == "Production")
+    # The champion by alias is the table's Production row, and a loaded model scores raw
+    # vectors in sentiment labels, well above chance on held-out data.
+    version = registry.by_alias(CHAMPION)
+    assert (version.name, str(version.version)) == (
+        champion_row["model_name"],
+        champion_row["model_version"],
+    )
+    model = registry.load(version)
+    X, y = arrays(300, seed=7)
+    assert set(model.predict(X)) <= {"positive", "neutral", "negative"}
+    assert (model.predict(X) == y).mean() > 0.6
+    np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0)
+    assert registry.by_alias(CHALLENGER).name != version.name
+    # What MLflow tracked for the champion's run.
+    client = registry.client()
+    run = client.get_run(champion_row["mlflow_run_id"])
+    for key in ("validation_macro_f1", "test_weighted_precision", "test_negative_recall"):
+        assert key in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion_matrix_validation.png", "feature_importance.json"} <= artifacts
+    scores = json.loads(champion_row["metrics"])
+    assert scores["validation_macro_f1"] == pytest.approx(run.data.metrics["validation_macro_f1"])
+    assert champion_row["training_seconds"] > 0
+    assert result.get_asset_check_evaluations()[0].passed
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["dagster/partition_row_count"].value == 4
+
+
+def test_a_later_training_moves_the_aliases_and_archives_the_older_rows(stores):
+    lakehouse, registry = stores
+    write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1, D2], 150)})
+    assert train(lakehouse, registry, D1, families=["lr", "lgbm"]).success
+    assert train(lakehouse, registry, D2, families=["lr", "lgbm"]).success
+    rows = lakehouse.read(REGISTRY).to_pylist()
+    stages = {(r["event_date"], r["stage"]) for r in rows}
+    assert {s for d, s in stages if d == D1} == {"Archived"}
+    assert sorted(s for d, s in stages if d == D2) == ["Production", "Staging"]
+    assert str(registry.by_alias(CHAMPION).version) == "2"
+    # Re-training D1 (a backfill of the past) replaces D1's rows, never takes the aliases.
+    assert train(lakehouse, registry, D1, families=["lr", "lgbm"]).success
+    rows = lakehouse.read(REGISTRY).to_pylist()
+    assert len(rows) == 4
+    assert sorted(r["stage"] for r in rows if r["event_date"] == D1) == ["None", "None"]
+    assert str(registry.by_alias(CHAMPION).version) == "2"
+
+
+@pytest.mark.parametrize(
+    ("labels", "per_day", "needle"),
+    [
+        (("positive",), 100, "1 class(es) in train ['positive']"),
+        (("positive", "negative"), 12, "needs at least 20 train rows"),
+    ],
+)
+def test_too_little_data_or_one_class_fails_with_the_counts(stores, labels, per_day, needle):
+    lakehouse, registry = stores
+    write_tables(
+        lakehouse, {"processed_data/training_dataset": dataset_rows([D1], per_day, labels=labels)}
+    )
+    result = train(lakehouse, registry, D1)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message + str(
+        failure.step_failure_data.user_failure_data
+    )
+    assert needle in message and f"found {per_day} rows" in message
+    assert not lakehouse.exists(REGISTRY) or lakehouse.read(REGISTRY).num_rows == 0
+    assert registry.by_alias(CHAMPION) is None
+
+
+def test_automl_trials_are_child_runs_and_start_from_the_defaults(stores):
+    lakehouse, registry = stores
+    write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1], 150)})
+    assert train(lakehouse, registry, D1, families=["lr"], automl_trials=3).success
+    client = registry.client()
+    experiment = client.get_experiment_by_name(registry.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if "voyce.automl_trial" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 3
+    assert {r.data.params["C"] for r in children} >= {"1.0"}  # trial 0: the defaults
+    best = max(r.data.metrics["validation_macro_f1"] for r in children)
+    assert parent.data.metrics["automl_best_validation_macro_f1"] == pytest.approx(best)
+
+
+def test_metrics_keep_a_label_never_predicted_in_the_macro_average():
+    y_true = np.array(["positive", "negative", "neutral", "neutral"])
+    y_pred = np.array(["positive", "negative", "positive", "positive"])
+    scores = metrics(y_true, y_pred, ["negative", "neutral", "positive"])
+    assert scores["neutral_recall"] == 0 and scores["neutral_support"] == 2
+    # precision: negative 1, neutral 0, positive 1/3; macro = (1 + 0 + 1/3) / 3
+    assert scores["macro_precision"] == pytest.approx(4 / 9, abs=1e-6)
+    assert scores["accuracy"] == 0.5
+
+
+def test_the_champion_must_be_confirmed_on_test():
+    scores = {
+        "lr": {"validation_macro_f1": 0.90, "test_macro_f1": 0.60},
+        "rf": {"validation_macro_f1": 0.85, "test_macro_f1": 0.80},
+        "xgb": {"validation_macro_f1": 0.80, "test_macro_f1": 0.82},
+    }
+    choice = choose(scores, tolerance=0.05)
+    # lr wins validation but is 0.22 below the best test score: rf is the confirmed best.
+    assert (choice.champion, choice.challenger) == ("rf", "lr")
+    assert "lr" in choice.reason
+    assert choose(scores, tolerance=0.3).champion == "lr"
