@@ -439,13 +439,16 @@ def demo_seed(**kwargs) -> None:
 @_config_errors
 def demo_run(**kwargs) -> None:
     """Seed, then materialize catalog_setup and every buildable asset for the demo days."""
-    from voyce_assets.demo.run import materialize_demo
+    from voyce_assets.demo.run import failed, materialize_demo
 
     config, summary = _seed(**kwargs)
     for line in summary.lines():
         click.echo(line)
-    for line in materialize_demo(config.partition_dates()):
+    lines = materialize_demo(config.partition_dates())
+    for line in lines:
         click.echo(line)
+    if failed(lines):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

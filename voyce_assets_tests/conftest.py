@@ -59,7 +59,23 @@ TUNABLES = (
     "WHISPER_MODEL_SIZE",
     "WHISPER_DEVICE",
     "BATCH_SIZE",
+    "INFERENCE_THRESHOLD_HOURS",
+    "VOYCE_CHALLENGER_PERCENT",
 )
+
+
+@pytest.fixture
+def ml_stores(tmp_path):
+    """A Lakehouse and an MLflow sqlite store (tracking + registry) in the test's folder."""
+    from voyce_assets.resources import Lakehouse, ModelRegistry
+
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
+    db = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    registry = ModelRegistry(
+        tracking_uri=db, registry_uri=db, artifact_root=str(tmp_path / "mlflow" / "artifacts")
+    )
+    return lakehouse, registry
+
 
 PROD_ENV = {
     "VOYCE_ENV": "prod",

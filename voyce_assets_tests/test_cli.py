@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pyarrow.compute as pc
 import pytest
 import sqlglot
 from dagster import DagsterInstance, DagsterRunStatus
@@ -51,10 +52,10 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
     env = {"VOYCE_HOME": str(voyce_home), "DAGSTER_HOME": str(voyce_home / "dagster")}
     try:
         run = voyce(
-            "demo", "run", "--days", "2", "--per-day", "3", "--end-date", "2026-03-02", **env
+            "demo", "run", "--days", "2", "--per-day", "20", "--end-date", "2026-03-02", **env
         )
         assert run.returncode == 0, run.stderr[-3000:]
-        assert "voice_feedback: 6 rows" in run.stdout
+        assert "voice_feedback: 40 rows" in run.stdout
         assert "partitions 2026-02-28 .. 2026-03-01 (2 days)" in run.stdout
         assert "materialized catalog_setup" in run.stdout
         status = voyce("db", "status", **env)
@@ -72,11 +73,15 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
         assert (voyce_home / "dagster" / "dagster.yaml").is_file()
         with DagsterInstance.from_config(str(voyce_home / "dagster")) as instance:
             runs = instance.get_runs()
-            # catalog_setup, then one run over the demo range for the raw mirrors.
-            assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2
-        # Raw and text checks pass; with 6 recordings the 3 deliberate bad cases exceed 5%
+            # catalog_setup; one run over the demo range; the weekly training for the last
+            # day; what depends on the models (predictions, costs) over the range.
+            assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 4
+        # Raw and text checks pass; with 40 recordings the 4 deliberate bad cases exceed 5%
         # transcription failures. The text stage skips them (counted, not failed).
-        assert "checks: 34 of 35 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
+        assert "checks: 33 of 34 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
+        assert "materialized ml_models/model_registry (1 partitions) " in run.stdout
+        assert "materialized ml_models/predictions (2 partitions) " in run.stdout
+        _champion_scores_the_demo_dataset(voyce_home)
         # Every analytics table is filled, and the report of the last day is written.
         for spec in TABLES:
             if spec.stage == "analytics":
@@ -89,7 +94,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
             str(voyce_home / "lakehouse" / "voice_feedback_dev" / "analytics" / "cost_tracking")
         ).to_pyarrow_table()
         stages = {json.loads(m)["stage"] for m in costs.column("metadata").to_pylist()}
-        assert stages == {"ingestion", "voice", "text"}
+        assert stages == {"ingestion", "voice", "text", "training", "inference"}
         assert costs.column("organization_id").null_count == 0
         assert "materialized raw_data/sentiment_analysis (2 partitions)" in run.stdout
         assert "materialized processed_data/enhanced_transcriptions (2 partitions)" in run.stdout
@@ -106,7 +111,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
 
         # Re-running the demo is idempotent.
         again = voyce(
-            "demo", "run", "--days", "2", "--per-day", "3", "--end-date", "2026-03-02", **env
+            "demo", "run", "--days", "2", "--per-day", "20", "--end-date", "2026-03-02", **env
         )
         assert again.returncode == 0, again.stderr[-3000:]
         assert f"tables_exists={len(TABLES)}" in again.stdout
@@ -119,3 +124,32 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
 @pytest.mark.parametrize("command", [["--help"], ["db", "--help"], ["demo", "run", "--help"]])
 def test_help(command):
     assert voyce(*command).returncode == 0
+
+
+def _champion_scores_the_demo_dataset(voyce_home) -> None:
+    """The demo's champion, loaded from the local MLflow registry by alias, scores the demo's
+    own dataset; the tables hold one row per version and one prediction per scorable feedback."""
+    import numpy as np
+
+    from voyce_assets.models import CHAMPION
+    from voyce_assets.resources import ModelRegistry
+
+    lake = voyce_home / "lakehouse" / "voice_feedback_dev"
+    db = f"sqlite:///{voyce_home / 'mlflow' / 'mlflow.db'}"
+    registry = ModelRegistry(tracking_uri=db, registry_uri=db)
+    version = registry.by_alias(CHAMPION)
+    model = registry.load(version)
+    dataset = DeltaTable(str(lake / "processed_data" / "training_dataset")).to_pyarrow_table()
+    X = np.asarray(dataset.column("features").to_pylist())
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(model.predict(X)) <= {"positive", "neutral", "negative", "mixed"}
+    registry_rows = DeltaTable(str(lake / "ml_models" / "model_registry")).to_pyarrow_table()
+    stages = registry_rows.column("stage").to_pylist()
+    assert registry_rows.num_rows == 4 and stages.count("Production") == 1
+    champion = registry_rows.filter(pc.equal(registry_rows.column("stage"), "Production"))
+    assert champion.column("model_name")[0].as_py() == version.name
+    predictions = DeltaTable(str(lake / "ml_models" / "predictions")).to_pyarrow_table()
+    assert sorted(predictions.column("voice_feedback_id").to_pylist()) == sorted(
+        dataset.column("voice_feedback_id").to_pylist()
+    )

@@ -9,6 +9,7 @@ from dagster import AssetKey, AssetsDefinition, AssetSpec, DailyPartitionsDefini
 from voyce_assets.catalog import APP_TABLES, TABLES
 from voyce_assets.definitions import build_definitions
 from voyce_assets.partitions import daily_partitions
+from voyce_assets.resources import ModelRegistry
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.unity_catalog import DatabricksUnityCatalog, LocalUnityCatalog
 from voyce_assets.settings import ConfigError
@@ -44,28 +45,23 @@ def test_every_table_is_a_partitioned_asset_key_with_column_schema(voyce_home):
         )
 
 
-def test_later_stages_are_lineage_only_specs_never_materializable(voyce_home):
+def test_every_catalog_table_is_a_materializable_asset(voyce_home):
     defs = build_definitions("local")
     graph = _graph(defs)
     executable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_executable}
-    # What runs today; the other tables are specs until their stage lands.
+    # Every table of the catalog, the app database's own assets and the one-off setup.
     built = {
         AssetKey("catalog_setup"),
-        AssetKey(["raw_data", "transcriptions"]),
         AssetKey(["processed_data", "processed_audio"]),
-        AssetKey(["processed_data", "audio_features"]),
-        AssetKey(["raw_data", "sentiment_analysis"]),
-        AssetKey(["processed_data", "enhanced_transcriptions"]),
         AssetKey(["app_db", "auto_tags"]),
         AssetKey(["app_db", "feedback_search_index"]),
-        AssetKey(["processed_data", "training_dataset"]),
-    } | {AssetKey(list(t.key)) for t in TABLES if t.stage == "analytics"}
+    } | {AssetKey(list(t.key)) for t in TABLES}
     assert executable == built | {AssetKey(list(t.key)) for t in APP_TABLES}
-    specs = [a for a in defs.assets if isinstance(a, AssetSpec)]
-    # model_registry, predictions
-    assert len(specs) == 2
+    assert not [a for a in defs.assets if isinstance(a, AssetSpec)]  # no lineage-only spec left
     lineage = graph.get(AssetKey(["ml_models", "model_registry"])).parent_keys
     assert lineage == {AssetKey(["processed_data", "training_dataset"])}
+    predictions = graph.get(AssetKey(["ml_models", "predictions"])).parent_keys
+    assert AssetKey(["ml_models", "model_registry"]) in predictions
     catalog_setup = next(
         a
         for a in defs.assets
@@ -73,7 +69,12 @@ def test_later_stages_are_lineage_only_specs_never_materializable(voyce_home):
     )
     assert catalog_setup.partitions_def is None
     assert {s.name for s in defs.sensors} == {"raw_cdc_sensor", "raw_reconciliation_sweep"}
-    assert {s.name for s in defs.schedules} == {"raw_daily_full_sync", "analytics_daily"}
+    assert {s.name for s in defs.schedules} == {
+        "raw_daily_full_sync",
+        "analytics_daily",
+        "model_training_weekly",
+        "batch_inference_hourly",
+    }
 
 
 def test_resources_follow_voyce_env(voyce_home, prod_env):
@@ -91,6 +92,13 @@ def test_resources_follow_voyce_env(voyce_home, prod_env):
         AssetKey(["raw_data", "transcriptions"])
     )
     assert transcriptions.pools == {"gpu"}
+    # Training is the other GPU step: same pool, same launcher key.
+    training = _graph(build_definitions("local")).get(AssetKey(["ml_models", "model_registry"]))
+    assert training.pools == {"gpu"}
+    assert isinstance(local["mlflow"], ModelRegistry) and isinstance(prod["mlflow"], ModelRegistry)
+    assert local["mlflow"].tracking_uri.startswith("sqlite:///")
+    assert prod["mlflow"].registry_uri == "databricks-uc"
+    assert prod["mlflow"].name("lr") == "voice_feedback_prod.ml_models.sentiment_classifier_lr"
 
 
 def _validate(voyce_home, **env: str) -> subprocess.CompletedProcess:

@@ -5,7 +5,8 @@ exactly that day's rows (same ids, replaced, never added to). Two sources:
 
 - the stages' own tables (``sql/cost_tracking.sql``): Whisper's GPU seconds, billed tokens by
   provider and API mode, texts the local analyzer or the embedder computed (cached answers
-  cost nothing), inference seconds; priced here from the ``pricing`` resource;
+  cost nothing), inference seconds, the seconds each model version took to train; priced
+  here from the ``pricing`` resource;
 - ingestion: the mirrors record their cost rows (records synced, compute seconds) on each
   partition's materialization; they are read back through the instance's event log.
 
@@ -56,6 +57,7 @@ INPUTS = [
     Input("processed_data/enhanced_transcriptions"),
     # Written by the inference stage; a day not predicted yet has no inference cost.
     Input("ml_models/predictions", required=False),
+    Input("ml_models/model_registry", required=False),
 ]
 
 

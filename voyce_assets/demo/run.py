@@ -60,6 +60,13 @@ def _report(result, label: str) -> Iterator[str]:
         yield f"checks: {len(evaluations) - len(failed)} of {len(evaluations)} passed" + (
             f"; failed: {', '.join(sorted(set(failed)))}" if failed else ""
         )
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.step_failure_data
+            why = (data.user_failure_data and data.user_failure_data.description) or (
+                data.error and data.error.message
+            )
+            yield f"failed {event.step_key}: {str(why).strip().splitlines()[0]}"
     yield f"{label}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}"
 
 
@@ -73,6 +80,26 @@ def materialize_catalog_setup() -> list[str]:
     return list(_report(result, "catalog_setup"))
 
 
+def _phases(partitioned: list[AssetsDefinition]) -> tuple[set, set, set]:
+    """The partitioned asset keys run before the weekly ones, the weekly ones (trained once,
+    tag ``voyce/cadence: weekly``), and those downstream of them."""
+    from dagster import AssetSelection
+
+    from voyce_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    weekly_selection = AssetSelection.tag("voyce/cadence", "weekly")
+    weekly = weekly_selection.resolve(graph)
+    after = weekly_selection.downstream(include_self=False).resolve(graph)
+    every = {key for a in partitioned for key in a.keys}
+    return every - weekly - after, weekly & every, after & every
+
+
+def failed(lines: list[str]) -> bool:
+    """Whether any run the demo started failed (its line ends in FAILED)."""
+    return any(line.endswith(" FAILED") for line in lines)
+
+
 def materialize_demo(partitions: list[dt.date]) -> list[str]:
     unpartitioned, partitioned, resources = _executable_assets()
     instance = _instance()
@@ -81,18 +108,31 @@ def materialize_demo(partitions: list[dt.date]) -> list[str]:
         result = materialize(unpartitioned, instance=instance, resources=resources)
         lines += _report(result, "unpartitioned assets")
     if partitioned:
-        # One run over the whole range, as a backfill with the assets' BackfillPolicy would.
         first, last = min(partitions).isoformat(), max(partitions).isoformat()
-        result = materialize(
-            partitioned,
-            instance=instance,
-            resources=resources,
-            tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
-            },
-        )
-        lines += _report(result, f"partitions {first}..{last}")
+        span = {
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        }
+        before, weekly, after = _phases(partitioned)
+        # One run over the whole range, as a backfill with the assets' BackfillPolicy would;
+        # the weekly models are trained once, for the last day, on everything before it, and
+        # what depends on them runs after, over the range again.
+        for selection, tags, label in (
+            (before, span, f"partitions {first}..{last}"),
+            (weekly, {"dagster/partition": last}, f"weekly assets for {last}"),
+            (after, span, f"after the weekly assets, {first}..{last}"),
+        ):
+            if not selection:
+                continue
+            result = materialize(
+                partitioned,
+                selection=sorted(selection),
+                instance=instance,
+                resources=resources,
+                tags=tags,
+                raise_on_error=False,
+            )
+            lines += _report(result, label)
     if not partitioned:
         lines.append(
             "no partitioned assets are materializable yet (later stages are lineage-only specs)"

@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
-from voyce_assets.inference.tables import inference_specs
+from voyce_assets.inference.predictions import predictions
+from voyce_assets.inference.schedules import batch_inference_hourly, inference_job
 
-defs = Definitions(assets=inference_specs)
+defs = Definitions(assets=[predictions], jobs=[inference_job], schedules=[batch_inference_hourly])

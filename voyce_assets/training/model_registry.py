@@ -427,7 +427,6 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
     return MaterializeResult(
         metadata={
             "experiment": registry.experiment,
-            "feature_width": len(FEATURE_NAMES),
             "features": f"{len(BASE_FEATURES)} + {EMBEDDING_DIM}-d embedding",
         },
         check_results=[metrics_check(rows)],

@@ -143,6 +143,6 @@ def training_dataset(context: AssetExecutionContext, lakehouse: Lakehouse) -> Ma
         },
     )
     return MaterializeResult(
-        metadata={"feature_names": list(BASE_FEATURES), "width": len(FEATURE_NAMES)},
+        metadata={"feature_names": list(BASE_FEATURES), "run_feature_width": len(FEATURE_NAMES)},
         check_results=[features_check(stored)],
     )

@@ -163,6 +163,11 @@ FIXTURE = {
             "day": D1,
         },
     ],
+    "ml_models/model_registry": [
+        {"model_name": "sentiment_classifier_lr", "training_seconds": 30.0, "day": D1},
+        {"model_name": "sentiment_classifier_lgbm", "training_seconds": 10.0, "day": D1},
+        {"model_name": "sentiment_classifier_lr", "training_seconds": 99.0, "day": D0},
+    ],
     "raw_data/organizations": [
         {"id": A, "is_active": True, "day": D0},
         {"id": B, "is_active": True, "day": D0},
@@ -188,6 +193,12 @@ STAGE_COSTS = {
     (B, "compute", "embed", "embedding.ktext"): (0.001, "0.000001"),
     # 5 + 15 ms at $0.00011 per s: 0.0000022
     (A, "compute", "predict", "compute.second"): (0.02, "0.000002"),
+}
+# Training on D1 (no organization: shared out by feedback, below): 30 s and 10 s of GPU at
+# $0.00025 per s; D0's training is another day's.
+TRAINING_COSTS = {
+    "sentiment_classifier_lr": (30.0, "0.007500"),
+    "sentiment_classifier_lgbm": (10.0, "0.002500"),
 }
 
 # What the voice_feedback and tags mirrors recorded for D1 (the shape _cost_rows writes).
@@ -255,6 +266,12 @@ ALLOCATED = {
     (B, "compute", "raw_data.voice_feedback"): "0.000367",  # the rest: 0.0011 - 0.000733
     (A, "ingestion", "raw_data.tags"): "0.000267",  # 0.0004 x 2/3 = 0.00026667
     (B, "ingestion", "raw_data.tags"): "0.000133",
+    # training by the same 2/3 and 1/3: 0.0075 splits evenly to the micro-dollar; 0.0025
+    # gives 0.001666.67 and 0.000833.33, the left-over micro-dollar to the larger remainder
+    (A, "compute", "sentiment_classifier_lr"): "0.005000",
+    (B, "compute", "sentiment_classifier_lr"): "0.002500",
+    (A, "compute", "sentiment_classifier_lgbm"): "0.001667",
+    (B, "compute", "sentiment_classifier_lgbm"): "0.000833",
 }
 
 PARAMS = {"start_date": D1, "end_date": D1}
@@ -277,7 +294,13 @@ def test_stage_quantities_on_duckdb_and_spark(spark):
     columns = [*key, "cost_date", "quantity", "items", "stage"]
     assert_same_rows(duck.select(columns).to_pylist(), on_spark.select(columns).to_pylist(), key)
     # The same texts billed 0 tokens (cached) drop out of the priced rows, not the SQL's.
-    got = {k: v for k, v in _quantities(duck).items() if v}
+    training = {
+        r["resource_id"]: (r["quantity"], r["cost_date"], r["organization_id"])
+        for r in duck.to_pylist()
+        if r["stage"] == "training"
+    }
+    assert training == {name: (q, D1, None) for name, (q, _) in TRAINING_COSTS.items()}
+    got = {k: v for k, v in _quantities(duck).items() if v and k[0] is not None}
     assert got.keys() == STAGE_COSTS.keys()
     for k, (quantity, _) in STAGE_COSTS.items():
         assert abs(got[k] - quantity) < 1e-12, k
@@ -334,7 +357,7 @@ def test_the_asset_prices_collects_and_shares_out_and_reruns_the_same(tmp_path):
     for r in stored:
         meta = json.loads(r["metadata"])
         assert r["cost_date"] == D1 and r["organization_id"] in (A, B)
-        if meta["stage"] == "ingestion":
+        if meta["stage"] in ("ingestion", "training"):
             by_key[(r["organization_id"], r["resource_type"], r["resource_id"])] = r
         else:
             key = (r["organization_id"], r["resource_type"], r["operation"], meta["price_key"])
@@ -344,8 +367,8 @@ def test_the_asset_prices_collects_and_shares_out_and_reruns_the_same(tmp_path):
         assert by_key[key]["total_cost"] == Decimal(total), key
         assert json.loads(by_key[key]["metadata"])["allocation"] == "feedback_share"
     assert by_key[(A, "ingestion", "raw_data.voice_feedback")]["total_cost"] == Decimal("0.0002")
-    # The day's total holds: stage costs + every mirror row, to the micro-dollar.
-    stage_total = sum(Decimal(t) for _, t in STAGE_COSTS.values())
+    # The day's total holds: stage costs + training + every mirror row, to the micro-dollar.
+    stage_total = sum(Decimal(t) for _, t in [*STAGE_COSTS.values(), *TRAINING_COSTS.values()])
     mirror_total = sum(Decimal(r["total_cost"]) for rs in MIRROR_COSTS.values() for r in rs)
     assert sum(r["total_cost"] for r in stored) == stage_total + mirror_total
     events = {

@@ -9,23 +9,12 @@ import pytest
 from dagster import RunConfig, materialize
 
 from voyce_assets.models import CHALLENGER, CHAMPION
-from voyce_assets.resources import Lakehouse, ModelRegistry
 from voyce_assets.training.evaluation import choose, metrics
 from voyce_assets.training.model_registry import REGISTRY, TrainingConfig, model_registry
 from voyce_assets_tests.analytics.harness import write_tables
 from voyce_assets_tests.training.synthetic import arrays, dataset_rows
 
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-
-
-@pytest.fixture
-def stores(tmp_path):
-    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
-    db = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    registry = ModelRegistry(
-        tracking_uri=db, registry_uri=db, artifact_root=str(tmp_path / "mlflow" / "artifacts")
-    )
-    return lakehouse, registry
 
 
 def train(lakehouse, registry, day, **config):
@@ -44,8 +33,8 @@ def train(lakehouse, registry, day, **config):
     )
 
 
-def test_four_families_registered_champion_loads_by_alias_and_scores_raw_features(stores):
-    lakehouse, registry = stores
+def test_four_families_registered_champion_loads_by_alias_and_scores_raw_features(ml_stores):
+    lakehouse, registry = ml_stores
     write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1], 300)})
     result = train(lakehouse, registry, D1)
     assert result.success
@@ -86,8 +75,8 @@ def test_four_families_registered_champion_loads_by_alias_and_scores_raw_feature
     assert meta["dagster/partition_row_count"].value == 4
 
 
-def test_a_later_training_moves_the_aliases_and_archives_the_older_rows(stores):
-    lakehouse, registry = stores
+def test_a_later_training_moves_the_aliases_and_archives_the_older_rows(ml_stores):
+    lakehouse, registry = ml_stores
     write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1, D2], 150)})
     assert train(lakehouse, registry, D1, families=["lr", "lgbm"]).success
     assert train(lakehouse, registry, D2, families=["lr", "lgbm"]).success
@@ -111,8 +100,8 @@ def test_a_later_training_moves_the_aliases_and_archives_the_older_rows(stores):
         (("positive", "negative"), 12, "needs at least 20 train rows"),
     ],
 )
-def test_too_little_data_or_one_class_fails_with_the_counts(stores, labels, per_day, needle):
-    lakehouse, registry = stores
+def test_too_little_data_or_one_class_fails_with_the_counts(ml_stores, labels, per_day, needle):
+    lakehouse, registry = ml_stores
     write_tables(
         lakehouse, {"processed_data/training_dataset": dataset_rows([D1], per_day, labels=labels)}
     )
@@ -127,8 +116,8 @@ def test_too_little_data_or_one_class_fails_with_the_counts(stores, labels, per_
     assert registry.by_alias(CHAMPION) is None
 
 
-def test_automl_trials_are_child_runs_and_start_from_the_defaults(stores):
-    lakehouse, registry = stores
+def test_automl_trials_are_child_runs_and_start_from_the_defaults(ml_stores):
+    lakehouse, registry = ml_stores
     write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1], 150)})
     assert train(lakehouse, registry, D1, families=["lr"], automl_trials=3).success
     client = registry.client()

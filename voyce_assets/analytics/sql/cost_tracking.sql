@@ -80,9 +80,22 @@ inference AS (
     JOIN feedback f ON f.id = p.voice_feedback_id
     WHERE p.event_date BETWEEN :start_date AND :end_date
     GROUP BY p.event_date, f.organization_id, p.model_id
+),
+-- Training: the GPU seconds each registered model version took to fit (AutoML included), on
+-- the day it was trained for; no organization, so it is shared out by feedback.
+training AS (
+    SELECT m.event_date AS cost_date, CAST(NULL AS STRING) AS organization_id,
+           'compute' AS resource_type, m.model_name AS resource_id, 'train' AS operation,
+           'training' AS stage, 'gpu.second' AS price_key,
+           SUM(COALESCE(m.training_seconds, 0)) AS quantity, COUNT(*) AS items,
+           CAST(NULL AS DOUBLE) AS audio_minutes
+    FROM ml_models.model_registry m
+    WHERE m.event_date BETWEEN :start_date AND :end_date
+    GROUP BY m.event_date, m.model_name
 )
 SELECT * FROM voice
 UNION ALL SELECT * FROM tokens
+UNION ALL SELECT * FROM training
 UNION ALL SELECT * FROM local_analysis
 UNION ALL SELECT * FROM embeddings
 UNION ALL SELECT * FROM inference

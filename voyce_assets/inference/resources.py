@@ -1,0 +1,48 @@
+"""The inference stage's own resource: the notebook's ``BATCH_SIZE`` and
+``INFERENCE_THRESHOLD_HOURS``, the A/B share and the drift and confidence thresholds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from voyce_assets.settings import from_env
+
+
+class InferenceSettings(ConfigurableResource):
+    """How predictions are made and judged (the UI shows each value and where it comes from)."""
+
+    batch_size: int = Field(default=1024, description="Rows per predict_proba call.")
+    threshold_hours: int = Field(
+        default=24,
+        description="A feedback predicted less than this many hours ago keeps its prediction.",
+    )
+    challenger_percent: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Share of feedback (by a hash of its id) scored by the challenger (arm B).",
+    )
+    low_confidence: float = Field(
+        default=0.6, description="A prediction below this confidence counts as low-confidence."
+    )
+    reference_days: int = Field(
+        default=7, description="Days before the partition that drift is measured against."
+    )
+    min_drift_rows: int = Field(
+        default=30, description="Fewer rows on either side: drift is not judged."
+    )
+
+
+def resources(env: str) -> dict[str, Any]:
+    return {
+        "inference": InferenceSettings(
+            **from_env(
+                batch_size=("BATCH_SIZE", int),
+                threshold_hours=("INFERENCE_THRESHOLD_HOURS", int),
+                challenger_percent=("VOYCE_CHALLENGER_PERCENT", int),
+            )
+        )
+    }
