@@ -51,8 +51,9 @@ class ModelRegistry(ConfigurableResource):
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     @contextmanager
-    def session(self) -> Iterator[str]:
-        """MLflow's fluent API pointed at this store for the block; yields the experiment id."""
+    def session(self, experiment: bool = True) -> Iterator[str | None]:
+        """MLflow's fluent API pointed at this store for the block; yields the experiment id
+        (created if missing), or None with ``experiment=False`` (reading models only)."""
         import mlflow
 
         for uri in (self.tracking_uri, self.registry_uri):
@@ -62,6 +63,9 @@ class ModelRegistry(ConfigurableResource):
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
         try:
+            if not experiment:
+                yield None
+                return
             client = self.client()
             found = client.get_experiment_by_name(self.experiment)
             experiment_id = (
@@ -84,8 +88,11 @@ class ModelRegistry(ConfigurableResource):
         for name in self.names().values():
             try:
                 held.append(client.get_model_version_by_alias(name, alias))
-            except MlflowException:
-                continue  # no such model, or it lacks the alias
+            except MlflowException as exc:
+                # No such model, or it lacks the alias; anything else (the store cannot be
+                # reached, no permission) is raised, never taken for "no champion".
+                if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    raise
         if len(held) > 1:
             found = ", ".join(f"{v.name} v{v.version}" for v in held)
             raise RuntimeError(f"alias {alias!r} is held by several models: {found}")
@@ -95,5 +102,5 @@ class ModelRegistry(ConfigurableResource):
         """The scikit-learn pipeline of a registered version (scores raw feature vectors)."""
         import mlflow.sklearn
 
-        with self.session():
+        with self.session(experiment=False):
             return mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
