@@ -3,10 +3,13 @@
 Shared by the training stage (which labels them) and the inference stage (which scores
 them), so both build the same vector, in ``FEATURE_NAMES`` order, from the same two tables:
 ``processed_data.enhanced_transcriptions`` (text statistics, topics, key phrases, embedding)
-and ``processed_data.audio_features``.
+and ``processed_data.audio_features``; and the split a feedback's id puts it in, which
+inference uses to judge a model only on feedback it did not learn from.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +39,20 @@ SPECTRAL = tuple(
 BASE_FEATURES = TEXT_FEATURES + COUNT_FEATURES + AUDIO_FEATURES + MFCC + SPECTRAL
 EMBEDDING_DIM = 384
 FEATURE_NAMES = BASE_FEATURES + tuple(f"embedding_{i}" for i in range(EMBEDDING_DIM))
+
+
+# Share of feedback per split, by hash bucket out of 100.
+SPLITS = (("train", 70), ("validation", 15), ("test", 15))
+
+
+def split_of(feedback_id: str) -> str:
+    """The feedback's split: a hash of its id, so the same feedback is always in the same one."""
+    bucket = int.from_bytes(hashlib.sha256(feedback_id.encode()).digest()[:8], "big") % 100
+    for name, share in SPLITS:
+        if bucket < share:
+            return name
+        bucket -= share
+    raise AssertionError("the split shares add up to 100")
 
 
 def ids_of(table: pa.Table) -> set[str]:

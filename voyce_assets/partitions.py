@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from dagster import AssetExecutionContext, BackfillPolicy, DailyPartitionsDefinition
@@ -48,3 +48,27 @@ def record_partitions(
     """
     for key in context.partition_keys:
         context.add_asset_metadata(dict(per_partition.get(key, {})), partition_key=key)
+
+
+def require_upstream(context: AssetExecutionContext, paths: Sequence[str]) -> None:
+    """Fail, naming them, when a table in ``paths`` never materialized one of the run's days.
+
+    Not retried: the day is run again once the upstream partition exists.
+    """
+    from dagster import Failure
+
+    from voyce_assets.tables import table_key
+
+    missing = {}
+    for path in paths:
+        done = context.instance.get_materialized_partitions(table_key(path))
+        keys = [key for key in context.partition_keys if key not in done]
+        if keys:
+            missing[path] = keys
+    if missing:
+        named = "; ".join(f"{path}: {', '.join(keys)}" for path, keys in missing.items())
+        raise Failure(
+            description=f"waiting for upstream partitions never materialized: {named}",
+            metadata={"missing": missing},
+            allow_retries=False,
+        )

@@ -28,7 +28,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
-    Failure,
     MaterializeResult,
     RetryPolicy,
 )
@@ -36,11 +35,16 @@ from dagster import (
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
 from voyce_assets.lake import replace_partitions
-from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.partitions import (
+    by_partition,
+    partition_dates,
+    record_partitions,
+    require_upstream,
+)
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.sql_engine import Input as EngineInput
 from voyce_assets.resources.sql_engine import SqlEngine
-from voyce_assets.tables import table_asset, table_key
+from voyce_assets.tables import table_asset
 
 SQL_DIR = Path(__file__).parent / "sql"
 PREVIEW_ROWS = 10
@@ -95,29 +99,10 @@ def loaders(lakehouse: Lakehouse, inputs: Sequence[Input], dates: Sequence[dt.da
     return {spec.name: functools.cache(functools.partial(load, spec)) for spec in inputs}
 
 
-def missing_upstream(context: AssetExecutionContext, paths: Sequence[str]) -> dict[str, list[str]]:
-    """``{table: [partition keys of this run it has never materialized]}``, empty if none."""
-    out = {}
-    for path in paths:
-        done = context.instance.get_materialized_partitions(table_key(path))
-        missing = [key for key in context.partition_keys if key not in done]
-        if missing:
-            out[path] = missing
-    return out
-
-
 def wait_for_upstream(context: AssetExecutionContext, inputs: Sequence[Input]) -> None:
     """Fail, naming them, when a required input lacks one of the run's days: numbers made of
-    part of a day would look like real ones. Not retried: the day is run again once the
-    upstream partition exists."""
-    missing = missing_upstream(context, [i.path for i in inputs if i.required])
-    if missing:
-        named = "; ".join(f"{path}: {', '.join(keys)}" for path, keys in missing.items())
-        raise Failure(
-            description=f"waiting for upstream partitions never materialized: {named}",
-            metadata={"missing": missing},
-            allow_retries=False,
-        )
+    part of a day would look like real ones (``partitions.require_upstream``)."""
+    require_upstream(context, [i.path for i in inputs if i.required])
 
 
 def as_table_rows(result: pa.Table, spec: Table, created_at: dt.datetime) -> pa.Table:

@@ -56,7 +56,7 @@ def label_psi(reference: Sequence[str], current: Sequence[str], labels: Sequence
     return _psi(count(reference), count(current))
 
 
-def severity(value: float, p_value: float = 0.0) -> str | None:
+def severity(value: float, p_value: float) -> str | None:
     if p_value >= SIGNIFICANCE:
         return None
     return "ERROR" if value >= ERROR_PSI else "WARN" if value >= WARN_PSI else None

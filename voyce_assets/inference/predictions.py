@@ -53,6 +53,7 @@ class Arm:
     name: str
     version: str
     model: Any
+    trained_on: dt.date | None
 
     @property
     def model_id(self) -> str:
@@ -74,7 +75,13 @@ def load_arms(registry: ModelRegistry) -> dict[str, Arm]:
                 f"features; the pipeline builds {len(FEATURE_NAMES)}: retrain the models",
                 allow_retries=False,
             )
-        arms[arm] = Arm(version.name, str(version.version), model)
+        trained_on = (version.tags or {}).get("voyce.trained_on")
+        arms[arm] = Arm(
+            version.name,
+            str(version.version),
+            model,
+            dt.date.fromisoformat(trained_on) if trained_on else None,
+        )
     if "A" not in arms:
         names = ", ".join(registry.names().values())
         raise Failure(
@@ -211,8 +218,15 @@ def drift_checks(
         mine = stored.filter(pc.equal(stored.column("event_date"), pa.scalar(day, pa.date32())))
         confidence = np.asarray(mine.column("prediction_confidence").to_pylist(), float)
         share = float((confidence < settings.low_confidence).mean()) if len(confidence) else 0.0
-        levels["low"][key] = drift.low_confidence_severity(share)
-        detail["low"][key] = {"share": round(share, 4), "predictions": len(confidence)}
+        if len(confidence) >= settings.min_drift_rows:
+            levels["low"][key] = drift.low_confidence_severity(share)
+            detail["low"][key] = {"share": round(share, 4), "predictions": len(confidence)}
+        else:
+            # Today's partition early in the day: two rows are no share to alert on.
+            levels["low"][key] = None
+            detail["low"][key] = (
+                f"not judged: {len(confidence)} predictions, fewer than {settings.min_drift_rows}"
+            )
         per_partition[key] = {
             "low_confidence_share": round(share, 4),
             "prediction_psi": detail["prediction"][key].get("psi")
@@ -312,7 +326,9 @@ def predictions(
             ]
     uri = lakehouse.ensure_table(PREDICTIONS)
     stored = pa.Table.from_pylist(rows, schema=PREDICTIONS.arrow_schema())
-    replace_partitions(uri, PREDICTIONS, stored.to_batches(), dates, lakehouse.storage_options)
+    written = replace_partitions(
+        uri, PREDICTIONS, stored.to_batches(), dates, lakehouse.storage_options
+    )
     # Drift: the run's days against the days before each, features and predictions alike.
     reference = sorted(
         {d - dt.timedelta(days=n) for d in dates for n in range(1, inference.reference_days + 1)}
@@ -329,10 +345,10 @@ def predictions(
     new_ids = {ids[i] for group in todo.values() for i in group}
     per_partition = {}
     for key, day_rows in by_partition(context, rows, lambda r: r["event_date"]).items():
-        ab = report(day_rows, labels)
+        ab = report(day_rows, labels, {k: (a.model_id, a.trained_on) for k, a in arms.items()})
         counts = {label: sum(r["predicted_label"] == label for r in day_rows) for label in LABELS}
         per_partition[key] = {
-            "dagster/partition_row_count": len(day_rows),
+            "dagster/partition_row_count": written.rows_per_partition.get(key, 0),
             "kept": sum(r["voice_feedback_id"] not in new_ids for r in day_rows),
             "rows_scored": sum(r["voice_feedback_id"] in new_ids for r in day_rows),
             "inference_seconds": round(

@@ -14,9 +14,10 @@ from voyce_assets.settings import from_env
 class InferenceSettings(ConfigurableResource):
     """How predictions are made and judged (the UI shows each value and where it comes from)."""
 
-    batch_size: int = Field(default=1024, description="Rows per predict_proba call.")
+    batch_size: int = Field(default=1024, ge=1, description="Rows per predict_proba call.")
     threshold_hours: int = Field(
         default=24,
+        ge=0,
         description="A feedback predicted less than this many hours ago keeps its prediction.",
     )
     challenger_percent: int = Field(
@@ -26,13 +27,16 @@ class InferenceSettings(ConfigurableResource):
         description="Share of feedback (by a hash of its id) scored by the challenger (arm B).",
     )
     low_confidence: float = Field(
-        default=0.6, description="A prediction below this confidence counts as low-confidence."
+        default=0.6,
+        gt=0,
+        le=1,
+        description="A prediction below this confidence counts as low-confidence.",
     )
     reference_days: int = Field(
-        default=7, description="Days before the partition that drift is measured against."
+        default=7, ge=1, description="Days before the partition that drift is measured against."
     )
     min_drift_rows: int = Field(
-        default=30, description="Fewer rows on either side: drift is not judged."
+        default=30, ge=1, description="Fewer rows on either side: drift is not judged."
     )
 
 

@@ -9,6 +9,7 @@ resources (or a test and an asset) never see each other's store.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,45 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from voyce_assets.models import FAMILIES, registered_name
+
+# MLflow keeps its store and experiment in module globals and mirrors them into these
+# variables (so subprocesses inherit them): a session saves and restores both, exactly.
+_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+)
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def _globals():
+    import mlflow.tracking._model_registry.utils as registry
+    import mlflow.tracking._tracking_service.utils as tracking
+    import mlflow.tracking.fluent as fluent
+
+    return {
+        (tracking, "_tracking_uri"),
+        (registry, "_registry_uri"),
+        (fluent, "_active_experiment_id"),
+    }
+
+
+def _saved_state() -> dict:
+    return {
+        "env": {name: os.environ.get(name) for name in _ENV},
+        "globals": [(module, name, getattr(module, name)) for module, name in _globals()],
+    }
+
+
+def _restore(saved: dict) -> None:
+    for module, name, value in saved["globals"]:
+        setattr(module, name, value)
+    for name, value in saved["env"].items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 class ModelRegistry(ConfigurableResource):
@@ -59,7 +99,7 @@ class ModelRegistry(ConfigurableResource):
         for uri in (self.tracking_uri, self.registry_uri):
             if uri.startswith("sqlite:///"):
                 Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+        saved = _saved_state()
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)
         try:
@@ -76,8 +116,7 @@ class ModelRegistry(ConfigurableResource):
             mlflow.set_experiment(experiment_id=experiment_id)
             yield experiment_id
         finally:
-            mlflow.set_tracking_uri(before[0])
-            mlflow.set_registry_uri(before[1])
+            _restore(saved)
 
     def by_alias(self, alias: str) -> Any | None:
         """The model version holding ``alias`` in any family, or None (no model has it yet)."""
@@ -91,7 +130,7 @@ class ModelRegistry(ConfigurableResource):
             except MlflowException as exc:
                 # No such model, or it lacks the alias; anything else (the store cannot be
                 # reached, no permission) is raised, never taken for "no champion".
-                if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                if exc.error_code not in NOT_FOUND:
                     raise
         if len(held) > 1:
             found = ", ".join(f"{v.name} v{v.version}" for v in held)

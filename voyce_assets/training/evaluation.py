@@ -71,13 +71,15 @@ class Choice:
 
 def choose(scores: dict[str, dict[str, float]], tolerance: float) -> Choice:
     """Champion: the best validation macro-F1 whose test macro-F1 is within ``tolerance`` of
-    the best test macro-F1 (confirmed on data no choice looked at); challenger: the next one
-    by validation. ``scores``: family -> {"validation_macro_f1", "test_macro_f1"}."""
+    the best test macro-F1 (confirmed on data no choice looked at); challenger: the next
+    confirmed one by validation (an unconfirmed one only when no other is confirmed).
+    ``scores``: family -> {"validation_macro_f1", "test_macro_f1"}."""
+    if tolerance < 0:
+        raise ValueError(f"confirm_tolerance must be at least 0, got {tolerance}")
     ranked = sorted(scores, key=lambda f: (-scores[f]["validation_macro_f1"], f))
     best_test = max(s["test_macro_f1"] for s in scores.values())
-    for family in ranked:
-        if scores[family]["test_macro_f1"] >= best_test - tolerance:
-            break
+    confirmed = [f for f in ranked if scores[f]["test_macro_f1"] >= best_test - tolerance]
+    family = confirmed[0]  # the best test score is always within the tolerance of itself
     skipped = ranked[: ranked.index(family)]
     reason = f"best validation macro-F1 {scores[family]['validation_macro_f1']:.4f}"
     if skipped:
@@ -87,5 +89,10 @@ def choose(scores: dict[str, dict[str, float]], tolerance: float) -> Choice:
         )
     else:
         reason += f", confirmed on test ({scores[family]['test_macro_f1']:.4f})"
-    rest = [f for f in ranked if f != family]
+    rest = [f for f in confirmed if f != family] or [f for f in ranked if f != family]
     return Choice(family, rest[0] if rest else None, reason)
+
+
+def chance_macro_f1(y_true: np.ndarray) -> float:
+    """The macro-F1 a guess at the label frequencies scores on average: 1 / labels present."""
+    return 1 / max(1, len(set(y_true)))

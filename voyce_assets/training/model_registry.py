@@ -9,7 +9,6 @@ macro-F1 confirmed on test becomes ``champion``, the next ``challenger``. The pa
 one row per version trained for D; the older rows' stage follows the aliases.
 """
 
-import contextlib
 import datetime as dt
 import json
 import time
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     Config,
     Failure,
@@ -41,15 +41,17 @@ from voyce_assets.models import (
     STAGE_OF_ALIAS,
     model_id,
 )
-from voyce_assets.partitions import partition_dates, record_partitions
+from voyce_assets.partitions import partition_dates, record_partitions, require_upstream
 from voyce_assets.resources import Lakehouse, ModelRegistry
+from voyce_assets.resources.model_registry import NOT_FOUND
 from voyce_assets.tables import table_asset
 from voyce_assets.training import families as fam
-from voyce_assets.training.evaluation import choose, confusion_png, metrics
+from voyce_assets.training.evaluation import chance_macro_f1, choose, confusion_png, metrics
 
 REGISTRY = table("ml_models/model_registry")
 DATASET = table("processed_data/training_dataset")
 MIN_CLASSES = 2
+CHANCE_MARGIN = 0.05
 
 
 class TrainingConfig(Config):
@@ -59,22 +61,25 @@ class TrainingConfig(Config):
         default=list(FAMILIES), description=f"Model families to train: {', '.join(FAMILIES)}."
     )
     window_days: int = Field(
-        default=0, description="Days of data up to the partition to train on; 0: all history."
+        default=0,
+        ge=0,
+        description="Days of data up to the partition to train on; 0: all history.",
     )
-    min_train_rows: int = Field(default=20, description="Fewer training rows fail the run.")
+    min_train_rows: int = Field(default=20, ge=1, description="Fewer training rows fail the run.")
     min_eval_rows: int = Field(
-        default=3, description="Fewer validation (or test) rows fail the run."
+        default=3, ge=1, description="Fewer validation (or test) rows fail the run."
     )
     confirm_tolerance: float = Field(
         default=0.05,
+        ge=0,
         description="How far below the best test macro-F1 the validation winner may score "
         "and still be champion.",
     )
     automl_trials: int = Field(
-        default=0, description="Optuna trials per family before the final fit; 0: defaults."
+        default=0, ge=0, description="Optuna trials per family before the final fit; 0: defaults."
     )
     automl_timeout_seconds: float = Field(
-        default=600, description="Wall-clock limit of each family's search."
+        default=600, gt=0, description="Wall-clock limit of each family's search."
     )
     seed: int = 42
 
@@ -198,8 +203,15 @@ def train_family(
             # own types unless each is listed as trusted; the registry is ours, and
             # cloudpickle is what Databricks model serving loads.
             serialization_format="cloudpickle",
+            # Served through pyfunc, the model answers what its signature says: probabilities.
+            pyfunc_predict_fn="predict_proba",
             metadata={"feature_names": list(FEATURE_NAMES), "labels": list(model.classes_)},
         )
+    # Which feedback this version learned from: inference judges it only on later or
+    # held-out feedback.
+    registry.client().set_model_version_tag(
+        name, str(info.registered_model_version), "voyce.trained_on", tags["voyce.partition"]
+    )
     return {
         "family": family,
         "name": name,
@@ -238,13 +250,23 @@ def set_aliases(registry: ModelRegistry, trained: dict[str, dict], choice) -> No
         for other, name in registry.names().items():
             if other == family:
                 continue
-            # The model or the alias may not exist: nothing to drop then.
-            with contextlib.suppress(MlflowException):
+            try:
                 client.delete_registered_model_alias(name, alias)
+            except MlflowException as exc:
+                # The model or the alias does not exist: nothing to drop. Anything else
+                # (no permission, the store unreachable) would leave two holders: raise.
+                if exc.error_code not in NOT_FOUND:
+                    raise
         if family is not None:
             client.set_registered_model_alias(
                 trained[family]["name"], alias, trained[family]["version"]
             )
+    for alias, family in holders.items():
+        held = registry.by_alias(alias)  # raises if two models hold it
+        expected = (trained[family]["name"], trained[family]["version"]) if family else None
+        found = (held.name, str(held.version)) if held else None
+        if found != expected:
+            raise RuntimeError(f"alias {alias!r} is on {found} after moving it to {expected}")
 
 
 def registry_rows(day: dt.date, trained: dict[str, dict], choice, current: bool) -> list[dict]:
@@ -306,16 +328,24 @@ def newest_training(lakehouse: Lakehouse) -> dt.date | None:
     return pc.max(days).as_py() if len(days) else None
 
 
-def metrics_check(rows: list[dict]) -> AssetCheckResult:
-    """Every version scored on validation and test, with metrics in [0, 1]."""
-    bad = []
-    for r in rows:
-        scores = json.loads(r["metrics"])
-        keys = [f"{s}_{m}" for s in ("validation", "test") for m in ("accuracy", "macro_f1")]
-        if any(k not in scores or not 0 <= scores[k] <= 1 for k in keys):
-            bad.append(f"{r['model_name']} v{r['model_version']}")
+def chance_check(data: dict[dt.date, Data], choices: dict) -> AssetCheckResult:
+    """Each day's champion beats guessing at the label frequencies on test by CHANCE_MARGIN."""
+    detail, failing = {}, []
+    for day, (trained, choice, _current) in choices.items():
+        score = trained[choice.champion]["scores"]["test_macro_f1"]
+        chance = chance_macro_f1(data[day].splits["test"].y)
+        detail[day.isoformat()] = {
+            "champion": choice.champion,
+            "test_macro_f1": score,
+            "chance": round(chance, 4),
+        }
+        if score < chance + CHANCE_MARGIN:
+            failing.append(day.isoformat())
     return AssetCheckResult(
-        check_name="models_scored", passed=not bad, metadata={"versions": len(rows), "bad": bad}
+        check_name="champion_beats_chance",
+        passed=not failing,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"failing_partitions": failing, "per_partition": MetadataValue.json(detail)},
     )
 
 
@@ -328,7 +358,10 @@ def metrics_check(rows: list[dict]) -> AssetCheckResult:
     # Bound to the Databricks step launcher in prod (a GPU job cluster), none locally.
     required_resource_keys={"gpu_step_launcher", "lakehouse", "mlflow"},
     tags={"voyce/cadence": "weekly"},
-    checks={"models_scored": "Every version has validation and test metrics in [0, 1]."},
+    checks={
+        "champion_beats_chance": "The champion's test macro-F1 is at least "
+        "1/labels + 0.05 (better than guessing at the label frequencies)."
+    },
     description="Logistic regression, random forest, XGBoost and LightGBM trained on the "
     "dataset up to the partition's day, tracked and registered in MLflow; aliases champion "
     "(best validation macro-F1, confirmed on test) and challenger.",
@@ -343,6 +376,7 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             allow_retries=False,
         )
     dates = partition_dates(context)
+    require_upstream(context, [DATASET.path])
     # Every day first: a day short of data fails the run before any model is registered.
     data = {day: load(lakehouse, day, config.window_days) for day in dates}
     for day, d in data.items():
@@ -371,7 +405,6 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             rows += day_rows
             choices[day] = (trained, choice, current)
             per_partition[day.isoformat()] = {
-                "dagster/partition_row_count": len(day_rows),
                 "champion": f"{trained[choice.champion]['name']} v{trained[choice.champion]['version']}",
                 "challenger": (
                     f"{trained[choice.challenger]['name']} v{trained[choice.challenger]['version']}"
@@ -409,13 +442,15 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                 ),
             }
     uri = lakehouse.ensure_table(REGISTRY)
-    replace_partitions(
+    written = replace_partitions(
         uri,
         REGISTRY,
         pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()).to_batches(),
         dates,
         lakehouse.storage_options,
     )
+    for key, meta in per_partition.items():
+        meta["dagster/partition_row_count"] = written.rows_per_partition.get(key, 0)
     trained, choice, current = choices[max(dates)]
     if current:
         archived = archive_older(lakehouse, dates)
@@ -429,5 +464,5 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             "experiment": registry.experiment,
             "features": f"{len(BASE_FEATURES)} + {EMBEDDING_DIM}-d embedding",
         },
-        check_results=[metrics_check(rows)],
+        check_results=[chance_check(data, choices)],
     )

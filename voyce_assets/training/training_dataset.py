@@ -8,7 +8,6 @@ transcript, audio features or analysis is missing or failed is left out and coun
 """
 
 import datetime as dt
-import hashlib
 import uuid
 
 import numpy as np
@@ -21,9 +20,11 @@ from voyce_assets.features import (
     BASE_FEATURES,
     EMBEDDING_DIM,
     FEATURE_NAMES,
+    SPLITS,
     align,
     ids_of,
     matrix,
+    split_of,
     with_audio,
     with_text,
 )
@@ -36,19 +37,6 @@ DATASET = table("processed_data/training_dataset")
 ENHANCED = table("processed_data/enhanced_transcriptions")
 AUDIO = table("processed_data/audio_features")
 SENTIMENT = table("raw_data/sentiment_analysis")
-
-# Share of feedback per split, by hash bucket out of 100.
-SPLITS = (("train", 70), ("validation", 15), ("test", 15))
-
-
-def split_of(feedback_id: str) -> str:
-    """The feedback's split: a hash of its id, so the same feedback is always in the same one."""
-    bucket = int.from_bytes(hashlib.sha256(feedback_id.encode()).digest()[:8], "big") % 100
-    for name, share in SPLITS:
-        if bucket < share:
-            return name
-        bucket -= share
-    raise AssertionError("the split shares add up to 100")
 
 
 def build(enhanced: pa.Table, audio: pa.Table, sentiment: pa.Table) -> tuple[pa.Table, dict]:

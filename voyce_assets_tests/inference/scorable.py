@@ -16,7 +16,8 @@ def feedback_rows(
     days: list[dt.date], per_day: int, seed: int = 0, shift: dict | None = None, tag="p"
 ):
     """``{table path: rows}`` for ``per_day`` feedback a day. ``shift``: day -> amount added
-    (in standard deviations) to the key scalar features of that day's feedback."""
+    (in standard deviations) to the key scalar features of that day's feedback, and (times
+    1.5) to the embedding's first value, which the synthetic models read as "positive"."""
     rng = np.random.default_rng(seed)
     shift = shift or {}
     out = {
@@ -39,7 +40,7 @@ def feedback_rows(
                     "unique_word_count": int(rng.integers(5, 30)),
                     "topics": ["delivery"] * int(rng.integers(0, 3)),
                     "key_phrases": ["late parcel"],
-                    "text_embedding": [float(v) for v in rng.normal(size=384)],
+                    "text_embedding": _embedding(rng, s),
                     "day": day,
                 }
             )
@@ -73,3 +74,9 @@ def feedback_rows(
                 }
             )
     return out
+
+
+def _embedding(rng, shift: float) -> list[float]:
+    values = rng.normal(size=384)
+    values[0] += 1.5 * shift
+    return [float(v) for v in values]

@@ -8,16 +8,18 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from dagster import AssetCheckSeverity, ResourceDefinition, RunConfig, materialize
+from dagster import AssetCheckSeverity, materialize
 
+from voyce_assets.features import split_of
 from voyce_assets.inference import drift
 from voyce_assets.inference.ab_test import arm_of, report
 from voyce_assets.inference.predictions import PREDICTIONS, predictions, predictions_check
 from voyce_assets.inference.resources import InferenceSettings
-from voyce_assets.training.model_registry import REGISTRY, TrainingConfig, model_registry
+from voyce_assets.training.model_registry import REGISTRY
 from voyce_assets_tests.analytics.harness import uid, write_tables
 from voyce_assets_tests.inference.scorable import feedback_rows
 from voyce_assets_tests.training.synthetic import dataset_rows
+from voyce_assets_tests.training.test_model_registry import train
 
 T = dt.date(2026, 11, 10)
 DAYS = [dt.date(2026, 11, 20) + dt.timedelta(days=n) for n in range(4)]
@@ -25,18 +27,7 @@ DAYS = [dt.date(2026, 11, 20) + dt.timedelta(days=n) for n in range(4)]
 
 def _train(lakehouse, registry):
     write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([T], 120)})
-    result = materialize(
-        [model_registry],
-        resources={
-            "lakehouse": lakehouse,
-            "mlflow": registry,
-            "gpu_step_launcher": ResourceDefinition.none_resource(),
-        },
-        partition_key=T.isoformat(),
-        run_config=RunConfig(
-            {"ml_models__model_registry": TrainingConfig(families=["lr", "lgbm"])}
-        ),
-    )
+    result = train(lakehouse, registry, T, families=["lr", "lgbm"])
     assert result.success
     return {r["stage"]: r for r in lakehouse.read(REGISTRY).to_pylist()}
 
@@ -93,7 +84,8 @@ def test_each_feedback_scored_by_its_arm_and_kept_within_the_threshold(ml_stores
     assert meta[day]["dagster/partition_row_count"].value == 40
     assert meta[day]["arm_a"].value + meta[day]["arm_b"].value == 40
     ab = meta[day]["ab_report"].value
-    assert ab["arms"]["A"]["labelled"] == meta[day]["arm_a"].value  # every one has a label
+    # Every feedback has a label and came after the training day: all are judged.
+    assert ab["arms"]["A"]["judged"] == meta[day]["arm_a"].value
     assert ab["p_value"] is None or 0 <= ab["p_value"] <= 1
 
     # Within the threshold the predictions stay; past it they are made again, same ids.
@@ -142,25 +134,61 @@ def test_drift_fires_on_a_shifted_day_and_is_silent_on_stationary_days(ml_stores
     result = _predict(
         lakehouse, registry, DAYS, reference_days=3, min_drift_rows=100, threshold_hours=0
     )
-    feature = _checks(result)["feature_drift"]
+    checks = _checks(result)
+    feature = checks["feature_drift"]
     assert not feature.passed and feature.severity == AssetCheckSeverity.ERROR
     assert feature.metadata["failing_partitions"].value == [DAYS[3].isoformat()]
+    # The shifted features are ones the model reads: its labels move with them.
+    labels = checks["prediction_drift"]
+    assert not labels.passed and labels.metadata["failing_partitions"].value == [
+        DAYS[3].isoformat()
+    ]
     assert result.success  # drift alerts; it does not stop the run
 
 
-def test_psi_bands_on_stationary_and_shifted_samples():
+def test_low_confidence_alerts_on_a_judged_partition_only(ml_stores):
+    lakehouse, registry = ml_stores
+    _train(lakehouse, registry)
+    write_tables(lakehouse, feedback_rows(DAYS[:1], 40, seed=2))
+    write_tables(lakehouse, feedback_rows(DAYS[1:2], 5, seed=3, tag="q"))
+    # Most predictions are under a 0.999 threshold: an ERROR on the day with
+    # 40, while the day with 5 is too small to judge.
+    result = _predict(lakehouse, registry, DAYS[:2], low_confidence=0.999, min_drift_rows=30)
+    check = _checks(result)["low_confidence"]
+    assert not check.passed and check.severity == AssetCheckSeverity.ERROR
+    assert check.metadata["failing_partitions"].value == [DAYS[0].isoformat()]
+    detail = check.metadata["per_partition"].value
+    assert detail[DAYS[0].isoformat()]["share"] > 2 * drift.LOW_CONFIDENCE_SHARE
+    assert "not judged: 5 predictions" in detail[DAYS[1].isoformat()]
+    assert _checks(_predict(lakehouse, registry, DAYS[:2], min_drift_rows=30))[
+        "low_confidence"
+    ].passed
+
+
+def test_psi_bands_count_only_significant_shifts():
+    from scipy.stats import ks_2samp
+
     rng = np.random.default_rng(3)
     reference = rng.normal(size=5000)
-    assert drift.severity(drift.psi(reference, rng.normal(size=5000))) is None
-    assert drift.severity(drift.psi(reference, rng.normal(0.35, 1, size=5000))) == "WARN"
-    assert drift.severity(drift.psi(reference, rng.normal(1.0, 1, size=5000))) == "ERROR"
+
+    def level(current):
+        p_value = ks_2samp(reference, current, method="asymp").pvalue
+        return drift.severity(drift.psi(reference, current), p_value)
+
+    assert level(rng.normal(size=5000)) is None
+    assert level(rng.normal(0.35, 1, size=5000)) == "WARN"
+    assert level(rng.normal(1.0, 1, size=5000)) == "ERROR"
+    labels = ["positive", "neutral", "negative"]
     same = ["positive"] * 50 + ["negative"] * 50
-    assert drift.label_psi(same, same, ["positive", "neutral", "negative"]) == pytest.approx(0)
+    assert drift.label_psi(same, same, labels) == pytest.approx(0)
     flipped = ["positive"] * 85 + ["negative"] * 15
-    assert (
-        drift.severity(drift.label_psi(same, flipped, ["positive", "neutral", "negative"]))
-        == "ERROR"
-    )
+    p_value = drift.label_p_value(same, flipped, labels)
+    assert drift.severity(drift.label_psi(same, flipped, labels), p_value) == "ERROR"
+    # The same kind of shift on 10 rows a side: a large PSI, but chance can make it.
+    few, few_flipped = same[45:55], ["positive"] * 8 + ["negative"] * 2
+    psi = drift.label_psi(few, few_flipped, labels)
+    assert psi >= drift.ERROR_PSI
+    assert drift.severity(psi, drift.label_p_value(few, few_flipped, labels)) is None
 
 
 @pytest.mark.parametrize(("share", "level"), [(0.2, None), (0.21, "WARN"), (0.41, "ERROR")])
@@ -213,35 +241,47 @@ def test_arms_follow_the_id_and_the_share():
     }
 
 
-def test_the_ab_report_tests_the_accuracy_difference():
-    rows = [
+def _ab_rows(arm, model, n, label, day=DAYS[1], tag=None):
+    return [
         {
-            "voice_feedback_id": f"a{i}",
-            "ab_arm": "A",
-            "predicted_label": "positive",
-            "prediction_confidence": 0.8,
+            "voice_feedback_id": f"{tag or arm}{i}",
+            "ab_arm": arm,
+            "model_id": model,
+            "model_name": model,
+            "model_version": "1",
+            "predicted_label": label,
+            "prediction_confidence": 0.8 if arm == "A" else 0.6,
             "inference_time_ms": 0.1,
-            "model_name": "m",
-            "model_version": "1",
+            "event_date": day,
         }
-        for i in range(40)
-    ] + [
-        {
-            "voice_feedback_id": f"b{i}",
-            "ab_arm": "B",
-            "predicted_label": "positive",
-            "prediction_confidence": 0.6,
-            "inference_time_ms": 0.2,
-            "model_name": "n",
-            "model_version": "1",
-        }
-        for i in range(40)
+        for i in range(n)
     ]
+
+
+def test_the_ab_report_tests_the_accuracy_difference_on_held_out_feedback():
+    # Both models trained on data up to DAYS[0]; the rows are from DAYS[1]: all held out.
+    models = {"A": ("m-a", DAYS[0]), "B": ("m-b", DAYS[0])}
+    rows = _ab_rows("A", "m-a", 40, "positive") + _ab_rows("B", "m-b", 40, "positive")
     # A right on 36 of 40, B on 12 of 40: a real difference, a small p-value.
-    labels = {f"a{i}": "positive" if i < 36 else "negative" for i in range(40)}
-    labels |= {f"b{i}": "positive" if i < 12 else "negative" for i in range(40)}
-    out = report(rows, labels)
+    labels = {f"A{i}": "positive" if i < 36 else "negative" for i in range(40)}
+    labels |= {f"B{i}": "positive" if i < 12 else "negative" for i in range(40)}
+    out = report(rows, labels, models)
     assert out["arms"]["A"]["accuracy"] == 0.9 and out["arms"]["B"]["accuracy"] == 0.3
     assert out["accuracy_difference"] == -0.6 and out["p_value"] < 1e-6
-    same = {f"b{i}": "positive" if i < 36 else "negative" for i in range(40)}
-    assert report(rows, {**labels, **same})["p_value"] == pytest.approx(1.0)
+    same = {f"B{i}": "positive" if i < 36 else "negative" for i in range(40)}
+    assert report(rows, {**labels, **same}, models)["p_value"] == pytest.approx(1.0)
+    # Kept predictions of an earlier champion are counted apart, never judged with A's.
+    older = _ab_rows("A", "m-old", 10, "negative", tag="old")
+    mixed = report(rows + older, labels | {f"old{i}": "positive" for i in range(10)}, models)
+    assert mixed["arms"]["A"]["accuracy"] == 0.9 and mixed["arms"]["A"]["by_earlier_models"] == 10
+
+
+def test_the_ab_report_leaves_out_feedback_the_model_trained_on():
+    # Same day as the training: only the test split is held out.
+    models = {"A": ("m-a", DAYS[1])}
+    rows = _ab_rows("A", "m-a", 200, "positive")
+    labels = {r["voice_feedback_id"]: "positive" for r in rows}
+    out = report(rows, labels, models)
+    judged = out["arms"]["A"]["judged"]
+    assert judged == sum(split_of(r["voice_feedback_id"]) == "test" for r in rows)
+    assert 0 < judged < 60 and out["p_value"] is None

@@ -27,10 +27,12 @@ def arrays(n: int, seed: int = 0, labels=LABELS, signal: float = 1.5):
     return X, y
 
 
-def dataset_rows(days: list[dt.date], per_day: int, seed: int = 0, labels=LABELS, tag="t"):
+def dataset_rows(
+    days: list[dt.date], per_day: int, seed: int = 0, labels=LABELS, tag="t", signal=1.5
+):
     """``processed_data/training_dataset`` rows (harness form, with ``day``)."""
     out = []
-    X, y = arrays(per_day * len(days), seed, labels)
+    X, y = arrays(per_day * len(days), seed, labels, signal)
     for i in range(len(y)):
         fid = uid(f"{tag}{i}")
         out.append(

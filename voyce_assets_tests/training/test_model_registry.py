@@ -6,9 +6,17 @@ import json
 
 import numpy as np
 import pytest
-from dagster import RunConfig, materialize
+from dagster import (
+    AssetCheckSeverity,
+    AssetMaterialization,
+    DagsterInstance,
+    ResourceDefinition,
+    RunConfig,
+    materialize,
+)
 
 from voyce_assets.models import CHALLENGER, CHAMPION
+from voyce_assets.tables import table_key
 from voyce_assets.training.evaluation import choose, metrics
 from voyce_assets.training.model_registry import REGISTRY, TrainingConfig, model_registry
 from voyce_assets_tests.analytics.harness import write_tables
@@ -17,9 +25,20 @@ from voyce_assets_tests.training.synthetic import arrays, dataset_rows
 D1, D2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
 
 
-def train(lakehouse, registry, day, **config):
-    from dagster import ResourceDefinition
+def built(days, path="processed_data/training_dataset") -> DagsterInstance:
+    """An instance where ``path`` was materialized for ``days`` (what training waits for)."""
+    instance = DagsterInstance.ephemeral()
+    for day in days:
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key=table_key(path), partition=day.isoformat())
+        )
+    return instance
 
+
+def train(lakehouse, registry, day, last=None, instance=None, **config):
+    """Materialize the registry for ``day`` (or the range ``day``..``last``)."""
+    last = last or day
+    days = [day + dt.timedelta(days=n) for n in range((last - day).days + 1)]
     return materialize(
         [model_registry],
         resources={
@@ -27,9 +46,21 @@ def train(lakehouse, registry, day, **config):
             "mlflow": registry,
             "gpu_step_launcher": ResourceDefinition.none_resource(),
         },
-        partition_key=day.isoformat(),
+        instance=instance or built(days),
+        tags={
+            "dagster/asset_partition_range_start": day.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
         run_config=RunConfig({REGISTRY.path.replace("/", "__"): TrainingConfig(**config)}),
         raise_on_error=False,
+    )
+
+
+def _failure(result) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    data = failure.step_failure_data
+    return str(data.user_failure_data and data.user_failure_data.description) + str(
+        data.error and data.error.message
     )
 
 
@@ -66,11 +97,27 @@ def test_four_families_registered_champion_loads_by_alias_and_scores_raw_feature
     for key in ("validation_macro_f1", "test_weighted_precision", "test_negative_recall"):
         assert key in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"confusion_matrix_validation.png", "feature_importance.json"} <= artifacts
+    assert {
+        "confusion_matrix_validation.png",
+        "confusion_matrix_test.png",
+        "feature_importance.json",
+        "feature_importance.png",
+    } <= artifacts
+    import mlflow.models
+
+    with registry.session(experiment=False):
+        info = mlflow.models.get_model_info(f"models:/{version.name}/{version.version}")
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 420)
+    assert info.signature.outputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 3)
+    assert info.saved_input_example_info is not None
+    assert client.get_model_version(version.name, version.version).tags["voyce.trained_on"] == (
+        D1.isoformat()
+    )
     scores = json.loads(champion_row["metrics"])
     assert scores["validation_macro_f1"] == pytest.approx(run.data.metrics["validation_macro_f1"])
     assert champion_row["training_seconds"] > 0
-    assert result.get_asset_check_evaluations()[0].passed
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "champion_beats_chance" and check.passed
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["dagster/partition_row_count"].value == 4
 
@@ -107,13 +154,67 @@ def test_too_little_data_or_one_class_fails_with_the_counts(ml_stores, labels, p
     )
     result = train(lakehouse, registry, D1)
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.step_failure_data.error.message + str(
-        failure.step_failure_data.user_failure_data
-    )
+    message = _failure(result)
     assert needle in message and f"found {per_day} rows" in message
     assert not lakehouse.exists(REGISTRY) or lakehouse.read(REGISTRY).num_rows == 0
     assert registry.by_alias(CHAMPION) is None
+
+
+def test_a_day_whose_dataset_was_never_built_fails_before_training(ml_stores):
+    lakehouse, registry = ml_stores
+    write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1], 100)})
+    result = train(lakehouse, registry, D2, instance=built([D1]))
+    assert not result.success
+    assert "processed_data/training_dataset: 2026-11-21" in _failure(result)
+    assert registry.by_alias(CHAMPION) is None
+
+
+def test_a_champion_no_better_than_chance_fails_its_check(ml_stores):
+    lakehouse, registry = ml_stores
+    # Labels independent of the features: every family scores about 1/3 macro-F1.
+    rows = dataset_rows([D1], 600, signal=0.0)
+    write_tables(lakehouse, {"processed_data/training_dataset": rows})
+    result = train(lakehouse, registry, D1, families=["lr", "lgbm"])
+    assert result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == AssetCheckSeverity.ERROR
+    assert check.metadata["failing_partitions"].value == [D1.isoformat()]
+
+
+def test_a_range_trains_each_day_on_its_own_data_and_only_the_last_takes_the_aliases(ml_stores):
+    lakehouse, registry = ml_stores
+    write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1, D2], 150)})
+    result = train(lakehouse, registry, D1, last=D2, families=["lr", "lgbm"])
+    assert result.success
+    rows = lakehouse.read(REGISTRY).to_pylist()
+    assert sorted(r["stage"] for r in rows if r["event_date"] == D1) == ["None", "None"]
+    assert sorted(r["stage"] for r in rows if r["event_date"] == D2) == ["Production", "Staging"]
+    meta = {
+        e.materialization.partition: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    # D1 trained on its 150 rows, D2 on both days' 300.
+    assert meta["2026-11-20"]["dataset_rows"].value == 150
+    assert meta["2026-11-21"]["dataset_rows"].value == 300
+    assert meta["2026-11-20"]["dagster/partition_row_count"].value == 2
+    assert meta["2026-11-20"]["aliases_moved"].value is False
+    champion = registry.by_alias(CHAMPION)
+    d2 = {(r["model_name"], r["model_version"]) for r in rows if r["event_date"] == D2}
+    assert (champion.name, str(champion.version)) in d2
+
+
+def test_a_session_leaves_mlflow_and_the_environment_as_it_found_them(ml_stores, monkeypatch):
+    import os
+
+    import mlflow
+
+    _, registry = ml_stores
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    before = (dict(os.environ), mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    with registry.session() as experiment_id:
+        assert mlflow.get_tracking_uri() == registry.tracking_uri and experiment_id
+    assert (dict(os.environ), mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
 
 
 def test_automl_trials_are_child_runs_and_start_from_the_defaults(ml_stores):
@@ -148,7 +249,12 @@ def test_the_champion_must_be_confirmed_on_test():
         "xgb": {"validation_macro_f1": 0.80, "test_macro_f1": 0.82},
     }
     choice = choose(scores, tolerance=0.05)
-    # lr wins validation but is 0.22 below the best test score: rf is the confirmed best.
-    assert (choice.champion, choice.challenger) == ("rf", "lr")
+    # lr wins validation but is 0.22 below the best test score: rf is the confirmed best,
+    # and the challenger is the next confirmed one (xgb), not lr.
+    assert (choice.champion, choice.challenger) == ("rf", "xgb")
     assert "lr" in choice.reason
-    assert choose(scores, tolerance=0.3).champion == "lr"
+    assert (choose(scores, tolerance=0.3).champion, choose(scores, 0.3).challenger) == ("lr", "rf")
+    # Only one confirmed: the challenger is the next by validation.
+    assert choose({k: scores[k] for k in ("lr", "xgb")}, tolerance=0.05).challenger == "lr"
+    with pytest.raises(ValueError, match="at least 0"):
+        choose(scores, tolerance=-0.1)
