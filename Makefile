@@ -46,6 +46,7 @@ bench: install  ## benchmarks (not part of the tests); results land in voyce_ass
 	$(BIN)/python voyce_assets_tests/bench/bench_voice.py
 	$(BIN)/python voyce_assets_tests/bench/bench_text.py
 	$(BIN)/python voyce_assets_tests/bench/bench_analytics.py
+	$(BIN)/python voyce_assets_tests/bench/bench_training.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,764 @@
+"""Training and inference benchmark (one run each, every contender in its own process):
+
+1. training: the ``model_registry`` asset (all four families, default ``TrainingConfig``) for
+   one partition day whose training dataset holds N synthetic rows of the real feature width
+   (420), for N = 10,000 and 100,000, against the same libraries called directly on the same
+   train rows (the floor: ``families.fit(families.pipeline(...))``, then ``predict`` on
+   validation and test, no MLflow). Goal: ours <= 1.2x the floor, MLflow logging included.
+   Ours' time is split by wrapping the functions the asset calls (self time per bucket).
+2. inference: the ``predictions`` asset over scorable feedback (two days) with the first
+   training's champion and challenger, against the champion's own ``predict_proba`` on the
+   same feature matrix: rows per second of each.
+
+Inputs are written to Delta with pyarrow before anything is timed; imports and the creation
+of the MLflow sqlite store are outside every timing (reported). Writes ``results/training.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import functools
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from voyce_assets_tests.bench.common import peak_rss_mb, run_script
+
+RESULTS = Path(__file__).parent / "results" / "training.md"
+DAY = dt.date(2026, 11, 20)
+SCORE_DAYS = [DAY + dt.timedelta(days=10), DAY + dt.timedelta(days=11)]
+FAMILY_ORDER = ("lr", "rf", "xgb", "lgbm")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+# ---- inputs --------------------------------------------------------------------------------
+
+
+def _lakehouse(root: Path):
+    from voyce_assets.resources import Lakehouse
+
+    return Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root))
+
+
+def _registry(root: Path):
+    from voyce_assets.resources import ModelRegistry
+
+    db = f"sqlite:///{root / 'mlflow' / 'mlflow.db'}"
+    return ModelRegistry(
+        tracking_uri=db, registry_uri=db, artifact_root=str(root / "mlflow" / "artifacts")
+    )
+
+
+def _write(lakehouse, path: str, columns: dict, n: int, days: list[dt.date]) -> None:
+    """``columns`` (Arrow arrays) as the table ``path``'s rows; the rest null."""
+    import pyarrow as pa
+
+    from voyce_assets.catalog import table
+    from voyce_assets.lake import replace_partitions
+
+    spec = table(path)
+    schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
+    data = pa.table(
+        {f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in schema}, schema=schema
+    )
+    stats = replace_partitions(lakehouse.ensure_table(spec), spec, data.to_batches(), days)
+    assert stats.rows_written == n and not stats.quarantined, (path, stats)
+
+
+def _vectors(matrix, width: int):
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(matrix)
+    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).ravel()))
+
+
+def build_dataset(root: Path, n: int) -> None:
+    """``processed_data/training_dataset`` for DAY: exactly ``dataset_rows([DAY], n)``'s
+    rows (same ids, vectors, labels and splits), built as Arrow columns."""
+    import pyarrow as pa
+
+    from voyce_assets.features import FEATURE_NAMES, split_of
+    from voyce_assets_tests.analytics.harness import A, uid
+    from voyce_assets_tests.training.synthetic import arrays
+
+    X, y = arrays(n, 0)
+    fids = [uid(f"t{i}") for i in range(n)]
+    stamp = dt.datetime.combine(DAY, dt.time(9), dt.UTC)
+    _write(
+        _lakehouse(root),
+        "processed_data/training_dataset",
+        {
+            "id": pa.array([uid(f"processed_data/training_dataset:{i}") for i in range(n)]),
+            "voice_feedback_id": pa.array(fids),
+            "organization_id": pa.array([A] * n),
+            "features": _vectors(X, len(FEATURE_NAMES)),
+            "label": pa.array([str(v) for v in y]),
+            "label_confidence": pa.array([0.9] * n),
+            "label_source": pa.array(["local/local-lr"] * n),
+            "split": pa.array([split_of(f) for f in fids]),
+            "created_at": pa.array([stamp] * n, pa.timestamp("us", tz="UTC")),
+            "event_date": pa.array([DAY] * n, pa.date32()),
+        },
+        n,
+        [DAY],
+    )
+
+
+def build_feedback(root: Path, per_day: int) -> None:
+    """Scorable feedback for SCORE_DAYS (``scorable.feedback_rows``' distributions, built as
+    Arrow columns): enhanced transcriptions, audio features and the text stage's labels."""
+    import numpy as np
+    import pyarrow as pa
+
+    from voyce_assets_tests.analytics.harness import A, uid
+
+    rng = np.random.default_rng(0)
+    n = per_day * len(SCORE_DAYS)
+    days = [d for d in SCORE_DAYS for _ in range(per_day)]
+    fids = [uid(f"p{d}:{k}") for d in SCORE_DAYS for k in range(per_day)]
+    stamps = pa.array(
+        [dt.datetime.combine(d, dt.time(9), dt.UTC) for d in days], pa.timestamp("us", tz="UTC")
+    )
+    common = {
+        "voice_feedback_id": pa.array(fids),
+        "organization_id": pa.array([A] * n),
+        "created_at": stamps,
+        "event_date": pa.array(days, pa.date32()),
+    }
+    topics = rng.integers(0, 3, n)
+    lake = _lakehouse(root)
+    _write(
+        lake,
+        "processed_data/enhanced_transcriptions",
+        {
+            **common,
+            "id": pa.array([uid(f"enh:{f}") for f in fids]),
+            "word_count": pa.array(np.maximum(1, rng.normal(40, 15, n)).astype(np.int32)),
+            "sentence_count": pa.array(rng.integers(1, 5, n).astype(np.int32)),
+            "avg_word_length": pa.array(rng.normal(4.5, 0.5, n)),
+            "unique_word_count": pa.array(rng.integers(5, 30, n).astype(np.int32)),
+            "topics": pa.array([["delivery"] * int(k) for k in topics], pa.list_(pa.string())),
+            "key_phrases": pa.array([["late parcel"]] * n, pa.list_(pa.string())),
+            "text_embedding": _vectors(rng.normal(size=(n, 384)), 384),
+        },
+        n,
+        SCORE_DAYS,
+    )
+    _write(
+        lake,
+        "processed_data/audio_features",
+        {
+            **common,
+            "id": pa.array([uid(f"aud:{f}") for f in fids]),
+            "duration_seconds": pa.array(rng.normal(20, 8, n)),
+            "sample_rate": pa.array([16000] * n, pa.int32()),
+            "channels": pa.array([1] * n, pa.int32()),
+            "avg_volume": pa.array(rng.normal(-20, 5, n)),
+            "max_volume": pa.array([-3.0] * n),
+            "silence_ratio": pa.array(rng.uniform(0.1, 0.4, n)),
+            "speech_rate": pa.array(rng.normal(150, 30, n)),
+            "pitch_mean": pa.array(rng.normal(180, 30, n)),
+            "pitch_std": pa.array([20.0] * n),
+            "energy_mean": pa.array(rng.normal(0.1, 0.02, n)),
+            "energy_std": pa.array([0.02] * n),
+            "mfcc_features": _vectors(rng.normal(size=(n, 13)), 13),
+            "spectral_features": _vectors(rng.normal(1000, 100, size=(n, 6)), 6),
+        },
+        n,
+        SCORE_DAYS,
+    )
+    labels = np.asarray(["positive", "neutral", "negative"])[rng.integers(0, 3, n)]
+    _write(
+        lake,
+        "raw_data/sentiment_analysis",
+        {
+            **common,
+            "id": pa.array([uid(f"sa:{f}") for f in fids]),
+            "transcription_id": pa.array([uid(f"tr:{f}") for f in fids]),
+            "sentiment_label": pa.array(labels.tolist()),
+            "sentiment_confidence": pa.array([0.9] * n),
+            "model_used": pa.array(["local-lr"] * n),
+            "provider": pa.array(["local"] * n),
+            "api_mode": pa.array(["local"] * n),
+            "cached": pa.array([False] * n),
+            "text_sha256": pa.array(["x"] * n),
+        },
+        n,
+        SCORE_DAYS,
+    )
+
+
+def _instance(paths: list[str], days: list[dt.date]):
+    """An ephemeral instance where ``paths`` were materialized for ``days`` (what the
+    assets wait for before they run)."""
+    from dagster import AssetMaterialization, DagsterInstance
+
+    from voyce_assets.tables import table_key
+
+    instance = DagsterInstance.ephemeral()
+    for path in paths:
+        for day in days:
+            instance.report_runless_asset_event(
+                AssetMaterialization(asset_key=table_key(path), partition=day.isoformat())
+            )
+    return instance
+
+
+# ---- where ours' time goes -----------------------------------------------------------------
+
+_SPENT: dict[str, float] = collections.defaultdict(float)
+_STACK: list[float] = []
+
+
+def _timed(owner, attr: str, bucket: str, top_only: bool = False) -> None:
+    """Wrap ``owner.attr`` to add its self time (its own, less that of wrapped calls inside
+    it) to ``bucket``. ``top_only``: inside another wrapped call it counts as that call's."""
+    original = getattr(owner, attr)
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        if top_only and _STACK:
+            return original(*args, **kwargs)
+        _STACK.append(0.0)
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            total = time.perf_counter() - started
+            _SPENT[bucket] += total - _STACK.pop()
+            if _STACK:
+                _STACK[-1] += total
+
+    setattr(owner, attr, wrapper)
+
+
+def _warm_imports() -> float:
+    """The libraries both sides use, imported before anything is timed."""
+    started = time.perf_counter()
+    import dagster  # noqa: F401
+    import lightgbm  # noqa: F401
+    import mlflow
+    import mlflow.models
+    import mlflow.sklearn  # noqa: F401
+    import sklearn.ensemble
+    import sklearn.linear_model  # noqa: F401
+    import xgboost  # noqa: F401
+
+    import voyce_assets.inference.predictions
+    import voyce_assets.training.model_registry  # noqa: F401
+
+    return time.perf_counter() - started
+
+
+# ---- training ------------------------------------------------------------------------------
+
+
+def child_train_floor(root: Path) -> dict:
+    from voyce_assets.training import families as fam
+    from voyce_assets.training.model_registry import load
+
+    imports = _warm_imports()
+    started = time.perf_counter()
+    data = load(_lakehouse(root), DAY, 0)  # the asset's own reader: the same rows, same order
+    read = time.perf_counter() - started
+    train, validation, test = (data.splits[s] for s in ("train", "validation", "test"))
+    out = {}
+    for family in FAMILY_ORDER:
+        started = time.perf_counter()
+        model = fam.fit(fam.pipeline(family, fam.DEFAULTS[family], 42), train.X, train.y)
+        fitted = time.perf_counter() - started
+        model.predict(validation.X)
+        model.predict(test.X)
+        out[family] = {"fit": fitted, "predict": time.perf_counter() - started - fitted}
+    return {
+        "families": out,
+        "seconds": sum(f["fit"] + f["predict"] for f in out.values()),
+        "read": read,
+        "imports": imports,
+        "rows": {k: len(s.y) for k, s in data.splits.items()},
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def child_train_ours(root: Path) -> dict:
+    import mlflow
+    import mlflow.models
+    import mlflow.sklearn
+    import mlflow.tracking.fluent
+    from dagster import ResourceDefinition, RunConfig, materialize
+    from sklearn.pipeline import Pipeline
+
+    import voyce_assets.training.model_registry as mr
+    from voyce_assets.resources import Lakehouse
+    from voyce_assets.training import families as fam
+
+    imports = _warm_imports()
+    registry = _registry(root)
+    started = time.perf_counter()
+    with registry.session():  # the sqlite store's tables and the experiment (prod has them)
+        pass
+    store = time.perf_counter() - started
+
+    _timed(Lakehouse, "read", "Delta reads (dataset, registry table)")
+    _timed(mr, "load", "dataset to numpy (load)")
+    _timed(fam, "fit", "fit (training_seconds)")
+    _timed(Pipeline, "predict", "predict validation + test", top_only=True)
+    _timed(mr, "metrics", "metrics")
+    _timed(mr, "confusion_png", "charts (confusion matrices, importance bar)")
+    _timed(mr, "bar_chart_png", "charts (confusion matrices, importance bar)")
+    _timed(fam, "importances", "feature importances")
+    for name in ("start_run", "log_params", "log_metrics", "log_metric", "log_dict"):
+        _timed(mlflow, name, "MLflow runs: start/end, params, metrics, dict")
+    _timed(mlflow.tracking.fluent, "end_run", "MLflow runs: start/end, params, metrics, dict")
+    _timed(mlflow, "log_artifact", "MLflow PNG artifacts")
+    _timed(mlflow.models, "infer_signature", "MLflow log_model (save, register)")
+    _timed(mlflow.sklearn, "log_model", "MLflow log_model (save, register)")
+    _timed(mr, "set_aliases", "aliases, archive, registry table write")
+    _timed(mr, "archive_older", "aliases, archive, registry table write")
+    _timed(mr, "replace_partitions", "aliases, archive, registry table write")
+    _timed(mr, "record_partitions", "Dagster partition metadata")
+    per_family: dict[str, float] = {}
+    train_family = mr.train_family
+
+    def timed_family(family, *args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return train_family(family, *args, **kwargs)
+        finally:
+            per_family[family] = time.perf_counter() - began
+
+    mr.train_family = timed_family
+
+    artifacts = root / "mlflow" / "artifacts"
+    stored_before = _size_mb(artifacts)
+    lakehouse = _lakehouse(root)
+    instance = _instance([mr.DATASET.path], [DAY])
+    started = time.perf_counter()
+    result = materialize(
+        [mr.model_registry],
+        instance=instance,
+        resources={
+            "lakehouse": lakehouse,
+            "mlflow": registry,
+            "gpu_step_launcher": ResourceDefinition.none_resource(),
+        },
+        partition_key=DAY.isoformat(),
+        run_config=RunConfig({mr.REGISTRY.path.replace("/", "__"): mr.TrainingConfig()}),
+    )
+    seconds = time.perf_counter() - started
+    assert result.success
+    rows = lakehouse.read(mr.REGISTRY).to_pylist()
+    by_family = {fam_of(r["model_type"]): r for r in rows}
+    return {
+        "seconds": seconds,
+        "training_seconds": {f: r["training_seconds"] for f, r in by_family.items()},
+        "validation_macro_f1": {
+            f: json.loads(r["metrics"])["validation_macro_f1"] for f, r in by_family.items()
+        },
+        "stage": {f: r["stage"] for f, r in by_family.items()},
+        "train_family": per_family,
+        "spent": dict(_SPENT),
+        "artifacts_mb": _size_mb(artifacts) - stored_before,
+        "store": store,
+        "imports": imports,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def fam_of(model_type: str) -> str:
+    from voyce_assets.models import FAMILIES
+
+    return next(f for f, t in FAMILIES.items() if t == model_type)
+
+
+# ---- inference -----------------------------------------------------------------------------
+
+
+def child_predict_ours(root: Path) -> dict:
+    from dagster import materialize
+    from sklearn.pipeline import Pipeline
+
+    import voyce_assets.inference.predictions as pr
+    from voyce_assets.inference.resources import InferenceSettings
+    from voyce_assets.resources import Lakehouse
+
+    imports = _warm_imports()
+    registry = _registry(root)
+    lakehouse = _lakehouse(root)
+    if lakehouse.exists(pr.PREDICTIONS):  # an earlier attempt's: every row is scored anew
+        import shutil
+
+        shutil.rmtree(lakehouse.table_uri(pr.PREDICTIONS))
+    _timed(Lakehouse, "read", "Delta reads (inputs, previous predictions, history)")
+    _timed(pr, "load_arms", "load champion + challenger (by alias)")
+    _timed(pr, "scorable", "feature matrix (scorable)")
+    _timed(pr, "score", "row dicts per prediction (score, less predict_proba)")
+    _timed(Pipeline, "predict_proba", "predict_proba")
+    _timed(pr, "replace_partitions", "Delta write")
+    _timed(pr, "drift_checks", "drift checks")
+    _timed(pr, "predictions_check", "predictions_valid check")
+    _timed(pr, "report", "A/B report")
+    _timed(pr, "bar_chart_png", "label charts")
+    _timed(pr, "record_partitions", "Dagster partition metadata")
+    instance = _instance([pr.ENHANCED.path, pr.AUDIO.path, pr.SENTIMENT.path], SCORE_DAYS)
+    started = time.perf_counter()
+    result = materialize(
+        [pr.predictions],
+        instance=instance,
+        resources={"lakehouse": lakehouse, "mlflow": registry, "inference": InferenceSettings()},
+        tags={
+            "dagster/asset_partition_range_start": SCORE_DAYS[0].isoformat(),
+            "dagster/asset_partition_range_end": SCORE_DAYS[-1].isoformat(),
+        },
+    )
+    seconds = time.perf_counter() - started
+    assert result.success
+    rows = lakehouse.read(pr.PREDICTIONS, None, ["ab_arm", "model_name"])
+    return {
+        "seconds": seconds,
+        "rows": rows.num_rows,
+        "arms": collections.Counter(rows.column("ab_arm").to_pylist()),
+        "spent": dict(_SPENT),
+        "imports": imports,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def child_predict_floor(root: Path) -> dict:
+    from voyce_assets.features import scorable
+    from voyce_assets.inference.ab_test import arm_of
+    from voyce_assets.inference.predictions import AUDIO, ENHANCED
+    from voyce_assets.inference.resources import InferenceSettings
+    from voyce_assets.models import CHALLENGER, CHAMPION
+
+    imports = _warm_imports()
+    lakehouse = _lakehouse(root)
+    registry = _registry(root)
+    started = time.perf_counter()
+    enhanced, audio = lakehouse.read(ENHANCED, SCORE_DAYS), lakehouse.read(AUDIO, SCORE_DAYS)
+    read = time.perf_counter() - started
+    started = time.perf_counter()
+    info, X = scorable(enhanced, audio)
+    features = time.perf_counter() - started
+    started = time.perf_counter()
+    champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
+    a, b = registry.load(champion), registry.load(challenger)
+    load = time.perf_counter() - started
+    started = time.perf_counter()
+    proba = a.predict_proba(X)
+    seconds = time.perf_counter() - started
+    # The A/B floor: each arm's model on its own rows, as the asset splits them.
+    percent = InferenceSettings().challenger_percent
+    on_b = [arm_of(f, percent) == "B" for f in info.column("voice_feedback_id").to_pylist()]
+    import numpy as np
+
+    on_b = np.asarray(on_b)
+    started = time.perf_counter()
+    a.predict_proba(X[~on_b])
+    b.predict_proba(X[on_b])
+    ab = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "ab_seconds": ab,
+        "rows": len(proba),
+        "champion": f"{champion.name} v{champion.version}",
+        "challenger": f"{challenger.name} v{challenger.version}",
+        "read": read,
+        "features": features,
+        "load": load,
+        "imports": imports,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+# ---- report --------------------------------------------------------------------------------
+
+
+def _spent_table(spent: dict[str, float], total: float) -> list[str]:
+    lines = ["| where | seconds | share |", "|---|---:|---:|"]
+    rest = total - sum(spent.values())
+    for name, s in sorted(spent.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {name} | {s:.2f} | {s / total:.0%} |")
+    lines.append(f"| Dagster run and the rest (not wrapped) | {rest:.2f} | {rest / total:.0%} |")
+    lines.append(f"| **total (the materialize call)** | **{total:.2f}** | 100% |")
+    return lines
+
+
+def _busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(v) for v in fh.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wait_quiet(limit: float, sample: float = 3.0, busy: float = 0.25) -> float:
+    """Wait (up to ``limit`` s) until the machine is idle: others use under ``busy`` CPUs."""
+    waited = 0.0
+    while waited < limit:
+        before = _busy_cpu_s()
+        time.sleep(sample)
+        if (_busy_cpu_s() - before) / sample < busy:
+            break
+        waited += sample
+    return waited
+
+
+QUIET_WAIT = [900.0]
+
+
+def _contender(*args: str) -> dict:
+    """``run_script`` once the machine is quiet, with the CPU seconds other processes spent
+    during the run (they show in the timings: the libraries' threads wait on each other)."""
+    waited = _wait_quiet(QUIET_WAIT[0])
+    busy, mine = _busy_cpu_s(), _children_cpu_s()
+    started = time.perf_counter()
+    out = run_script(__file__, *args)
+    wall = time.perf_counter() - started
+    own = _children_cpu_s() - mine
+    out["others_cpu_s"] = max(0.0, _busy_cpu_s() - busy - own)
+    out["own_cpu_s"], out["wall_s"], out["waited_s"] = own, wall, waited
+    return out
+
+
+def _clean(*args: str, attempts: int = 2, share: float = 0.1) -> dict:
+    """``_contender``, run again (up to ``attempts`` in all) while other processes used more
+    than ``share`` of a CPU during it; the cleanest attempt, with how many were made."""
+    best = None
+    for n in range(1, attempts + 1):
+        out = _contender(*args)
+        out["attempts"] = n
+        if best is None or out["others_cpu_s"] / out["wall_s"] < (
+            best["others_cpu_s"] / best["wall_s"]
+        ):
+            best = out
+        if out["others_cpu_s"] <= share * out["wall_s"]:
+            break
+        print(f"{args[1]}: {out['others_cpu_s']:.0f} CPU-s of others, again", file=sys.stderr)
+    return best
+
+
+def _others(label: str, run: dict) -> str:
+    return (
+        f"{label} {run['others_cpu_s']:.0f} CPU-s over {run['wall_s']:.0f} s "
+        f"(its own {run['own_cpu_s']:.0f}; attempt {run['attempts']})"
+    )
+
+
+def _cpu() -> str:
+    with open("/proc/cpuinfo") as fh:
+        names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+    return names[0] if names else platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child")
+    parser.add_argument("--root")
+    parser.add_argument("--n", type=int, default=0)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--score-per-day", type=int, default=10_000)
+    parser.add_argument("--quiet-wait", type=float, default=900)
+    args = parser.parse_args()
+    QUIET_WAIT[0] = args.quiet_wait
+    if args.child:
+        root = Path(args.root)
+        if args.child == "build-dataset":
+            build_dataset(root, args.n)
+            print(json.dumps({}))
+            return
+        if args.child == "build-feedback":
+            build_feedback(root, args.n)
+            print(json.dumps({}))
+            return
+        fn = {
+            "train-floor": child_train_floor,
+            "train-ours": child_train_ours,
+            "predict-ours": child_predict_ours,
+            "predict-floor": child_predict_floor,
+        }[args.child]
+        print(json.dumps(fn(root)))
+        return
+
+    import lightgbm
+    import mlflow
+    import sklearn
+    import xgboost
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    base = Path(tempfile.mkdtemp(prefix="bench-training-"))
+    runs = {}
+    for n in sizes:
+        root = base / f"n{n}"
+        started = time.perf_counter()
+        run_script(__file__, "--child", "build-dataset", "--root", str(root), "--n", str(n))
+        built = time.perf_counter() - started
+        floor = _clean("--child", "train-floor", "--root", str(root))
+        print(f"{n}: floor {floor['seconds']:.1f} s", file=sys.stderr)
+        ours = _clean("--child", "train-ours", "--root", str(root))
+        print(f"{n}: ours {ours['seconds']:.1f} s", file=sys.stderr)
+        runs[n] = {"built": built, "floor": floor, "ours": ours}
+
+    # Inference with the first size's champion and challenger.
+    root = base / f"n{sizes[0]}"
+    started = time.perf_counter()
+    run_script(
+        __file__, "--child", "build-feedback", "--root", str(root), "--n", str(args.score_per_day)
+    )
+    fed = time.perf_counter() - started
+    p_floor = _clean("--child", "predict-floor", "--root", str(root))
+    p_ours = _clean("--child", "predict-ours", "--root", str(root))
+
+    versions = (
+        f"scikit-learn {sklearn.__version__}, XGBoost {xgboost.__version__}, LightGBM "
+        f"{lightgbm.__version__}, MLflow {mlflow.__version__} (sqlite tracking and registry)"
+    )
+    lines = [
+        "# Training and inference benchmark",
+        "",
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs "
+        f"({_cpu()}), one run each, every contender in its own process (`make bench`); "
+        f"{versions}.",
+        "",
+        "## Training: the four families, default `TrainingConfig`",
+        "",
+        "Synthetic rows of the real feature width (420, `synthetic.arrays`: three labels, "
+        "learnable), all in one partition day of `processed_data/training_dataset` (Delta), "
+        "split 70/15/15 by id hash. **Ours**: `materialize` of `ml_models/model_registry` "
+        "(read, fit, predict validation and test, metrics, confusion matrices, importances, "
+        "MLflow runs and `log_model` with registration, aliases, the registry table), its "
+        "per-family fit time from the table's `training_seconds`. **Floor**: the same train "
+        "rows (read back with the asset's own `load`, untimed) and the same calls "
+        "`families.fit(families.pipeline(family, DEFAULTS[family], 42), X, y)` then `predict` "
+        "on validation and test, no MLflow, no Dagster. Both sides imported their libraries "
+        "before timing; ours' MLflow sqlite store was created before timing too (as in "
+        "production, where it exists).",
+        "",
+        "| rows (train / val / test) | contender | lr | rf | xgb | lgbm | total s | peak RSS |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    verdicts, splits = [], []
+    for n, run in runs.items():
+        floor, ours = run["floor"], run["ours"]
+        r = floor["rows"]
+        label = f"{n:,} ({r['train']:,} / {r['validation']:,} / {r['test']:,})"
+        fcells = " | ".join(
+            f"{floor['families'][f]['fit']:.2f} + {floor['families'][f]['predict']:.2f}"
+            for f in FAMILY_ORDER
+        )
+        lines.append(
+            f"| {label} | floor: fit + predict val & test | {fcells} | "
+            f"{floor['seconds']:.2f} | {floor['rss_mb']:.0f} MB |"
+        )
+        ocells = " | ".join(
+            f"{ours['training_seconds'][f]:.2f} (all {ours['train_family'][f]:.2f})"
+            for f in FAMILY_ORDER
+        )
+        lines.append(
+            f"| {label} | ours: the asset; `training_seconds` (all: the family's whole "
+            f"`train_family`) | {ocells} | {ours['seconds']:.2f} | {ours['rss_mb']:.0f} MB |"
+        )
+        ratio = ours["seconds"] / floor["seconds"]
+        mlflow_s = sum(v for k, v in ours["spent"].items() if k.startswith("MLflow"))
+        fit_floor = sum(floor["families"][f]["fit"] for f in FAMILY_ORDER)
+        fit_ours = sum(ours["training_seconds"].values())
+        verdicts.append(
+            f"- {n:,} rows: ours / floor **{ratio:.2f}x** (goal <= 1.2x: "
+            f"{'met' if ratio <= 1.2 else 'not met'}); fits alone {fit_ours:.2f} s vs "
+            f"{fit_floor:.2f} s ({fit_ours / fit_floor:.2f}x); ours - floor "
+            f"{ours['seconds'] - floor['seconds']:.1f} s, of which MLflow calls "
+            f"{mlflow_s:.1f} s (`log_model` "
+            f"{ours['spent'].get('MLflow log_model (save, register)', 0):.1f} s), charts "
+            f"{ours['spent'].get('charts (confusion matrices, importance bar)', 0):.1f} s, "
+            f"fits {fit_ours - fit_floor:+.1f} s; champion "
+            f"{next(f for f, s in ours['stage'].items() if s == 'Production')}, validation "
+            f"macro-F1 "
+            + ", ".join(f"{f} {ours['validation_macro_f1'][f]:.3f}" for f in FAMILY_ORDER)
+            + f"; MLflow artifacts written {ours['artifacts_mb']:.0f} MB; dataset written in "
+            f"{run['built']:.0f} s (untimed), floor's read {floor['read']:.2f} s (untimed), "
+            f"imports {ours['imports']:.1f} s and MLflow store creation {ours['store']:.1f} s "
+            "(untimed)."
+        )
+        splits += [
+            "",
+            f"### Where ours' {ours['seconds']:.1f} s go, {n:,} rows",
+            "",
+            *_spent_table(ours["spent"], ours["seconds"]),
+        ]
+    lines += ["", "Cells: seconds (floor: fit + predict).", "", *verdicts, *splits]
+    rows = p_ours["rows"]
+    lines += [
+        "",
+        f"## Inference: `ml_models/predictions` over {rows:,} feedback (2 days)",
+        "",
+        f"The {sizes[0]:,}-row training's champion ({p_floor['champion']}) and challenger "
+        f"({p_floor['challenger']}); scorable feedback (enhanced transcriptions, audio features, "
+        f"text-stage labels) written in {fed:.0f} s (untimed). **Ours**: `materialize` of "
+        "`predictions` for both days (load both arms by alias, features, A/B scoring in "
+        f"batches of `InferenceSettings.batch_size`, Delta write, checks, drift, A/B report); arms A {p_ours['arms'].get('A', 0):,}, "
+        f"B {p_ours['arms'].get('B', 0):,}. **Floor**: the champion's own `predict_proba` on "
+        "the same feature matrix (built with `features.scorable` from the same tables), one "
+        "call.",
+        "",
+        "| contender | rows | seconds | rows/s | peak RSS |",
+        "|---|---:|---:|---:|---:|",
+        f"| floor: champion `predict_proba`, all rows | {p_floor['rows']:,} | "
+        f"{p_floor['seconds']:.3f} | {p_floor['rows'] / p_floor['seconds']:,.0f} | "
+        f"{p_floor['rss_mb']:.0f} MB |",
+        f"| floor, A/B: champion on arm A's rows + challenger on arm B's | {p_floor['rows']:,} | "
+        f"{p_floor['ab_seconds']:.3f} | {p_floor['rows'] / p_floor['ab_seconds']:,.0f} | |",
+        f"| floor + features: Delta read {p_floor['read']:.2f} s + `scorable` "
+        f"{p_floor['features']:.2f} s + predict_proba | {p_floor['rows']:,} | "
+        f"{p_floor['read'] + p_floor['features'] + p_floor['seconds']:.2f} | "
+        f"{p_floor['rows'] / (p_floor['read'] + p_floor['features'] + p_floor['seconds']):,.0f}"
+        " | |",
+        f"| ours: the asset | {rows:,} | {p_ours['seconds']:.2f} | "
+        f"{rows / p_ours['seconds']:,.0f} | {p_ours['rss_mb']:.0f} MB |",
+        "",
+        f"- Ours' throughput is **{p_floor['seconds'] / p_ours['seconds']:.3f}x** the "
+        f"champion's own `predict_proba` ({p_ours['seconds'] / p_floor['seconds']:.0f} times "
+        f"slower); loading both models by alias took {p_floor['load']:.2f} s in the floor "
+        "(untimed there).",
+        "",
+        f"### Where ours' {p_ours['seconds']:.2f} s go",
+        "",
+        *_spent_table(p_ours["spent"], p_ours["seconds"]),
+        "",
+        "Other processes on the machine during each contender (CPU seconds they used; each "
+        "contender waited for an idle machine first, at most "
+        f"{QUIET_WAIT[0]:.0f} s): "
+        + "; ".join(
+            f"{_others(f'{n:,} rows floor', r['floor'])}, {_others('ours', r['ours'])}"
+            for n, r in runs.items()
+        )
+        + f"; {_others('inference floor', p_floor)}, {_others('ours', p_ours)}.",
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"inputs under {base}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
