@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, AssetsDefinition, AssetSpec, DailyPartitionsDefinition
@@ -173,3 +174,18 @@ def test_a_setting_out_of_range_names_its_variable(voyce_home, monkeypatch, name
     resource = build_definitions("local").resources[key].process_config_and_initialize()
     with pytest.raises(ConfigError, match=rf"^{name}: must be"):
         resource.check()
+
+
+def test_the_readme_graph_is_the_definitions_graph(voyce_home):
+    from voyce_assets.asset_graph import mermaid, readme_block
+
+    defs = build_definitions("local")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert readme_block(defs) in readme, "stale: run `voyce graph --readme`"
+    chart = mermaid(defs)
+    # Every asset is a node, inside its stage's box, and the training path is drawn.
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert f'["{key.to_user_string()}"]' in chart
+    assert "processed_data_training_dataset --> ml_models_model_registry" in chart
+    assert "ml_models_model_registry --> ml_models_predictions" in chart
