@@ -55,6 +55,16 @@ def split_of(feedback_id: str) -> str:
     raise AssertionError("the split shares add up to 100")
 
 
+def analysed(sentiment: pa.Table) -> pa.Table:
+    """The sentiment analyses that succeeded: no error, a label (the training label)."""
+    return sentiment.filter(
+        pc.and_(
+            pc.is_null(sentiment.column("error_message")),
+            pc.is_valid(sentiment.column("sentiment_label")),
+        )
+    )
+
+
 def ids_of(table: pa.Table) -> set[str]:
     return set(table.column("voice_feedback_id").to_pylist())
 

@@ -30,7 +30,13 @@ from dagster import (
 
 from voyce_assets.catalog import table
 from voyce_assets.charts import bar_chart_png, png_markdown
-from voyce_assets.features import BASE_FEATURES, EMBEDDING_DIM, FEATURE_NAMES, scorable
+from voyce_assets.features import (
+    BASE_FEATURES,
+    EMBEDDING_DIM,
+    FEATURE_NAMES,
+    analysed,
+    scorable,
+)
 from voyce_assets.inference import drift
 from voyce_assets.inference.ab_test import arm_of, report
 from voyce_assets.inference.resources import InferenceSettings
@@ -255,11 +261,7 @@ def _labels(lakehouse: Lakehouse, dates: list[dt.date]) -> dict[str, str]:
     done = lakehouse.read(
         SENTIMENT, dates, ["voice_feedback_id", "sentiment_label", "error_message"]
     )
-    done = done.filter(
-        pc.and_(
-            pc.is_null(done.column("error_message")), pc.is_valid(done.column("sentiment_label"))
-        )
-    )
+    done = analysed(done)
     return dict(
         zip(
             done.column("voice_feedback_id").to_pylist(),

@@ -22,6 +22,7 @@ from voyce_assets.features import (
     FEATURE_NAMES,
     SPLITS,
     align,
+    analysed,
     ids_of,
     matrix,
     split_of,
@@ -41,18 +42,13 @@ SENTIMENT = table("raw_data/sentiment_analysis")
 
 def build(enhanced: pa.Table, audio: pa.Table, sentiment: pa.Table) -> tuple[pa.Table, dict]:
     """The dataset rows of these inputs, and how many feedback were left out and why."""
-    analysed = sentiment.filter(
-        pc.and_(
-            pc.is_null(sentiment.column("error_message")),
-            pc.is_valid(sentiment.column("sentiment_label")),
-        )
-    ).select(
+    labelled = analysed(sentiment).select(
         ["voice_feedback_id", "sentiment_label", "sentiment_confidence", "provider", "model_used"]
     )
     text, sound = with_text(enhanced), with_audio(audio)
-    has_text, has_audio, has_label = ids_of(text), ids_of(sound), ids_of(analysed)
+    has_text, has_audio, has_label = ids_of(text), ids_of(sound), ids_of(labelled)
     ids = sorted(has_text & has_audio & has_label)
-    joined = align(ids, text, sound, analysed)
+    joined = align(ids, text, sound, labelled)
     every = ids_of(enhanced) | ids_of(sentiment) | ids_of(audio)
     left_out = {
         "no_text": len(every - has_text),
