@@ -65,6 +65,32 @@ def from_env(**fields: str | tuple[str, type]) -> dict[str, Any]:
     return out
 
 
+# The notebooks' Databricks secret scope and its keys. In prod each key is an environment
+# variable of the same name, upper-cased with underscores (postgres-host -> POSTGRES_HOST):
+# the deployment fills them from the scope (or its own secret store), the code reads EnvVar.
+SECRET_SCOPE = "voice-feedback"
+SECRET_KEYS = (
+    "postgres-host",
+    "postgres-port",
+    "postgres-database",
+    "postgres-user",
+    "postgres-password",
+    "anthropic-api-key",
+    "openai-api-key",
+)
+
+
+def secret_env(key: str) -> str:
+    """The environment variable holding scope key ``key``."""
+    if key not in SECRET_KEYS:
+        raise ConfigError("secret", f"{key!r} is not a key of the {SECRET_SCOPE} scope")
+    return key.upper().replace("-", "_")
+
+
+def secret(key: str) -> EnvVar:
+    return EnvVar(secret_env(key))
+
+
 def partitions_start() -> str:
     return os.environ.get("VOYCE_PARTITIONS_START", DEFAULT_PARTITIONS_START)
 

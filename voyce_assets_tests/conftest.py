@@ -80,11 +80,11 @@ def ml_stores(tmp_path):
 
 PROD_ENV = {
     "VOYCE_ENV": "prod",
-    "VOYCE_PG_HOST": "db.internal.example",
-    "VOYCE_PG_PORT": "5432",
-    "VOYCE_PG_DATABASE": "voyce",
-    "VOYCE_PG_USER": "pipeline",
-    "VOYCE_PG_PASSWORD": "prod-secret-never-logged",
+    "POSTGRES_HOST": "db.internal.example",
+    "POSTGRES_PORT": "5432",
+    "POSTGRES_DATABASE": "voyce",
+    "POSTGRES_USER": "pipeline",
+    "POSTGRES_PASSWORD": "prod-secret-never-logged",
     "VOYCE_LAKEHOUSE_ROOT": "s3://voyce-lakehouse/uc",
     "DATABRICKS_HOST": "https://dbc-1234.cloud.databricks.com",
     "DATABRICKS_TOKEN": "dapi-secret-never-logged",
@@ -104,7 +104,7 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("VOYCE_", "DATABRICKS_")) and k not in TUNABLES
+        if not k.startswith(("VOYCE_", "DATABRICKS_", "POSTGRES_")) and k not in TUNABLES
     }
     env.update(overrides)
     return env

@@ -135,4 +135,4 @@ def test_cli_config_errors_are_one_line(tmp_path):
         "voyce: VOYCE_ENV: must be one of local, prod, got 'staging'"
     )
     prod = _voyce("db", "url", VOYCE_ENV="prod")
-    assert prod.returncode == 2 and "VOYCE_PG_HOST" in prod.stderr and prod.stderr.count("\n") == 1
+    assert prod.returncode == 2 and "POSTGRES_HOST" in prod.stderr and prod.stderr.count("\n") == 1

@@ -9,12 +9,14 @@ merges both.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import EnvVar, ResourceDefinition
 
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
-from voyce_assets.resources.lakehouse import Lakehouse
+from voyce_assets.resources.gpu_launcher import gpu_step_launcher
+from voyce_assets.resources.lakehouse import Lakehouse, cloud_storage
 from voyce_assets.resources.model_registry import ModelRegistry
 from voyce_assets.resources.pricing import Pricing
 from voyce_assets.resources.sql_engine import DatabricksSqlEngine, DuckDBEngine, SqlEngine
@@ -23,7 +25,7 @@ from voyce_assets.resources.unity_catalog import (
     LocalUnityCatalog,
     UnityCatalog,
 )
-from voyce_assets.settings import catalog_name, from_env, voyce_env, voyce_home
+from voyce_assets.settings import catalog_name, from_env, secret, secret_env, voyce_env, voyce_home
 
 __all__ = [
     "AppDatabase",
@@ -70,18 +72,22 @@ def local_resources() -> dict[str, Any]:
 def prod_resources() -> dict[str, Any]:
     catalog = catalog_name("prod")
     return {
-        # Keys mirror the notebooks' secret scope voice-feedback/postgres-*.
+        # The notebooks' secret scope voice-feedback, key postgres-host -> POSTGRES_HOST ...
         "app_db": PostgresAppDatabase(
-            host=EnvVar("VOYCE_PG_HOST"),
-            port=EnvVar.int("VOYCE_PG_PORT"),
-            database=EnvVar("VOYCE_PG_DATABASE"),
-            user=EnvVar("VOYCE_PG_USER"),
-            password=EnvVar("VOYCE_PG_PASSWORD"),
+            host=secret("postgres-host"),
+            port=EnvVar.int(secret_env("postgres-port")),
+            database=secret("postgres-database"),
+            user=secret("postgres-user"),
+            password=secret("postgres-password"),
         ),
+        # Delta tables on the cloud storage behind the Unity Catalog external location, with
+        # typed credentials for its scheme (s3://, abfss://, gs://).
         "lakehouse": Lakehouse(
             catalog=catalog,
             root_uri=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
-            volumes_root="/Volumes",
+            storage=cloud_storage(os.environ.get("VOYCE_LAKEHOUSE_ROOT", "")),
+            # /Volumes on a cluster; settable for running prod code elsewhere (the tests).
+            volumes_root=os.environ.get("VOYCE_VOLUMES_ROOT", "/Volumes"),
         ),
         "unity_catalog": DatabricksUnityCatalog(
             host=EnvVar("DATABRICKS_HOST"),
@@ -105,9 +111,9 @@ def prod_resources() -> dict[str, Any]:
             experiment="/Shared/voice_feedback_sentiment",
             model_prefix=f"{catalog}.ml_models.",
         ),
-        # The seam for the production-path stage: bind the Databricks step launcher on a GPU
-        # job cluster here; until then GPU steps run where the run runs.
-        "gpu_step_launcher": ResourceDefinition.none_resource(),
+        # Whisper and training on a new GPU job cluster: the step launcher (DBFS), or Pipes
+        # over Unity Catalog Volumes where the workspace has no DBFS root.
+        "gpu_step_launcher": gpu_step_launcher(os.environ.get("VOYCE_GPU_LAUNCH")),
     }
 
 

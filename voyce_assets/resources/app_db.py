@@ -148,7 +148,7 @@ class PostgresAppDatabase(AppDatabase):
     sslmode: str = Field(default="require")
 
     def setting_name(self) -> str:
-        return "VOYCE_PG_HOST"
+        return "POSTGRES_HOST"
 
     def url(self) -> URL:
         return URL.create(

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
+from dagster_deltalake import AzureConfig, GcsConfig, LocalConfig, S3Config
 from pydantic import Field
 
 from voyce_assets.catalog import Table, Volume
@@ -25,10 +26,22 @@ class Lakehouse(ConfigurableResource):
     catalog: str = Field(description="Unity Catalog name, e.g. voice_feedback_prod.")
     root_uri: str = Field(description="Folder or cloud URI that holds one folder per catalog.")
     volumes_root: str = Field(description="Folder that holds the volumes; /Volumes on Databricks.")
-    storage_options: dict[str, str] = Field(
-        default_factory=dict,
-        description="delta-rs storage options; credentials come from the cloud's own env vars.",
+    storage: S3Config | AzureConfig | GcsConfig | LocalConfig = Field(
+        default_factory=LocalConfig,
+        discriminator="provider",
+        description="Typed credentials of the storage behind root_uri (dagster-deltalake's "
+        "configs); fields left empty fall back to the cloud's own environment and identity.",
     )
+    extra_storage_options: dict[str, str] = Field(
+        default_factory=dict, description="Further delta-rs storage options."
+    )
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """The delta-rs storage options: the typed credentials, then the extra options."""
+        options = {} if isinstance(self.storage, LocalConfig) else self.storage.str_dict()
+        options.pop("provider", None)
+        return {**options, **self.extra_storage_options}
 
     @property
     def catalog_uri(self) -> str:
@@ -94,3 +107,42 @@ class Lakehouse(ConfigurableResource):
         if not self.exists(table):
             self.create_table(table)
         return self.table_uri(table)
+
+
+# Per cloud, the settings of its typed config read from the environment when set (shown in
+# the UI as their variable, never their value). Keys held as secrets stay in the environment.
+CLOUD_SETTINGS = {
+    "s3": (
+        S3Config,
+        {
+            "region": "AWS_REGION",
+            "access_key_id": "AWS_ACCESS_KEY_ID",
+            "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+        },
+    ),
+    "abfss": (
+        AzureConfig,
+        {
+            "client_id": "AZURE_CLIENT_ID",
+            "tenant_id": "AZURE_TENANT_ID",
+            "client_secret": "AZURE_CLIENT_SECRET",
+        },
+    ),
+    "gs": (GcsConfig, {"service_account": "GOOGLE_SERVICE_ACCOUNT"}),
+}
+
+
+def cloud_storage(root_uri: str) -> S3Config | AzureConfig | GcsConfig | LocalConfig:
+    """The typed storage config for ``root_uri``'s scheme (s3://, abfss://, gs://)."""
+    import os
+
+    scheme = root_uri.partition("://")[0] if "://" in root_uri else ""
+    if scheme not in CLOUD_SETTINGS:
+        return LocalConfig()
+    kind, settings = CLOUD_SETTINGS[scheme]
+    fields = {k: EnvVar(v) for k, v in settings.items() if os.environ.get(v, "").strip()}
+    if kind is AzureConfig:
+        # abfss://<container>@<account>.dfs.core.windows.net/...
+        host = root_uri.split("://", 1)[1].split("/", 1)[0]
+        fields["account_name"] = host.partition("@")[2].split(".", 1)[0]
+    return kind(**fields)

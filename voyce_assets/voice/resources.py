@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import EnvVar
@@ -13,14 +14,21 @@ from voyce_assets.voice.transcriber import Transcriber
 
 def resources(env: str) -> dict[str, Any]:
     if env == "prod":
+        volumes = os.environ.get("VOYCE_VOLUMES_ROOT", "/Volumes")
         # A GPU job cluster: faster-whisper in float16 on CUDA, the size a setting must name.
         return {
             "transcriber": Transcriber(
-                engine="faster-whisper",
                 model=EnvVar("WHISPER_MODEL_SIZE"),
-                device="cuda",
-                models_dir=f"/Volumes/{catalog_name('prod')}/ml_models/artifacts/whisper",
-                **from_env(batch_size=("BATCH_SIZE", int)),
+                models_dir=f"{volumes}/{catalog_name('prod')}/ml_models/artifacts/whisper",
+                **{
+                    "engine": "faster-whisper",
+                    "device": "cuda",
+                    **from_env(
+                        engine="WHISPER_ENGINE",
+                        device="WHISPER_DEVICE",
+                        batch_size=("BATCH_SIZE", int),
+                    ),
+                },
             )
         }
     # Locally the Transcriber's defaults (tiny.en from a wheel, int8 on the CPU) unless set.

@@ -1,0 +1,282 @@
+"""The prod ``gpu_step_launcher``: GPU steps (Whisper, training) as one-off runs on a new
+Databricks GPU job cluster, through dagster-databricks' step launcher.
+
+The cluster replaces the notebooks' shared GPU cluster and its init script: a GPU ML runtime
+(>= 14.3 LTS), a GPU node type, autoscaling 2-4 workers, spot workers with an on-demand
+driver, and the project's wheel plus its pip requirements as cluster libraries. The step
+launcher stages the step through DBFS; a workspace without DBFS root uses the Pipes launcher
+(``resources/pipes_launcher.py``) instead, picked by ``VOYCE_GPU_LAUNCH``.
+
+What the step launcher needs that its own defaults get wrong, each learnt from its source
+(docs/databricks-launch-path.md): ``secrets_to_env_variables`` given explicitly; a host with
+its scheme; a code folder holding only our package (it zips the whole folder it is given, so
+a checkout's root would ship ``.venv``); and, because the remote side rebuilds this resource
+from the same config, the host must be resolvable there too (it is sent as an env variable).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from dagster import InitResourceContext
+from dagster._config.pythonic_config.resource import ConfigurableResourceFactory
+from pydantic import Field
+
+import voyce_assets
+from voyce_assets.partitions import REMOTE_STEP_ENV, upstream_failure, upstream_missing
+
+# Databricks' spot settings per cloud: spot (with on-demand fallback) for workers, and an
+# on-demand driver, so a reclaimed worker costs a retry of its tasks, never the run.
+SPOT_ATTRIBUTES: dict[str, tuple[str, dict[str, Any]]] = {
+    "aws": ("aws_attributes", {"availability": "SPOT_WITH_FALLBACK", "first_on_demand": 1}),
+    "azure": (
+        "azure_attributes",
+        {"availability": "SPOT_WITH_FALLBACK_AZURE", "first_on_demand": 1},
+    ),
+    "gcp": ("gcp_attributes", {"availability": "PREEMPTIBLE_WITH_FALLBACK_GCP"}),
+}
+
+# What the GPU steps' resources read from the environment (see resources/__init__.py and
+# voice/resources.py): without them the cluster would rebuild other resources than the host's.
+FORWARDED_SETTINGS = (
+    "VOYCE_ENV",
+    "VOYCE_CATALOG",
+    "VOYCE_LAKEHOUSE_ROOT",
+    "VOYCE_VOLUMES_ROOT",
+    "VOYCE_PARTITIONS_START",
+    "WHISPER_ENGINE",
+    "WHISPER_MODEL_SIZE",
+    "WHISPER_DEVICE",
+    "BATCH_SIZE",
+)
+
+
+def project_requirements() -> list[str]:
+    """The installed project's pip requirements, without extras: the cluster libraries."""
+    requires = importlib.metadata.requires("voyce-assets") or []
+    return [r for r in requires if "extra ==" not in r]
+
+
+def code_package_dir(root: Path | None = None) -> Path:
+    """A folder holding only a copy of ``voyce_assets``, for the launcher to zip.
+
+    The copy is keyed by the package's content, so every change ships and an unchanged
+    package is copied once per machine.
+    """
+    package = Path(voyce_assets.__file__).resolve().parent
+    files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    # Not under pytest's or a venv's folder: the launcher's zip drops any path matching those.
+    base = root or Path(tempfile.gettempdir())
+    target = base / f"voyce-step-code-{digest.hexdigest()[:16]}"
+    if not (target / "voyce_assets" / "__init__.py").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+        shutil.copytree(
+            package, staging / "voyce_assets", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        try:
+            staging.rename(target)
+        except OSError:  # another process made the same copy first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class DatabricksGpuStepLauncher(ConfigurableResourceFactory):
+    """Runs each GPU step as a Databricks one-time run on a new GPU job cluster.
+
+    The step's code, its run context and its events travel through DBFS; the cluster is
+    created for the run and terminates with it.
+    """
+
+    host: str = Field(
+        description="Workspace URL with its scheme, e.g. https://dbc-1.cloud.databricks.com."
+    )
+    token: str = Field(description="A Databricks token (from the environment; never shown).")
+    spark_version: str = Field(
+        default="15.4.x-gpu-ml-scala2.12",
+        description="A GPU ML runtime, 14.3 LTS or newer (the notebooks' ML Runtime 14.3).",
+    )
+    node_type_id: str = Field(default="g5.xlarge", description="GPU worker node type.")
+    driver_node_type_id: str | None = Field(
+        default=None, description="Driver node type; the worker type when unset."
+    )
+    min_workers: int = Field(default=2, ge=1, description="Autoscaling lower bound.")
+    max_workers: int = Field(default=4, ge=1, description="Autoscaling upper bound.")
+    cloud: Literal["aws", "azure", "gcp"] = Field(
+        default="aws", description="The workspace's cloud: which spot settings apply."
+    )
+    spot: bool = Field(default=True, description="Spot workers with on-demand fallback.")
+    wheel: str | None = Field(
+        default=None,
+        description="The project's wheel on the workspace (a /Volumes/... or dbfs:/ path), "
+        "installed on the cluster with its requirements.",
+    )
+    staging_prefix: str = Field(
+        default="/dagster_staging", description="DBFS folder for each step's staged files."
+    )
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
+    max_wait_seconds: int = Field(
+        default=4 * 3600,
+        gt=0,
+        description="A step still unfinished after this long is cancelled and fails.",
+    )
+    run_timeout_seconds: int = Field(
+        default=4 * 3600, ge=0, description="Databricks' own limit on the one-time run."
+    )
+    forward_env: list[str] = Field(
+        default_factory=lambda: list(FORWARDED_SETTINGS),
+        description="Settings (never secrets) sent to the cluster from this process's "
+        "environment: the remote side rebuilds the step's resources from them.",
+    )
+    code_dir: str | None = Field(
+        default=None,
+        description="Folder to stage the code zip from (a copy of the package is made there).",
+    )
+
+    def cluster(self) -> dict[str, Any]:
+        if self.min_workers > self.max_workers:
+            raise ValueError(
+                f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})"
+            )
+        new: dict[str, Any] = {
+            "size": {
+                "autoscale": {"min_workers": self.min_workers, "max_workers": self.max_workers}
+            },
+            "spark_version": self.spark_version,
+            "nodes": {
+                "node_types": {
+                    "node_type_id": self.node_type_id,
+                    "driver_node_type_id": self.driver_node_type_id or self.node_type_id,
+                }
+            },
+            "custom_tags": [{"key": "voyce", "value": "gpu-step"}],
+        }
+        if self.spot:
+            key, attributes = SPOT_ATTRIBUTES[self.cloud]
+            new[key] = attributes
+        return {"new": new}
+
+    def libraries(self) -> list[dict[str, Any]]:
+        libraries: list[dict[str, Any]] = [
+            {"pypi": {"package": requirement}} for requirement in project_requirements()
+        ]
+        if self.wheel:
+            libraries.insert(0, {"whl": self.wheel})
+        return libraries
+
+    def launcher_config(self) -> dict[str, Any]:
+        """The dagster-databricks step launcher's own config, as this resource's fields say."""
+        run_config: dict[str, Any] = {
+            "run_name": "voyce gpu step",
+            "cluster": self.cluster(),
+            "libraries": self.libraries(),
+        }
+        if self.run_timeout_seconds:
+            run_config["timeout_seconds"] = self.run_timeout_seconds
+        code = code_package_dir(Path(self.code_dir) if self.code_dir else None)
+        return {
+            "run_config": run_config,
+            "permissions": {},
+            "databricks_host": self.host,
+            "databricks_token": self.token,
+            # Required although optional in its schema; our GPU steps need no scope secrets
+            # (MLflow authenticates as the job's owner on the cluster).
+            "secrets_to_env_variables": [],
+            # The remote side rebuilds this resource: it needs the host to resolve, and the
+            # upstream check to be skipped (done on the host, see partitions.require_upstream).
+            "env_variables": {
+                **{k: os.environ[k] for k in self.forward_env if k in os.environ},
+                "DATABRICKS_HOST": self.host,
+                REMOTE_STEP_ENV: "1",
+            },
+            "storage": None,
+            "staging_prefix": self.staging_prefix,
+            "wait_for_logs": False,
+            "max_completion_wait_time_seconds": self.max_wait_seconds,
+            "poll_interval_sec": self.poll_interval_seconds,
+            "local_pipeline_package_path": str(code),
+        }
+
+    def create_resource(self, context: InitResourceContext):
+        return _launcher_class()(**self.launcher_config())
+
+
+def upstream_of_step(step_context) -> dict:
+    """The step's same-partitioned upstream tables missing any of its days, as
+    ``partitions.upstream_missing`` reports them (checked on the host, before launching)."""
+    assets_def = step_context.assets_def
+    if assets_def is None or not step_context.has_partitions:
+        return {}
+    graph = step_context.job_def.asset_layer.asset_graph
+    partitions_def = assets_def.partitions_def
+    keys = partitions_def.get_partition_keys_in_range(step_context.partition_key_range)
+    upstream = [
+        dep
+        for dep in sorted(assets_def.dependency_keys - set(assets_def.keys))
+        if graph.has(dep) and graph.get(dep).partitions_def == partitions_def
+    ]
+    return upstream_missing(step_context.instance, upstream, keys)
+
+
+@functools.cache
+def _launcher_class():
+    # Imported on first use: dagster-databricks pulls in pyspark, which loading the code
+    # location should not pay for.
+    from dagster_databricks.databricks_pyspark_step_launcher import (
+        DatabricksPySparkStepLauncher,
+    )
+
+    class VoyceStepLauncher(DatabricksPySparkStepLauncher):
+        """The step launcher, checking upstream days on the host before anything launches."""
+
+        def launch_step(self, step_context):
+            missing = upstream_of_step(step_context)
+            if missing:
+                raise upstream_failure(missing)
+            yield from super().launch_step(step_context)
+
+    return VoyceStepLauncher
+
+
+# Where the lakehouse lives tells the cloud, and so the spot settings.
+CLOUD_OF_SCHEME = {"s3": "aws", "abfss": "azure", "gs": "gcp"}
+LAUNCH_MODES = ("step_launcher", "pipes")
+
+
+def gpu_step_launcher(mode: str | None):
+    """The prod ``gpu_step_launcher`` for ``VOYCE_GPU_LAUNCH`` (default ``step_launcher``)."""
+    from dagster import EnvVar
+
+    from voyce_assets.settings import ConfigError, from_env
+
+    mode = (mode or "step_launcher").strip()
+    if mode not in LAUNCH_MODES:
+        raise ConfigError(
+            "VOYCE_GPU_LAUNCH", f"must be one of {', '.join(LAUNCH_MODES)}, got {mode!r}"
+        )
+    scheme = os.environ.get("VOYCE_LAKEHOUSE_ROOT", "").partition("://")[0]
+    settings = dict(
+        host=EnvVar("DATABRICKS_HOST"),
+        token=EnvVar("DATABRICKS_TOKEN"),
+        cloud=CLOUD_OF_SCHEME.get(scheme, "aws"),
+        **from_env(
+            spark_version="VOYCE_GPU_SPARK_VERSION",
+            node_type_id="VOYCE_GPU_NODE_TYPE",
+            wheel="VOYCE_WHEEL",
+        ),
+    )
+    if mode == "pipes":
+        from voyce_assets.resources.pipes_launcher import DatabricksPipesStepLauncher
+
+        return DatabricksPipesStepLauncher(volume=EnvVar("VOYCE_PIPES_VOLUME"), **settings)
+    return DatabricksGpuStepLauncher(**settings)
