@@ -99,6 +99,22 @@ class Table:
     partition_source: str | None = "created_at"
     # Column that only exists in the lakehouse (computed while writing), never in the app DB.
     lakehouse_only: tuple[str, ...] = field(default=())
+    # Columns OPTIMIZE co-locates (Z-ORDER BY), those the notebooks' queries filter on; empty:
+    # plain compaction. Within each partition, so never the partition column.
+    z_order: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        types = {c.name: c.type for c in self.columns}
+        if len(set(self.z_order)) != len(self.z_order):
+            raise ValueError(f"{self.path}: z_order repeats a column: {self.z_order}")
+        for col in self.z_order:
+            if col not in types:
+                raise ValueError(f"{self.path}: z_order column {col!r} is not a column")
+            if col == self.partition_column:
+                raise ValueError(f"{self.path}: z_order column {col!r} is the partition column")
+            if types[col].name.startswith("array"):
+                # Delta keeps no min/max statistics of arrays: no file could be skipped.
+                raise ValueError(f"{self.path}: z_order column {col!r} is an array")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -187,6 +203,7 @@ class Table:
                 other=[
                     f"PRIMARY KEY ({', '.join(self.primary_key)})",
                     f"PARTITIONED BY ({self.partition_column})",
+                    *([f"ZORDER BY ({', '.join(self.z_order)})"] if self.z_order else []),
                 ]
             ),
         )
@@ -274,6 +291,7 @@ def _table(
     primary_key: tuple[str, ...] = ("id",),
     partition_source: str | None = "created_at",
     partition_column: str = "event_date",
+    z_order: tuple[str, ...] = (),
 ) -> Table:
     """Declare a table; a derived ``event_date`` partition column is appended automatically."""
     if stage not in STAGES:
@@ -293,6 +311,7 @@ def _table(
         stage=stage,
         partition_source=partition_source,
         lakehouse_only=lakehouse_only,
+        z_order=z_order,
     )
 
 
@@ -416,6 +435,7 @@ TABLES: tuple[Table, ...] = (
             _created_at(),
             _updated_at(),
         ],
+        z_order=("organization_id", "created_at", "status"),
     ),
     _table(
         "raw_data",
@@ -496,6 +516,7 @@ TABLES: tuple[Table, ...] = (
             _created_at(),
         ],
         partition_source=_FEEDBACK_EVENT,
+        z_order=("voice_feedback_id", "created_at"),
     ),
     _table(
         "raw_data",
@@ -544,6 +565,7 @@ TABLES: tuple[Table, ...] = (
             _created_at(),
         ],
         partition_source=_FEEDBACK_EVENT,
+        z_order=("voice_feedback_id", "sentiment_label"),
     ),
     # ---- processed_data -------------------------------------------------------------------
     _table(

@@ -75,6 +75,7 @@ def test_every_catalog_table_is_a_materializable_asset(voyce_home):
         "analytics_daily",
         "model_training_weekly",
         "batch_inference_hourly",
+        "delta_maintenance_weekly",
     }
 
 

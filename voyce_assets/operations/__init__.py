@@ -1,1 +1,2 @@
-"""Operations: creating the catalog (``catalog_setup``); later maintenance, alerts, health."""
+"""Operations: creating the catalog (``catalog_setup``), weekly Delta maintenance
+(``delta_maintenance_job``: OPTIMIZE / VACUUM); later alerts, health."""

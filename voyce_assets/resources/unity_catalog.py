@@ -1,11 +1,15 @@
-"""Creating the catalog: local Delta tables and folders, or Unity Catalog DDL on Databricks.
+"""Creating and maintaining the catalog: local Delta tables and folders (delta-rs), or Unity
+Catalog DDL and OPTIMIZE / VACUUM on a Databricks SQL warehouse.
 
-Both implementations are idempotent and report, per object, whether it was created or was
-already there, so ``catalog_setup`` can be re-run at any time.
+Setup is idempotent and reports, per object, whether it was created or was already there, so
+``catalog_setup`` can be re-run at any time. Maintenance works on one spec table at a time and
+reports what it rewrote and deleted; names in its SQL come from the catalog spec only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from abc import abstractmethod
 from dataclasses import dataclass
 
@@ -15,7 +19,7 @@ from pydantic import Field
 
 from voyce_assets.catalog import TABLES, VOLUMES, Table
 from voyce_assets.ddl import databricks_ddl
-from voyce_assets.resources.databricks_sql import StatementFailed, execute, head
+from voyce_assets.resources.databricks_sql import StatementFailed, execute, head, result_table
 from voyce_assets.resources.lakehouse import Lakehouse
 
 
@@ -31,6 +35,32 @@ class CatalogSetupError(Exception):
     """An existing object disagrees with the spec in a way setup will not fix silently."""
 
 
+# Delta's own floor for VACUUM (delta.deletedFileRetentionDuration defaults to 7 days): a
+# reader or writer that started before VACUUM may still need a file removed within it.
+DELTA_MIN_RETENTION_HOURS = 168
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """What OPTIMIZE rewrote; None where the engine does not say."""
+
+    z_order: tuple[str, ...]
+    files_added: int | None
+    files_removed: int | None
+    bytes_added: int | None = None
+    bytes_removed: int | None = None
+    # The engine's own metrics, for the record.
+    raw: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    """What VACUUM deleted; ``files_deleted`` None where the engine does not count them."""
+
+    retain_hours: int
+    files_deleted: int | None
+
+
 class UnityCatalog(ConfigurableResource):
     """Creates every schema, table and volume of the catalog spec."""
 
@@ -41,6 +71,23 @@ class UnityCatalog(ConfigurableResource):
     @abstractmethod
     def ddl(self) -> list[str]:
         """The Databricks DDL this catalog corresponds to."""
+
+    @abstractmethod
+    def existing_tables(self) -> set[str]:
+        """``schema/table`` of every spec table that exists in the catalog."""
+
+    @abstractmethod
+    def optimize(self, table: Table) -> OptimizeResult:
+        """Compact the table's small files, Z-ordered by ``table.z_order`` when it has one."""
+
+    @abstractmethod
+    def vacuum(self, table: Table, retain_hours: int, enforce_retention: bool) -> VacuumResult:
+        """Delete files the table stopped referencing more than ``retain_hours`` ago.
+        ``enforce_retention=False`` lets ``retain_hours`` go below Delta's 168-hour floor."""
+
+    def check_retention(self, retain_hours: int, enforce_retention: bool) -> None:
+        """Raise ``ValueError`` when this catalog cannot VACUUM with these settings (asked
+        before any table is touched)."""
 
 
 class LocalUnityCatalog(UnityCatalog):
@@ -97,6 +144,40 @@ class LocalUnityCatalog(UnityCatalog):
             "table", name, "evolved", "added columns " + ", ".join(f.name for f in missing)
         )
 
+    def existing_tables(self) -> set[str]:
+        return {t.path for t in TABLES if self.lakehouse.exists(t)}
+
+    def _delta(self, table: Table):
+        from deltalake import DeltaTable
+
+        return DeltaTable(
+            self.lakehouse.table_uri(table), storage_options=self.lakehouse.storage_options or None
+        )
+
+    def optimize(self, table: Table) -> OptimizeResult:
+        dt = self._delta(table)
+        if table.z_order:
+            metrics = dt.optimize.z_order(list(table.z_order))
+        else:
+            metrics = dt.optimize.compact()
+        added, removed = (json.loads(metrics[k]) for k in ("filesAdded", "filesRemoved"))
+        return OptimizeResult(
+            z_order=table.z_order,
+            files_added=metrics["numFilesAdded"],
+            files_removed=metrics["numFilesRemoved"],
+            bytes_added=added["totalSize"],
+            bytes_removed=removed["totalSize"],
+            raw=metrics,
+        )
+
+    def vacuum(self, table: Table, retain_hours: int, enforce_retention: bool) -> VacuumResult:
+        deleted = self._delta(table).vacuum(
+            retention_hours=retain_hours,
+            dry_run=False,
+            enforce_retention_duration=enforce_retention,
+        )
+        return VacuumResult(retain_hours=retain_hours, files_deleted=len(deleted))
+
 
 def _add_columns(dt, fields) -> None:
     """Columns the spec gained since the table was created; added as nullable."""
@@ -112,7 +193,8 @@ def _verb(existed: bool) -> str:
 
 
 class DatabricksUnityCatalog(UnityCatalog):
-    """Runs the Databricks DDL on a SQL warehouse via the Statement Execution API."""
+    """Runs the Databricks DDL, OPTIMIZE and VACUUM on a SQL warehouse via the Statement
+    Execution API."""
 
     host: str = Field(description="Workspace URL (DATABRICKS_HOST).")
     token: str = Field(description="Personal access or service principal token (DATABRICKS_TOKEN).")
@@ -132,20 +214,89 @@ class DatabricksUnityCatalog(UnityCatalog):
         return databricks_ddl(self.catalog, self.location_root)
 
     def setup(self) -> list[SetupAction]:
+        client = self._client()
+        return [self._execute(client, stmt) for stmt in self.ddl()]
+
+    def _client(self):
         from databricks.sdk import WorkspaceClient
 
-        client = WorkspaceClient(host=self.host, token=self.token)
-        return [self._execute(client, stmt) for stmt in self.ddl()]
+        return WorkspaceClient(host=self.host, token=self.token)
+
+    def _run(self, client, statement: str):
+        return execute(
+            client,
+            self.warehouse_id,
+            statement,
+            timeout_seconds=self.timeout_seconds,
+            poll_interval_seconds=self.poll_interval_seconds,
+        )
+
+    def existing_tables(self) -> set[str]:
+        client = self._client()
+        resp = self._run(
+            client,
+            f"SELECT table_schema, table_name FROM {_ident(self.catalog)}.information_schema.tables",
+        )
+        rows = result_table(client, resp).to_pylist()
+        found = {f"{r['table_schema']}/{r['table_name']}" for r in rows}
+        return {t.path for t in TABLES if t.path in found}
+
+    def optimize(self, table: Table) -> OptimizeResult:
+        client = self._client()
+        resp = self._run(client, optimize_statement(table, self.catalog))
+        rows = result_table(client, resp).to_pylist()
+        # OPTIMIZE answers (path, metrics STRUCT), the struct as JSON in JSON_ARRAY results.
+        metrics = rows[0].get("metrics") if rows else None
+        raw = json.loads(metrics) if isinstance(metrics, str) else (metrics or {})
+        return OptimizeResult(
+            z_order=table.z_order,
+            files_added=raw.get("numFilesAdded"),
+            files_removed=raw.get("numFilesRemoved"),
+            bytes_added=(raw.get("filesAdded") or {}).get("totalSize"),
+            bytes_removed=(raw.get("filesRemoved") or {}).get("totalSize"),
+            raw=raw,
+        )
+
+    def check_retention(self, retain_hours: int, enforce_retention: bool) -> None:
+        if not enforce_retention:
+            # The check is the Spark conf spark.databricks.delta.retentionDurationCheck.enabled;
+            # a SQL warehouse accepts no such SET, and each API statement is its own session.
+            raise ValueError(
+                "a SQL warehouse cannot switch Delta's retention check off; lower the table's "
+                "delta.deletedFileRetentionDuration instead of overriding the floor"
+            )
+
+    def vacuum(self, table: Table, retain_hours: int, enforce_retention: bool) -> VacuumResult:
+        self.check_retention(retain_hours, enforce_retention)
+        self._run(self._client(), vacuum_statement(table, self.catalog, retain_hours))
+        # VACUUM (not DRY RUN) answers only the table's path: the count is not reported.
+        return VacuumResult(retain_hours=retain_hours, files_deleted=None)
 
     def _execute(self, client, statement: str) -> SetupAction:
         try:
-            resp = execute(
-                client,
-                self.warehouse_id,
-                statement,
-                timeout_seconds=self.timeout_seconds,
-                poll_interval_seconds=self.poll_interval_seconds,
-            )
+            resp = self._run(client, statement)
         except StatementFailed as exc:
             raise CatalogSetupError(str(exc)) from None
         return SetupAction("statement", head(statement), "executed", resp.statement_id or "")
+
+
+def _ident(name: str) -> str:
+    """A quoted Databricks identifier (a backtick inside doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _full_name(table: Table, catalog: str) -> str:
+    return ".".join(_ident(n) for n in (catalog, table.schema, table.name))
+
+
+def optimize_statement(table: Table, catalog: str) -> str:
+    """``OPTIMIZE`` of a spec table, ``ZORDER BY`` its spec columns when it has some."""
+    statement = f"OPTIMIZE {_full_name(table, catalog)}"
+    if table.z_order:
+        statement += f" ZORDER BY ({', '.join(_ident(c) for c in table.z_order)})"
+    return statement
+
+
+def vacuum_statement(table: Table, catalog: str, retain_hours: int) -> str:
+    # int(): the one number in the statement is never text from outside.
+    return f"VACUUM {_full_name(table, catalog)} RETAIN {int(retain_hours)} HOURS"

@@ -39,8 +39,9 @@ class FakeDatabricks:
     polls_before_done: int = 1
     statements: list[Statement] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
-    # Answers a SELECT as a warehouse would: (statement, parameters) -> (columns, rows), where
-    # columns are (name, type_name, type_text) and rows hold JSON_ARRAY strings or None.
+    # Answers a statement that returns rows (SELECT, WITH, OPTIMIZE) as a warehouse would:
+    # (statement, parameters) -> (columns, rows), where columns are (name, type_name,
+    # type_text) and rows hold JSON_ARRAY strings or None.
     query: Callable[[str, list[dict]], tuple[list, list]] | None = None
     # Rows per result chunk: larger answers come in chunks fetched one by one.
     chunk_rows: int = 1000
@@ -91,7 +92,7 @@ class FakeDatabricks:
                     )
                     stmt.parameters = body.get("parameters") or []
                     is_query = re.match(
-                        r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*(SELECT|WITH)\b",
+                        r"\s*(?:/\*.*?\*/\s*|--[^\n]*\n\s*)*(SELECT|WITH|OPTIMIZE)\b",
                         stmt.statement,
                         re.IGNORECASE | re.DOTALL,
                     )
