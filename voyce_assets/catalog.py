@@ -1041,6 +1041,68 @@ TABLES: tuple[Table, ...] = (
         ("date",),
         partition_column="date",
     ),
+    _view(
+        "pipeline_health",
+        "One row per day with feedback, transcriptions, analyses, predictions or cost: the "
+        "seed's key metrics (ingestion, voice, sentiment, model, cost) the alert sensors read.",
+        [
+            Column(
+                "sync_latency_seconds",
+                DOUBLE,
+                description="Always null: the mirrors record no time a row was synced (no "
+                "synced_at), so its delay after the source's updated_at cannot be measured.",
+            ),
+            Column(
+                "failed_syncs",
+                BIGINT,
+                description="Mirror partitions of the day planned by a run that failed (from "
+                "Dagster's run history, the newest 1,000 failed runs).",
+            ),
+            Column(
+                "data_quality_failures",
+                BIGINT,
+                description="Failed check evaluations of the mirrors (primary key, required "
+                "columns, reconciliation, schema drift) in runs that synced the day.",
+            ),
+            Column("feedback_count", BIGINT, nullable=False),
+            Column(
+                "feedback_failed_count",
+                BIGINT,
+                nullable=False,
+                description="Feedback the app marks status 'failed'.",
+            ),
+            Column("files_processed", BIGINT, nullable=False, description="Transcription rows."),
+            Column("files_failed", BIGINT, nullable=False, description="... with an error."),
+            Column("processing_success_rate", DOUBLE, description="Null without files."),
+            Column("processing_failure_rate", DOUBLE, description="files_failed / files."),
+            Column("avg_transcription_confidence", DOUBLE, description="Successful files."),
+            Column("avg_processing_time_ms", DOUBLE, description="Per successful file."),
+            Column(
+                "sentiment_calls",
+                BIGINT,
+                nullable=False,
+                description="Analyses the provider was asked for (not served from the cache).",
+            ),
+            Column("sentiment_errors", BIGINT, nullable=False, description="... that failed."),
+            Column("sentiment_success_rate", DOUBLE, description="Null without calls."),
+            Column("avg_sentiment_confidence", DOUBLE, description="Successful analyses."),
+            Column("sentiment_positive_count", BIGINT, nullable=False),
+            Column("sentiment_neutral_count", BIGINT, nullable=False),
+            Column("sentiment_negative_count", BIGINT, nullable=False),
+            Column("sentiment_mixed_count", BIGINT, nullable=False),
+            Column("prediction_count", BIGINT, nullable=False),
+            Column(
+                "low_confidence_share",
+                DOUBLE,
+                description="Predictions with confidence below 0.6 / predictions.",
+            ),
+            Column("avg_inference_time_ms", DOUBLE),
+            Column("total_cost_usd", MONEY, nullable=False),
+            Column("cost_per_feedback_usd", DOUBLE, description="Null without feedback."),
+        ],
+        ("date",),
+        partition_column="date",
+    ),
 )
 
 VOLUMES: tuple[Volume, ...] = (

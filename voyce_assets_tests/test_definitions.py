@@ -69,7 +69,13 @@ def test_every_catalog_table_is_a_materializable_asset(voyce_home):
         if isinstance(a, AssetsDefinition) and a.key == AssetKey("catalog_setup")
     )
     assert catalog_setup.partitions_def is None
-    assert {s.name for s in defs.sensors} == {"raw_cdc_sensor", "raw_reconciliation_sweep"}
+    assert {s.name for s in defs.sensors} == {
+        "raw_cdc_sensor",
+        "raw_reconciliation_sweep",
+        "pipeline_health_alerts",
+        "model_quality_alerts",
+        "run_failure_alerts",
+    }
     assert {s.name for s in defs.schedules} == {
         "raw_daily_full_sync",
         "analytics_daily",

@@ -1,15 +1,29 @@
-"""The analytics stage's Definitions."""
+"""The analytics stage's Definitions: its tables, the daily job and schedule, the alert
+sensors."""
 
 from dagster import Definitions
 
+from voyce_assets.analytics.alerts import (
+    model_quality_alerts,
+    pipeline_health_alerts,
+    run_failure_alerts,
+)
 from voyce_assets.analytics.cost_tracking import cost_tracking
 from voyce_assets.analytics.daily_feedback_summary import daily_feedback_summary
 from voyce_assets.analytics.organization_metrics import organization_metrics
+from voyce_assets.analytics.pipeline_health import pipeline_health
 from voyce_assets.analytics.schedules import analytics_daily, analytics_job
 from voyce_assets.analytics.views import view_assets
 
 defs = Definitions(
-    assets=[daily_feedback_summary, cost_tracking, organization_metrics, *view_assets],
+    assets=[
+        daily_feedback_summary,
+        cost_tracking,
+        organization_metrics,
+        pipeline_health,
+        *view_assets,
+    ],
     jobs=[analytics_job],
     schedules=[analytics_daily],
+    sensors=[pipeline_health_alerts, model_quality_alerts, run_failure_alerts],
 )

@@ -10,6 +10,7 @@ import pytest
 from voyce_assets.analytics.cost_tracking import INPUTS as COST_INPUTS
 from voyce_assets.analytics.daily_feedback_summary import INPUTS as SUMMARY_INPUTS
 from voyce_assets.analytics.organization_metrics import INPUTS as METRICS_INPUTS
+from voyce_assets.analytics.pipeline_health import INPUTS as HEALTH_INPUTS
 from voyce_assets.analytics.sql_asset import SQL_DIR, sql_text
 from voyce_assets.analytics.views import VIEWS
 from voyce_assets.catalog import table
@@ -19,6 +20,7 @@ from voyce_assets_tests.analytics.harness import empty_inputs, run
 TABLES = {
     "analytics/daily_feedback_summary": SUMMARY_INPUTS,
     "analytics/organization_metrics": METRICS_INPUTS,
+    "analytics/pipeline_health": HEALTH_INPUTS,
     **VIEWS,
 }
 D1 = dt.date(2026, 11, 20)

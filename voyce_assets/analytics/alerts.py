@@ -1,0 +1,381 @@
+"""The seed's alerts ("Monitoring and Alerts"), posted to the ``alert_webhook`` resource.
+
+Three sensors, all stopped until turned on:
+
+- ``pipeline_health_alerts`` reads each new materialization of ``analytics/pipeline_health``
+  and the day's row: processing failures above 5%, predictions below 0.6 confidence above
+  20%, failed sentiment-provider calls, a day's cost above ``VOYCE_DAILY_COST_BUDGET_USD``;
+- ``model_quality_alerts`` reads new evaluations of the checks ``feature_drift``,
+  ``prediction_drift`` and ``low_confidence`` of ``ml_models/predictions`` and alerts each
+  failing partition;
+- ``run_failure_alerts`` posts a failed run's job, run id and failed steps' errors.
+
+An alert is posted once per incident, not once per tick: an incident's key (metric and day,
+check and day, run id) is remembered in the sensor's cursor while it lasts; a day judged
+healthy again closes it, so a later failure of that day is a new incident. An alert the
+webhook did not take stays pending (cursor) and is retried on the next tick. The run-failure
+sensor's cursor belongs to Dagster, so its keys and pending alerts live in the instance's
+key-value store, and the health sensor's ticks retry them as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import (
+    AssetCheckKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecordStatus,
+)
+
+from voyce_assets.analytics.resources import AlertDeliveryError, AlertWebhook
+from voyce_assets.catalog import table
+from voyce_assets.resources import Lakehouse
+from voyce_assets.tables import table_key
+
+HEALTH = table("analytics/pipeline_health")
+PREDICTIONS_KEY = table_key("ml_models/predictions")
+QUALITY_CHECKS = ("feature_drift", "prediction_drift", "low_confidence")
+INTERVAL_SECONDS = 300
+# Bounds of what a cursor remembers: open incidents (oldest forgotten first) and alerts
+# still to deliver; a page of new events per tick.
+MAX_OPEN = 500
+MAX_PENDING = 100
+PAGE = 100
+RUN_ALERTS_KEY = "voyce/alerts/run_failures"
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    title: str
+    lines: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n".join([self.title, *self.lines])
+
+    def payload(self) -> dict[str, Any]:
+        """Slack's incoming-webhook body: ``text`` (notifications) and ``blocks``."""
+        body = "\n".join([f"*{self.title}*", *self.lines])
+        return {
+            "key": self.key,
+            "text": f"Voyce alert: {self.title}",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}}],
+        }
+
+
+@dataclass
+class AlertState:
+    """What a sensor remembers between ticks (its cursor, as JSON)."""
+
+    after: int | None = None
+    seen: dict[str, int] = field(default_factory=dict)
+    open: list[str] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, cursor: str | None) -> AlertState:
+        return cls(**json.loads(cursor)) if cursor else cls()
+
+    def dump(self) -> str:
+        self.open = self.open[-MAX_OPEN:]
+        self.pending = self.pending[-MAX_PENDING:]
+        return json.dumps(
+            {"after": self.after, "seen": self.seen, "open": self.open, "pending": self.pending},
+            sort_keys=True,
+        )
+
+
+def _send(context, webhook: AlertWebhook, payload: dict[str, Any]) -> bool:
+    """Deliver one alert (or log it when no webhook is configured); False: retry later."""
+    if not webhook.configured:
+        context.log.warning(f"alert (no webhook configured, logged only): {payload['text']}")
+        return True
+    try:
+        webhook.post(payload["text"], payload["blocks"])
+    except AlertDeliveryError as e:
+        context.log.error(f"alert not delivered, will retry next tick: {e}: {payload['text']}")
+        return False
+    context.log.info(f"alert posted: {payload['text']}")
+    return True
+
+
+def flush(context, webhook: AlertWebhook, pending: list[dict]) -> tuple[list[dict], int]:
+    """Retry ``pending``: those still undelivered, and how many went out."""
+    left = [p for p in pending if not _send(context, webhook, p)]
+    return left, len(pending) - len(left)
+
+
+def reconcile(
+    context, webhook: AlertWebhook, state: AlertState, judged: dict[str, Alert | None]
+) -> int:
+    """Open an incident for each new failing key (alerting it), close each healthy key;
+    how many alerts went out."""
+    sent = 0
+    for key, alert in judged.items():
+        if alert is None:
+            if key in state.open:
+                state.open.remove(key)
+            continue
+        if key in state.open:
+            continue  # still the same incident: already alerted
+        state.open.append(key)
+        payload = alert.payload()
+        if _send(context, webhook, payload):
+            sent += 1
+        else:
+            state.pending.append(payload)
+    return sent
+
+
+# ---- pipeline health ------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def judge_health(row: dict[str, Any], webhook: AlertWebhook) -> dict[str, Alert | None]:
+    """Each metric of one day's row: an Alert when over its threshold, None when healthy
+    (or not measured)."""
+    day = row["date"].isoformat()
+    rate, share = row["processing_failure_rate"], row["low_confidence_share"]
+    errors, budget = row["sentiment_errors"], webhook.daily_cost_budget_usd
+    cost = float(row["total_cost_usd"]) if row["total_cost_usd"] is not None else None
+    # name: (failing, title and detail, built only when failing)
+    rules: dict[str, tuple[bool, Callable[[], tuple[str, str]]]] = {
+        "processing_failures": (
+            rate is not None and rate > webhook.max_failure_rate,
+            lambda: (
+                f"Processing failures {_pct(rate)} on {day} "
+                f"(threshold {_pct(webhook.max_failure_rate)})",
+                f"{row['files_failed']} of {row['files_processed']} files failed to transcribe.",
+            ),
+        ),
+        "low_confidence": (
+            share is not None and share > webhook.max_low_confidence_share,
+            lambda: (
+                f"Low-confidence predictions {_pct(share)} on {day} "
+                f"(threshold {_pct(webhook.max_low_confidence_share)})",
+                f"{row['prediction_count']} predictions; confidence below 0.6 counts as low.",
+            ),
+        ),
+        "sentiment_errors": (
+            errors is not None and errors > webhook.max_sentiment_errors,
+            lambda: (
+                f"Sentiment provider errors on {day}: {errors}",
+                f"{errors} of {row['sentiment_calls']} provider calls failed.",
+            ),
+        ),
+        "daily_cost": (
+            budget is not None and cost is not None and cost > budget,
+            lambda: (
+                f"Daily cost ${cost:.2f} on {day} above the budget ${budget:.2f}",
+                f"{row['feedback_count']} feedback items; see analytics.cost_tracking.",
+            ),
+        ),
+    }
+    out: dict[str, Alert | None] = {}
+    for name, (failing, describe) in rules.items():
+        key = f"{name}:{day}"
+        out[key] = None
+        if failing:
+            title, detail = describe()
+            out[key] = Alert(key, title, (detail,))
+    return out
+
+
+def new_health_partitions(
+    instance: DagsterInstance, after: int | None
+) -> tuple[list[str], int | None]:
+    """Partitions of ``pipeline_health`` materialized after storage id ``after`` (one page),
+    and the newest storage id read."""
+    page = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=table_key(HEALTH.path), after_storage_id=after),
+        limit=PAGE,
+        ascending=True,
+    )
+    keys: list[str] = []
+    for record in page.records:
+        if record.partition_key and record.partition_key not in keys:
+            keys.append(record.partition_key)
+        after = record.storage_id
+    return keys, after
+
+
+@sensor(
+    name="pipeline_health_alerts",
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Alerts (webhook) on each new analytics/pipeline_health day: processing "
+    "failures > 5%, low-confidence predictions > 20%, sentiment-provider errors, cost over "
+    "budget; once per incident. Also retries undelivered run-failure alerts.",
+)
+def pipeline_health_alerts(
+    context: SensorEvaluationContext, alert_webhook: AlertWebhook, lakehouse: Lakehouse
+):
+    state = AlertState.load(context.cursor)
+    state.pending, sent = flush(context, alert_webhook, state.pending)
+    sent += flush_run_alerts(context, context.instance, alert_webhook)
+    keys, state.after = new_health_partitions(context.instance, state.after)
+    if keys:
+        days = [dt.date.fromisoformat(k) for k in keys]
+        judged: dict[str, Alert | None] = {}
+        for row in lakehouse.read(HEALTH, days).to_pylist():
+            judged.update(judge_health(row, alert_webhook))
+        sent += reconcile(context, alert_webhook, state, judged)
+    return SensorResult(
+        skip_reason=SkipReason(
+            f"{len(keys)} day(s) judged, {sent} alert(s) sent, {len(state.pending)} pending"
+        ),
+        cursor=state.dump(),
+    )
+
+
+# ---- drift and confidence checks ------------------------------------------------------------
+
+
+def _metadata_value(metadata: dict, name: str) -> Any:
+    value = metadata.get(name)
+    return getattr(value, "value", value)
+
+
+def judge_check(check: str, record) -> dict[str, Alert | None]:
+    """One evaluation of a quality check: per partition it judged, an Alert when failing."""
+    evaluation = record.event.dagster_event.event_specific_data
+    metadata = dict(evaluation.metadata or {})
+    failing = list(_metadata_value(metadata, "failing_partitions") or [])
+    detail = _metadata_value(metadata, "per_partition") or {}
+    judged = set(detail) | set(failing)
+    if not judged:
+        # Not one of ours: the evaluation as a whole, keyed by its run.
+        judged = {record.partition or record.run_id}
+        failing = list(judged) if not evaluation.passed else []
+    severity = evaluation.severity.value if evaluation.severity else "ERROR"
+    out: dict[str, Alert | None] = {}
+    for partition in sorted(judged):
+        key = f"{check}:{partition}"
+        if partition not in failing:
+            out[key] = None
+            continue
+        figures = detail.get(partition) if isinstance(detail, dict) else None
+        lines = [f"Check `{check}` of ml_models/predictions failed ({severity})."]
+        if figures is not None:
+            lines.append(f"Figures: {json.dumps(figures, sort_keys=True, default=str)[:1500]}")
+        lines.append(f"Run {record.run_id}.")
+        title = (
+            f"Model drift: {check} on {partition}"
+            if check != "low_confidence"
+            else f"Low-confidence predictions on {partition}"
+        )
+        out[key] = Alert(key, title, tuple(lines))
+    return out
+
+
+def new_check_evaluations(instance: DagsterInstance, check: str, after: int | None) -> list:
+    """Completed evaluations of ``check`` newer than record id ``after``, oldest first."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(PREDICTIONS_KEY, check),
+        limit=PAGE,
+        status={AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED},
+    )
+    return sorted(
+        (r for r in history if r.event is not None and (after is None or r.id > after)),
+        key=lambda r: r.id,
+    )
+
+
+@sensor(
+    name="model_quality_alerts",
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Alerts (webhook) when ml_models/predictions' feature_drift, prediction_drift "
+    "or low_confidence check fails for a day; once per incident.",
+)
+def model_quality_alerts(context: SensorEvaluationContext, alert_webhook: AlertWebhook):
+    state = AlertState.load(context.cursor)
+    state.pending, sent = flush(context, alert_webhook, state.pending)
+    evaluated = 0
+    for check in QUALITY_CHECKS:
+        for record in new_check_evaluations(context.instance, check, state.seen.get(check)):
+            sent += reconcile(context, alert_webhook, state, judge_check(check, record))
+            state.seen[check] = record.id
+            evaluated += 1
+    return SensorResult(
+        skip_reason=SkipReason(
+            f"{evaluated} evaluation(s) read, {sent} alert(s) sent, {len(state.pending)} pending"
+        ),
+        cursor=state.dump(),
+    )
+
+
+# ---- failed runs ----------------------------------------------------------------------------
+
+
+def _run_state(instance: DagsterInstance) -> AlertState:
+    stored = instance.run_storage.get_cursor_values({RUN_ALERTS_KEY}).get(RUN_ALERTS_KEY)
+    return AlertState.load(stored)
+
+
+def _save_run_state(instance: DagsterInstance, state: AlertState) -> None:
+    instance.run_storage.set_cursor_values({RUN_ALERTS_KEY: state.dump()})
+
+
+def flush_run_alerts(context, instance: DagsterInstance, webhook: AlertWebhook) -> int:
+    """Retry the run-failure alerts the webhook did not take; how many went out."""
+    state = _run_state(instance)
+    if not state.pending:
+        return 0
+    state.pending, sent = flush(context, webhook, state.pending)
+    _save_run_state(instance, state)
+    return sent
+
+
+def run_failure_alert(context: RunFailureSensorContext) -> Alert:
+    run = context.dagster_run
+    lines = [f"Job `{run.job_name}`, run `{run.run_id}`."]
+    partition = run.tags.get("dagster/partition")
+    if partition:
+        lines.append(f"Partition {partition}.")
+    for event in context.get_step_failure_events():
+        error = event.event_specific_data.error if event.event_specific_data else None
+        # Dagster wraps the step's own exception ("Error occurred while executing op"):
+        # the innermost cause is what went wrong.
+        while error is not None and error.cause is not None:
+            error = error.cause
+        message = error.message.strip() if error else "(no error recorded)"
+        lines.append(f"Step `{event.step_key}`: {message[:500]}")
+    if len(lines) == 1 + bool(partition):
+        lines.append(f"Run failed: {context.failure_event.message or 'no step failed'}"[:500])
+    return Alert(f"run:{run.run_id}", f"Run failed: {run.job_name}", tuple(lines))
+
+
+@run_failure_sensor(
+    name="run_failure_alerts",
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Posts each failed run's job, run id and failed steps' errors to the alert "
+    "webhook, once per run.",
+)
+def run_failure_alerts(context: RunFailureSensorContext, alert_webhook: AlertWebhook):
+    instance = context.instance
+    state = _run_state(instance)
+    state.pending, _ = flush(context, alert_webhook, state.pending)
+    # A run fails once: its key stays open (bounded), so it is never posted twice.
+    alert = run_failure_alert(context)
+    reconcile(context, alert_webhook, state, {alert.key: alert})
+    _save_run_state(instance, state)
