@@ -51,6 +51,8 @@ FORWARDED_SETTINGS = (
     "VOYCE_LAKEHOUSE_ROOT",
     "VOYCE_VOLUMES_ROOT",
     "VOYCE_PARTITIONS_START",
+    "VOYCE_GPU_LAUNCH",
+    "VOYCE_PIPES_VOLUME",
     "WHISPER_ENGINE",
     "WHISPER_MODEL_SIZE",
     "WHISPER_DEVICE",
@@ -91,12 +93,9 @@ def code_package_dir(root: Path | None = None) -> Path:
     return target
 
 
-class DatabricksGpuStepLauncher(ConfigurableResourceFactory):
-    """Runs each GPU step as a Databricks one-time run on a new GPU job cluster.
-
-    The step's code, its run context and its events travel through DBFS; the cluster is
-    created for the run and terminates with it.
-    """
+class GpuJobCluster(ConfigurableResourceFactory):
+    """What both launchers share: the workspace, the GPU job cluster, its libraries, and
+    the settings a step needs on it. The cluster is created for the run and ends with it."""
 
     host: str = Field(
         description="Workspace URL with its scheme, e.g. https://dbc-1.cloud.databricks.com."
@@ -121,15 +120,7 @@ class DatabricksGpuStepLauncher(ConfigurableResourceFactory):
         description="The project's wheel on the workspace (a /Volumes/... or dbfs:/ path), "
         "installed on the cluster with its requirements.",
     )
-    staging_prefix: str = Field(
-        default="/dagster_staging", description="DBFS folder for each step's staged files."
-    )
     poll_interval_seconds: float = Field(default=10.0, gt=0)
-    max_wait_seconds: int = Field(
-        default=4 * 3600,
-        gt=0,
-        description="A step still unfinished after this long is cancelled and fails.",
-    )
     run_timeout_seconds: int = Field(
         default=4 * 3600, ge=0, description="Databricks' own limit on the one-time run."
     )
@@ -143,28 +134,36 @@ class DatabricksGpuStepLauncher(ConfigurableResourceFactory):
         description="Folder to stage the code zip from (a copy of the package is made there).",
     )
 
-    def cluster(self) -> dict[str, Any]:
+    def new_cluster(self) -> dict[str, Any]:
+        """The cluster as the Jobs API takes it (``new_cluster`` of a submitted task)."""
+        self._check_workers()
+        spec: dict[str, Any] = {
+            "spark_version": self.spark_version,
+            "node_type_id": self.node_type_id,
+            "driver_node_type_id": self.driver_node_type_id or self.node_type_id,
+            "autoscale": {"min_workers": self.min_workers, "max_workers": self.max_workers},
+            "custom_tags": {"voyce": "gpu-step"},
+        }
+        if self.spot:
+            key, attributes = SPOT_ATTRIBUTES[self.cloud]
+            spec[key] = attributes
+        return spec
+
+    def remote_env(self) -> dict[str, str]:
+        """The step's environment on the cluster: the forwarded settings, the host (the
+        remote side rebuilds this resource) and the remote-step marker (upstream days were
+        checked on the host: see partitions.require_upstream)."""
+        return {
+            **{k: os.environ[k] for k in self.forward_env if k in os.environ},
+            "DATABRICKS_HOST": self.host,
+            REMOTE_STEP_ENV: "1",
+        }
+
+    def _check_workers(self) -> None:
         if self.min_workers > self.max_workers:
             raise ValueError(
                 f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})"
             )
-        new: dict[str, Any] = {
-            "size": {
-                "autoscale": {"min_workers": self.min_workers, "max_workers": self.max_workers}
-            },
-            "spark_version": self.spark_version,
-            "nodes": {
-                "node_types": {
-                    "node_type_id": self.node_type_id,
-                    "driver_node_type_id": self.driver_node_type_id or self.node_type_id,
-                }
-            },
-            "custom_tags": [{"key": "voyce", "value": "gpu-step"}],
-        }
-        if self.spot:
-            key, attributes = SPOT_ATTRIBUTES[self.cloud]
-            new[key] = attributes
-        return {"new": new}
 
     def libraries(self) -> list[dict[str, Any]]:
         libraries: list[dict[str, Any]] = [
@@ -173,6 +172,39 @@ class DatabricksGpuStepLauncher(ConfigurableResourceFactory):
         if self.wheel:
             libraries.insert(0, {"whl": self.wheel})
         return libraries
+
+    def code_dir_path(self) -> Path:
+        return code_package_dir(Path(self.code_dir) if self.code_dir else None)
+
+
+class DatabricksGpuStepLauncher(GpuJobCluster):
+    """Runs each GPU step as a Databricks one-time run on a new GPU job cluster, with the
+    step's code, its run context and its events staged through DBFS."""
+
+    staging_prefix: str = Field(
+        default="/dagster_staging", description="DBFS folder for each step's staged files."
+    )
+    max_wait_seconds: int = Field(
+        default=4 * 3600,
+        gt=0,
+        description="A step still unfinished after this long is cancelled and fails.",
+    )
+
+    def cluster(self) -> dict[str, Any]:
+        """``new_cluster`` in the step launcher's config schema."""
+        spec = self.new_cluster()
+        new = {
+            "size": {"autoscale": spec.pop("autoscale")},
+            "spark_version": spec.pop("spark_version"),
+            "nodes": {
+                "node_types": {
+                    "node_type_id": spec.pop("node_type_id"),
+                    "driver_node_type_id": spec.pop("driver_node_type_id"),
+                }
+            },
+            "custom_tags": [{"key": k, "value": v} for k, v in spec.pop("custom_tags").items()],
+        }
+        return {"new": {**new, **spec}}
 
     def launcher_config(self) -> dict[str, Any]:
         """The dagster-databricks step launcher's own config, as this resource's fields say."""
@@ -183,7 +215,6 @@ class DatabricksGpuStepLauncher(ConfigurableResourceFactory):
         }
         if self.run_timeout_seconds:
             run_config["timeout_seconds"] = self.run_timeout_seconds
-        code = code_package_dir(Path(self.code_dir) if self.code_dir else None)
         return {
             "run_config": run_config,
             "permissions": {},
@@ -192,19 +223,13 @@ class DatabricksGpuStepLauncher(ConfigurableResourceFactory):
             # Required although optional in its schema; our GPU steps need no scope secrets
             # (MLflow authenticates as the job's owner on the cluster).
             "secrets_to_env_variables": [],
-            # The remote side rebuilds this resource: it needs the host to resolve, and the
-            # upstream check to be skipped (done on the host, see partitions.require_upstream).
-            "env_variables": {
-                **{k: os.environ[k] for k in self.forward_env if k in os.environ},
-                "DATABRICKS_HOST": self.host,
-                REMOTE_STEP_ENV: "1",
-            },
+            "env_variables": self.remote_env(),
             "storage": None,
             "staging_prefix": self.staging_prefix,
             "wait_for_logs": False,
             "max_completion_wait_time_seconds": self.max_wait_seconds,
             "poll_interval_sec": self.poll_interval_seconds,
-            "local_pipeline_package_path": str(code),
+            "local_pipeline_package_path": str(self.code_dir_path()),
         }
 
     def create_resource(self, context: InitResourceContext):

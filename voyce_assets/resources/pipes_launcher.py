@@ -1,0 +1,125 @@
+"""The Pipes launcher: the prod ``gpu_step_launcher`` for workspaces without DBFS root
+(``VOYCE_GPU_LAUNCH=pipes``).
+
+The same steps as the step launcher, on the same GPU job cluster, with everything staged on
+a Unity Catalog volume instead of DBFS: the step run ref, the code zip and the runner script
+go up through the Files API, and Dagster Pipes (``PipesDatabricksClient`` with the Volumes
+context injector and message reader) starts the run, follows it, and brings the step's
+events back as custom messages, which are replayed into the host's instance. Assets do not
+change: the step runs from its run ref exactly as under the step launcher.
+
+Differences from the step launcher: events arrive when the run has finished (Pipes reads
+messages while it runs, but the step's result is replayed at the end), and a run that never
+finishes is ended by the run's Databricks ``timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dagster import InitResourceContext
+from dagster._core.definitions.step_launcher import StepLauncher
+from pydantic import Field
+
+from voyce_assets.partitions import upstream_failure
+from voyce_assets.resources.gpu_launcher import GpuJobCluster, upstream_of_step
+
+RUNNER = Path(__file__).parent / "remote" / "pipes_step_main.py"
+
+
+class DatabricksPipesStepLauncher(GpuJobCluster):
+    """Runs each GPU step as a Databricks one-time run on a new GPU job cluster, staged on a
+    Unity Catalog volume and followed through Dagster Pipes (no DBFS)."""
+
+    volume: str = Field(
+        description="A Unity Catalog volume path for staging and Pipes messages, e.g. "
+        "/Volumes/voice_feedback_prod/ml_models/artifacts."
+    )
+    message_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often the host reads the step's messages."
+    )
+
+    def create_resource(self, context: InitResourceContext) -> StepLauncher:
+        return PipesStepLauncher(self)
+
+
+class PipesStepLauncher(StepLauncher):
+    def __init__(self, settings: DatabricksPipesStepLauncher):
+        self.settings = settings
+
+    def launch_step(self, step_context):
+        from dagster import OpExecutionContext
+        from dagster._core.events.log import EventLogEntry
+        from dagster._core.execution.plan.external_step import step_context_to_step_run_ref
+        from dagster._serdes import deserialize_value
+        from dagster_databricks import PipesDatabricksClient
+        from dagster_databricks.pipes import (
+            PipesUnityCatalogVolumesContextInjector,
+            PipesUnityCatalogVolumesMessageReader,
+        )
+        from dagster_pyspark.utils import build_pyspark_zip
+        from databricks.sdk import WorkspaceClient
+        from databricks.sdk.service import jobs
+
+        missing = upstream_of_step(step_context)
+        if missing:
+            raise upstream_failure(missing)
+        s = self.settings
+        client = WorkspaceClient(host=s.host, token=s.token)
+        code_dir = s.code_dir_path()
+        step_run_ref = step_context_to_step_run_ref(step_context, str(code_dir))
+        step_key = step_run_ref.step_key.replace("[", "__").replace("]", "__")
+        staging = f"{s.volume.rstrip('/')}/dagster_staging/{step_context.run_id}/{step_key}"
+        step_context.log.info(f"Staging the step on {staging}")
+        client.files.upload(
+            f"{staging}/{RUNNER.name}", io.BytesIO(RUNNER.read_bytes()), overwrite=True
+        )
+        client.files.upload(
+            f"{staging}/step_run_ref.pkl", io.BytesIO(pickle.dumps(step_run_ref)), overwrite=True
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            zip_path = os.path.join(tmp, "code.zip")
+            build_pyspark_zip(zip_path, str(code_dir))
+            with open(zip_path, "rb") as handle:
+                client.files.upload(f"{staging}/code.zip", handle, overwrite=True)
+
+        task: dict[str, Any] = {
+            "task_key": "voyce-gpu-step",
+            "new_cluster": s.new_cluster(),
+            "libraries": s.libraries(),
+            "spark_python_task": {
+                "python_file": f"{staging}/{RUNNER.name}",
+                "parameters": [f"{staging}/step_run_ref.pkl", f"{staging}/code.zip"],
+            },
+        }
+        if s.run_timeout_seconds:
+            task["timeout_seconds"] = s.run_timeout_seconds
+        pipes = PipesDatabricksClient(
+            client=client,
+            env=s.remote_env(),
+            context_injector=PipesUnityCatalogVolumesContextInjector(
+                client=client, volume_path=s.volume
+            ),
+            message_reader=PipesUnityCatalogVolumesMessageReader(
+                client=client,
+                volume_path=s.volume,
+                interval=s.message_interval_seconds,
+                include_stdio_in_messages=False,
+            ),
+            poll_interval_seconds=s.poll_interval_seconds,
+        )
+        invocation = pipes.run(
+            context=OpExecutionContext(step_context),
+            task=jobs.SubmitTask.from_dict(task),
+            submit_args={"run_name": "voyce gpu step (pipes)"},
+        )
+        for message in invocation.get_custom_messages():
+            record = deserialize_value(message, EventLogEntry)
+            step_context.instance.handle_new_event(record)
+            if record.is_dagster_event:
+                yield record.get_dagster_event()
