@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(VOYCE_HOME)/numba-cache
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo seed test lint format ui stop clean bench browser
+.PHONY: install demo seed test lint format ui stop clean bench browser wheel
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -55,6 +55,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+wheel: install  ## the project wheel the GPU job cluster installs (dist/; see README, Production)
+	rm -rf dist build
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
 ui: install  ## the Dagster UI on the demo (http://127.0.0.1:3000)
 	$(BIN)/python -c 'from voyce_assets.settings import ensure_dagster_home; ensure_dagster_home()'

@@ -197,3 +197,28 @@ def test_every_runtime_dependency_is_imported_or_explained():
     assert not unexplained, (
         f"neither imported by voyce_assets nor explained in README: {unexplained}"
     )
+
+
+def test_the_wheel_carries_every_data_file_of_the_package():
+    """The wheel is what a GPU job cluster installs: a data file outside package-data (a new
+    SQL folder, say) would be missing there and nowhere else."""
+    import fnmatch
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    files = [
+        p.relative_to(REPO)
+        for p in PACKAGE.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
+    assert files, "the package has data files (SQL, examples)"
+    for path in files:
+        package = ".".join(path.parent.parts)
+        covered = any(
+            package.startswith(pkg)
+            and fnmatch.fnmatch(str(path.relative_to(Path(*pkg.split(".")))), pattern)
+            for pkg, patterns in data.items()
+            for pattern in patterns
+        )
+        assert covered, f"{path} is not in [tool.setuptools.package-data]"
