@@ -1,9 +1,10 @@
-"""A Databricks workspace on localhost: the REST endpoints our code calls, real wire format.
+"""A Databricks SQL warehouse on localhost: the Statement Execution API (2.0) in its real
+wire format.
 
-Only the HTTP boundary is fake; callers use the official databricks-sdk against it. Today it
-serves the SQL Statement Execution API (2.0): DDL, and queries answered by a ``query``
-function the test gives it, in JSON_ARRAY chunks; the Jobs and DBFS endpoints the step
-launcher calls belong here too when that stage lands.
+Only the HTTP boundary is fake; callers use the official databricks-sdk against it. It runs
+DDL and maintenance statements, and answers queries with a ``query`` function the test gives
+it, in JSON_ARRAY chunks. The launch path (DBFS, Files API, Jobs runs) is the other fake,
+``databricks_workspace.py``.
 """
 
 from __future__ import annotations
