@@ -13,6 +13,7 @@ from types import ModuleType
 
 from dagster import BetaWarning, Definitions, with_source_code_references
 
+from voyce_assets.automation import voyce_automation
 from voyce_assets.catalog import STAGES
 from voyce_assets.environments import resources_for
 
@@ -45,7 +46,8 @@ def _linked(stage: str, defs: Definitions) -> Definitions:
 def build_definitions(env: str | None = None) -> Definitions:
     return Definitions.merge(
         *(_linked(stage, module.defs) for stage, module in stage_modules().items()),
-        Definitions(resources=resources_for(env)),
+        # The one automation sensor: its conditions span the stages (stopped by default).
+        Definitions(sensors=[voyce_automation], resources=resources_for(env)),
     )
 
 

@@ -75,12 +75,12 @@ def test_every_catalog_table_is_a_materializable_asset(voyce_home):
         "pipeline_health_alerts",
         "model_quality_alerts",
         "run_failure_alerts",
+        "voyce_automation",
     }
+    # The hourly and daily cadences are automation conditions; only these stay schedules.
     assert {s.name for s in defs.schedules} == {
         "raw_daily_full_sync",
-        "analytics_daily",
         "model_training_weekly",
-        "batch_inference_hourly",
         "delta_maintenance_weekly",
     }
 

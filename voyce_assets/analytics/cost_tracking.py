@@ -38,6 +38,7 @@ from voyce_assets.analytics.sql_asset import (
     sql_text,
     wait_for_upstream,
 )
+from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.charts import bar_chart_png, png_markdown
 from voyce_assets.lake import replace_partitions
@@ -235,6 +236,7 @@ def cost_chart_title(day: dt.date) -> str:
     COSTS.path,
     deps=[i.path for i in INPUTS] + [t.path for t in APP_TABLES],
     retry_policy=ANALYTICS_RETRY,
+    automation_condition=daily_then_late(),
     kinds={"sql"},
     required_resource_keys={"lakehouse", "sql_engine", "pricing"},
     checks={

@@ -12,7 +12,7 @@ from voyce_assets.analytics.cost_tracking import cost_tracking
 from voyce_assets.analytics.daily_feedback_summary import daily_feedback_summary
 from voyce_assets.analytics.organization_metrics import organization_metrics
 from voyce_assets.analytics.pipeline_health import pipeline_health
-from voyce_assets.analytics.schedules import analytics_daily, analytics_job
+from voyce_assets.analytics.schedules import analytics_job
 from voyce_assets.analytics.views import view_assets
 
 defs = Definitions(
@@ -24,6 +24,5 @@ defs = Definitions(
         *view_assets,
     ],
     jobs=[analytics_job],
-    schedules=[analytics_daily],
     sensors=[pipeline_health_alerts, model_quality_alerts, run_failure_alerts],
 )

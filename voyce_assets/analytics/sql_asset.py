@@ -32,6 +32,7 @@ from dagster import (
     RetryPolicy,
 )
 
+from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
 from voyce_assets.lake import replace_partitions
@@ -154,6 +155,7 @@ def build_sql_asset(
         path,
         deps=[i.path for i in inputs],
         retry_policy=ANALYTICS_RETRY,
+        automation_condition=daily_then_late(),
         kinds={"sql"},
         required_resource_keys={"lakehouse", "sql_engine"},
         checks=check_specs,

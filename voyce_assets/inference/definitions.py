@@ -3,6 +3,6 @@
 from dagster import Definitions
 
 from voyce_assets.inference.predictions import predictions
-from voyce_assets.inference.schedules import batch_inference_hourly, inference_job
+from voyce_assets.inference.schedules import inference_job
 
-defs = Definitions(assets=[predictions], jobs=[inference_job], schedules=[batch_inference_hourly])
+defs = Definitions(assets=[predictions], jobs=[inference_job])

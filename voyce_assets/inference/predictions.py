@@ -28,6 +28,7 @@ from dagster import (
     RetryPolicy,
 )
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
 from voyce_assets.charts import bar_chart_png, png_markdown
 from voyce_assets.features import (
@@ -277,6 +278,8 @@ def _labels(lakehouse: Lakehouse, dates: list[dt.date]) -> dict[str, str]:
     kinds={"mlflow", "scikit-learn"},
     retry_policy=RetryPolicy(max_retries=2, delay=30),
     tags={"voyce/cadence": "hourly"},
+    # Predictions load the champion by alias: the registry's own day need not exist.
+    automation_condition=hourly_after_upstream(may_be_missing=["ml_models/model_registry"]),
     checks={
         "predictions_valid": "Probabilities sum to 1 over the label set, the label is the "
         "likeliest, no required value is null.",

@@ -1,7 +1,10 @@
 """Schedules: the daily full sync of the app tables, the safety net under the CDC sensor.
 
 It re-syncs the last ``full_sync_days`` (``VOYCE_FULL_SYNC_DAYS``, default 3) partitions in one run over the
-range: deletes, and changes the CDC cursor could not see, are corrected there.
+range: deletes, and changes the CDC cursor could not see, are corrected there. It runs at
+00:30 UTC, before the 01:00 analytics of the day that ended, so they read the corrected
+mirrors (and wait while it runs); what it changes in older days reaches their analytics as
+late data (``voyce_assets.automation``).
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ raw_full_sync_job = define_asset_job(
 
 @schedule(
     name="raw_daily_full_sync",
-    cron_schedule="30 1 * * *",
+    cron_schedule="30 0 * * *",
     execution_timezone="UTC",
     job=raw_full_sync_job,
     default_status=DefaultScheduleStatus.STOPPED,
-    description="01:30 UTC: full sync of the last VOYCE_FULL_SYNC_DAYS days of app tables.",
+    description="00:30 UTC: full sync of the last VOYCE_FULL_SYNC_DAYS days of app tables.",
 )
 def raw_daily_full_sync(context: ScheduleEvaluationContext, ingestion_settings: IngestionSettings):
     today = context.scheduled_execution_time.astimezone(dt.UTC).date()

@@ -22,6 +22,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.tables import partitioned_asset
@@ -129,6 +130,7 @@ def write_tags(
     deps=[SENTIMENT.path],
     kinds={"postgres"},
     retry_policy=RetryPolicy(max_retries=2, delay=30),
+    automation_condition=hourly_after_upstream(),
     required_resource_keys={"lakehouse", "app_db", "auto_tagger"},
     description="Topics as tags (category auto_generated, assigned_by "
     "auto_sentiment_analysis) written back to the app's tags and feedback_tags tables; "

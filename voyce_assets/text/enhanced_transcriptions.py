@@ -10,6 +10,7 @@ import json
 
 from dagster import AssetExecutionContext, MaterializeResult, RetryPolicy
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
 from voyce_assets.charts import markdown_table
 from voyce_assets.feedback import existing_rows, partition_feedback, row_id, write_partition
@@ -45,6 +46,7 @@ def _list(value: str | None) -> list[str] | None:
     ENHANCED.path,
     deps=[TRANSCRIPTIONS.path, SENTIMENT.path, "raw_data/voice_feedback"],
     retry_policy=RetryPolicy(max_retries=2, delay=60),
+    automation_condition=hourly_after_upstream(),
     kinds={"pytorch"},
     # One at a time (dagster.yaml): runs share the provider's rate limit and the cache file.
     pool="text",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, RetryPolicy
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.tables import partitioned_asset
@@ -126,6 +127,7 @@ def search(
     deps=[ENHANCED.path],
     kinds={"postgres"},
     retry_policy=RetryPolicy(max_retries=2, delay=30),
+    automation_condition=hourly_after_upstream(),
     required_resource_keys={"lakehouse", "app_db"},
     description="pgvector index (HNSW, cosine) of the feedback embeddings in the app's "
     "PostgreSQL, schema voyce_search: what `voyce search` queries.",

@@ -12,6 +12,7 @@ import json
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, RetryPolicy
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import SENTIMENT_LABELS, table
 from voyce_assets.charts import bar_chart_png, markdown_table, png_markdown
 from voyce_assets.feedback import existing_rows, row_id, write_partition
@@ -119,6 +120,7 @@ def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing)
     SENTIMENT.path,
     deps=[TRANSCRIPTIONS.path],
     retry_policy=RetryPolicy(max_retries=2, delay=60),
+    automation_condition=hourly_after_upstream(),
     kinds={"python"},
     # One at a time (dagster.yaml): runs share the provider's rate limit and the cache file.
     pool="text",

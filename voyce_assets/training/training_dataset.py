@@ -13,8 +13,9 @@ import uuid
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult
+from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, RetryPolicy
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
 from voyce_assets.features import (
     BASE_FEATURES,
@@ -95,6 +96,8 @@ def features_check(rows: list[dict]) -> AssetCheckResult:
     DATASET.path,
     deps=[ENHANCED.path, AUDIO.path, SENTIMENT.path],
     kinds={"numpy"},
+    automation_condition=hourly_after_upstream(),
+    retry_policy=RetryPolicy(max_retries=1, delay=60),
     checks={"features_valid": f"Every vector has {len(FEATURE_NAMES)} finite values."},
     description=f"{len(BASE_FEATURES)} features + the {EMBEDDING_DIM}-d embedding; split "
     "train/validation/test 70/15/15 by a hash of the feedback id.",

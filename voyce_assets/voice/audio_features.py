@@ -7,8 +7,15 @@ rate uses the transcript's word count.
 import datetime as dt
 import time
 
-from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+)
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
 from voyce_assets.feedback import existing_rows, partition_feedback, row_id, write_partition
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
@@ -26,6 +33,8 @@ AUDIO_FEATURES = table("processed_data/audio_features")
     AUDIO_FEATURES.path,
     deps=["processed_data/processed_audio", TRANSCRIPTIONS.path],
     kinds={"librosa"},
+    automation_condition=hourly_after_upstream(),
+    retry_policy=RetryPolicy(max_retries=2, delay=30),
     description="Duration, real bit rate, volume (dBFS), silence ratio, speech rate (words per "
     "voiced minute), pitch (pYIN), energy, 13 MFCC means, spectral centroid/rolloff/bandwidth.",
     checks={"feature_shapes": "13 MFCC and 6 spectral values on every row."},

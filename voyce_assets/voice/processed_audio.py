@@ -7,8 +7,9 @@ kept, so re-runs only touch new or changed uploads.
 
 import time
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, RetryPolicy
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.feedback import partition_feedback
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
@@ -21,6 +22,8 @@ from voyce_assets.voice.transcriber import Transcriber
 @volume_asset(
     "processed_data/processed_audio",
     deps=["raw_data/voice_feedback"],
+    automation_condition=hourly_after_upstream(),
+    retry_policy=RetryPolicy(max_retries=2, delay=30),
     description="Loudness-normalized 16 kHz mono WAV copies of the uploads (volume "
     "processed_data.processed_audio), each with a JSON sidecar: the upload's format, rate, "
     "channels, bit rate and duration, the gain applied, or why it could not be used.",

@@ -17,6 +17,7 @@ from dagster import (
     RetryPolicy,
 )
 
+from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
 from voyce_assets.feedback import (
     Feedback,
@@ -41,6 +42,7 @@ TRANSCRIPTIONS = table("raw_data/transcriptions")
     TRANSCRIPTIONS.path,
     deps=["processed_data/processed_audio", "raw_data/voice_feedback"],
     retry_policy=RetryPolicy(max_retries=2, delay=30),
+    automation_condition=hourly_after_upstream(),
     kinds={"whisper"},
     # GPU-heavy: one at a time per pool slot (dagster.yaml), on the GPU step launcher in prod.
     pool="gpu",
