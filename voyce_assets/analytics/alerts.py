@@ -65,10 +65,6 @@ class Alert:
     title: str
     lines: tuple[str, ...] = ()
 
-    @property
-    def text(self) -> str:
-        return "\n".join([self.title, *self.lines])
-
     def payload(self) -> dict[str, Any]:
         """Slack's incoming-webhook body: ``text`` (notifications) and ``blocks``."""
         body = "\n".join([f"*{self.title}*", *self.lines])
@@ -104,7 +100,8 @@ class AlertState:
 def _send(context, webhook: AlertWebhook, payload: dict[str, Any]) -> bool:
     """Deliver one alert (or log it when no webhook is configured); False: retry later."""
     if not webhook.configured:
-        context.log.warning(f"alert (no webhook configured, logged only): {payload['text']}")
+        body = payload["blocks"][0]["text"]["text"]
+        context.log.warning(f"alert (no webhook configured, logged only): {body}")
         return True
     try:
         webhook.post(payload["text"], payload["blocks"])

@@ -227,7 +227,13 @@ def test_without_a_url_alerts_are_logged_only(health, log):
     cursor = _tick(pipeline_health_alerts, instance, _hook(), log=log, lakehouse=lakehouse)
     assert log.text.count("alert (no webhook configured, logged only)") == 3
     assert "Processing failures 25.0% on 2026-05-04" in log.text
-    assert AlertState.load(cursor).pending == []
+    assert "1 of 4 files failed to transcribe." in log.text  # the whole alert, not its title
+    # Logged is handled: the incidents are open, nothing waits, a second tick logs nothing.
+    state = AlertState.load(cursor)
+    assert state.pending == [] and len(state.open) == 3
+    log.lines.clear()
+    _tick(pipeline_health_alerts, instance, _hook(), cursor, log=log, lakehouse=lakehouse)
+    assert "logged only" not in log.text
 
 
 def test_an_unreachable_webhook_names_no_url():
