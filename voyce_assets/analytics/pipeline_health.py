@@ -38,6 +38,7 @@ from voyce_assets.analytics.sql_asset import (
     sql_text,
     wait_for_upstream,
 )
+from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.lake import replace_partitions
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
@@ -131,6 +132,7 @@ def with_ingestion(rows: pa.Table, failures: dict[str, dict[str, int]]) -> pa.Ta
     HEALTH.path,
     deps=[i.path for i in INPUTS],
     retry_policy=ANALYTICS_RETRY,
+    automation_condition=daily_then_late(),
     kinds={"sql"},
     required_resource_keys={"lakehouse", "sql_engine"},
     description="Computed by `analytics/sql/pipeline_health.sql` (Spark SQL; DuckDB locally "
