@@ -29,6 +29,14 @@ query ($name: String!) {
   }
 }
 """
+AUTOMATION_QUERY = """
+{ repositoryOrError(repositorySelector: {
+    repositoryLocationName: "voyce_assets", repositoryName: "__repository__"}) {
+  ... on Repository {
+    schedules { name scheduleState { status } }
+    sensors { name sensorType sensorState { status } } } } }
+"""
+WEBHOOK = "https://hooks.slack.example/services/T0/B0/ui-secret-never-shown"
 SECRET_URL = "postgresql://app:ui-secret-never-shown@127.0.0.1:9/voyce"
 CLAUDE_KEY = "sk-ant-ui-secret-never-shown"
 
@@ -70,6 +78,7 @@ def test_webserver_serves_every_table(voyce_home):
             WHISPER_MODEL_SIZE="tiny.en",
             VOYCE_SENTIMENT_PROVIDER="anthropic",
             ANTHROPIC_API_KEY=CLAUDE_KEY,
+            VOYCE_ALERT_WEBHOOK_URL=WEBHOOK,
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -102,7 +111,14 @@ def test_webserver_serves_every_table(voyce_home):
 
         # Settings read from the environment show as "from VOYCE_SOURCE_URL", not its value.
         shown = {}
-        for name in ("app_db", "transcriber", "ingestion_settings", "sentiment_analyzer"):
+        names = (
+            "app_db",
+            "transcriber",
+            "ingestion_settings",
+            "sentiment_analyzer",
+            "alert_webhook",
+        )
+        for name in names:
             details = _graphql(port, RESOURCE_QUERY, name=name)["topLevelResourceDetailsOrError"]
             assert details["__typename"] == "ResourceDetails", details
             shown[name] = {v["key"]: (v["type"], v["value"]) for v in details["configuredValues"]}
@@ -113,6 +129,20 @@ def test_webserver_serves_every_table(voyce_home):
         assert shown["transcriber"]["model"] == ("ENV_VAR", "WHISPER_MODEL_SIZE")
         assert shown["transcriber"]["engine"] == ("VALUE", '"faster-whisper"')
         assert shown["ingestion_settings"]["full_sync_days"] == ("VALUE", "3")
+        assert shown["alert_webhook"]["url"] == ("ENV_VAR", "VOYCE_ALERT_WEBHOOK_URL")
+
+        # Every schedule and sensor of the code location is in the UI, each stopped until a
+        # deployment switches it on.
+        from voyce_assets.definitions import build_definitions
+
+        defs = build_definitions("local")
+        repo = _graphql(port, AUTOMATION_QUERY)["repositoryOrError"]
+        schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
+        sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+        assert set(schedules) == {s.name for s in defs.schedules}
+        assert set(sensors) == {s.name for s in defs.sensors}
+        assert {"voyce_automation", "raw_cdc_sensor", "run_failure_alerts"} <= set(sensors)
+        assert set(schedules.values()) == set(sensors.values()) == {"STOPPED"}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
