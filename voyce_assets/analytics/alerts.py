@@ -152,7 +152,7 @@ def judge_health(row: dict[str, Any], webhook: AlertWebhook) -> dict[str, Alert 
     (or not measured)."""
     day = row["date"].isoformat()
     rate, share = row["processing_failure_rate"], row["low_confidence_share"]
-    errors, budget = row["sentiment_errors"], webhook.daily_cost_budget_usd
+    errors, budget = row["sentiment_errors"], webhook.budget()
     cost = float(row["total_cost_usd"]) if row["total_cost_usd"] is not None else None
     # name: (failing, title and detail, built only when failing)
     rules: dict[str, tuple[bool, Callable[[], tuple[str, str]]]] = {

@@ -10,7 +10,6 @@ not judged.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from typing import Any
@@ -43,10 +42,27 @@ class AlertWebhook(ConfigurableResource):
     max_sentiment_errors: int = Field(
         default=0, description="Alert when a day has more failed provider calls than this."
     )
-    daily_cost_budget_usd: float | None = Field(
+    daily_cost_budget_usd: str | None = Field(
         default=None,
-        description="VOYCE_DAILY_COST_BUDGET_USD: alert when a day costs more; unset: not judged.",
+        description="VOYCE_DAILY_COST_BUDGET_USD: alert when a day costs more (USD); unset: not "
+        "judged.",
     )
+
+    def budget(self) -> float | None:
+        """The daily budget in USD; a bad value fails the tick naming the variable (the code
+        location still loads)."""
+        raw = (self.daily_cost_budget_usd or "").strip()
+        if not raw:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(
+                "VOYCE_DAILY_COST_BUDGET_USD", f"must be a number, got {raw!r}"
+            ) from None
+        if value < 0:
+            raise ConfigError("VOYCE_DAILY_COST_BUDGET_USD", f"must be 0 or more, got {value}")
+        return value
 
     @property
     def configured(self) -> bool:
@@ -75,23 +91,12 @@ class AlertWebhook(ConfigurableResource):
             raise AlertDeliveryError(f"alert webhook answered HTTP {status}")
 
 
-def _budget() -> float | None:
-    raw = os.environ.get("VOYCE_DAILY_COST_BUDGET_USD", "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError("VOYCE_DAILY_COST_BUDGET_USD", f"must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError("VOYCE_DAILY_COST_BUDGET_USD", f"must be 0 or more, got {value}")
-    return value
-
-
 def resources(env: str) -> dict[str, Any]:
     # The same in every environment: the URL (a secret) only ever as an EnvVar.
     return {
         "alert_webhook": AlertWebhook(
-            daily_cost_budget_usd=_budget(), **from_env(url="VOYCE_ALERT_WEBHOOK_URL")
+            **from_env(
+                url="VOYCE_ALERT_WEBHOOK_URL", daily_cost_budget_usd="VOYCE_DAILY_COST_BUDGET_USD"
+            )
         )
     }

@@ -140,7 +140,7 @@ def health(tmp_path):
 
 def test_each_health_alert_fires_once_per_incident(health, receiver, log):
     lakehouse, instance = health
-    hook = _hook(receiver, daily_cost_budget_usd=0.5)
+    hook = _hook(receiver, daily_cost_budget_usd="0.5")
     assert materialize_health(lakehouse, instance, [D1]).success
     cursor = _tick(pipeline_health_alerts, instance, hook, log=log, lakehouse=lakehouse)
     assert all(p["text"].startswith("Voyce alert: ") for p in receiver.posts)
@@ -165,7 +165,7 @@ def test_each_health_alert_fires_once_per_incident(health, receiver, log):
 
 def test_a_healthy_day_posts_nothing(health, receiver):
     lakehouse, instance = health
-    hook = _hook(receiver, daily_cost_budget_usd=0.5)
+    hook = _hook(receiver, daily_cost_budget_usd="0.5")
     assert materialize_health(lakehouse, instance, [D2]).success
     cursor = _tick(pipeline_health_alerts, instance, hook, lakehouse=lakehouse)
     assert receiver.posts == []
@@ -247,16 +247,18 @@ def test_resources_take_url_as_env_var_and_budget_as_a_number(monkeypatch):
     monkeypatch.setenv("VOYCE_ALERT_WEBHOOK_URL", "https://hooks.example/secret")
     monkeypatch.setenv("VOYCE_DAILY_COST_BUDGET_USD", "12.5")
     hook = resources("prod")["alert_webhook"]
-    assert hook.daily_cost_budget_usd == 12.5
+    assert hook.process_config_and_initialize().budget() == 12.5
     # The UI's config view shows the variable's name, never the secret.
     assert "secret" not in json.dumps(hook._get_non_default_public_field_values(), default=str)
+    # A bad budget fails the tick that judges a day, naming the variable; loading still works.
     monkeypatch.setenv("VOYCE_DAILY_COST_BUDGET_USD", "lots")
-    with pytest.raises(ConfigError, match="VOYCE_DAILY_COST_BUDGET_USD"):
-        resources("prod")
+    hook = resources("prod")["alert_webhook"]
+    with pytest.raises(ConfigError, match="VOYCE_DAILY_COST_BUDGET_USD: must be a number"):
+        hook.process_config_and_initialize().budget()
     monkeypatch.delenv("VOYCE_DAILY_COST_BUDGET_USD")
     monkeypatch.delenv("VOYCE_ALERT_WEBHOOK_URL")
     hook = resources("local")["alert_webhook"]
-    assert hook.url is None and hook.daily_cost_budget_usd is None
+    assert hook.url is None and hook.budget() is None
 
 
 # ---- drift and confidence checks ------------------------------------------------------------
