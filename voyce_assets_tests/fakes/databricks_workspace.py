@@ -18,6 +18,8 @@ Volumes: Files API paths are absolute paths of this machine and must lie inside 
 from __future__ import annotations
 
 import base64
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -78,6 +80,7 @@ class FakeWorkspace:
     # (method, path) of every request, in order.
     calls: list[tuple[str, str]] = field(default_factory=list)
     _handles: dict[int, tuple[Path, bytearray]] = field(default_factory=dict)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,6 +144,8 @@ class FakeWorkspace:
                     self._reply(200, fake.route(method, path, query, raw))
                 except ApiError as e:
                     self._reply(e.status, {"error_code": e.code, "message": e.message})
+                except Exception as e:  # a bug here must fail the caller, not hang its retries
+                    self._reply(400, {"error_code": "BAD_REQUEST", "message": repr(e)})
 
             def do_GET(self):
                 self._handle("GET")
@@ -188,7 +193,7 @@ class FakeWorkspace:
             if target.exists() and not body.get("overwrite"):
                 raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"{body['path']} exists")
             with self._lock:
-                handle = len(self._handles) + 1
+                handle = next(self._ids)
                 self._handles[handle] = (target, bytearray())
             return {"handle": handle}
         if verb == "add-block":
@@ -289,7 +294,7 @@ class FakeWorkspace:
     def _runs_api(self, verb: str, body: dict, query: dict) -> dict:
         if verb == "submit":
             with self._lock:
-                run = Run(run_id=1000 + len(self.runs) + 1, spec=body)
+                run = Run(run_id=1000 + next(self._ids), spec=body)
                 self.runs[run.run_id] = run
             if self.start_runs:
                 threading.Thread(target=self._execute, args=(run,), daemon=True).start()
@@ -324,15 +329,17 @@ class FakeWorkspace:
 
     def cancel(self, run_id: int) -> None:
         run = self.runs[run_id]
-        run.cancel_requested = True
-        if run.life_cycle_state in ("PENDING", "RUNNING"):
-            self._kill(run)
-            if run.process is None:
-                self._finish(run, "CANCELED", "Run cancelled.")
+        with self._lock:
+            run.cancel_requested = True
+            if run.life_cycle_state in ("PENDING", "RUNNING"):
+                self._kill(run)
+                if run.process is None:
+                    self._finish(run, "CANCELED", "Run cancelled.")
 
     def _kill(self, run: Run) -> None:
         if run.process is not None and run.process.poll() is None:
-            os.killpg(run.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                os.killpg(run.process.pid, signal.SIGKILL)
 
     def _finish(self, run: Run, result: str, message: str) -> None:
         run.result_state, run.state_message = result, message
@@ -354,7 +361,9 @@ class FakeWorkspace:
         workdir = self.root / "driver" / str(run.run_id)
         workdir.mkdir(parents=True, exist_ok=True)
         run.log = workdir / "driver.log"
-        with run.log.open("wb") as log:
+        with self._lock, run.log.open("wb") as log:
+            if run.cancel_requested:  # cancelled while the cluster was starting
+                return
             run.process = subprocess.Popen(
                 [sys.executable, "-c", RUNNER, script, *args],
                 cwd=workdir,
@@ -363,8 +372,9 @@ class FakeWorkspace:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        run.life_cycle_state, run.state_message = "RUNNING", "In run"
-        timeout = run.spec.get("timeout_seconds") or 0
+            run.life_cycle_state, run.state_message = "RUNNING", "In run"
+        # The run's limit, or its task's (Pipes sets it on the task).
+        timeout = run.spec.get("timeout_seconds") or task.get("timeout_seconds") or 0
         started = time.monotonic()
         while run.process.poll() is None:
             if timeout and time.monotonic() - started > timeout:

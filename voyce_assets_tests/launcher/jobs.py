@@ -15,14 +15,17 @@ from voyce_assets.environments import resources_for
 from voyce_assets.ingestion.mirrors import raw_mirrors
 from voyce_assets.partitions import daily_partitions
 from voyce_assets.resources import ModelRegistry
+from voyce_assets.resources.gpu_launcher import gpu_step_launcher
 from voyce_assets.training.model_registry import model_registry
 from voyce_assets.training.training_dataset import training_dataset
 from voyce_assets.voice.processed_audio import processed_audio
 from voyce_assets.voice.transcriptions import transcriptions
 
 
-def _defs() -> Definitions:
+def _defs(launch: str | None = None) -> Definitions:
     resources = resources_for("prod")
+    if launch:  # explicit: a job definition is cached per process, whatever the environment
+        resources["gpu_step_launcher"] = gpu_step_launcher(launch)
     store = os.environ["VOYCE_TEST_MLFLOW"]
     resources["mlflow"] = ModelRegistry(
         tracking_uri=f"sqlite:///{store}/mlflow.db",
@@ -49,8 +52,12 @@ def _defs() -> Definitions:
 
 
 def gpu_transcriptions():
-    return _defs().resolve_job_def("gpu_transcriptions")
+    return _defs("step_launcher").resolve_job_def("gpu_transcriptions")
 
 
 def gpu_training():
-    return _defs().resolve_job_def("gpu_training")
+    return _defs("step_launcher").resolve_job_def("gpu_training")
+
+
+def gpu_training_pipes():
+    return _defs("pipes").resolve_job_def("gpu_training")

@@ -8,8 +8,9 @@ from dagster._core.test_utils import instance_for_test
 from deltalake import DeltaTable
 
 from voyce_assets.catalog import table
+from voyce_assets_tests.launcher import jobs
 from voyce_assets_tests.launcher.test_step_launcher import (
-    CATALOG,
+    PIPES_FAST,
     _dataset,
     _events,
     _lakehouse,
@@ -21,29 +22,24 @@ from voyce_assets_tests.launcher.test_step_launcher import (
 
 
 @pytest.fixture
-def pipes(workspace, monkeypatch):  # noqa: F811
-    volume = workspace.root / "Volumes" / CATALOG / "ml_models" / "artifacts"
-    volume.mkdir(parents=True)
-    monkeypatch.setenv("VOYCE_GPU_LAUNCH", "pipes")
-    monkeypatch.setenv("VOYCE_PIPES_VOLUME", str(volume))
+def pipes(workspace):  # noqa: F811
     return workspace
-
-
-PIPES_FAST = launcher_config(
-    volume={"env": "VOYCE_PIPES_VOLUME"}, poll_interval_seconds=0.5, message_interval_seconds=0.5
-)
 
 
 def test_training_runs_through_pipes_on_volumes_without_dbfs(pipes, tmp_path):
     with instance_for_test() as instance:
         instance.report_runless_asset_event(_dataset(tmp_path, per_day=90))
-        result = _train(instance, PIPES_FAST)
+        result = _train(instance, PIPES_FAST, jobs.gpu_training_pipes)
         assert result.success, _step_error(result)
         stored = instance.get_latest_materialization_event(
             _events(result, DagsterEventType.ASSET_MATERIALIZATION)[0].asset_key
         )
     assert not any(path.startswith("/api/2.0/dbfs") for _, path in pipes.calls)
-    assert ("PUT", next(p for m, p in pipes.calls if p.endswith("code.zip"))) in pipes.calls
+    # The code, the step and the runner went up to the volume (Files API PUTs).
+    staged = {
+        p.rsplit("/", 1)[1] for m, p in pipes.calls if m == "PUT" and "/dagster_staging/" in p
+    }
+    assert staged == {"code.zip", "step_run_ref.pkl", "pipes_step_main.py"}
     (run,) = pipes.runs.values()
     assert run.result_state == "SUCCESS"
     env = run.spec["tasks"][0]["new_cluster"]["spark_env_vars"]
@@ -60,7 +56,7 @@ def test_training_runs_through_pipes_on_volumes_without_dbfs(pipes, tmp_path):
 def test_a_failing_step_through_pipes_brings_its_error_back(pipes, tmp_path):
     with instance_for_test() as instance:
         instance.report_runless_asset_event(_dataset(tmp_path, per_day=5))
-        result = _train(instance, PIPES_FAST)
+        result = _train(instance, PIPES_FAST, jobs.gpu_training_pipes)
     assert not result.success
     assert "needs at least 20 train rows" in _step_error(result)
 
@@ -69,11 +65,28 @@ def test_a_crashed_run_through_pipes_fails_the_step_with_the_databricks_message(
     pipes.cluster_env["PYTHONHOME"] = "/nonexistent"  # the cluster's Python cannot start
     with instance_for_test() as instance:
         instance.report_runless_asset_event(_dataset(tmp_path, per_day=90))
-        result = _train(instance, PIPES_FAST)
+        result = _train(instance, PIPES_FAST, jobs.gpu_training_pipes)
     assert not result.success
     (run,) = pipes.runs.values()
     assert run.result_state == "FAILED"
     assert "Task voyce-gpu-step failed with message" in _step_error(result)
+
+
+def test_a_pipes_run_that_never_starts_is_cancelled_after_max_wait(pipes, tmp_path):
+    import time
+
+    pipes.start_runs = False
+    config = launcher_config(
+        volume={"env": "VOYCE_PIPES_VOLUME"}, poll_interval_seconds=0.5, max_wait_seconds=3
+    )
+    with instance_for_test() as instance:
+        instance.report_runless_asset_event(_dataset(tmp_path, per_day=90))
+        started = time.monotonic()
+        result = _train(instance, config, jobs.gpu_training_pipes)
+    assert not result.success and time.monotonic() - started < 90
+    assert "took more than 3s: cancelled" in _step_error(result)
+    (run,) = pipes.runs.values()
+    assert (run.life_cycle_state, run.result_state) == ("TERMINATED", "CANCELED")
 
 
 def test_the_launch_mode_is_a_setting_checked_when_the_code_location_loads(monkeypatch):

