@@ -62,9 +62,7 @@ def hourly_after_upstream(
     one (Dagster's ``on_cron`` waits for its deps the same way); never with an upstream
     partition missing or in progress. ``may_be_missing``: upstream assets whose partition need not exist (lineage
     only, e.g. the registry for predictions, which load the champion by alias)."""
-    missing = AutomationCondition.any_deps_missing()
-    if may_be_missing:
-        missing = missing.ignore(AssetSelection.assets(*(table_key(p) for p in may_be_missing)))
+    missing = _missing(may_be_missing)
     return (
         today_or_yesterday()
         & AutomationCondition.cron_tick_passed(cron).since_last_handled()
@@ -77,24 +75,49 @@ def hourly_after_upstream(
     ).with_label(f"hourly after upstream ({cron})")
 
 
-def daily_then_late(cron: str = ANALYTICS_DAILY, late_days: int = LATE_DAYS) -> AutomationCondition:
-    """Yesterday's partition at ``cron``; then any of the ``late_days`` finished days that was
-    computed (or whose computation failed) again when one of its upstream partitions updates
-    after it was last requested. Never while an upstream partition is in progress, so a
-    day's numbers wait for the hour's run that is still filling it."""
+def daily_then_late(
+    cron: str = ANALYTICS_DAILY,
+    late_days: int = LATE_DAYS,
+    may_be_missing: Sequence[str] = (),
+    late_cron: str = HOURLY,
+) -> AutomationCondition:
+    """Yesterday's partition at ``cron``, once its upstream partitions exist; then any of the
+    ``late_days`` finished days that was computed (or whose computation failed) again when one
+    of its upstream partitions updated after it was last requested, at most once per
+    ``late_cron`` interval (the CDC sensor and the hourly runs touch recent days all day).
+    Never while an upstream partition is in progress, so a day's numbers wait for the hour's
+    run that is still filling it. ``may_be_missing``: optional inputs (``Input(required=
+    False)``), whose partition need not exist."""
+    # A cron tick counts only once the day has ended: today's partition exists all day (it is
+    # the latest), and a tick seen then must not fire at midnight, when it becomes yesterday.
+    handled_or_today = (
+        AutomationCondition.newly_requested()
+        | AutomationCondition.newly_updated()
+        | AutomationCondition.in_latest_time_window()
+    )
     daily = (
-        yesterday() & AutomationCondition.cron_tick_passed(cron).since_last_handled()
-    ).with_label(f"yesterday at {cron}")
+        yesterday()
+        & AutomationCondition.cron_tick_passed(cron).since(handled_or_today)
+        & ~_missing(may_be_missing)
+    ).with_label(f"yesterday at {cron}, its upstream there")
     late = (
         finished_days(late_days)
         & (~AutomationCondition.missing() | AutomationCondition.execution_failed())
         & AutomationCondition.any_deps_updated().since_last_handled()
-    ).with_label("late upstream data")
+        & AutomationCondition.cron_tick_passed(late_cron).since_last_handled()
+    ).with_label(f"late upstream data (at most once per {late_cron})")
     return (
         (daily | late)
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
     ).with_label(f"daily ({cron}), then late data ({late_days} days)")
+
+
+def _missing(may_be_missing: Sequence[str]) -> AutomationCondition:
+    missing = AutomationCondition.any_deps_missing()
+    if may_be_missing:
+        missing = missing.ignore(AssetSelection.assets(*(table_key(p) for p in may_be_missing)))
+    return missing
 
 
 voyce_automation = AutomationConditionSensorDefinition(

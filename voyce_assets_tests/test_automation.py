@@ -161,19 +161,34 @@ def _raising(asset_key: AssetKey):
 
 
 def test_analytics_run_at_one_for_the_day_that_ended_once(defs):
+    """01:00 for yesterday, once, and only once its upstream exists: not at midnight (a tick
+    seen while the day was today), not for a day with nothing upstream (it would fail)."""
     instance = DagsterInstance.ephemeral()
     tick = Ticks(defs, instance)
-    tick(at(SUN, 0, 50))
-    assert tick(at(SUN, 0, 59)) == {}
-    one = tick(at(SUN, 1))
+    graph = defs.resolve_asset_graph()
     analytics = {
         k.to_user_string()
-        for k in defs.resolve_asset_graph().get_all_asset_keys()
-        if k.path[0] == "analytics" and defs.resolve_asset_graph().get(k).automation_condition
+        for k in graph.get_all_asset_keys()
+        if k.path[0] == "analytics" and graph.get(k).automation_condition
     }
     assert len(analytics) >= 20
+
+    def of_analytics(requested):
+        return {k: v for k, v in requested.items() if k in analytics}
+
+    tick(at(SAT, 0, 50))
+    assert of_analytics(tick(at(SAT, 1))) == {}  # Friday: nothing upstream, nothing to fail
+    tick(at(SAT, 11))
+    for k in graph.get_all_asset_keys():  # Saturday's upstream, as the day's runs write it
+        node = graph.get(k)
+        if k.path[0] != "analytics" and node.partitions_def and node.is_materializable:
+            landed(instance, k.to_user_string(), SAT)
+    tick(at(SAT, 12))
+    assert of_analytics(tick(at(SUN, 0, 0, 30))) == {}  # midnight: Saturday not yet
+    assert of_analytics(tick(at(SUN, 0, 59))) == {}
+    one = of_analytics(tick(at(SUN, 1)))
     assert one == {path: {SAT.isoformat()} for path in analytics}
-    assert tick(at(SUN, 2)) == {}
+    assert of_analytics(tick(at(SUN, 2))) == {}
 
 
 def test_a_days_costs_are_recomputed_when_training_lands_after_them(voyce_home, ml_stores):
@@ -265,7 +280,9 @@ def test_a_days_costs_are_recomputed_when_training_lands_after_them(voyce_home, 
     )
     tick(at(SUN, 3, 30))
     landed(instance, "ml_models/predictions", inside)
-    assert tick(at(SUN, 3, 40))["analytics/cost_tracking"] == {inside.isoformat()}
+    # At most once an hour: not before the next hour's tick.
+    assert tick(at(SUN, 3, 40)) == {}
+    assert tick(at(SUN, 4))["analytics/cost_tracking"] == {inside.isoformat()}
 
 
 COSTS_KEY = table_key("analytics/cost_tracking")

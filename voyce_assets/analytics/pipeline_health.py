@@ -132,7 +132,7 @@ def with_ingestion(rows: pa.Table, failures: dict[str, dict[str, int]]) -> pa.Ta
     HEALTH.path,
     deps=[i.path for i in INPUTS],
     retry_policy=ANALYTICS_RETRY,
-    automation_condition=daily_then_late(),
+    automation_condition=daily_then_late(may_be_missing=[i.path for i in INPUTS if not i.required]),
     kinds={"sql"},
     required_resource_keys={"lakehouse", "sql_engine"},
     description="Computed by `analytics/sql/pipeline_health.sql` (Spark SQL; DuckDB locally "

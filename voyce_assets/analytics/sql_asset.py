@@ -155,7 +155,9 @@ def build_sql_asset(
         path,
         deps=[i.path for i in inputs],
         retry_policy=ANALYTICS_RETRY,
-        automation_condition=daily_then_late(),
+        automation_condition=daily_then_late(
+            may_be_missing=[i.path for i in inputs if not i.required]
+        ),
         kinds={"sql"},
         required_resource_keys={"lakehouse", "sql_engine"},
         checks=check_specs,
