@@ -11,9 +11,12 @@ Three sensors, all stopped until turned on:
 - ``run_failure_alerts`` posts a failed run's job, run id and failed steps' errors.
 
 An alert is posted once per incident, not once per tick: an incident's key (metric and day,
-check and day, run id) is remembered in the sensor's cursor while it lasts; a day judged
-healthy again closes it, so a later failure of that day is a new incident. An alert the
-webhook did not take stays pending (cursor) and is retried on the next tick. The run-failure
+check and day; for a failed run its job, partitions and failed steps, per day) is remembered
+in the sensor's cursor while it lasts; a day judged healthy again closes it, so a later
+failure of that day is a new incident. An alert the webhook did not take stays pending
+(cursor) and is retried on the next tick; after one failed delivery a tick sends no more.
+A tick judges everything before it sends anything, so a tick that fails has sent nothing.
+Switched on, a sensor judges what is recent (``RECENT_DAYS``), never the whole history. The run-failure
 sensor's cursor belongs to Dagster, so its keys and pending alerts live in the instance's
 key-value store, and the health sensor's ticks retry them as well.
 """
@@ -56,6 +59,9 @@ INTERVAL_SECONDS = 300
 MAX_OPEN = 500
 MAX_PENDING = 100
 PAGE = 100
+# Days (and check evaluations) older than this are not judged: switching a sensor on must not
+# replay the history, only what a late recompute can still change (automation.LATE_DAYS + 1).
+RECENT_DAYS = 8
 RUN_ALERTS_KEY = "voyce/alerts/run_failures"
 
 
@@ -97,30 +103,43 @@ class AlertState:
         )
 
 
-def _send(context, webhook: AlertWebhook, payload: dict[str, Any]) -> bool:
-    """Deliver one alert (or log it when no webhook is configured); False: retry later."""
-    if not webhook.configured:
-        body = payload["blocks"][0]["text"]["text"]
-        context.log.warning(f"alert (no webhook configured, logged only): {body}")
+@dataclass
+class Delivery:
+    """One tick's deliveries. After the first failure the rest wait for the next tick: a
+    webhook that is down costs one timeout per tick, not one per alert, so the tick ends
+    (and saves its cursor) well within the sensor's time limit."""
+
+    context: Any
+    webhook: AlertWebhook
+    failed: bool = False
+
+    def send(self, payload: dict[str, Any]) -> bool:
+        """Deliver one alert (or log it when no webhook is configured); False: later."""
+        if not self.webhook.configured:
+            body = payload["blocks"][0]["text"]["text"]
+            self.context.log.warning(f"alert (no webhook configured, logged only): {body}")
+            return True
+        if self.failed:
+            return False
+        try:
+            self.webhook.post(payload["text"], payload["blocks"])
+        except AlertDeliveryError as e:
+            self.failed = True
+            self.context.log.error(
+                f"alert not delivered, will retry next tick: {e}: {payload['text']}"
+            )
+            return False
+        self.context.log.info(f"alert posted: {payload['text']}")
         return True
-    try:
-        webhook.post(payload["text"], payload["blocks"])
-    except AlertDeliveryError as e:
-        context.log.error(f"alert not delivered, will retry next tick: {e}: {payload['text']}")
-        return False
-    context.log.info(f"alert posted: {payload['text']}")
-    return True
 
 
-def flush(context, webhook: AlertWebhook, pending: list[dict]) -> tuple[list[dict], int]:
+def flush(delivery: Delivery, pending: list[dict]) -> tuple[list[dict], int]:
     """Retry ``pending``: those still undelivered, and how many went out."""
-    left = [p for p in pending if not _send(context, webhook, p)]
+    left = [p for p in pending if not delivery.send(p)]
     return left, len(pending) - len(left)
 
 
-def reconcile(
-    context, webhook: AlertWebhook, state: AlertState, judged: dict[str, Alert | None]
-) -> int:
+def reconcile(delivery: Delivery, state: AlertState, judged: dict[str, Alert | None]) -> int:
     """Open an incident for each new failing key (alerting it), close each healthy key;
     how many alerts went out."""
     sent = 0
@@ -133,11 +152,19 @@ def reconcile(
             continue  # still the same incident: already alerted
         state.open.append(key)
         payload = alert.payload()
-        if _send(context, webhook, payload):
+        if delivery.send(payload):
             sent += 1
         else:
             state.pending.append(payload)
     return sent
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _today() -> dt.date:
+    return _now().date()
 
 
 # ---- pipeline health ------------------------------------------------------------------------
@@ -201,17 +228,24 @@ def new_health_partitions(
     instance: DagsterInstance, after: int | None
 ) -> tuple[list[str], int | None]:
     """Partitions of ``pipeline_health`` materialized after storage id ``after`` (one page),
-    and the newest storage id read."""
+    and the newest storage id read. On the first tick (``after`` None), only the newest
+    page, and of it the days within ``RECENT_DAYS`` of the newest: switching the sensor on
+    judges what is recent, it does not replay the history."""
+    first = after is None
     page = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=table_key(HEALTH.path), after_storage_id=after),
         limit=PAGE,
-        ascending=True,
+        ascending=not first,
     )
+    records = sorted(page.records, key=lambda r: r.storage_id)
     keys: list[str] = []
-    for record in page.records:
+    for record in records:
         if record.partition_key and record.partition_key not in keys:
             keys.append(record.partition_key)
         after = record.storage_id
+    if first and keys:
+        newest = max(dt.date.fromisoformat(k) for k in keys)
+        keys = [k for k in keys if dt.date.fromisoformat(k) >= newest - dt.timedelta(RECENT_DAYS)]
     return keys, after
 
 
@@ -227,15 +261,19 @@ def pipeline_health_alerts(
     context: SensorEvaluationContext, alert_webhook: AlertWebhook, lakehouse: Lakehouse
 ):
     state = AlertState.load(context.cursor)
-    state.pending, sent = flush(context, alert_webhook, state.pending)
-    sent += flush_run_alerts(context, context.instance, alert_webhook)
-    keys, state.after = new_health_partitions(context.instance, state.after)
-    if keys:
-        days = [dt.date.fromisoformat(k) for k in keys]
-        judged: dict[str, Alert | None] = {}
+    keys, after = new_health_partitions(context.instance, state.after)
+    days = [dt.date.fromisoformat(k) for k in keys]
+    # Everything that can fail (reading, a bad budget) before anything is sent: a tick that
+    # raises keeps its old cursor, and must not have posted what the next tick posts again.
+    judged: dict[str, Alert | None] = {}
+    if days:
         for row in lakehouse.read(HEALTH, days).to_pylist():
             judged.update(judge_health(row, alert_webhook))
-        sent += reconcile(context, alert_webhook, state, judged)
+    delivery = Delivery(context, alert_webhook)
+    state.pending, sent = flush(delivery, state.pending)
+    sent += flush_run_alerts(delivery, context.instance)
+    state.after = after
+    sent += reconcile(delivery, state, judged)
     return SensorResult(
         skip_reason=SkipReason(
             f"{len(keys)} day(s) judged, {sent} alert(s) sent, {len(state.pending)} pending"
@@ -306,13 +344,24 @@ def new_check_evaluations(instance: DagsterInstance, check: str, after: int | No
 )
 def model_quality_alerts(context: SensorEvaluationContext, alert_webhook: AlertWebhook):
     state = AlertState.load(context.cursor)
-    state.pending, sent = flush(context, alert_webhook, state.pending)
+    cutoff = (_now() - dt.timedelta(days=RECENT_DAYS)).timestamp()
+    found = {
+        check: new_check_evaluations(context.instance, check, state.seen.get(check))
+        for check in QUALITY_CHECKS
+    }
+    judged = {
+        check: [(r.id, judge_check(check, r)) for r in records if r.create_timestamp >= cutoff]
+        for check, records in found.items()
+    }
+    delivery = Delivery(context, alert_webhook)
+    state.pending, sent = flush(delivery, state.pending)
     evaluated = 0
-    for check in QUALITY_CHECKS:
-        for record in new_check_evaluations(context.instance, check, state.seen.get(check)):
-            sent += reconcile(context, alert_webhook, state, judge_check(check, record))
-            state.seen[check] = record.id
+    for check, records in found.items():
+        for _, alerts in judged[check]:
+            sent += reconcile(delivery, state, alerts)
             evaluated += 1
+        if records:
+            state.seen[check] = records[-1].id
     return SensorResult(
         skip_reason=SkipReason(
             f"{evaluated} evaluation(s) read, {sent} alert(s) sent, {len(state.pending)} pending"
@@ -333,12 +382,12 @@ def _save_run_state(instance: DagsterInstance, state: AlertState) -> None:
     instance.run_storage.set_cursor_values({RUN_ALERTS_KEY: state.dump()})
 
 
-def flush_run_alerts(context, instance: DagsterInstance, webhook: AlertWebhook) -> int:
+def flush_run_alerts(delivery: Delivery, instance: DagsterInstance) -> int:
     """Retry the run-failure alerts the webhook did not take; how many went out."""
     state = _run_state(instance)
     if not state.pending:
         return 0
-    state.pending, sent = flush(context, webhook, state.pending)
+    state.pending, sent = flush(delivery, state.pending)
     _save_run_state(instance, state)
     return sent
 
@@ -347,8 +396,12 @@ def run_failure_alert(context: RunFailureSensorContext) -> Alert:
     run = context.dagster_run
     lines = [f"Job `{run.job_name}`, run `{run.run_id}`."]
     partition = run.tags.get("dagster/partition")
+    start = run.tags.get("dagster/asset_partition_range_start")
+    if not partition and start:
+        partition = f"{start}..{run.tags.get('dagster/asset_partition_range_end', start)}"
     if partition:
         lines.append(f"Partition {partition}.")
+    steps = []
     for event in context.get_step_failure_events():
         error = event.event_specific_data.error if event.event_specific_data else None
         # Dagster wraps the step's own exception ("Error occurred while executing op"):
@@ -357,9 +410,14 @@ def run_failure_alert(context: RunFailureSensorContext) -> Alert:
             error = error.cause
         message = error.message.strip() if error else "(no error recorded)"
         lines.append(f"Step `{event.step_key}`: {message[:500]}")
+        steps.append(event.step_key)
     if len(lines) == 1 + bool(partition):
         lines.append(f"Run failed: {context.failure_event.message or 'no step failed'}"[:500])
-    return Alert(f"run:{run.run_id}", f"Run failed: {run.job_name}", tuple(lines))
+    # One incident per job, partitions and failed steps, per day: the hourly automation
+    # retrying a day through an outage is the same incident, not one alert an hour.
+    day = _today().isoformat()
+    key = f"run:{run.job_name}:{partition or '-'}:{','.join(sorted(steps)) or '-'}:{day}"
+    return Alert(key, f"Run failed: {run.job_name}", tuple(lines))
 
 
 @run_failure_sensor(
@@ -371,8 +429,9 @@ def run_failure_alert(context: RunFailureSensorContext) -> Alert:
 def run_failure_alerts(context: RunFailureSensorContext, alert_webhook: AlertWebhook):
     instance = context.instance
     state = _run_state(instance)
-    state.pending, _ = flush(context, alert_webhook, state.pending)
-    # A run fails once: its key stays open (bounded), so it is never posted twice.
     alert = run_failure_alert(context)
-    reconcile(context, alert_webhook, state, {alert.key: alert})
+    delivery = Delivery(context, alert_webhook)
+    state.pending, _ = flush(delivery, state.pending)
+    # The incident's key stays open (bounded): the same failure is not posted again that day.
+    reconcile(delivery, state, {alert.key: alert})
     _save_run_state(instance, state)

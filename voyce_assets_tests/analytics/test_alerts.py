@@ -57,10 +57,12 @@ class Receiver:
     def __init__(self):
         self.posts: list[dict] = []
         self.status = 200
+        self.attempts = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
+                receiver.attempts += 1
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if receiver.status == 200:
                     receiver.posts.append(json.loads(body))
@@ -213,12 +215,35 @@ def test_a_webhook_answering_500_is_retried_next_tick(health, receiver, log):
     )
     assert receiver.url not in log.text and "secret-token" not in log.text
     assert len(AlertState.load(cursor).pending) == 3
+    # A webhook that is down costs one attempt per tick, not one per alert.
+    assert receiver.attempts == 1
 
     receiver.status = 200
     cursor = _tick(pipeline_health_alerts, instance, hook, cursor, lakehouse=lakehouse)
     assert len(receiver.take()) == 3
     _tick(pipeline_health_alerts, instance, hook, cursor, lakehouse=lakehouse)
     assert receiver.take() == []
+
+
+def test_a_tick_that_cannot_judge_sends_nothing(health, receiver):
+    """A bad budget fails the tick before any alert goes out: its cursor is not saved, so
+    whatever it had sent would go out again on the next tick."""
+    lakehouse, instance = health
+    assert materialize_health(lakehouse, instance, [D1]).success
+    receiver.status = 500
+    cursor = _tick(pipeline_health_alerts, instance, _hook(receiver), lakehouse=lakehouse)
+    assert len(AlertState.load(cursor).pending) == 3
+    receiver.status, receiver.attempts = 200, 0
+    assert materialize_health(lakehouse, instance, [D2]).success
+    with pytest.raises(ConfigError, match="VOYCE_DAILY_COST_BUDGET_USD"):
+        _tick(
+            pipeline_health_alerts,
+            instance,
+            _hook(receiver, daily_cost_budget_usd="lots"),
+            cursor,
+            lakehouse=lakehouse,
+        )
+    assert receiver.attempts == 0
 
 
 def test_without_a_url_alerts_are_logged_only(health, log):
@@ -381,6 +406,12 @@ def test_a_failed_run_posts_its_job_run_and_step_error_once(receiver):
     assert "could not connect to the source database" in text
     assert "Partition 2026-05-04." in text
     _run_failure_tick(instance, run, event, hook)  # evaluated again: the same incident
+    assert receiver.take() == []
+    # The same job, day and step failing again in a new run (the hourly retry through an
+    # outage) is the same incident that day: not one alert an hour.
+    again, again_event = _failed_run(instance)
+    assert again.run_id != run.run_id
+    _run_failure_tick(instance, again, again_event, hook)
     assert receiver.take() == []
 
 
