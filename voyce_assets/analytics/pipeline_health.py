@@ -113,10 +113,23 @@ def ingestion_failures(
                 status={AssetCheckExecutionRecordStatus.FAILED},
             )
             for check in history:
-                for asset, partition in planned(check.run_id):
-                    if asset == tuple(asset_key.path) and partition in keys:
-                        out[partition]["data_quality_failures"] += 1
+                days = sorted(p for a, p in planned(check.run_id) if a == tuple(asset_key.path))
+                for day in failing_days(check, days):
+                    if day in keys:
+                        out[day]["data_quality_failures"] += 1
     return out
+
+
+def failing_days(check, run_days: list[str]) -> list[str]:
+    """The days one failed evaluation is about: those it names (the reconciliation's
+    ``mismatched_partitions``); else its run's day; else, for a run over several days that
+    does not say which, the newest of them: one failure counts once, never on each day."""
+    evaluation = check.event.dagster_event.event_specific_data if check.event else None
+    named = (evaluation.metadata or {}).get("mismatched_partitions") if evaluation else None
+    named = getattr(named, "value", named)
+    if isinstance(named, dict) and named:
+        return sorted(named)
+    return run_days[-1:]
 
 
 def with_ingestion(rows: pa.Table, failures: dict[str, dict[str, int]]) -> pa.Table:

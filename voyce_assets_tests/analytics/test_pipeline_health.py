@@ -203,20 +203,50 @@ def _failing_mirror(path: str):
     return mirror
 
 
-def _checked_mirror(path: str, passed: bool):
-    """A run of a mirror's asset key whose reconciliation check passes or fails."""
+def _checked_mirror(path: str, passed: bool, check: str = "reconciliation", metadata=None):
+    """A run of a mirror's asset key whose check passes or fails."""
 
     @asset(
         key=table_key(path),
         partitions_def=daily_partitions,
-        check_specs=[AssetCheckSpec("reconciliation", asset=table_key(path))],
+        check_specs=[AssetCheckSpec(check, asset=table_key(path))],
     )
     def mirror():
         return MaterializeResult(
-            check_results=[AssetCheckResult(check_name="reconciliation", passed=passed)]
+            check_results=[
+                AssetCheckResult(check_name=check, passed=passed, metadata=metadata or {})
+            ]
         )
 
     return mirror
+
+
+def test_a_check_failing_in_a_run_over_several_days_counts_once_on_its_own_day(tmp_path):
+    """Per-partition truth: a 3-day full sync whose reconciliation names D2 counts on D2
+    only; a check of such a run naming no day counts once (on the newest), not on each."""
+    from dagster import MetadataValue
+
+    lakehouse = _lakehouse(tmp_path)
+    instance = DagsterInstance.ephemeral()
+    _upstream_done(instance, [D1, D2, D3])
+    tags = {
+        "dagster/asset_partition_range_start": D1.isoformat(),
+        "dagster/asset_partition_range_end": D3.isoformat(),
+    }
+    mismatch = {"mismatched_partitions": MetadataValue.json({D2.isoformat(): {"source_rows": 2}})}
+    materialize(
+        [_checked_mirror("raw_data/organizations", False, metadata=mismatch)],
+        instance=instance,
+        tags=tags,
+    )
+    materialize(
+        [_checked_mirror("raw_data/users", False, check="primary_key")],
+        instance=instance,
+        tags=tags,
+    )
+    assert materialize_health(lakehouse, instance, [D1, D2, D3]).success
+    stored = {r["date"]: r["data_quality_failures"] for r in lakehouse.read(HEALTH).to_pylist()}
+    assert stored == {D1: 0, D2: 1, D3: 1}
 
 
 def test_the_asset_writes_each_day_with_the_mirrors_failures_from_the_event_log(tmp_path):
