@@ -8,6 +8,7 @@ the retention rule, and reports. A table that fails is that table's error: the o
 run, and the step fails at the end naming every failed table.
 """
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ class MaintenanceConfig(Config):
         description="VACUUM deletes files unreferenced for longer than this (hours); time "
         "travel reaches back this far. Delta refuses less than 168 (7 days) unless "
         "allow_short_retention.",
+    )
+    recent_days_left: int = Field(
+        default=2,
+        ge=0,
+        description="OPTIMIZE leaves this many newest daily partitions alone (today and "
+        "yesterday by default): the hourly runs and the CDC sensor still rewrite them, and a "
+        "concurrent rewrite would conflict. 0: every partition.",
     )
     allow_short_retention: bool = Field(
         default=False,
@@ -121,12 +129,19 @@ def report(outcomes: list[TableOutcome]) -> str:
     return "\n".join(lines)
 
 
+def _optimize_before(config: MaintenanceConfig) -> dt.date | None:
+    if not config.recent_days_left:
+        return None
+    today = dt.datetime.now(dt.UTC).date()
+    return today - dt.timedelta(days=config.recent_days_left - 1)
+
+
 def _maintain(unity_catalog: UnityCatalog, table: Table, config: MaintenanceConfig):
     outcome = TableOutcome(table)
     started = time.monotonic()
     step = "OPTIMIZE"
     try:
-        outcome.optimized = unity_catalog.optimize(table)
+        outcome.optimized = unity_catalog.optimize(table, before=_optimize_before(config))
         step = "VACUUM"
         outcome.vacuumed = unity_catalog.vacuum(
             table, config.retain_hours, enforce_retention=not config.allow_short_retention

@@ -9,6 +9,7 @@ reports what it rewrote and deleted; names in its SQL come from the catalog spec
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -77,8 +78,9 @@ class UnityCatalog(ConfigurableResource):
         """``schema/table`` of every spec table that exists in the catalog."""
 
     @abstractmethod
-    def optimize(self, table: Table) -> OptimizeResult:
-        """Compact the table's small files, Z-ordered by ``table.z_order`` when it has one."""
+    def optimize(self, table: Table, before: datetime.date | None = None) -> OptimizeResult:
+        """Compact the table's small files, Z-ordered by ``table.z_order`` when it has one;
+        only partitions before ``before`` when given (recent days are still being written)."""
 
     @abstractmethod
     def vacuum(self, table: Table, retain_hours: int, enforce_retention: bool) -> VacuumResult:
@@ -154,12 +156,13 @@ class LocalUnityCatalog(UnityCatalog):
             self.lakehouse.table_uri(table), storage_options=self.lakehouse.storage_options or None
         )
 
-    def optimize(self, table: Table) -> OptimizeResult:
+    def optimize(self, table: Table, before: datetime.date | None = None) -> OptimizeResult:
         dt = self._delta(table)
+        filters = [(table.partition_column, "<", before.isoformat())] if before else None
         if table.z_order:
-            metrics = dt.optimize.z_order(list(table.z_order))
+            metrics = dt.optimize.z_order(list(table.z_order), partition_filters=filters)
         else:
-            metrics = dt.optimize.compact()
+            metrics = dt.optimize.compact(partition_filters=filters)
         added, removed = (json.loads(metrics[k]) for k in ("filesAdded", "filesRemoved"))
         return OptimizeResult(
             z_order=table.z_order,
@@ -206,6 +209,10 @@ class DatabricksUnityCatalog(UnityCatalog):
         "managed tables when unset.",
     )
     timeout_seconds: int = Field(default=600, description="Per statement, then it is cancelled.")
+    maintenance_timeout_seconds: int = Field(
+        default=4 * 3600,
+        description="Per OPTIMIZE or VACUUM: a first Z-ORDER of a large table takes hours.",
+    )
     poll_interval_seconds: float = Field(
         default=0.5, description="First wait between status polls; doubles up to 5 s."
     )
@@ -222,12 +229,12 @@ class DatabricksUnityCatalog(UnityCatalog):
 
         return WorkspaceClient(host=self.host, token=self.token)
 
-    def _run(self, client, statement: str):
+    def _run(self, client, statement: str, timeout_seconds: int | None = None):
         return execute(
             client,
             self.warehouse_id,
             statement,
-            timeout_seconds=self.timeout_seconds,
+            timeout_seconds=timeout_seconds or self.timeout_seconds,
             poll_interval_seconds=self.poll_interval_seconds,
         )
 
@@ -241,9 +248,13 @@ class DatabricksUnityCatalog(UnityCatalog):
         found = {f"{r['table_schema']}/{r['table_name']}" for r in rows}
         return {t.path for t in TABLES if t.path in found}
 
-    def optimize(self, table: Table) -> OptimizeResult:
+    def optimize(self, table: Table, before: datetime.date | None = None) -> OptimizeResult:
         client = self._client()
-        resp = self._run(client, optimize_statement(table, self.catalog))
+        resp = self._run(
+            client,
+            optimize_statement(table, self.catalog, before),
+            self.maintenance_timeout_seconds,
+        )
         rows = result_table(client, resp).to_pylist()
         # OPTIMIZE answers (path, metrics STRUCT), the struct as JSON in JSON_ARRAY results.
         metrics = rows[0].get("metrics") if rows else None
@@ -268,7 +279,11 @@ class DatabricksUnityCatalog(UnityCatalog):
 
     def vacuum(self, table: Table, retain_hours: int, enforce_retention: bool) -> VacuumResult:
         self.check_retention(retain_hours, enforce_retention)
-        self._run(self._client(), vacuum_statement(table, self.catalog, retain_hours))
+        self._run(
+            self._client(),
+            vacuum_statement(table, self.catalog, retain_hours),
+            self.maintenance_timeout_seconds,
+        )
         # VACUUM (not DRY RUN) answers only the table's path: the count is not reported.
         return VacuumResult(retain_hours=retain_hours, files_deleted=None)
 
@@ -289,9 +304,13 @@ def _full_name(table: Table, catalog: str) -> str:
     return ".".join(_ident(n) for n in (catalog, table.schema, table.name))
 
 
-def optimize_statement(table: Table, catalog: str) -> str:
-    """``OPTIMIZE`` of a spec table, ``ZORDER BY`` its spec columns when it has some."""
+def optimize_statement(table: Table, catalog: str, before: datetime.date | None = None) -> str:
+    """``OPTIMIZE`` of a spec table (its partitions before ``before`` when given), ``ZORDER
+    BY`` its spec columns when it has some."""
     statement = f"OPTIMIZE {_full_name(table, catalog)}"
+    if before is not None:
+        # A date object's ISO form: no text from outside reaches the statement.
+        statement += f" WHERE {_ident(table.partition_column)} < DATE'{before.isoformat()}'"
     if table.z_order:
         statement += f" ZORDER BY ({', '.join(_ident(c) for c in table.z_order)})"
     return statement

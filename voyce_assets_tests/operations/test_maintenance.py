@@ -38,8 +38,10 @@ DAYS = (dt.date(2026, 11, 1), dt.date(2026, 11, 2))
 ORGS = [f"{c}{i:031x}" for i, c in enumerate("16adf")]
 
 
-def _config(retain_hours=None, allow_short_retention=None):
+def _config(retain_hours=None, allow_short_retention=None, recent_days_left=None):
     cfg = {}
+    if recent_days_left is not None:
+        cfg["recent_days_left"] = recent_days_left
     if retain_hours is not None:
         cfg["retain_hours"] = retain_hours
     if allow_short_retention is not None:
@@ -303,6 +305,46 @@ def test_optimize_then_vacuum_compacts_z_orders_keeps_rows_and_deletes_only_expi
     assert cost_obs["optimize"].value == "compaction" and cost_obs["files_vacuumed"].value == 0
 
 
+def test_optimize_leaves_today_and_yesterday_to_their_writers(lakehouse):
+    """The hourly runs and the CDC sensor still rewrite the newest two days: OPTIMIZE leaves
+    their files as they are (a concurrent rewrite would conflict); older days are compacted.
+    With recent_days_left 0, every day is."""
+    today = dt.datetime.now(dt.UTC).date()
+
+    def batch(rng, n):
+        data = _feedback_batch(rng, n)
+        recent = rng.random() < 0.5
+        if not recent:
+            return data
+        at = dt.datetime.combine(today, dt.time(), dt.UTC)
+        data = data.set_column(
+            data.schema.get_field_index("event_date"),
+            "event_date",
+            pa.array([today] * n, pa.date32()),
+        )
+        for name in ("created_at", "updated_at"):
+            data = data.set_column(
+                data.schema.get_field_index(name),
+                name,
+                pa.array([at] * n, pa.timestamp("us", tz="UTC")),
+            )
+        return data
+
+    uri = _small_appends(lakehouse, FEEDBACK, batch, appends=16)
+
+    def files_of(day):
+        return {f for f in _referenced(uri) if f"event_date={day.isoformat()}" in f}
+
+    todays, checksum = files_of(today), _checksum(DeltaTable(uri).to_pyarrow_table())
+    assert len(todays) > 2 and all(len(files_of(d)) > 1 for d in DAYS)
+    assert _run(LocalUnityCatalog(lakehouse=lakehouse)).success
+    assert files_of(today) == todays  # untouched
+    assert all(len(files_of(d)) == 1 for d in DAYS)  # compacted
+    assert _checksum(DeltaTable(uri).to_pyarrow_table()) == checksum
+    assert _run(LocalUnityCatalog(lakehouse=lakehouse), recent_days_left=0).success
+    assert len(files_of(today)) == 1
+
+
 def test_the_default_retention_keeps_every_file_of_the_last_seven_days(lakehouse):
     uri = _small_appends(lakehouse, FEEDBACK, _feedback_batch, appends=6)
     day = DAYS[0]
@@ -406,12 +448,15 @@ def test_databricks_runs_optimize_zorder_and_vacuum_statements_for_existing_tabl
         )
         result = _run(uc)
         assert result.success
+        yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
         assert [s.statement for s in fake.statements] == [
             "SELECT table_schema, table_name FROM `voice_feedback_prod`.information_schema.tables",
             "OPTIMIZE `voice_feedback_prod`.`raw_data`.`voice_feedback` "
+            f"WHERE `event_date` < DATE'{yesterday}' "
             "ZORDER BY (`organization_id`, `created_at`, `status`)",
             "VACUUM `voice_feedback_prod`.`raw_data`.`voice_feedback` RETAIN 168 HOURS",
-            "OPTIMIZE `voice_feedback_prod`.`analytics`.`cost_tracking`",
+            "OPTIMIZE `voice_feedback_prod`.`analytics`.`cost_tracking` "
+            f"WHERE `cost_date` < DATE'{yesterday}'",
             "VACUUM `voice_feedback_prod`.`analytics`.`cost_tracking` RETAIN 168 HOURS",
         ]
         assert {s.warehouse_id for s in fake.statements} == {"wh-9"}
