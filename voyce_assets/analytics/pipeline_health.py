@@ -12,39 +12,23 @@ the mirrors' cost rows:
 ``sync_latency_seconds`` stays null: no table records when a row was synced.
 """
 
-import datetime as dt
 from collections.abc import Iterable
 
 import pyarrow as pa
 from dagster import (
     AssetCheckKey,
-    AssetExecutionContext,
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
-    MaterializeResult,
     RunsFilter,
 )
 from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
 
-from voyce_assets.analytics.sql_asset import (
-    ANALYTICS_RETRY,
-    Input,
-    as_table_rows,
-    loaders,
-    preview,
-    sql_text,
-    wait_for_upstream,
-)
-from voyce_assets.automation import daily_then_late
+from voyce_assets.analytics.sql_asset import Input, build_sql_asset
 from voyce_assets.catalog import APP_TABLES, table
-from voyce_assets.lake import replace_partitions
-from voyce_assets.partitions import by_partition, partition_dates, record_partitions
-from voyce_assets.resources import Lakehouse
-from voyce_assets.resources.sql_engine import SqlEngine
-from voyce_assets.tables import table_asset, table_key
+from voyce_assets.tables import table_key
 
 HEALTH = table("analytics/pipeline_health")
 # The mirrors' checks (ingestion/mirrors.py); a failed one is a data-quality failure.
@@ -141,39 +125,23 @@ def with_ingestion(rows: pa.Table, failures: dict[str, dict[str, int]]) -> pa.Ta
     return rows
 
 
-@table_asset(
+def _headline(context, lakehouse, rows: list[dict], dates) -> dict[str, dict]:
+    """Per partition, the day's headline figures for the UI's partition view (at most one row
+    per day)."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        figures = {column: float(r[column]) for column in HEADLINE if r[column] is not None}
+        out.setdefault(r["date"].isoformat(), {}).update(figures)
+    return out
+
+
+pipeline_health = build_sql_asset(
     HEALTH.path,
-    deps=[i.path for i in INPUTS],
-    retry_policy=ANALYTICS_RETRY,
-    automation_condition=daily_then_late(may_be_missing=[i.path for i in INPUTS if not i.required]),
-    kinds={"sql"},
-    required_resource_keys={"lakehouse", "sql_engine"},
-    description="Computed by `analytics/sql/pipeline_health.sql` (Spark SQL; DuckDB locally "
-    "through sqlglot); failed syncs and the mirrors' failed checks read from Dagster's event "
-    "log. The alert sensors read each new materialization.",
+    INPUTS,
+    description="Failed syncs and the mirrors' failed checks read from Dagster's event log. "
+    "The alert sensors read each new materialization.",
+    extra_metadata=_headline,
+    complete=lambda context, rows: with_ingestion(
+        rows, ingestion_failures(context.instance, context.partition_keys)
+    ),
 )
-def pipeline_health(context: AssetExecutionContext) -> MaterializeResult:
-    lakehouse: Lakehouse = context.resources.lakehouse
-    engine: SqlEngine = context.resources.sql_engine
-    dates = partition_dates(context)
-    wait_for_upstream(context, INPUTS)
-    params = {"start_date": min(dates), "end_date": max(dates)}
-    result = engine.run(sql_text(HEALTH.name), loaders(lakehouse, INPUTS, dates), params)
-    rows = as_table_rows(result, HEALTH, dt.datetime.now(dt.UTC))
-    rows = with_ingestion(rows, ingestion_failures(context.instance, context.partition_keys))
-    uri = lakehouse.ensure_table(HEALTH)
-    replace_partitions(uri, HEALTH, rows.to_batches(), dates, lakehouse.storage_options)
-    per_day = by_partition(context, rows.to_pylist(), lambda r: r["date"])
-    metadata = {}
-    for key, day in per_day.items():
-        # At most one row per day; its headline figures, for the UI's partition view.
-        figures = {
-            column: float(r[column]) for r in day for column in HEADLINE if r[column] is not None
-        }
-        metadata[key] = {
-            "dagster/partition_row_count": len(day),
-            **figures,
-            "preview": preview(day, HEALTH),
-        }
-    record_partitions(context, metadata)
-    return MaterializeResult(metadata={"engine": engine.name})

@@ -131,10 +131,13 @@ def preview(rows: Sequence[Mapping[str, Any]], spec: Table) -> Any:
 
 # Hooks a table adds to the shared body. ``extra_metadata(context, lakehouse, rows, dates)``:
 # more metadata per partition key; ``checks(lakehouse, dates)``: check results read back
-# from the written table; ``narrow(loaders)``: the loaders, some replaced by narrower reads.
+# from the written table; ``narrow(loaders)``: the loaders, some replaced by narrower reads;
+# ``complete(context, rows)``: the SQL's rows with the columns no table holds filled in
+# (from the instance's event log, say) before they are written.
 ExtraMetadata = Callable[[AssetExecutionContext, Lakehouse, list[dict], list[dt.date]], dict]
 Checks = Callable[[Lakehouse, list[dt.date]], list[AssetCheckResult]]
 Narrow = Callable[[dict[str, Callable[[], pa.Table]]], dict[str, EngineInput]]
+Complete = Callable[[AssetExecutionContext, pa.Table], pa.Table]
 
 
 def build_sql_asset(
@@ -146,6 +149,7 @@ def build_sql_asset(
     checks: Checks | None = None,
     extra_metadata: ExtraMetadata | None = None,
     narrow: Narrow | None = None,
+    complete: Complete | None = None,
 ) -> AssetsDefinition:
     """The asset of analytics table ``path``, computed by ``sql/<name>.sql`` over ``inputs``."""
     spec = table(path)
@@ -176,6 +180,8 @@ def build_sql_asset(
             sql_text(sql_name), reads, {"start_date": min(dates), "end_date": max(dates)}
         )
         rows = as_table_rows(result, spec, dt.datetime.now(dt.UTC))
+        if complete is not None:
+            rows = complete(context, rows)
         uri = lakehouse.ensure_table(spec)
         replace_partitions(uri, spec, rows.to_batches(), dates, lakehouse.storage_options)
         pylist = rows.to_pylist()
