@@ -44,12 +44,31 @@ class WriteStats:
     moved_from: list[str] = field(default_factory=list)
 
 
-def delta_batches(uri: str, table: Table, dates: list[dt.date], columns=None, storage_options=None):
-    """The rows of ``dates`` as record batches, streamed with little read-ahead."""
+def open_dataset(uri: str, table: Table, storage_options=None):
+    """The Delta table as a pyarrow dataset in the spec's schema, whatever each writer chose.
+
+    Files of one table disagree on text types: ``write_deltalake`` writes ``string``, delta-rs'
+    MERGE ``string_view``. Scanned batches come out in the spec's types, but pyarrow cannot
+    compare a ``string`` filter with a ``string_view`` file's statistics. Filter a dataset from
+    here on its partition column only (which lives in the paths, not the files); filter other
+    columns on the batches (``scan``).
+    """
     from deltalake import DeltaTable
 
-    dataset = DeltaTable(uri, storage_options=storage_options or None).to_pyarrow_dataset()
-    flt = pc.field(table.partition_column).isin(pa.array(sorted(set(dates)), pa.date32()))
+    return DeltaTable(uri, storage_options=storage_options or None).to_pyarrow_dataset(
+        schema=pa.schema([f.with_nullable(True) for f in table.arrow_schema()])
+    )
+
+
+def delta_batches(
+    uri: str, table: Table, dates: list[dt.date] | None, columns=None, storage_options=None
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``dates`` (every partition when None) as record batches in the spec's
+    types, streamed with little read-ahead."""
+    dataset = open_dataset(uri, table, storage_options)
+    flt = None
+    if dates is not None:
+        flt = pc.field(table.partition_column).isin(pa.array(sorted(set(dates)), pa.date32()))
     # Little read-ahead: verifying a large partition must not hold it in memory.
     return dataset.to_batches(
         filter=flt, columns=columns, batch_size=65_536, batch_readahead=2, fragment_readahead=1
@@ -292,21 +311,19 @@ def _write(uri, reader, dates, table: Table, storage_options) -> None:
     )
 
 
-def _copies(target, table: Table, source: pa.Table) -> list[tuple[str, object, dt.date]]:
+def _copies(uri, table: Table, source: pa.Table, storage_options) -> list[tuple]:
     """(key, event timestamp, partition) of every row of the table whose primary key is among
-    ``source``'s: one narrow scan of the key column (no statistic skips a random UUID)."""
+    ``source``'s: one narrow scan of the key column (no statistic skips a random UUID), the
+    keys matched on each batch (``open_dataset`` says why not in the scan's filter)."""
     key, when = table.primary_key[0], table.partition_source
-    found = target.to_pyarrow_dataset().to_table(
-        columns=[key, when, table.partition_column], filter=pc.field(key).isin(source[key])
-    )
-    return list(
-        zip(
-            found[key].to_pylist(),
-            found[when].to_pylist(),
-            found[table.partition_column].to_pylist(),
-            strict=True,
-        )
-    )
+    wanted = source[key].combine_chunks()
+    found: list[tuple] = []
+    for batch in delta_batches(
+        uri, table, None, [key, when, table.partition_column], storage_options
+    ):
+        hits = batch.filter(pc.is_in(batch.column(key), value_set=wanted))
+        found += zip(*(hits.column(c).to_pylist() for c in (0, 1, 2)), strict=True)
+    return found
 
 
 def merge_rows(
@@ -329,7 +346,7 @@ def merge_rows(
     keys = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
     inside = set(dates)
     traced = len(table.primary_key) == 1 and table.partition_source is not None
-    copies = _copies(target, table, source) if traced else []
+    copies = _copies(uri, table, source, storage_options) if traced else []
     stamps = (
         dict(
             zip(

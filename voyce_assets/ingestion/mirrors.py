@@ -28,7 +28,7 @@ from pydantic import Field
 
 from voyce_assets.catalog import APP_TABLES, Table
 from voyce_assets.ingestion.sync import Cursor, SyncResult, sync_table
-from voyce_assets.lake import partition_files
+from voyce_assets.lake import open_dataset, partition_files
 from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import AppDatabase, Lakehouse, Pricing
 from voyce_assets.tables import table_asset
@@ -148,11 +148,7 @@ def _cost_rows(context, result: SyncResult, pricing: Pricing) -> dict[str, list[
 
 def _previews(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> dict[str, MetadataValue]:
     """The first rows of each partition (personal data masked), the table opened once."""
-    from deltalake import DeltaTable
-
-    dataset = DeltaTable(
-        lakehouse.table_uri(table), storage_options=lakehouse.storage_options or None
-    ).to_pyarrow_dataset()
+    dataset = open_dataset(lakehouse.table_uri(table), table, lakehouse.storage_options)
     header = "| " + " | ".join(table.column_names) + " |\n|" + "---|" * len(table.column_names)
     out = {}
     for day in dates:

@@ -91,16 +91,16 @@ class Lakehouse(ConfigurableResource):
             schema = pa.schema([schema.field(c) for c in columns])
         if not self.exists(table):
             return schema.empty_table()
-        uri = self.table_uri(table)
-        if dates is None:
-            from deltalake import DeltaTable
-
-            data = DeltaTable(uri, storage_options=self.storage_options or None)
-            return data.to_pyarrow_table(columns=list(columns) if columns else None)
         batches = list(
-            delta_batches(uri, table, list(dates), columns and list(columns), self.storage_options)
+            delta_batches(
+                self.table_uri(table),
+                table,
+                None if dates is None else list(dates),
+                columns and list(columns),
+                self.storage_options,
+            )
         )
-        return pa.Table.from_batches(batches) if batches else schema.empty_table()
+        return pa.Table.from_batches(batches, schema) if batches else schema.empty_table()
 
     def ensure_table(self, table: Table) -> str:
         """The table's URI, creating the table first if catalog_setup has not run yet."""

@@ -170,3 +170,59 @@ def test_a_copy_left_behind_by_a_full_sync_is_removed_by_the_next_merge(env):
         r for r in delta_rows(resources, "raw_data/voice_feedback").to_pylist() if r["id"] == moved
     ]
     assert [(r["event_date"].isoformat(), r["status"]) for r in copies] == [(DAYS[2], "completed")]
+
+
+def test_a_day_changed_three_times_merges_each_time(env):
+    """The full sync writes a day; three CDC changes to that day merge into it one after the
+    other. delta-rs' MERGE writes text as string_view where the full sync wrote string: every
+    later read of the day (the moved-row lookup, the checks) must see one type per column."""
+    engine, resources = env
+    resources = {**resources, "ingestion_settings": IngestionSettings(cdc_lag_seconds=0)}
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    feedback = next(a for a in raw_mirrors if a.key == FEEDBACK)
+    ids = [
+        r[0]
+        for r in sql_rows(
+            engine,
+            f"SELECT id::text FROM voice_feedback "
+            f"WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}' ORDER BY id",
+        )
+    ]
+    with DagsterInstance.ephemeral() as instance:
+        cursor = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources)).cursor
+        for round_, changed in enumerate([ids[:2], ids[2:3], ids[:1]]):
+            sql_rows(
+                engine,
+                "UPDATE voice_feedback SET status = 'completed', "
+                "audio_file_path = audio_file_path || :s, updated_at = now() "
+                "WHERE id = ANY(CAST(:i AS uuid[]))",
+                s=f"#{round_}",
+                i=changed,
+            )
+            tick = raw_cdc_sensor(
+                build_sensor_context(cursor=cursor, instance=instance, resources=resources)
+            )
+            cursor = tick.cursor
+            [request] = tick.run_requests
+            run = materialize(
+                [feedback],
+                resources=resources,
+                partition_key=request.partition_key,
+                run_config=request.run_config,
+                raise_on_error=False,
+            )
+            assert run.success, f"round {round_}: the incremental run failed"
+            assert all(c.passed for c in checks_by_name(run).values())
+    mirror = sorted(
+        (r["id"], r["audio_file_path"], r["status"])
+        for r in delta_rows(resources, "raw_data/voice_feedback", DAYS[1]).to_pylist()
+    )
+    source = sorted(
+        (str(r[0]), r[1], r[2])
+        for r in sql_rows(
+            engine,
+            f"SELECT id, audio_file_path, status::text FROM voice_feedback "
+            f"WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[1]}'",
+        )
+    )
+    assert mirror == source
