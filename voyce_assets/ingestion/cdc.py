@@ -24,6 +24,8 @@ class TableChanges:
     dates: tuple[dt.date, ...]  # partitions (UTC event dates) holding changed rows
     rows: int
     high_water: Cursor  # the newest change seen: the cursor after this tick
+    # Changed rows with no date to place them by (created_at NULL or infinite): first ids.
+    undated: tuple[str, ...] = ()
 
 
 # Before every row: the cursor of an empty table, so its first rows are changes too.
@@ -31,11 +33,12 @@ START = Cursor("-infinity", "00000000-0000-0000-0000-000000000000")
 
 
 def _lagging(col: sql.Composable, lag_seconds: float) -> sql.Composable:
-    """Rows old enough to request: stamped at least ``lag_seconds`` ago."""
-    if lag_seconds <= 0:
-        return sql.SQL("TRUE")
-    return sql.SQL("{} <= now() - make_interval(secs => {})").format(
-        col, sql.Literal(float(lag_seconds))
+    """Rows old enough to request: stamped at least ``lag_seconds`` ago, and never later
+    than now. A stamp in the future (a wrong clock, 2100) would carry the cursor past every
+    change to come: such a row waits until its time (the sweep and the rows_placed check
+    name it meanwhile)."""
+    return sql.SQL("isfinite({0}) AND {0} <= now() - make_interval(secs => {1})").format(
+        col, sql.Literal(max(0.0, float(lag_seconds)))
     )
 
 
@@ -75,10 +78,16 @@ def find_changes(
     col = sql.Identifier(cdc_column(table))
     condition = sql.SQL("{} AND {}").format(since.condition(table), _lagging(col, lag_seconds))
     names = {"s": sql.Identifier(pg_schema), "t": sql.Identifier(table.name), "cond": condition}
+    created = sql.Identifier(table.partition_source)
     rows = conn.execute(
         sql.SQL(
-            "SELECT ({created} AT TIME ZONE 'UTC')::date, count(*) FROM {s}.{t} WHERE {cond} GROUP BY 1"
-        ).format(created=sql.Identifier(table.partition_source), **names)
+            "SELECT CASE WHEN isfinite({created}) THEN ({created} AT TIME ZONE 'UTC')::date END, "
+            "count(*), (array_agg({pk}::text ORDER BY {pk}) "
+            "FILTER (WHERE isfinite({created}) IS NOT TRUE))[1:{n}] "
+            "FROM {s}.{t} WHERE {cond} GROUP BY 1"
+        ).format(
+            created=created, pk=sql.Identifier(table.primary_key[0]), n=sql.Literal(20), **names
+        )
     ).fetchall()
     if not rows:
         return None
@@ -89,7 +98,8 @@ def find_changes(
     ).fetchone()
     return TableChanges(
         table=table,
-        dates=tuple(sorted(d for d, _ in rows)),
-        rows=sum(n for _, n in rows),
+        dates=tuple(sorted(d for d, _, _ in rows if d is not None)),
+        rows=sum(n for _, n, _ in rows),
         high_water=Cursor(high[0].isoformat(), high[1]),
+        undated=tuple(next((ids for d, _, ids in rows if d is None), [])),
     )

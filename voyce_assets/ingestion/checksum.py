@@ -68,8 +68,10 @@ def postgres_checksums(
     dates: list[dt.date],
     shape: SourceShape | None = None,
     pg_schema: str = "public",
+    exclude: sql.Composable | None = None,
 ) -> dict[str, tuple[int, int]]:
-    """{partition date: (row count, checksum)} of the source rows, computed by PostgreSQL."""
+    """{partition date: (row count, checksum)} of the source rows, computed by PostgreSQL;
+    ``exclude``: a condition the rows must also meet (the duplicate-key rule's)."""
     if table.partition_source is None:
         raise ValueError(f"{table.path}: checksums cover app tables (partitioned by a timestamp)")
     statement = sql.SQL(
@@ -80,7 +82,7 @@ def postgres_checksums(
         row=row_hash_sql(table, shape),
         schema=sql.Identifier(pg_schema),
         table=sql.Identifier(table.name),
-        where=partition_filter(table, dates),
+        where=partition_filter(table, dates) + sql.SQL(" AND ") + (exclude or sql.SQL("TRUE")),
     )
     with conn.cursor() as cur:
         set_session(cur)

@@ -35,6 +35,7 @@ from dagster import (
 
 from voyce_assets.catalog import APP_TABLES
 from voyce_assets.ingestion.mirrors import MIRRORS, raw_mirrors
+from voyce_assets.ingestion.placement import partition_bounds
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.ingestion.sweep import evaluation_metadata, sweep_table
 from voyce_assets.partitions import daily_partitions
@@ -157,13 +158,24 @@ def raw_reconciliation_sweep(
             break  # the rest next tick
         with app_db.connect() as conn:
             result = sweep_table(
-                conn, spec, lakehouse, today, settings.checksum_every_days, before=window_start
+                conn,
+                spec,
+                lakehouse,
+                today,
+                settings.checksum_every_days,
+                before=window_start,
+                bounds=partition_bounds(),
             )
             conn.rollback()
         wrong = sorted(p for p in result.mismatched if p in valid)
         outside = sorted(set(result.mismatched) - set(wrong))
         if outside:
             context.log.warning(f"{path}: rows outside the partitions, not repaired: {outside}")
+        if result.outside.rows:
+            context.log.warning(
+                f"{path}: {result.outside.rows} rows have a created_at no partition holds "
+                f"(not mirrored): {', '.join(result.outside.ids)}"
+            )
         requests += _repairs(path, result.mismatched, wrong)
         repaired = sorted(set(pending.get(path, [])) - set(result.mismatched))
         pending[path] = wrong

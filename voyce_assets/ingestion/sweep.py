@@ -11,6 +11,7 @@ commit or a missed update in an older partition, a failed run) shows here. Every
   partition is checksummed once every ``checksum_every_days`` days, whatever the day count.
 
 A partition whose count or checksum differs is a finding; the sensor requests its full sync.
+So are rows no partition can hold (``placement.outside_rows``): named, never synced.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 from voyce_assets.catalog import Table
 from voyce_assets.ingestion.checksum import arrow_checksums, postgres_checksums
+from voyce_assets.ingestion.placement import Outside, find_duplicates, outside_rows
 from voyce_assets.ingestion.source import inspect_source
 from voyce_assets.ingestion.sync import source_counts
 from voyce_assets.lake import delta_batches, partition_files
@@ -34,11 +36,12 @@ class SweepResult:
     checksummed: list[str] = field(default_factory=list)
     # {partition: {"source_rows", "mirror_rows", "checksum_equal"}}
     mismatched: dict[str, dict] = field(default_factory=dict)
+    outside: Outside = field(default_factory=Outside)
     seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
-        return not self.mismatched
+        return not self.mismatched and not self.outside.rows
 
 
 def mirror_counts(lakehouse: Lakehouse, table: Table) -> dict[str, int]:
@@ -63,15 +66,22 @@ def sweep_table(
     checksum_every_days: int,
     pg_schema: str = "public",
     before: dt.date | None = None,
+    bounds: tuple[dt.date, dt.date] | None = None,
 ) -> SweepResult:
     """Compare every partition of ``table`` (those before ``before`` if given); checksum
-    ``day``'s slice. ``conn`` is a read-only snapshot: counts and checksums see one state of
-    the source."""
+    ``day``'s slice; name the rows outside ``bounds`` (first and last partition). ``conn``
+    is a read-only snapshot: counts and checksums see one state of the source."""
     import time
 
     started = time.perf_counter()
     result = SweepResult(table=table, day=day)
-    source = source_counts(conn, table, pg_schema=pg_schema)
+    # The rows a repeated key's rule leaves out are out of the mirror: out of the counts too.
+    exclude = find_duplicates(conn, table, pg_schema).exclusion()
+    source = source_counts(conn, table, pg_schema=pg_schema, exclude=exclude)
+    if bounds is not None:
+        result.outside = outside_rows(conn, table, *bounds, pg_schema)
+        first, last = (d.isoformat() for d in bounds)
+        source = {k: v for k, v in source.items() if first <= k <= last}
     mirror = mirror_counts(lakehouse, table)
     if before is not None:
         cutoff = before.isoformat()
@@ -92,7 +102,7 @@ def sweep_table(
     if scrub:
         dates = [dt.date.fromisoformat(p) for p in scrub]
         shape = inspect_source(conn, table, pg_schema)
-        theirs = postgres_checksums(conn, table, dates, shape, pg_schema)
+        theirs = postgres_checksums(conn, table, dates, shape, pg_schema, exclude)
         ours = (
             arrow_checksums(
                 table,
@@ -129,6 +139,9 @@ def evaluation_metadata(result: SweepResult, requested: list[str], repaired: lis
         "partitions_checksummed": len(result.checksummed),
         "partitions_mismatched": len(result.mismatched),
         "mismatched": MetadataValue.json(result.mismatched),
+        "rows_outside_partitions": MetadataValue.json(
+            {"rows": result.outside.rows, "ids": result.outside.ids}
+        ),
         "full_syncs_requested": MetadataValue.json(requested),
         "repaired_since_last_sweep": MetadataValue.json(repaired),
         "seconds": round(result.seconds, 3),

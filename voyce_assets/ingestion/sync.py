@@ -27,6 +27,7 @@ from psycopg import sql
 from voyce_assets.catalog import Table
 from voyce_assets.ddl import cdc_column
 from voyce_assets.ingestion.checksum import RowChecksums, postgres_checksums
+from voyce_assets.ingestion.placement import Outside, find_duplicates, outside_rows
 from voyce_assets.ingestion.source import (
     SourceShape,
     inspect_source,
@@ -76,7 +77,11 @@ class SyncResult:
     mirror_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     duplicate_ids: list[str] = field(default_factory=list)
     duplicate_count: int = 0
+    # Source rows a repeated key's rule left out (placement.find_duplicates).
+    duplicate_rows_dropped: int = 0
     checksummed: bool = True
+    # Source rows no partition holds (placement.outside_rows); None: not looked for.
+    outside: Outside | None = None
 
     @property
     def mismatched(self) -> dict[str, dict]:
@@ -117,11 +122,22 @@ def _duplicates(
 
 
 def source_counts(
-    conn, table: Table, dates: list[dt.date] | None = None, pg_schema: str = "public"
+    conn,
+    table: Table,
+    dates: list[dt.date] | None = None,
+    pg_schema: str = "public",
+    exclude: sql.Composable | None = None,
 ) -> dict[str, int]:
     """{partition: rows} of the app table, counted by PostgreSQL on the created_at index:
-    the partitions in ``dates`` (zero included), or every partition that has rows."""
-    where = partition_filter(table, dates) if dates else sql.SQL("TRUE")
+    the partitions in ``dates`` (zero included), or every date that has rows (a row with no
+    created_at has no date: ``placement.outside_rows`` counts it)."""
+    where = (
+        partition_filter(table, dates)
+        if dates
+        else sql.SQL("{} IS NOT NULL").format(sql.Identifier(table.partition_source))
+    )
+    if exclude is not None:
+        where = sql.SQL("{} AND {}").format(where, exclude)
     statement = sql.SQL(
         "SELECT ({src} AT TIME ZONE 'UTC')::date, count(*) FROM {schema}.{table} WHERE {where} GROUP BY 1"
     ).format(
@@ -137,11 +153,12 @@ def source_counts(
     return counts
 
 
-def _source_evidence(conn, table, dates, shape, pg_schema, checksums: bool):
+def _source_evidence(conn, table, dates, shape, pg_schema, checksums: bool, exclude):
     """{partition: (rows, checksum)} by PostgreSQL; checksum 0 where only rows are counted."""
     if checksums:
-        return postgres_checksums(conn, table, dates, shape, pg_schema)
-    return {day: (n, 0) for day, n in source_counts(conn, table, dates, pg_schema).items()}
+        return postgres_checksums(conn, table, dates, shape, pg_schema, exclude)
+    counts = source_counts(conn, table, dates, pg_schema, exclude)
+    return {day: (n, 0) for day, n in counts.items()}
 
 
 def sync_table(
@@ -153,17 +170,21 @@ def sync_table(
     pg_schema: str = "public",
     storage_options: dict[str, str] | None = None,
     verify: bool = True,
+    bounds: tuple[dt.date, dt.date] | None = None,
 ) -> SyncResult:
     """Sync ``dates`` of ``table`` from ``conn`` (psycopg, snapshot) into the Delta table ``uri``.
 
     ``since`` None: full sync (replace the partitions). Otherwise incremental: merge the rows
     changed after the cursor. ``verify``: compute what the checks compare (a full sync checks
     row checksums; an incremental one row counts, so its cost follows the change, not the
-    partition).
+    partition). ``bounds``: the first and last partition, to count the rows outside them.
     """
     started = time.perf_counter()
     shape = inspect_source(conn, table, pg_schema)
-    where = partition_filter(table, dates)
+    # Rows a repeated key's rule leaves out are left out of everything read below.
+    duplicates = find_duplicates(conn, table, pg_schema)
+    exclude = duplicates.exclusion()
+    where = sql.SQL("{} AND {}").format(partition_filter(table, dates), exclude)
     if since is not None:
         where = sql.SQL("{} AND {}").format(where, since.condition(table))
     full = since is None
@@ -177,13 +198,19 @@ def sync_table(
         source_seconds=0.0,
         total_seconds=0.0,
         checksummed=full,
+        duplicate_ids=duplicates.ids,
+        duplicate_count=duplicates.keys,
+        duplicate_rows_dropped=duplicates.rows_dropped,
+        outside=outside_rows(conn, table, *bounds, pg_schema) if bounds else None,
     )
     ours = RowChecksums(table, dates, keys=True) if full and verify else None
     with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:
         # PostgreSQL's side of the evidence, on this connection while the rows stream on theirs.
         theirs: Future | None = None
         if verify:
-            theirs = pool.submit(_source_evidence, conn, table, dates, shape, pg_schema, full)
+            theirs = pool.submit(
+                _source_evidence, conn, table, dates, shape, pg_schema, full, exclude
+            )
         if full:
             result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
         else:
@@ -199,9 +226,10 @@ def sync_table(
             for day, (rows, _) in partition_files(uri, table, dates, storage_options).items()
         }
     if ours is not None and _may_repeat(ours.key_hashes or []):
-        result.duplicate_count, result.duplicate_ids = _duplicates(
-            table, uri, dates, storage_options
-        )
+        # Not expected after the rule above; said as found if it happens all the same.
+        count, ids = _duplicates(table, uri, dates, storage_options)
+        if count:
+            result.duplicate_count, result.duplicate_ids = count, ids
     conn.rollback()  # read-only snapshot: nothing to commit
     result.total_seconds = time.perf_counter() - started
     return result
