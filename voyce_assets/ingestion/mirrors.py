@@ -102,6 +102,7 @@ def _check_results(result: SyncResult) -> list[AssetCheckResult]:
             passed=not mismatched,
             metadata={
                 "compared": "row count + content checksum" if result.checksummed else "row count",
+                "repaired_partitions": MetadataValue.json(result.repaired),
                 "partitions": len(result.source_counts),
                 "source_rows": sum(n for n, _ in result.source_counts.values()),
                 "mirror_rows": sum(n for n, _ in result.mirror_counts.values()),
@@ -266,6 +267,10 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             "total_seconds": round(result.total_seconds, 3),
             "table_uri": MetadataValue.path(uri),
         }
+        if result.repaired:
+            # Partitions the merge left unequal (rows deleted in the app), replaced in the run.
+            metadata["repaired_partitions"] = MetadataValue.json(result.repaired)
+            context.log.info(f"{table.path}: replaced {result.repaired} (rows deleted in the app)")
         if stats.moved_from:
             # Rows whose created_at the app edited, moved here out of these partitions.
             metadata["moved_from_partitions"] = MetadataValue.json(stats.moved_from)
