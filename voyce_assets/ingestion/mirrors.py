@@ -58,7 +58,15 @@ def _check_results(result: SyncResult) -> list[AssetCheckResult]:
     pk_ok = pk_nulls == 0 and result.duplicate_count == 0
     other_nulls = {k: v for k, v in stats.quarantined_columns.items() if k not in table.primary_key}
     mismatched = result.mismatched
-    outside = result.outside
+    outside, odd = result.outside, result.unrepresentable
+    unplaced = []
+    if outside and outside.rows:
+        unplaced.append(
+            f"{outside.rows} rows of the app table have a created_at no partition holds "
+            "(NULL, before the first or after the last day)"
+        )
+    if odd.rows:
+        unplaced.append(f"{odd.rows} rows of the run's days have an infinite timestamp")
     return [
         AssetCheckResult(
             check_name="primary_key",
@@ -111,15 +119,14 @@ def _check_results(result: SyncResult) -> list[AssetCheckResult]:
         ),
         AssetCheckResult(
             check_name="rows_placed",
-            passed=outside is None or outside.rows == 0,
+            passed=not unplaced,
             severity=AssetCheckSeverity.WARN,
-            description=f"{outside.rows} rows of the app table have a created_at no partition "
-            "holds (NULL, infinite, before the first or after the last day): not mirrored"
-            if outside and outside.rows
-            else None,
+            description="; ".join(unplaced) + ": not mirrored" if unplaced else None,
             metadata={
                 "rows_outside_partitions": outside.rows if outside else 0,
                 "ids": MetadataValue.json(outside.ids if outside else []),
+                "rows_with_infinite_timestamps": odd.rows,
+                "infinite_timestamp_ids": MetadataValue.json(odd.ids),
             },
         ),
         AssetCheckResult(
@@ -201,7 +208,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             "equal Delta's.",
             "schema_drift": "Source columns match the spec.",
             "rows_placed": "Every row of the app table has a created_at inside the partitions "
-            "(those without are named, not mirrored).",
+            "and timestamps Delta can hold (others are named, not mirrored).",
         },
         blocking_checks=["reconciliation"],
     )

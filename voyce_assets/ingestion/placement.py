@@ -5,6 +5,9 @@
   no sync writes them; ``outside_rows`` counts and names them for the ``rows_placed`` check
   and the sweep. A row that merely runs a little ahead is mirrored once its day's partition
   exists (the daily full sync covers today).
+- **Timestamps Delta cannot hold**: PostgreSQL allows ``infinity`` in any timestamptz
+  column; Arrow and Delta have no such value. The row is left out of the sync (no guess at a
+  stand-in value) and named (``unrepresentable_rows``).
 - **A repeated primary key** (a source table that lost its constraint): the stated rule
   keeps, per key, the row changed last (``updated_at``, then ``created_at``, then the
   physical row order), and every sync, count and checksum reads the source without the
@@ -75,6 +78,37 @@ def outside_rows(
         )
     ).fetchall()
     return Outside(rows=int(count), ids=[r[0] for r in ids])
+
+
+def finite(table: Table) -> sql.Composable:
+    """Rows whose every timestamp column is NULL or finite (what Arrow can hold)."""
+    from voyce_assets.catalog import TIMESTAMP
+
+    parts = [
+        sql.SQL("isfinite({}) IS NOT FALSE").format(sql.Identifier(c.name))
+        for c in table.source_columns
+        if c.type is TIMESTAMP
+    ]
+    return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
+
+
+def unrepresentable_rows(
+    conn, table: Table, where: sql.Composable, pg_schema: str = "public"
+) -> Outside:
+    """Rows meeting ``where`` (a sync's partitions) with an infinite timestamp."""
+    names = {
+        "s": sql.Identifier(pg_schema),
+        "t": sql.Identifier(table.name),
+        "pk": sql.Identifier(table.primary_key[0]),
+        "where": sql.SQL("({}) AND NOT ({})").format(where, finite(table)),
+    }
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT count(*), (array_agg({pk}::text ORDER BY {pk}))[1:{n}] "
+            "FROM {s}.{t} WHERE {where}"
+        ).format(n=sql.Literal(PREVIEW_IDS), **names)
+    ).fetchone()
+    return Outside(rows=int(rows[0]), ids=list(rows[1] or []))
 
 
 def has_unique_key(conn, table: Table, pg_schema: str = "public") -> bool:

@@ -27,7 +27,13 @@ from psycopg import sql
 from voyce_assets.catalog import Table
 from voyce_assets.ddl import cdc_column
 from voyce_assets.ingestion.checksum import RowChecksums, postgres_checksums
-from voyce_assets.ingestion.placement import Outside, find_duplicates, outside_rows
+from voyce_assets.ingestion.placement import (
+    Outside,
+    find_duplicates,
+    finite,
+    outside_rows,
+    unrepresentable_rows,
+)
 from voyce_assets.ingestion.source import (
     SourceShape,
     inspect_source,
@@ -82,6 +88,8 @@ class SyncResult:
     checksummed: bool = True
     # Source rows no partition holds (placement.outside_rows); None: not looked for.
     outside: Outside | None = None
+    # Rows of the partitions with an infinite timestamp, left out (placement.finite).
+    unrepresentable: Outside = field(default_factory=Outside)
     # Partitions an incremental sync found unequal (a hard delete) and replaced.
     repaired: list[str] = field(default_factory=list)
 
@@ -211,6 +219,7 @@ def _repair(conn, result: SyncResult, uri, pg_schema, storage_options, bounds) -
         result.stats.rows_per_partition[key] = rows
     for (key, org), rows in full.stats.rows_per_partition_organization.items():
         result.stats.rows_per_partition_organization[(key, org)] = rows
+    result.unrepresentable = full.unrepresentable
     result.source_counts.update(full.source_counts)
     result.mirror_counts.update(full.mirror_counts)
     if full.duplicate_count:
@@ -223,7 +232,8 @@ def _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bo
     shape = inspect_source(conn, table, pg_schema)
     # Rows a repeated key's rule leaves out are left out of everything read below.
     duplicates = find_duplicates(conn, table, pg_schema)
-    exclude = duplicates.exclusion()
+    # ... and so are rows with a timestamp Arrow cannot hold (named, never guessed at).
+    exclude = sql.SQL("{} AND {}").format(duplicates.exclusion(), finite(table))
     where = sql.SQL("{} AND {}").format(partition_filter(table, dates), exclude)
     if since is not None:
         where = sql.SQL("{} AND {}").format(where, since.condition(table))
@@ -242,6 +252,9 @@ def _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bo
         duplicate_count=duplicates.keys,
         duplicate_rows_dropped=duplicates.rows_dropped,
         outside=outside_rows(conn, table, *bounds, pg_schema) if bounds else None,
+        unrepresentable=unrepresentable_rows(
+            conn, table, partition_filter(table, dates), pg_schema
+        ),
     )
     ours = RowChecksums(table, dates, keys=True) if full and verify else None
     with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:

@@ -201,3 +201,32 @@ def test_a_repeated_key_keeps_its_newest_row_and_is_reported(env):
     assert merged.success
     day = delta_rows(resources, "raw_data/voice_feedback", DAYS[1]).to_pylist()
     assert [r["audio_file_path"] for r in day if r["id"] == twin] == ["newer.wav!"]
+
+
+def test_an_infinite_timestamp_is_named_and_the_rest_mirrored(env):
+    """PostgreSQL allows 'infinity' in a timestamptz; Arrow and Delta have no such value:
+    the row is left out and named, the other rows and tables sync."""
+    engine, resources = env
+    odd = sql_rows(
+        engine,
+        f"SELECT id::text FROM users WHERE (created_at AT TIME ZONE 'UTC')::date = '{DAYS[0]}' "
+        "ORDER BY id LIMIT 1",
+    )[0][0]
+    sql_rows(engine, "UPDATE users SET last_login = 'infinity' WHERE id = :i", i=odd)
+    run = materialize(raw_mirrors, resources=resources, tags=RANGE)
+    assert run.success
+    placed = checks_by_name(run)[("users", "rows_placed")]
+    assert not placed.passed
+    assert placed.metadata["infinite_timestamp_ids"].value == [odd]
+    assert checks_by_name(run)[("users", "reconciliation")].passed
+    mirror = delta_rows(resources, "raw_data/users")["id"].to_pylist()
+    expected = (
+        sql_rows(
+            engine,
+            "SELECT count(*) FROM users WHERE (created_at AT TIME ZONE 'UTC')::date "
+            "= ANY(CAST(:d AS date[]))",
+            d=DAYS,
+        )[0][0]
+        - 1
+    )
+    assert odd not in mirror and len(mirror) == expected
