@@ -164,13 +164,19 @@ def predictions_check(rows: list[dict]) -> AssetCheckResult:
 
 
 def _result(name: str, levels: dict[str, str | None], detail: dict) -> AssetCheckResult:
+    """Each partition judged on its own (never the run's range as one), the failing named."""
     level = drift.worst(levels)
+    failing = sorted(k for k, v in levels.items() if v)
+    judged = sum(1 for v in detail.values() if isinstance(v, dict))
     return AssetCheckResult(
         check_name=name,
         passed=level is None,
         severity=AssetCheckSeverity.ERROR if level == "ERROR" else AssetCheckSeverity.WARN,
+        description=f"failing: {', '.join(f'{k} ({levels[k]})' for k in failing)}"
+        if failing
+        else f"{judged} of {len(levels)} partition(s) judged, none failing",
         metadata={
-            "failing_partitions": sorted(k for k, v in levels.items() if v),
+            "failing_partitions": failing,
             "per_partition": MetadataValue.json(detail),
         },
     )
