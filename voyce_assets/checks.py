@@ -95,3 +95,15 @@ def rate_check(
         description=description,
         metadata=metadata,
     )
+
+
+def failing_partitions(days: Iterable[dt.date | str | None]) -> list[str]:
+    """The partition keys of the bad rows of an every-row check, sorted, each once: such a
+    check fails on one bad row anywhere, and names the days so an alert or a health count
+    lands on them (``analytics/pipeline_health.failing_days``)."""
+    return sorted({_key(d) for d in days if d is not None})
+
+
+def named(failing: list[str]) -> str | None:
+    """A description naming the failing partitions (None when there are none)."""
+    return f"failing partitions: {', '.join(failing)}" if failing else None

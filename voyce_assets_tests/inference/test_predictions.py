@@ -268,8 +268,11 @@ def _row(**overrides):
 )
 def test_the_predictions_check_fails_on_each_kind_of_bad_row(bad):
     assert predictions_check([_row()]).passed
-    result = predictions_check([_row(), _row(voice_feedback_id=uid("g"), **bad)])
+    result = predictions_check(
+        [_row(), _row(voice_feedback_id=uid("g"), event_date=DAYS[1], **bad)]
+    )
     assert not result.passed and result.metadata["invalid"].value == 1
+    assert result.metadata["failing_partitions"].value == [DAYS[1].isoformat()]
 
 
 def test_arms_follow_the_id_and_the_share():

@@ -138,6 +138,11 @@ def test_the_check_fails_on_a_non_finite_or_short_vector():
     assert not features_check([nan]).passed
     short = {**good, "features": [0.0] * (len(FEATURE_NAMES) - 1)}
     assert features_check([good, short]).metadata["invalid"].value == ["f"]
+    # Over a range, one bad vector fails the check and names its own day only.
+    days = [{**good, "event_date": D1}, {**short, "voice_feedback_id": "g", "event_date": D2}]
+    check = features_check(days)
+    assert not check.passed and check.metadata["failing_partitions"].value == ["2026-11-21"]
+    assert check.description == "failing partitions: 2026-11-21"
 
 
 def test_the_asset_writes_each_day_with_its_own_counts_and_reruns_the_same(tmp_path):
