@@ -41,6 +41,7 @@ from voyce_assets.analytics.sql_asset import (
 from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.charts import bar_chart_png, png_markdown
+from voyce_assets.checks import failing_partitions, named
 from voyce_assets.lake import replace_partitions
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
@@ -210,11 +211,18 @@ def cost_rows_check(stored: list[dict]) -> AssetCheckResult:
             problems["mispriced"].append(r["id"])
         if r["organization_id"] is None:
             problems["no_organization"].append(r["id"])
+    bad = {i for found in problems.values() for i in found}
+    failing = failing_partitions(r.get("event_date") for r in stored if r["id"] in bad)
+    described = ", ".join(f"{len(v)} {k}" for k, v in problems.items())
     return AssetCheckResult(
         check_name="cost_rows_valid",
         passed=not problems,
-        metadata={"rows": len(stored), **{k: v[:20] for k, v in problems.items()}},
-        description=", ".join(f"{len(v)} {k}" for k, v in problems.items()) or None,
+        metadata={
+            "rows": len(stored),
+            **{k: v[:20] for k, v in problems.items()},
+            "failing_partitions": failing,
+        },
+        description=f"{described} ({named(failing)})" if failing else described or None,
     )
 
 

@@ -48,8 +48,13 @@ def feedback_count_check(summary: pa.Table, feedback: pa.Table) -> AssetCheckRes
     return AssetCheckResult(
         check_name="feedback_counts_reconcile",
         passed=not wrong,
-        metadata={"days_checked": len(set(counted) | set(mirrored)), "mismatches": wrong},
-        description=f"{len(wrong)} day(s) whose counts differ from raw_data.voice_feedback"
+        metadata={
+            "days_checked": len(set(counted) | set(mirrored)),
+            "mismatches": wrong,
+            "failing_partitions": sorted(wrong),
+        },
+        description=f"{len(wrong)} day(s) whose counts differ from raw_data.voice_feedback: "
+        f"{', '.join(sorted(wrong))}"
         if wrong
         else None,
     )

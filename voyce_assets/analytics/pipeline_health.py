@@ -105,14 +105,17 @@ def ingestion_failures(
 
 
 def failing_days(check, run_days: list[str]) -> list[str]:
-    """The days one failed evaluation is about: those it names (the reconciliation's
-    ``mismatched_partitions``); else its run's day; else, for a run over several days that
-    does not say which, the newest of them: one failure counts once, never on each day."""
+    """The days one failed evaluation is about: those it names (``failing_partitions``, the
+    per-partition checks' list, or the reconciliation's ``mismatched_partitions``); else its
+    run's day; else, for a run over several days that does not say which, the newest of them:
+    one failure counts once, never on each day."""
     evaluation = check.event.dagster_event.event_specific_data if check.event else None
-    named = (evaluation.metadata or {}).get("mismatched_partitions") if evaluation else None
-    named = getattr(named, "value", named)
-    if isinstance(named, dict) and named:
-        return sorted(named)
+    metadata = (evaluation.metadata or {}) if evaluation else {}
+    for name in ("failing_partitions", "mismatched_partitions"):
+        named = metadata.get(name)
+        named = getattr(named, "value", named)
+        if isinstance(named, dict | list) and named:
+            return sorted(named)
     return run_days[-1:]
 
 

@@ -31,6 +31,7 @@ from dagster import (
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
 from voyce_assets.charts import bar_chart_png, png_markdown
+from voyce_assets.checks import failing_partitions, named
 from voyce_assets.features import (
     BASE_FEATURES,
     EMBEDDING_DIM,
@@ -138,9 +139,11 @@ def score(
 def predictions_check(rows: list[dict]) -> AssetCheckResult:
     """Probabilities sum to 1 over known labels, the label is the likeliest, nothing null."""
     problems: dict[str, str] = {}
+    days: dict[str, dt.date | None] = {}
     required = [c.name for c in PREDICTIONS.columns if c.name != "event_date"]
     for r in rows:
         fid = r["voice_feedback_id"]
+        days[str(fid)] = r.get("event_date")
         missing = [c for c in required if r.get(c) is None]
         if missing:
             problems[str(fid)] = f"null {', '.join(missing)}"
@@ -152,25 +155,34 @@ def predictions_check(rows: list[dict]) -> AssetCheckResult:
             problems[fid] = f"probabilities sum to {sum(proba.values()):.6f}"
         elif abs(proba.get(r["predicted_label"], -1) - r["prediction_confidence"]) > 1e-6:
             problems[fid] = "confidence is not the predicted label's probability"
+    failing = failing_partitions(days[str(fid)] for fid in problems)
     return AssetCheckResult(
         check_name="predictions_valid",
         passed=not problems,
+        description=named(failing),
         metadata={
             "rows": len(rows),
             "invalid": len(problems),
             "examples": dict(list(problems.items())[:20]),
+            "failing_partitions": failing,
         },
     )
 
 
 def _result(name: str, levels: dict[str, str | None], detail: dict) -> AssetCheckResult:
+    """Each partition judged on its own (never the run's range as one), the failing named."""
     level = drift.worst(levels)
+    failing = sorted(k for k, v in levels.items() if v)
+    judged = sum(1 for v in detail.values() if isinstance(v, dict))
     return AssetCheckResult(
         check_name=name,
         passed=level is None,
         severity=AssetCheckSeverity.ERROR if level == "ERROR" else AssetCheckSeverity.WARN,
+        description=f"failing: {', '.join(f'{k} ({levels[k]})' for k in failing)}"
+        if failing
+        else f"{judged} of {len(levels)} partition(s) judged, none failing",
         metadata={
-            "failing_partitions": sorted(k for k, v in levels.items() if v),
+            "failing_partitions": failing,
             "per_partition": MetadataValue.json(detail),
         },
     )

@@ -17,6 +17,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, 
 
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
+from voyce_assets.checks import failing_partitions, named
 from voyce_assets.features import (
     BASE_FEATURES,
     EMBEDDING_DIM,
@@ -80,15 +81,22 @@ def build(enhanced: pa.Table, audio: pa.Table, sentiment: pa.Table) -> tuple[pa.
 def features_check(rows: list[dict]) -> AssetCheckResult:
     """Every vector has the full width and only finite values."""
     bad = [
-        r["voice_feedback_id"]
+        r
         for r in rows
         if len(r["features"]) != len(FEATURE_NAMES)
         or not np.isfinite(np.asarray(r["features"], np.float64)).all()
     ]
+    failing = failing_partitions(r.get("event_date") for r in bad)
     return AssetCheckResult(
         check_name="features_valid",
         passed=not bad,
-        metadata={"rows": len(rows), "width": len(FEATURE_NAMES), "invalid": bad[:20]},
+        description=named(failing),
+        metadata={
+            "rows": len(rows),
+            "width": len(FEATURE_NAMES),
+            "invalid": [r["voice_feedback_id"] for r in bad[:20]],
+            "failing_partitions": failing,
+        },
     )
 
 

@@ -17,6 +17,7 @@ from dagster import (
 
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
+from voyce_assets.checks import failing_partitions, named
 from voyce_assets.feedback import existing_rows, partition_feedback, row_id, write_partition
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
@@ -99,10 +100,9 @@ def audio_features(context: AssetExecutionContext, lakehouse: Lakehouse) -> Mate
     write_partition(lakehouse, AUDIO_FEATURES, rows, dates)
     seconds = time.perf_counter() - started
     bad_shapes = [
-        r["voice_feedback_id"]
-        for r in rows
-        if len(r["mfcc_features"]) != 13 or len(r["spectral_features"]) != 6
+        r for r in rows if len(r["mfcc_features"]) != 13 or len(r["spectral_features"]) != 6
     ]
+    failing = failing_partitions(r["event_date"] for r in bad_shapes)
     day_of = {item.id: item.event_date.isoformat() for item in feedback}
     per_partition = {}
     for key, day_rows in by_partition(context, rows, lambda r: r["event_date"]).items():
@@ -125,7 +125,11 @@ def audio_features(context: AssetExecutionContext, lakehouse: Lakehouse) -> Mate
             AssetCheckResult(
                 check_name="feature_shapes",
                 passed=not bad_shapes,
-                metadata={"bad_rows": MetadataValue.json(bad_shapes)},
+                description=named(failing),
+                metadata={
+                    "bad_rows": MetadataValue.json([r["voice_feedback_id"] for r in bad_shapes]),
+                    "failing_partitions": failing,
+                },
             )
         ],
     )

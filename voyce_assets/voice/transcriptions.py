@@ -19,6 +19,7 @@ from dagster import (
 
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
+from voyce_assets.checks import rate_check
 from voyce_assets.feedback import (
     Feedback,
     existing_rows,
@@ -51,7 +52,7 @@ TRANSCRIPTIONS = table("raw_data/transcriptions")
     description="One row per voice feedback of the partition; failures (corrupt, missing, "
     "silent, too long ...) are rows with error_message. Feedback already transcribed by the "
     "same engine/model is kept, not transcribed again.",
-    checks={"failure_rate": f"At most {MAX_FAILURE_RATE:.0%} of the partition failed."},
+    checks={"failure_rate": f"At most {MAX_FAILURE_RATE:.0%} of each partition of the run failed."},
 )
 def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse: Lakehouse = context.resources.lakehouse
@@ -109,25 +110,26 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
             ),
         }
     record_partitions(context, per_partition)
-    failed = sum(1 for r in rows if r["error_message"])
-    rate = failed / len(rows) if rows else 0.0
     return MaterializeResult(
         metadata={
             "engine": label,
             "run_realtime_factor": round(audio_seconds / busy_seconds, 2) if busy_seconds else 0.0,
         },
-        check_results=[
-            AssetCheckResult(
-                check_name="failure_rate",
-                passed=rate <= MAX_FAILURE_RATE,
-                metadata={
-                    "failure_rate": round(rate, 4),
-                    "failed": failed,
-                    "rows": len(rows),
-                    "partitions": len(dates),
-                },
-            )
-        ],
+        check_results=[failure_rate_check(rows, context.partition_keys)],
+    )
+
+
+def failure_rate_check(rows: list[dict], partitions: list[str]) -> AssetCheckResult:
+    """Failed rows per partition of the run: one day over the alert fails the check, however
+    clean the other days of a backfill are, and the check names it."""
+    return rate_check(
+        "failure_rate",
+        rows,
+        partitions,
+        day=lambda r: r["event_date"],
+        counts=lambda r: bool(r["error_message"]),
+        max_rate=MAX_FAILURE_RATE,
+        example=lambda r: f"{r['voice_feedback_id']}: {r['error_message']}",
     )
 
 

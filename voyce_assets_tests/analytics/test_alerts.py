@@ -5,11 +5,14 @@ never in a log line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from dagster import (
     AssetCheckResult,
@@ -32,6 +35,9 @@ from voyce_assets.analytics.alerts import (
     run_failure_alerts,
 )
 from voyce_assets.analytics.resources import AlertDeliveryError, AlertWebhook, resources
+from voyce_assets.features import FEATURE_NAMES
+from voyce_assets.inference.predictions import drift_checks
+from voyce_assets.inference.resources import InferenceSettings
 from voyce_assets.partitions import daily_partitions
 from voyce_assets.settings import ConfigError
 from voyce_assets.tables import table_key
@@ -349,6 +355,52 @@ def test_failed_quality_checks_alert_once_per_check_and_day(receiver):
     _tick(model_quality_alerts, instance, hook, cursor)
     assert [t.splitlines()[0] for t in receiver.take()] == [
         "*Model drift: feature_drift on 2026-05-04*"
+    ]
+
+
+def test_a_range_run_alerts_only_the_day_its_real_drift_check_names(receiver):
+    """The inference stage's own drift checks over a 2-day range: the day whose labels moved
+    is alerted, the stable day of the same evaluation is not."""
+    d0, d1, d2 = (dt.date(2026, 5, 3) + dt.timedelta(days=n) for n in range(3))
+    mixed = ["positive"] * 20 + ["negative"] * 20
+    days = [d0] * 40 + [d1] * 40 + [d2] * 40
+    history = pa.table(
+        {
+            "event_date": pa.array(days, pa.date32()),
+            # d1 like d0; d2 all negative: a shift of the predicted labels on d2 only.
+            "predicted_label": mixed + mixed + ["negative"] * 40,
+        }
+    )
+    info = pa.table({"event_date": pa.array(days, pa.date32())})
+    stored = pa.table(
+        {"event_date": pa.array(days[40:], pa.date32()), "prediction_confidence": [0.9] * 80}
+    )
+    checks, _ = drift_checks(
+        [d1, d2],
+        stored,
+        (info, np.zeros((120, len(FEATURE_NAMES)))),
+        history,
+        InferenceSettings(min_drift_rows=30, reference_days=1),
+    )
+    key = table_key("ml_models/predictions")
+
+    @asset(
+        key=key,
+        partitions_def=daily_partitions,
+        check_specs=[AssetCheckSpec(c.check_name, asset=key) for c in checks],
+    )
+    def predictions():
+        return MaterializeResult(check_results=checks)
+
+    instance = DagsterInstance.ephemeral()
+    tags = {
+        "dagster/asset_partition_range_start": d1.isoformat(),
+        "dagster/asset_partition_range_end": d2.isoformat(),
+    }
+    assert materialize([predictions], instance=instance, tags=tags).success
+    _tick(model_quality_alerts, instance, _hook(receiver))
+    assert [t.splitlines()[0] for t in receiver.take()] == [
+        "*Model drift: prediction_drift on 2026-05-05*"
     ]
 
 

@@ -336,3 +336,5 @@ def test_the_count_check_fails_when_a_day_loses_feedback():
     check = feedback_count_check(short, feedback)
     assert not check.passed
     assert check.metadata["mismatches"].value == {"2026-11-20": {"summary": 3, "voice_feedback": 4}}
+    assert check.metadata["failing_partitions"].value == ["2026-11-20"]
+    assert check.description.endswith(": 2026-11-20")

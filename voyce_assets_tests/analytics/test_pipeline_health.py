@@ -223,7 +223,8 @@ def _checked_mirror(path: str, passed: bool, check: str = "reconciliation", meta
 
 def test_a_check_failing_in_a_run_over_several_days_counts_once_on_its_own_day(tmp_path):
     """Per-partition truth: a 3-day full sync whose reconciliation names D2 counts on D2
-    only; a check of such a run naming no day counts once (on the newest), not on each."""
+    only, a check naming D1 and D2 in ``failing_partitions`` on those two; a check of such a
+    run naming no day counts once (on the newest), not on each."""
     from dagster import MetadataValue
 
     lakehouse = _lakehouse(tmp_path)
@@ -244,9 +245,16 @@ def test_a_check_failing_in_a_run_over_several_days_counts_once_on_its_own_day(t
         instance=instance,
         tags=tags,
     )
+    # A per-partition check (voyce_assets.checks) names its failing days as a list.
+    failing = {"failing_partitions": [D1.isoformat(), D2.isoformat()]}
+    materialize(
+        [_checked_mirror("raw_data/tags", False, check="required_columns", metadata=failing)],
+        instance=instance,
+        tags=tags,
+    )
     assert materialize_health(lakehouse, instance, [D1, D2, D3]).success
     stored = {r["date"]: r["data_quality_failures"] for r in lakehouse.read(HEALTH).to_pylist()}
-    assert stored == {D1: 0, D2: 1, D3: 1}
+    assert stored == {D1: 1, D2: 2, D3: 1}
 
 
 def test_the_asset_writes_each_day_with_the_mirrors_failures_from_the_event_log(tmp_path):
