@@ -4,10 +4,12 @@ after the commit), so what they certify is the table, not the writer's intention
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from voyce_assets.catalog import SENTIMENT_LABELS
+from voyce_assets.checks import rate_check
 
 MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
 EXAMPLES = 10
@@ -71,39 +73,19 @@ def score_check(rows: list[dict], allow_unlabelled: bool = False) -> AssetCheckR
     return _result("scores_in_range", bad, len(rows), "have a value out of range")
 
 
-def failure_rate_check(rows: list[dict]) -> AssetCheckResult:
-    """Failed rows per partition: a run over many days fails if any one day is over the
-    alert, so a backfill cannot hide a bad day among good ones."""
-    days: dict[str, list[dict]] = {}
-    for r in rows:
-        days.setdefault(str(r["event_date"]), []).append(r)
-    rates = {
-        day: sum(1 for r in day_rows if r.get("error_message")) / len(day_rows)
-        for day, day_rows in sorted(days.items())
-    }
-    worst = max(rates, key=rates.get) if rates else None
-    failed = [r for r in rows if r.get("error_message")]
-    return AssetCheckResult(
-        check_name="failure_rate",
-        passed=all(rate <= MAX_FAILURE_RATE for rate in rates.values()),
+def failure_rate_check(rows: list[dict], partitions: Sequence[str] = ()) -> AssetCheckResult:
+    """Failed rows per partition (``partitions``: every day of the run, empty ones too): a
+    run over many days fails if any one day is over the alert, so a backfill cannot hide a
+    bad day among good ones, and the failing days are named (``failing_partitions``)."""
+    return rate_check(
+        "failure_rate",
+        rows,
+        partitions,
+        day=lambda r: str(r.get("event_date")),
+        counts=lambda r: bool(r.get("error_message")),
+        max_rate=MAX_FAILURE_RATE,
         severity=AssetCheckSeverity.WARN,
-        description=f"worst partition {worst}: {rates[worst]:.1%} of rows failed (alert "
-        f"above {MAX_FAILURE_RATE:.0%})"
-        if worst
-        else "no rows",
-        metadata={
-            "failure_rate": round(len(failed) / len(rows), 4) if rows else 0.0,
-            "worst_partition": worst or "",
-            "worst_failure_rate": round(rates[worst], 4) if worst else 0.0,
-            "failure_rate_by_partition": MetadataValue.json(
-                {day: round(rate, 4) for day, rate in rates.items()}
-            ),
-            "failed": len(failed),
-            "rows": len(rows),
-            "examples": MetadataValue.json(
-                [f"{r['voice_feedback_id']}: {r['error_message']}" for r in failed[:EXAMPLES]]
-            ),
-        },
+        example=lambda r: f"{r['voice_feedback_id']}: {r['error_message']}",
     )
 
 
