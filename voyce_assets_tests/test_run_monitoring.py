@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 LOCATION = "run_monitoring"
 INGESTION = {"voyce/ingestion": "app_tables"}
 # Seconds the test may wait for one transition (a run worker starting, a run finishing).
-WAIT = 40
+WAIT = 90
 
 
 def _instance_dir(tmp_path: Path, shipped: str) -> tuple[Path, int]:
