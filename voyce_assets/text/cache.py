@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import os
 import shutil
@@ -64,22 +63,36 @@ def _key(*parts: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, timeout: float = 600.0) -> Iterator[None]:
-    """An exclusive lock on ``path`` (created if missing), waited for at most ``timeout``."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
+def _locked(path: Path, timeout: float = 900.0, stale_after: float = 300.0) -> Iterator[None]:
+    """Hold ``path`` as a lock file, made by exclusive create: unlike ``flock``, that works on
+    a volume's FUSE mount too. A lock older than ``stale_after`` seconds was left by a holder
+    that died (a persist takes seconds) and is broken."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{path} stayed locked for {timeout:.0f} s") from None
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # released meanwhile
+            if age > stale_after:
+                path.unlink(missing_ok=True)
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"{path} stayed locked for {timeout:.0f} s") from None
+            else:
                 time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as lock:
+            lock.write(token)
+        break
+    try:
         yield
     finally:
-        os.close(fd)  # releases the lock
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text() == token:  # never another holder's (ours may have been broken)
+                path.unlink()
 
 
 def _merge(target: sqlite3.Connection, source: Path) -> None:

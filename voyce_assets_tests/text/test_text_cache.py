@@ -3,7 +3,9 @@ merge rows, so neither step's analyses or submitted batches are lost to the othe
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import numpy as np
 
@@ -99,3 +101,18 @@ def test_concurrent_persists_keep_every_row(tmp_path):
     fresh.restore()
     keys = [f"{i}-{j}" for i in range(4) for j in range(20)]
     assert set(fresh.get_analyses(keys)) == set(keys)
+
+
+def test_a_lock_left_by_a_dead_step_is_broken(tmp_path):
+    cache = _cache(tmp_path, "step-1")
+    _analysis(cache, "a1")
+    lock = tmp_path / "volume" / "c.db.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("a step that died while persisting")
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    cache.persist()
+    assert not lock.exists()
+    fresh = _cache(tmp_path, "step-2")
+    fresh.restore()
+    assert set(fresh.get_analyses(["a1"])) == {"a1"}
