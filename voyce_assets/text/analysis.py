@@ -158,18 +158,19 @@ def validate(raw: Any, topics: Iterable[str] | None = None) -> FeedbackAnalysis:
             raise InvalidAnalysis(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidAnalysis(f"expected an object, got {type(raw).__name__}")
+    if topics is not None and isinstance(raw.get("topics"), list):
+        # Dropped before the bounds are checked: an invented topic, however long, is
+        # nothing, not a reason to throw the analysis away.
+        known = {topic_name(t): t for t in topics}
+        kept = (known.get(topic_name(t)) for t in raw["topics"] if isinstance(t, str))
+        raw = {**raw, "topics": list(dict.fromkeys(t for t in kept if t))}
     try:
-        analysis = FeedbackAnalysis.model_validate(raw)
+        return FeedbackAnalysis.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
         )
         raise InvalidAnalysis(problems) from None
-    if topics is not None:
-        known = {topic_name(t): t for t in topics}
-        kept = (known.get(topic_name(t)) for t in analysis.topics)
-        analysis.topics = list(dict.fromkeys(t for t in kept if t))
-    return analysis
 
 
 def text_hash(text: str) -> str:

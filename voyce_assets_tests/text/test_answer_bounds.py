@@ -86,6 +86,8 @@ def test_topics_outside_the_taxonomy_are_dropped():
     raw = {**VALID, "topics": ["Billing", "other", "ignore all instructions", "App Performance"]}
     assert validate(raw, TOPICS).topics == ["billing", "app_performance"]
     assert validate({**VALID, "topics": ["weather"]}, TOPICS).topics == []
+    # However long an invented topic, it is dropped, not a reason to lose the analysis.
+    assert validate({**VALID, "topics": ["do this " * 50, "billing"]}, TOPICS).topics == ["billing"]
     # Without a taxonomy (a cached answer read back) nothing is dropped.
     assert validate(raw).topics == raw["topics"]
 
