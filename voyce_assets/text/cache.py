@@ -247,6 +247,12 @@ class TextCache(ConfigurableResource):
                 (_DONE, (now - _DONE_KEPT).isoformat(timespec=_ISO)),
             )
 
+    def requests_in(self, batch_id: str) -> list[str]:
+        """The request keys waiting in ``batch_id`` (or its creation intent)."""
+        with self._db() as db:
+            rows = db.execute("SELECT request_key FROM batch_items WHERE batch_id = ?", (batch_id,))
+            return [row[0] for row in rows]
+
     def batch_ids(self) -> set[str]:
         """Every batch id (or creation intent) requests are waiting in."""
         with self._db() as db:

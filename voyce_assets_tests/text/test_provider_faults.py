@@ -183,9 +183,11 @@ def test_a_crash_before_the_batch_id_was_kept_resumes_it(cache):
         with pytest.raises(Exception, match="Internal server error"):
             claude(fake, cache, **BATCH, max_retries=0).analyze(texts)
         fake.down = False
-        # A new process, the same cache: the batch is found among ours, not paid again.
-        results = claude(fake, cache, **BATCH).analyze(texts)
-        assert fake.calls["batches.create"] == 1 and len(fake.batches) == 1
+        # A new process, the same cache, another set of texts (one of the batch, one new):
+        # the batch is found among ours, not paid again; only the new text is sent.
+        results = claude(fake, cache, **BATCH).analyze([texts[0], "the app logs me out"])
+        created = [b for b in fake.request_bodies if isinstance(b, dict) and "requests" in b]
+        assert [len(b["requests"]) for b in created] == [2, 1] and len(fake.batches) == 2
     assert all(r.ok for r in results)
 
 
@@ -205,5 +207,26 @@ def test_a_lost_create_that_made_nothing_is_sent_once_more(cache):
     with FakeAnthropic(api_key=KEY) as fake:
         claude(fake, cache, **BATCH).analyze(texts)
         results = claude(fake, cache, **BATCH, prompt_version="other").analyze(texts)
+        assert fake.calls["batches.create"] == 2 and len(fake.batches) == 2
+    assert all(r.ok for r in results)
+
+
+def test_a_batch_an_overlapping_step_made_is_not_taken_for_ours(tmp_path):
+    from voyce_assets.text.cache import TextCache
+
+    durable = str(tmp_path / "volume" / "cache.sqlite")
+    ours = TextCache(path=str(tmp_path / "step-1" / "c.sqlite"), persist_to=durable)
+    theirs = TextCache(path=str(tmp_path / "step-2" / "c.sqlite"), persist_to=durable)
+    with FakeAnthropic(api_key=KEY, lose_create_responses=1, down_after_lost_create=True) as fake:
+        with pytest.raises(Exception, match="Internal server error"):
+            claude(fake, ours, **BATCH, max_retries=0).analyze(["lovely driver", "wrong size"])
+        fake.down, fake.batch_polls_before_end = False, 1000
+        # The other step's batch: as many requests, made after our intent, still running.
+        with pytest.raises(TimeoutError):
+            claude(fake, theirs, **BATCH, batch_timeout_hours=1e-6).analyze(["a", "b"])
+        # Known from the durable copy its step persisted, it is not taken for ours.
+        results = claude(fake, ours, **BATCH, batch_timeout_hours=1e-4).analyze(
+            ["lovely driver", "wrong size"]
+        )
         assert fake.calls["batches.create"] == 2 and len(fake.batches) == 2
     assert all(r.ok for r in results)

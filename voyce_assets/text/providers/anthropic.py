@@ -171,16 +171,18 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         client = self.client()
         pending = self.cache.pending_batches(requests)
         for intent in sorted({b for b in pending.values() if b.startswith(_CREATING)}):
-            keys = [k for k, b in pending.items() if b == intent]
+            # The batch holds every request of the intent, also those this run does not bring.
+            keys = self.cache.requests_in(intent)
             found = self._find_created(keys, intent)
             if found is None:
                 self.cache.forget_batch_items(keys)  # never created: created below
             else:
                 self.cache.remember_batch(keys, found, _now())
             for key in keys:
-                pending.pop(key)
-                if found is not None:
-                    pending[key] = found
+                if key in pending:
+                    pending.pop(key)
+                    if found is not None:
+                        pending[key] = found
         live: set[str] = set()
         for batch_id in sorted(set(pending.values())):
             try:
@@ -244,6 +246,7 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         has it: the newest of ours since then with as many requests that no other requests
         of ours claim; once ended, its results must be these requests."""
         since = dt.datetime.fromisoformat(intent.removeprefix(_CREATING)) - _CLOCK_SKEW
+        self.cache.restore()  # batches an overlapping step made are known from its copy
         known = self.cache.batch_ids()
         wanted = set(keys)
         for batch in self.client().messages.batches.list(limit=100):
