@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from voyce_assets.text.analysis import Result
 
@@ -197,8 +197,13 @@ class TextCache(ConfigurableResource):
         return _key("analysis", provider, model, prompt_version, text)
 
     def get_analyses(self, keys: Iterable[str]) -> dict[str, Result]:
-        rows = self._lookup("analyses", "key", "result", keys)
-        return {key: Result.from_json(blob) for key, blob in rows}
+        """The cached results of ``keys``; one stored before a bound was tightened (that no
+        longer validates) is not served: its text is analysed again."""
+        found = {}
+        for key, blob in self._lookup("analyses", "key", "result", keys):
+            with contextlib.suppress(ValidationError):
+                found[key] = Result.from_json(blob)
+        return found
 
     def put_analyses(self, results: dict[str, Result]) -> None:
         rows = [(k, r.to_json()) for k, r in results.items() if r.ok]

@@ -3,7 +3,9 @@ merge rows, so neither step's analyses or submitted batches are lost to the othe
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import threading
 import time
 
@@ -116,3 +118,12 @@ def test_a_lock_left_by_a_dead_step_is_broken(tmp_path):
     fresh = _cache(tmp_path, "step-2")
     fresh.restore()
     assert set(fresh.get_analyses(["a1"])) == {"a1"}
+
+
+def test_an_analysis_cached_before_a_bound_was_tightened_is_not_served(tmp_path):
+    cache = _cache(tmp_path, "step-1")
+    _analysis(cache, "ok")
+    stored = Result(analysis=ANALYSIS).to_json().replace('"Late."', json.dumps("x" * 9000))
+    with sqlite3.connect(cache.path) as db:
+        db.execute("INSERT INTO analyses VALUES (?, ?)", ("old", stored))
+    assert set(cache.get_analyses(["ok", "old"])) == {"ok"}
