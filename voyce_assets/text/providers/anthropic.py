@@ -318,7 +318,9 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         if kinds == {"errored"} and len(errors) == 1:
             kind, message = next(iter(errors))
             if kind in _UNUSABLE_ITEM:
-                raise ProviderUnusable(f"anthropic batch: {kind}: {redact(str(message))}")
+                raise ProviderUnusable(
+                    f"anthropic batch: {kind}: {redact(str(message), self.api_key)}"
+                )
 
     def _analyze_batch(self, texts: list[str]) -> list[Result]:
         ids = [text_hash(t) for t in texts]
