@@ -3,17 +3,23 @@ validation, and the result (analysis or error, with its usage) every provider re
 
 The schema is the contract with Claude (a tool's ``input_schema``) and OpenAI (a strict
 ``json_schema`` response format); nothing a provider returns reaches a table before
-``validate`` accepted it.
+``validate`` accepted it. Every list and string of an answer is bounded (``LIMITS``): the
+schema asks for the bounds and ``FeedbackAnalysis`` enforces them, since neither provider
+guarantees them (OpenAI's strict mode does not even accept ``maxLength``). Topics come only
+from the taxonomy: the schema lists its names, and ``validate`` drops any other topic (an
+invented one would otherwise become a tag in the app), so "no topic fits" is an empty list.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from voyce_assets.catalog import SENTIMENT_LABELS
 
@@ -23,61 +29,126 @@ assert set(Label.__args__) == set(SENTIMENT_LABELS)  # one label set, the catalo
 TOOL_NAME = "record_feedback_analysis"
 
 
+# (most items, longest item) per list, longest text for ``summary``: enough for one spoken
+# feedback, small enough that an answer can never fill a row (or a tag) with an essay.
+LIMITS: dict[str, tuple[int, int]] = {
+    "emotions": (8, 40),
+    "key_phrases": (5, 100),
+    "topics": (5, 64),
+    "named_entities": (20, 100),
+    "action_items": (10, 300),
+}
+SUMMARY_MAX = 500
+
+
+def _bounded(name: str) -> Any:
+    items, length = LIMITS[name]
+    return Annotated[
+        list[Annotated[str, StringConstraints(max_length=length)]], Field(max_length=items)
+    ]
+
+
+_Emotions = _bounded("emotions")
+_KeyPhrases = _bounded("key_phrases")
+_Topics = _bounded("topics")
+_Entities = _bounded("named_entities")
+_ActionItems = _bounded("action_items")
+
+
 class FeedbackAnalysis(BaseModel):
-    """One analysis, as stored. Unknown keys are dropped; missing or out-of-range ones fail."""
+    """One analysis, as stored. Unknown keys are dropped; missing, out-of-range or overlong
+    ones fail."""
 
     model_config = ConfigDict(extra="ignore", strict=False)
 
     sentiment_label: Label
     sentiment_score: float = Field(ge=-1.0, le=1.0)
     confidence: float = Field(ge=0.0, le=1.0)
-    emotions: list[str]
-    key_phrases: list[str] = Field(max_length=5)
-    topics: list[str] = Field(max_length=5)
-    named_entities: list[str]
+    emotions: _Emotions
+    key_phrases: _KeyPhrases
+    topics: _Topics
+    named_entities: _Entities
     urgency: int = Field(ge=1, le=5)
-    summary: str
-    action_items: list[str]
+    summary: str = Field(max_length=SUMMARY_MAX)
+    action_items: _ActionItems
 
 
-def _string_list(description: str, max_items: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
-    if max_items:
-        out["maxItems"] = max_items
-    return {**out, "description": description}
+def _string_list(name: str, description: str, names: list[str] | None = None) -> dict[str, Any]:
+    items, length = LIMITS[name]
+    item: dict[str, Any] = {"type": "string", "maxLength": length}
+    if names is not None:
+        item = {"type": "string", "enum": names}
+    return {"type": "array", "items": item, "maxItems": items, "description": description}
 
 
-# Strict-mode compatible (OpenAI): every property required, no additional properties.
-ANALYSIS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "sentiment_label": {"type": "string", "enum": list(SENTIMENT_LABELS)},
-        "sentiment_score": {
-            "type": "number",
-            "description": "-1 very negative .. 1 very positive",
+def analysis_schema(topics: Iterable[str]) -> dict[str, Any]:
+    """The answer's JSON schema, topics limited to the taxonomy's names ``topics``.
+
+    Strict-mode compatible (OpenAI): every property required, no additional properties;
+    ``openai_schema`` removes the keywords strict mode rejects.
+    """
+    names = list(topics)
+    return {
+        "type": "object",
+        "properties": {
+            "sentiment_label": {"type": "string", "enum": list(SENTIMENT_LABELS)},
+            "sentiment_score": {
+                "type": "number",
+                "description": "-1 very negative .. 1 very positive",
+            },
+            "confidence": {"type": "number", "description": "0..1, how sure the label is"},
+            "emotions": _string_list("emotions", "Emotions the speaker expresses, lowercase"),
+            "key_phrases": _string_list("key_phrases", "Up to 5 short phrases from the text"),
+            "topics": _string_list("topics", "Up to 5 topics, only from the taxonomy", names),
+            "named_entities": _string_list(
+                "named_entities", "Products, brands, people, places named"
+            ),
+            "urgency": {"type": "integer", "description": "1 no action needed .. 5 act now"},
+            "summary": {"type": "string", "maxLength": SUMMARY_MAX, "description": "One sentence"},
+            "action_items": _string_list("action_items", "Concrete follow-ups for the company"),
         },
-        "confidence": {"type": "number", "description": "0..1, how sure the label is"},
-        "emotions": _string_list("Emotions the speaker expresses, lowercase"),
-        "key_phrases": _string_list("Up to 5 short phrases from the text", 5),
-        "topics": _string_list("Up to 5 topics, from the taxonomy where one fits", 5),
-        "named_entities": _string_list("Products, brands, people, places named"),
-        "urgency": {"type": "integer", "description": "1 no action needed .. 5 act now"},
-        "summary": {"type": "string", "description": "One sentence"},
-        "action_items": _string_list("Concrete follow-ups for the company"),
-    },
-    "required": list(FeedbackAnalysis.model_fields),
-    "additionalProperties": False,
-}
+        "required": list(FeedbackAnalysis.model_fields),
+        "additionalProperties": False,
+    }
+
+
+# Keywords OpenAI's strict structured outputs answer with a 400 ("... is not permitted");
+# the bounds they carry are enforced by ``FeedbackAnalysis`` instead.
+_NOT_IN_STRICT = ("maxLength", "minLength")
+
+
+def openai_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` without the keywords OpenAI's strict mode rejects."""
+    if isinstance(schema, dict):
+        return {k: openai_schema(v) for k, v in schema.items() if k not in _NOT_IN_STRICT}
+    if isinstance(schema, list):
+        return [openai_schema(v) for v in schema]
+    return schema
 
 
 class InvalidAnalysis(ValueError):
     """A provider's answer that is not a valid analysis (malformed, partial, refused)."""
 
 
-def validate(raw: Any) -> FeedbackAnalysis:
+class Truncated(InvalidAnalysis):
+    """An answer cut off at the output limit: whatever it holds is half an analysis, and the
+    same request with the same limit would be cut again."""
+
+
+_NAME = re.compile(r"[^a-z0-9]+")
+
+
+def topic_name(topic: str) -> str:
+    """A topic as the taxonomy spells names: lowercase words joined by underscores."""
+    return _NAME.sub("_", topic.lower()).strip("_")
+
+
+def validate(raw: Any, topics: Iterable[str] | None = None) -> FeedbackAnalysis:
     """The analysis in ``raw`` (a dict, or JSON text); ``InvalidAnalysis`` saying why not.
     ``raw`` may itself be the ``InvalidAnalysis`` a provider made of an answer with none in
-    it (a refusal, no tool call)."""
+    it (a refusal, no tool call). With ``topics`` (the taxonomy's names), a topic not among
+    them is dropped ("App Performance" is ``app_performance``; "other" or an instruction
+    hidden in the transcript is nothing), never stored."""
     if isinstance(raw, InvalidAnalysis):
         raise raw
     if isinstance(raw, str | bytes):
@@ -87,6 +158,12 @@ def validate(raw: Any) -> FeedbackAnalysis:
             raise InvalidAnalysis(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidAnalysis(f"expected an object, got {type(raw).__name__}")
+    if topics is not None and isinstance(raw.get("topics"), list):
+        # Dropped before the bounds are checked: an invented topic, however long, is
+        # nothing, not a reason to throw the analysis away.
+        known = {topic_name(t): t for t in topics}
+        kept = (known.get(topic_name(t)) for t in raw["topics"] if isinstance(t, str))
+        raw = {**raw, "topics": list(dict.fromkeys(t for t in kept if t))}
     try:
         return FeedbackAnalysis.model_validate(raw)
     except ValidationError as exc:

@@ -6,6 +6,10 @@ like any tag a person adds. Ids are derived from the content, so re-running inse
 twice. When a new analysis (prompt, provider, taxonomy) drops a topic, its auto-tag is
 removed from the app; a delete leaves no trace for the CDC, so the daily reconciliation
 sweep finds that partition's count changed and re-syncs it.
+
+Only the taxonomy's topics become tags (``AutoTagger.topics``, the analyzer's taxonomy): the
+analyzers already keep no other, and a row stored before they did (or by another analyzer)
+never adds a name of its own to the app's shared ``tags`` table.
 """
 
 import datetime as dt
@@ -27,6 +31,7 @@ from voyce_assets.partitions import by_partition, partition_dates, record_partit
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.tables import partitioned_asset
 from voyce_assets.text.sentiment_analysis import SENTIMENT
+from voyce_assets.text.taxonomy import TOPICS
 
 CATEGORY = "auto_generated"
 ASSIGNED_BY = "auto_sentiment_analysis"
@@ -40,6 +45,10 @@ class AutoTagger(ConfigurableResource):
     enabled: bool = Field(default=True, description="Write auto-tags back to the app DB.")
     min_confidence: float = Field(
         default=0.0, description="Skip analyses less confident than this (0..1)."
+    )
+    topics: list[str] = Field(
+        default_factory=lambda: list(TOPICS),
+        description="The taxonomy's topic names (the analyzer's `topics`): only these become tags.",
     )
 
 
@@ -56,8 +65,12 @@ def feedback_tag_id(feedback_id: str, tag: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce:auto-tag:{feedback_id}:{tag}"))
 
 
-def tag_rows(rows: list[dict], min_confidence: float) -> tuple[dict[str, str], list[dict]]:
-    """``({tag id: name}, feedback_tags rows)`` for the analysed sentiment ``rows``."""
+def tag_rows(
+    rows: list[dict], min_confidence: float, topics: list[str]
+) -> tuple[dict[str, str], list[dict]]:
+    """``({tag id: name}, feedback_tags rows)`` for the analysed sentiment ``rows``, tags
+    only of the taxonomy's ``topics``."""
+    allowed = {tag_name(t) for t in topics}
     tags: dict[str, str] = {}
     links: list[dict] = []
     for row in rows:
@@ -65,7 +78,7 @@ def tag_rows(rows: list[dict], min_confidence: float) -> tuple[dict[str, str], l
             continue
         for topic in json.loads(row["topics"] or "[]"):
             name = tag_name(topic)
-            if not name:
+            if name not in allowed:
                 continue
             tags[tag_id(name)] = name
             links.append(
@@ -147,7 +160,7 @@ def auto_tags(context: AssetExecutionContext) -> MaterializeResult:
         partition_dates(context),
         ["voice_feedback_id", "topics", "sentiment_confidence", "error_message", "event_date"],
     ).to_pylist()
-    tags, links = tag_rows(rows, tagger.min_confidence)
+    tags, links = tag_rows(rows, tagger.min_confidence, tagger.topics)
     # Only feedback analysed successfully is re-tagged; a failed analysis keeps its old tags.
     analysed = [r["voice_feedback_id"] for r in rows if not r["error_message"]]
     new_tags, new_links, removed = write_tags(context.resources.app_db, tags, links, analysed)

@@ -5,20 +5,31 @@ instructions → the validated result), embeddings (text + embedding model → v
 requests sitting in Message Batches (so a restarted run collects them instead of paying for
 them twice). Only successful analyses are kept: a failure is retried by the next run, never
 served from here.
+
+The durable copy (``persist_to``) is shared by every step, and two text steps may run at
+once: persisting merges this file's rows into it (under a lock, by an atomic replace), and
+restoring merges its rows into this file, so neither step's rows (a batch it paid for) are
+lost to the other's copy. A batch request is one row whatever its state (creating, in a
+batch, done), and a merge keeps the newer row of a request: a request done with is never
+brought back by a copy that still waits for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
+import os
 import shutil
 import sqlite3
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from voyce_assets.text.analysis import Result
 
@@ -29,10 +40,69 @@ CREATE TABLE IF NOT EXISTS batch_items (
     request_key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, created_at TEXT NOT NULL
 );
 """
+_DONE = "done"
+_ISO = "microseconds"  # created_at strings of one length compare as times
+
+# Rows of ``source`` that ``_merge`` copies into ``target`` (a database ATTACHed as ``src``).
+# Analyses and embeddings of one key are the same answer, whoever made them; of a batch
+# request's rows, the newer wins.
+_MERGE = """
+INSERT OR IGNORE INTO analyses SELECT key, result FROM src.analyses;
+INSERT OR IGNORE INTO embeddings SELECT key, vector FROM src.embeddings;
+INSERT INTO batch_items SELECT request_key, batch_id, created_at FROM src.batch_items WHERE 1
+    ON CONFLICT (request_key) DO UPDATE
+    SET batch_id = excluded.batch_id, created_at = excluded.created_at
+    WHERE excluded.created_at > batch_items.created_at;
+"""
+# Done requests are kept this long (a batch's results live 29 days), then pruned.
+_DONE_KEPT = dt.timedelta(days=30)
 
 
 def _key(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path, timeout: float = 900.0, stale_after: float = 300.0) -> Iterator[None]:
+    """Hold ``path`` as a lock file, made by exclusive create: unlike ``flock``, that works on
+    a volume's FUSE mount too. A lock older than ``stale_after`` seconds was left by a holder
+    that died (a persist takes seconds) and is broken."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # released meanwhile
+            if age > stale_after:
+                path.unlink(missing_ok=True)
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"{path} stayed locked for {timeout:.0f} s") from None
+            else:
+                time.sleep(0.05)
+            continue
+        with os.fdopen(fd, "w") as lock:
+            lock.write(token)
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text() == token:  # never another holder's (ours may have been broken)
+                path.unlink()
+
+
+def _merge(target: sqlite3.Connection, source: Path) -> None:
+    """Copy ``source``'s rows into ``target`` (``_MERGE``), in one transaction."""
+    target.executescript(_SCHEMA)
+    target.execute("ATTACH DATABASE ? AS src", (str(source),))
+    try:
+        target.executescript(f"BEGIN; {_MERGE} COMMIT;")
+    finally:
+        target.execute("DETACH DATABASE src")
 
 
 def _chunks(items: list, size: int = 500) -> Iterator[list]:
@@ -58,33 +128,44 @@ class TextCache(ConfigurableResource):
         self.persist()
 
     def restore(self) -> None:
-        """Take the durable copy when it is newer than the local file (a fresh cluster)."""
+        """Merge the durable copy's rows into the local file (a fresh cluster's is empty)."""
         if not self.persist_to or not Path(self.persist_to).exists():
             return
-        local, durable = Path(self.path), Path(self.persist_to)
-        if local.exists() and local.stat().st_mtime >= durable.stat().st_mtime:
-            return
+        local = Path(self.path)
         local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(local.name + ".restoring")
-        shutil.copyfile(durable, tmp)
-        tmp.replace(local)
+        # Read from a private copy: the durable file may be replaced while we read it.
+        copy = local.with_name(f"{local.name}.{uuid.uuid4().hex}.restoring")
+        try:
+            shutil.copyfile(self.persist_to, copy)
+            with self._db() as db:
+                _merge(db, copy)
+        finally:
+            copy.unlink(missing_ok=True)
 
     def persist(self) -> None:
-        """Write a consistent snapshot of the cache to ``persist_to`` (whole-file writes)."""
+        """Merge the local rows into ``persist_to`` (under its lock, by an atomic replace):
+        rows another step persisted meanwhile stay."""
         if not self.persist_to or not Path(self.path).exists():
             return
         durable = Path(self.persist_to)
         durable.parent.mkdir(parents=True, exist_ok=True)
-        snapshot = Path(self.path).with_name(Path(self.path).name + ".snapshot")
-        source, target = sqlite3.connect(self.path, timeout=60), sqlite3.connect(snapshot)
+        work = Path(self.path).with_name(f"{Path(self.path).name}.{uuid.uuid4().hex}.persisting")
         try:
-            source.backup(target)  # consistent even while another thread writes
+            with _locked(durable.with_name(durable.name + ".lock")):
+                if durable.exists():
+                    shutil.copyfile(durable, work)
+                target = sqlite3.connect(work)
+                try:
+                    target.executescript(_SCHEMA)
+                    _merge(target, Path(self.path))
+                    target.commit()
+                finally:
+                    target.close()
+                tmp = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.tmp")
+                shutil.copyfile(work, tmp)
+                tmp.replace(durable)
         finally:
-            source.close()
-            target.close()
-        shutil.copyfile(snapshot, durable.with_name(durable.name + ".tmp"))
-        durable.with_name(durable.name + ".tmp").replace(durable)
-        snapshot.unlink()
+            work.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -116,8 +197,13 @@ class TextCache(ConfigurableResource):
         return _key("analysis", provider, model, prompt_version, text)
 
     def get_analyses(self, keys: Iterable[str]) -> dict[str, Result]:
-        rows = self._lookup("analyses", "key", "result", keys)
-        return {key: Result.from_json(blob) for key, blob in rows}
+        """The cached results of ``keys``; one stored before a bound was tightened (that no
+        longer validates) is not served: its text is analysed again."""
+        found = {}
+        for key, blob in self._lookup("analyses", "key", "result", keys):
+            with contextlib.suppress(ValidationError):
+                found[key] = Result.from_json(blob)
+        return found
 
     def put_analyses(self, results: dict[str, Result]) -> None:
         rows = [(k, r.to_json()) for k, r in results.items() if r.ok]
@@ -145,7 +231,8 @@ class TextCache(ConfigurableResource):
     # paying for it again, whatever other texts the new run brings.
 
     def pending_batches(self, request_keys: Iterable[str]) -> dict[str, str]:
-        return dict(self._lookup("batch_items", "request_key", "batch_id", request_keys))
+        rows = self._lookup("batch_items", "request_key", "batch_id", request_keys)
+        return {key: batch for key, batch in rows if batch != _DONE}
 
     def remember_batch(self, request_keys: Iterable[str], batch_id: str, created_at: str) -> None:
         rows = [(k, batch_id, created_at) for k in request_keys]
@@ -154,7 +241,27 @@ class TextCache(ConfigurableResource):
         self.persist()  # a batch paid for must be found again, even after a lost cluster
 
     def forget_batch_items(self, request_keys: Iterable[str]) -> None:
+        """Done with these requests (answered, or never sent): marked done, so that no merge
+        of an older copy brings them back."""
+        now = dt.datetime.now(dt.UTC)
+        rows = [(k, _DONE, now.isoformat(timespec=_ISO)) for k in request_keys]
         with self._db() as db:
-            db.executemany(
-                "DELETE FROM batch_items WHERE request_key = ?", [(k,) for k in request_keys]
+            db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?, ?, ?)", rows)
+            db.execute(
+                "DELETE FROM batch_items WHERE batch_id = ? AND created_at < ?",
+                (_DONE, (now - _DONE_KEPT).isoformat(timespec=_ISO)),
             )
+
+    def requests_in(self, batch_id: str) -> list[str]:
+        """The request keys waiting in ``batch_id`` (or its creation intent)."""
+        with self._db() as db:
+            rows = db.execute("SELECT request_key FROM batch_items WHERE batch_id = ?", (batch_id,))
+            return [row[0] for row in rows]
+
+    def batch_ids(self) -> set[str]:
+        """Every batch id (or creation intent) requests are waiting in."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT DISTINCT batch_id FROM batch_items WHERE batch_id != ?", (_DONE,)
+            )
+            return {row[0] for row in rows}

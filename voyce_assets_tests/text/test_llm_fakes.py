@@ -16,9 +16,16 @@ from anthropic.types.messages import (
     MessageBatchSucceededResult,
 )
 
-from voyce_assets_tests.fakes.llm import FakeAnthropic, FakeOpenAI, analyse_feedback
+from voyce_assets_tests.fakes.llm import (
+    FakeAnthropic,
+    FakeOpenAI,
+    analyse_feedback,
+    strict_schema_problem,
+)
 
 KEY = "sk-ant-test-0123456789"
+# The least schema OpenAI's strict mode accepts.
+STRICT = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
 TOOL = "record_feedback_analysis"
 MODEL = "claude-sonnet-4-5"
 
@@ -44,7 +51,8 @@ def fake():
 
 
 def client(fake: FakeAnthropic, **kwargs) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=KEY, base_url=fake.base_url, max_retries=2, **kwargs)
+    settings = {"api_key": KEY, "base_url": fake.base_url, "max_retries": 2}
+    return anthropic.Anthropic(**{**settings, **kwargs})
 
 
 @pytest.mark.parametrize("blocks", [False, True])
@@ -160,7 +168,7 @@ def test_openai_structured_output_parses():
                 ],
                 response_format={
                     "type": "json_schema",
-                    "json_schema": {"name": "analysis", "strict": True, "schema": {}},
+                    "json_schema": {"name": "analysis", "strict": True, "schema": STRICT},
                 },
             )
 
@@ -203,3 +211,111 @@ def test_a_batch_of_ten_thousand_is_quick(fake):
     assert ended.request_counts.succeeded == 10_000
     assert [r.custom_id for r in first] == ["r9999", "r9998", "r9997"]  # no order is promised
     assert all(r.result.type == "succeeded" for r in first)
+
+
+# --- failing like the services ----------------------------------------------------------------
+
+
+def test_anthropic_fails_like_the_api():
+    with FakeAnthropic(KEY) as fake:
+        api = client(fake)
+        with pytest.raises(anthropic.NotFoundError) as unknown:
+            api.messages.create(**{**params("Hi"), "model": "claude-nonexistent-9"})
+        assert unknown.value.type == "not_found_error"
+        assert unknown.value.body["error"]["message"] == "model: claude-nonexistent-9"
+        bad_tool = {"name": TOOL, "input_schema": {"properties": {}}}
+        with pytest.raises(anthropic.BadRequestError, match=r"tools\.0\.custom\.input_schema"):
+            api.messages.create(**{**params("Hi"), "tools": [bad_tool]})
+
+        cut = api.messages.create(**params("Terrible [max-tokens]"))
+        assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 1024
+        assert set(cut.content[0].input) == {"sentiment_label", "summary"}
+        # A limit smaller than the answer cuts it too.
+        assert api.messages.create(**{**params("ok"), "max_tokens": 10}).stop_reason == (
+            "max_tokens"
+        )
+
+        fake.cache_read_tokens = 700
+        usage = api.messages.create(**params("Fine")).usage
+        assert usage.cache_read_input_tokens == 700 and usage.input_tokens < 700
+
+        # Throttled on every attempt for a while: the SDK gives up after its retries.
+        fake.throttled_requests = 3
+        with pytest.raises(anthropic.RateLimitError):
+            client(fake, max_retries=1).messages.create(**params("Hi"))
+        assert fake.throttled_requests == 1
+        assert client(fake, max_retries=1).messages.create(**params("Hi")).stop_reason == (
+            "tool_use"
+        )
+
+        fake.out_of_credit = True
+        with pytest.raises(anthropic.PaymentRequiredError) as broke:
+            api.messages.create(**params("Hi"))
+        assert broke.value.status_code == 402 and broke.value.type == "billing_error"
+
+
+def test_a_lost_create_answer_leaves_a_batch_that_the_list_shows():
+    with FakeAnthropic(KEY, lose_create_responses=1) as fake:
+        api = client(fake, max_retries=0)
+        with pytest.raises(anthropic.APIConnectionError):
+            api.messages.batches.create(requests=[{"custom_id": "a", "params": params("Hi")}])
+        second = api.messages.batches.create(requests=[{"custom_id": "b", "params": params("Yo")}])
+        # Newest first, paged by after_id as the SDK asks for pages.
+        listed = list(api.messages.batches.list(limit=1))
+        assert listed[0].id == second.id and len(listed) == 2
+        assert listed[1].request_counts.processing == 1
+        # The SDK's own retry of a lost create pays twice: why our code never lets it.
+        fake.lose_create_responses = 1
+        client(fake, max_retries=1).messages.batches.create(
+            requests=[{"custom_id": "c", "params": params("Hi")}]
+        )
+        assert len(fake.batches) == 4
+
+
+def test_openai_fails_like_the_api():
+    with FakeOpenAI("sk-openai-test") as fake:
+        api = openai.OpenAI(api_key="sk-openai-test", base_url=fake.base_url, max_retries=1)
+
+        def ask(feedback="Hi", schema=STRICT, **changes):
+            return api.chat.completions.create(
+                **{
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": f"<feedback>{feedback}</feedback>"}],
+                    "response_format": {
+                        "type": "json_schema",
+                        "json_schema": {"name": "analysis", "strict": True, "schema": schema},
+                    },
+                    **changes,
+                }
+            )
+
+        with pytest.raises(openai.NotFoundError) as unknown:
+            ask(model="gpt-nonexistent")
+        assert unknown.value.code == "model_not_found"
+        bounded = {**STRICT, "properties": {"s": {"type": "string", "maxLength": 5}}}
+        bounded["required"] = ["s"]
+        with pytest.raises(openai.BadRequestError, match="'maxLength' is not permitted") as bad:
+            ask(schema=bounded)
+        assert bad.value.param == "response_format"
+        assert "Missing 's'" in strict_schema_problem({**bounded, "required": []})
+
+        cut = ask("Late again [max-tokens]").choices[0]
+        assert cut.finish_reason == "length"
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(cut.message.content)
+
+        fake.cached_prompt_tokens = 1024
+        usage = ask().usage
+        assert usage.prompt_tokens_details.cached_tokens == 1024 and usage.prompt_tokens > 1024
+
+        fake.throttled_requests = 2
+        with pytest.raises(openai.RateLimitError):
+            ask()
+        assert fake.throttled_requests == 0
+        # The SDK waited what retry-after-ms said before its retry.
+        assert fake.request_times[-1] - fake.request_times[-2] >= float(fake.retry_after)
+
+        fake.out_of_quota = True
+        with pytest.raises(openai.RateLimitError) as quota:
+            ask()
+        assert quota.value.code == "insufficient_quota"

@@ -9,6 +9,7 @@ import json
 import pytest
 from dagster import materialize
 
+from voyce_assets.text.prompt import PROMPT_VERSION
 from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
 from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable
 from voyce_assets.text.providers.openai import OpenAIAnalyzer
@@ -104,10 +105,10 @@ def test_cache_means_no_second_call_and_a_new_prompt_version_pays_again(cache):
         assert fake.calls["messages"] == 2
         assert all(r.cached and r.input_tokens == 0 for r in second)
         assert [r.analysis for r in second] == [r.analysis for r in first]
-        claude(fake, cache, prompt_version="v2").analyze(texts)
+        claude(fake, cache, prompt_version="v3").analyze(texts)
         assert fake.calls["messages"] == 4
         # Other instructions under the same version (a new taxonomy) are not served old answers.
-        claude(fake, cache, prompt_version="v2", topics={"shipping": "parcels"}).analyze(texts)
+        claude(fake, cache, prompt_version="v3", topics={"shipping": "parcels"}).analyze(texts)
         assert fake.calls["messages"] == 6
 
 
@@ -233,7 +234,9 @@ def test_a_batch_survives_a_lost_cluster_through_the_durable_copy(tmp_path):
     third = TextCache(path=str(tmp_path / "driver-3" / "cache.sqlite"), persist_to=durable)
     third.restore()
     keys = [
-        TextCache.analysis_key("anthropic", "claude-sonnet-4-5", f"v1:{lost.fingerprint()}", t)
+        TextCache.analysis_key(
+            "anthropic", "claude-sonnet-4-5", f"{PROMPT_VERSION}:{lost.fingerprint()}", t
+        )
         for t in texts
     ]
     assert set(third.get_analyses(keys)) == set(keys)

@@ -145,18 +145,18 @@ def test_a_new_analysis_replaces_stale_auto_tags(
     _, _, resources = _demo(pg_database, lakehouse, text_resources, tmp_path)
     assert materialize([sentiment_analysis, auto_tags], resources=resources, tags=RANGE).success
     # Another taxonomy: the analyses change (a new cache key), and so must the auto-tags.
-    other = LocalAnalyzer(
-        embedder=embedder,
-        models_dir=models_dir,
-        cache=cache,
-        topics={
-            "money": "prices, fees, charges, refunds, paying",
-            "service": "people, support, delivery, waiting, help",
-        },
-    )
+    taxonomy = {
+        "money": "prices, fees, charges, refunds, paying",
+        "service": "people, support, delivery, waiting, help",
+    }
+    other = LocalAnalyzer(embedder=embedder, models_dir=models_dir, cache=cache, topics=taxonomy)
     again = materialize(
         [sentiment_analysis, auto_tags],
-        resources={**resources, "sentiment_analyzer": other},
+        resources={
+            **resources,
+            "sentiment_analyzer": other,
+            "auto_tagger": AutoTagger(topics=list(taxonomy)),
+        },
         tags=RANGE,
     )
     assert again.success

@@ -5,6 +5,13 @@ SDK retrying 429/529/5xx and timeouts (honouring ``retry-after``). ``batch``: th
 Batches API at half price for scheduled runs: submit, poll, collect. The batch id is kept in
 the cache under a hash of its requests, so a run that restarts (a retry, a crash) resumes the
 batch it paid for instead of submitting a second one.
+
+A batch is never paid for twice. Each request's ``custom_id`` is that hash, and the intent to
+create a batch is in the (durable) cache before the create is sent, which the SDK never
+repeats by itself (the API takes no idempotency key). When the answer to a create is lost
+(a timeout, a dropped connection, a crash before the id was kept), the batch is looked for
+among our recent batches (``batches.list``: created since the intent, as many requests,
+not one we know) and resumed; only when there is none is it created again.
 """
 
 from __future__ import annotations
@@ -18,22 +25,55 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr
 
 from voyce_assets.text.analysis import (
-    ANALYSIS_SCHEMA,
     TOOL_NAME,
     InvalidAnalysis,
     Result,
+    Truncated,
     text_hash,
     validate,
 )
 from voyce_assets.text.prompt import system_prompt, user_message
 from voyce_assets.text.providers.base import (
-    UNUSABLE,
     ProviderUnusable,
     RemoteAnalyzer,
     error_text,
     redact,
+    unusable,
     validated_twice,
 )
+
+# A batch request's error that every request of ours would get.
+_UNUSABLE_ITEM = ("not_found_error", "authentication_error", "permission_error", "billing_error")
+# The batch id kept for requests whose create was sent but not (yet) answered.
+_CREATING = "creating:"
+# How far a batch's created_at (the API's clock) may precede our intent (ours) and still be
+# the batch we created.
+_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def input_tokens(usage) -> int:
+    """Every input token of a call: ``input_tokens`` counts only those after the last cache
+    breakpoint; what was written to or read from the prompt cache comes on top. The cost
+    prices them all as input (cache reads cost less, writes more: we set no breakpoints, so
+    neither appears unless the API caches by itself)."""
+    return (
+        usage.input_tokens
+        + (getattr(usage, "cache_creation_input_tokens", 0) or 0)
+        + (getattr(usage, "cache_read_input_tokens", 0) or 0)
+    )
+
+
+def _retry_after(exc: Exception, attempt: int) -> float:
+    """Seconds to wait before sending a create again: what the API said, else a backoff."""
+    response = getattr(exc, "response", None)
+    try:
+        return min(60.0, float(response.headers.get("retry-after")))
+    except (AttributeError, TypeError, ValueError):
+        return min(30.0, 0.5 * 2**attempt)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 class AnthropicAnalyzer(RemoteAnalyzer):
@@ -78,17 +118,19 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                 {
                     "name": TOOL_NAME,
                     "description": "Record the analysis of one piece of customer feedback.",
-                    "input_schema": ANALYSIS_SCHEMA,
+                    "input_schema": self.schema(),
                 }
             ],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
         }
 
-    @staticmethod
-    def _answer(message) -> object:
+    def _answer(self, message) -> object:
         """The tool input a message carries, or an ``InvalidAnalysis`` saying why there is none."""
         if message.stop_reason == "refusal":
             return InvalidAnalysis("the model refused to answer")
+        if message.stop_reason == "max_tokens":
+            # Its tool input is whatever was written before the cut: never half-parsed.
+            return Truncated(f"answer cut off at max_tokens={self.max_tokens}; raise max_tokens")
         for block in message.content:
             if block.type == "tool_use" and block.name == TOOL_NAME:
                 return block.input
@@ -109,15 +151,15 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
         def call():
             message = client.messages.create(**self._params(text))
-            usage = message.usage
-            return self._answer(message), usage.input_tokens, usage.output_tokens
+            return self._answer(message), input_tokens(message.usage), message.usage.output_tokens
 
-        return validated_twice(call, "messages")
+        return validated_twice(call, "messages", self.topics)
 
     # ---- Message Batches API ----------------------------------------------------------------
 
     def _request_key(self, params: dict, attempt: int) -> str:
-        """The identity of one batch request: everything sent, and which attempt it is."""
+        """The identity of one batch request: everything sent, and which attempt it is. Also
+        its ``custom_id`` (64 hex characters), so our requests are known wherever they are."""
         sent = json.dumps([attempt, params], sort_keys=True)
         return hashlib.sha256(sent.encode()).hexdigest()
 
@@ -128,6 +170,19 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
         client = self.client()
         pending = self.cache.pending_batches(requests)
+        for intent in sorted({b for b in pending.values() if b.startswith(_CREATING)}):
+            # The batch holds every request of the intent, also those this run does not bring.
+            keys = self.cache.requests_in(intent)
+            found = self._find_created(keys, intent)
+            if found is None:
+                self.cache.forget_batch_items(keys)  # never created: created below
+            else:
+                self.cache.remember_batch(keys, found, _now())
+            for key in keys:
+                if key in pending:
+                    pending.pop(key)
+                    if found is not None:
+                        pending[key] = found
         live: set[str] = set()
         for batch_id in sorted(set(pending.values())):
             try:
@@ -137,19 +192,85 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                 pass  # deleted or expired from the API (29 days): submit again
         new = {key: r for key, r in requests.items() if pending.get(key) not in live}
         if new:
-            try:
-                batch = client.messages.batches.create(requests=list(new.values()))
-            except anthropic.APIError as exc:
-                if type(exc).__name__ in UNUSABLE:
-                    message = error_text(exc, self.api_key)
-                    raise ProviderUnusable(f"anthropic batch: {message}") from None
-                raise
-            # Remembered at once: a restart from here on finds it and pays nothing more.
-            self.cache.remember_batch(new, batch.id, dt.datetime.now(dt.UTC).isoformat())
+            batch_id = self._create(new)
             self._submitted.extend(new)
-            live.add(batch.id)
+            live.add(batch_id)
         self._submitted.extend(k for k in requests if pending.get(k) in live)
         return live
+
+    def _create(self, requests: dict[str, dict]) -> str:
+        """The id of the batch holding ``requests``, created once: the intent is kept first,
+        and a create whose answer is lost is looked for before it is sent again."""
+        import anthropic
+
+        intent = f"{_CREATING}{_now()}"
+        # Kept (and persisted) before the create: a crash from here on finds the batch.
+        self.cache.remember_batch(requests, intent, _now())
+        # The SDK would resend a create whose answer it lost: one more batch paid for. So it
+        # never retries here; a refusal for load (429/529, nothing made) is waited out and
+        # sent again, a lost answer (5xx, timeout, connection) is looked for first.
+        once = self.client().with_options(max_retries=0)
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                batch = once.messages.batches.create(requests=list(requests.values()))
+            except anthropic.APIStatusError as exc:
+                refused = exc.status_code < 500 or exc.status_code == 529
+                if refused and exc.status_code in (429, 529) and not last:
+                    time.sleep(_retry_after(exc, attempt))
+                    continue
+                if refused:
+                    self.cache.forget_batch_items(requests)  # nothing was created
+                    if unusable(exc):
+                        message = error_text(exc, self.api_key)
+                        raise ProviderUnusable(f"anthropic batch: {message}") from None
+                    raise
+                lost: Exception = exc
+            except anthropic.APIError as exc:  # timeout, connection: no answer at all
+                lost = exc
+            else:
+                # Remembered at once: a restart from here on finds it and pays nothing more.
+                self.cache.remember_batch(requests, batch.id, _now())
+                return batch.id
+            found = self._find_created(list(requests), intent)
+            if found is not None:
+                self.cache.remember_batch(requests, found, _now())
+                return found
+            if last:
+                raise lost
+            time.sleep(_retry_after(lost, attempt))
+        raise AssertionError("unreachable")
+
+    def _find_created(self, keys: list[str], intent: str) -> str | None:
+        """The batch a create of ``keys`` made, sent at the time ``intent`` names, if the API
+        has it: the newest of ours since then with as many requests that no other requests
+        of ours claim; once ended, its results must be these requests."""
+        since = dt.datetime.fromisoformat(intent.removeprefix(_CREATING)) - _CLOCK_SKEW
+        self.cache.restore()  # batches an overlapping step made are known from its copy
+        known = self.cache.batch_ids()
+        wanted = set(keys)
+        for batch in self.client().messages.batches.list(limit=100):
+            if batch.created_at < since:
+                return None  # newest first: the rest are older still
+            counts = batch.request_counts
+            total = (
+                counts.processing
+                + counts.succeeded
+                + counts.errored
+                + counts.canceled
+                + counts.expired
+            )
+            if batch.id in known or total != len(wanted):
+                continue
+            if batch.processing_status == "ended":
+                results = self.client().messages.batches.results(batch.id)
+                try:
+                    if {item.custom_id for item in results} != wanted:
+                        continue
+                finally:
+                    results.close()
+            return batch.id
+        return None
 
     def _settled(self) -> None:
         # The chunk's answers are in the cache: its batch requests are done with.
@@ -171,21 +292,38 @@ class AnthropicAnalyzer(RemoteAnalyzer):
             time.sleep(self.batch_poll_seconds)
 
     def _run_batch(self, texts: dict[str, str], attempt: int) -> dict[str, Any]:
-        """``{custom_id: individual result}`` for ``{custom_id: text}``, each paid once."""
-        requests = {}
-        for cid, text in texts.items():
+        """``{text id: individual result}`` for ``{text id: text}``, each paid once."""
+        requests, text_ids = {}, {}
+        for tid, text in texts.items():
             params = self._params(text)
-            requests[self._request_key(params, attempt)] = {"custom_id": cid, "params": params}
+            key = self._request_key(params, attempt)
+            requests[key] = {"custom_id": key, "params": params}
+            text_ids[key] = tid
         answers: dict[str, Any] = {}
         for batch_id in sorted(self._submit_or_resume(requests)):
             self._wait(batch_id)
             for item in self.client().messages.batches.results(batch_id):
-                if item.custom_id in texts:  # a resumed batch may hold texts of other runs
-                    answers[item.custom_id] = item.result
+                if item.custom_id in text_ids:  # a resumed batch may hold texts of other runs
+                    answers[text_ids[item.custom_id]] = item.result
         return answers
 
+    def _fail_if_unusable(self, answers: dict[str, Any]) -> None:
+        """A batch whose every request errored for the same reason no retry fixes (an
+        unknown model, no access, no credit): the step fails instead of writing errors."""
+        errors = {
+            (getattr(e, "type", None), getattr(e, "message", ""))
+            for e in (getattr(getattr(a, "error", None), "error", None) for a in answers.values())
+        }
+        kinds = {getattr(a, "type", None) for a in answers.values()}
+        if kinds == {"errored"} and len(errors) == 1:
+            kind, message = next(iter(errors))
+            if kind in _UNUSABLE_ITEM:
+                raise ProviderUnusable(
+                    f"anthropic batch: {kind}: {redact(str(message), self.api_key)}"
+                )
+
     def _analyze_batch(self, texts: list[str]) -> list[Result]:
-        ids = [text_hash(t) for t in texts]  # 64 hex characters: a valid custom_id
+        ids = [text_hash(t) for t in texts]
         by_id = dict(zip(ids, texts, strict=True))
         out: dict[str, Result] = {cid: Result(mode="batch") for cid in ids}
         todo = dict(by_id)
@@ -195,6 +333,7 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                 break
             started = time.perf_counter()
             answers = self._run_batch(todo, attempt)
+            self._fail_if_unusable(answers)
             elapsed = (time.perf_counter() - started) / max(1, len(todo))
             retry: dict[str, str] = {}
             for cid in todo:
@@ -204,10 +343,14 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                 kind = getattr(answer, "type", "missing")
                 if kind == "succeeded":
                     message = answer.message
-                    result.input_tokens += message.usage.input_tokens
+                    result.input_tokens += input_tokens(message.usage)
                     result.output_tokens += message.usage.output_tokens
+                    raw = self._answer(message)
+                    if isinstance(raw, Truncated):
+                        result.error = str(raw)  # the same request would be cut again
+                        continue
                     try:
-                        result.analysis = validate(self._answer(message))
+                        result.analysis = validate(raw, self.topics)
                         result.error = None
                         continue
                     except InvalidAnalysis as exc:

@@ -14,14 +14,20 @@ import json
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.text.analysis import ANALYSIS_SCHEMA, InvalidAnalysis, Result, validate
+from voyce_assets.text.analysis import (
+    InvalidAnalysis,
+    Result,
+    Truncated,
+    analysis_schema,
+    validate,
+)
 from voyce_assets.text.cache import TextCache
 from voyce_assets.text.prompt import PROMPT_VERSION, system_prompt
 from voyce_assets.text.taxonomy import TOPICS
@@ -112,12 +118,17 @@ class SentimentAnalyzer(ConfigurableResource):
         """Called once a chunk's results are in the cache (what was paid for is kept)."""
 
 
-def validated_twice(call: Callable[[], tuple[object, int, int]], mode: str) -> Result:
-    """Call a provider for one text, validate, and retry once if the answer is invalid.
+def validated_twice(
+    call: Callable[[], tuple[object, int, int]], mode: str, topics: Iterable[str]
+) -> Result:
+    """Call a provider for one text, validate (topics kept only from ``topics``), and retry
+    once if the answer is invalid.
 
     ``call`` returns ``(raw answer, input tokens, output tokens)``; the raw answer is an
-    ``InvalidAnalysis`` when it holds no analysis (a refusal, no tool call). Both attempts'
-    tokens are billed, so both are counted, also when the retry itself fails (``Retried``).
+    ``InvalidAnalysis`` when it holds no analysis (a refusal, no tool call), a ``Truncated``
+    one when the answer was cut off at the output limit: that is the text's error at once,
+    as the same request would be cut again. Both attempts' tokens are billed, so both are
+    counted, also when the retry itself fails (``Retried``).
     """
     started = time.perf_counter()
     tokens_in = tokens_out = 0
@@ -131,10 +142,13 @@ def validated_twice(call: Callable[[], tuple[object, int, int]], mode: str) -> R
             raise Retried(exc, tokens_in, tokens_out) from exc
         tokens_in += used_in
         tokens_out += used_out
+        if isinstance(raw, Truncated):
+            error = str(raw)
+            break
         try:
-            analysis = validate(raw)
+            analysis = validate(raw, topics)
         except InvalidAnalysis as exc:
-            error = str(exc)
+            error = f"invalid answer after a retry: {exc}"
             continue
         return Result(
             analysis=analysis,
@@ -144,7 +158,7 @@ def validated_twice(call: Callable[[], tuple[object, int, int]], mode: str) -> R
             seconds=time.perf_counter() - started,
         )
     return Result(
-        error=f"invalid answer after a retry: {error}",
+        error=error,
         input_tokens=tokens_in,
         output_tokens=tokens_out,
         mode=mode,
@@ -168,7 +182,36 @@ class ProviderDown(RuntimeError):
 
 
 # Errors no retry can fix: the step fails at once instead of writing a partition of errors.
-UNUSABLE = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
+# PaymentRequiredError: Anthropic's 402 billing_error (no credit left).
+UNUSABLE = ("AuthenticationError", "PermissionDeniedError", "NotFoundError", "PaymentRequiredError")
+# What a 400 names when our request itself is refused, the same for every text: the response
+# schema (OpenAI's ``param``, Anthropic's ``tools.0...input_schema`` path) or the model.
+_REQUEST_PARTS = ("response_format", "tools", "input_schema", "model")
+
+
+def _api_error(exc: BaseException) -> dict:
+    body = getattr(exc, "body", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    return inner if isinstance(inner, dict) else {}
+
+
+def unusable(exc: BaseException) -> bool:
+    """An SDK error that says the provider cannot work with this configuration at all: no
+    key, no access, an unknown model (404), a rejected schema (400), no credit or quota
+    (Anthropic's 402, OpenAI's 429 ``insufficient_quota``, which looks like a rate limit but
+    no retry ends)."""
+    if type(exc).__name__ in UNUSABLE:
+        return True
+    error = _api_error(exc)
+    if "insufficient_quota" in (error.get("type"), error.get("code")):
+        return True
+    if getattr(exc, "status_code", None) == 400:
+        param = str(error.get("param") or "")
+        message = str(error.get("message") or "")
+        return param in _REQUEST_PARTS or message.split(".", 1)[0].split(":")[0] in _REQUEST_PARTS
+    return False
+
+
 # Words that look like an API key in a provider's message ("Incorrect API key provided:
 # sk-proj-****abcd" from OpenAI): never copied into a row, a log or the UI.
 _KEYLIKE = re.compile(r"\b(?:sk|key|pk|rk)[-_][A-Za-z0-9_*.\-]{4,}", re.IGNORECASE)
@@ -249,8 +292,12 @@ class RemoteAnalyzer(SentimentAnalyzer):
             timeout=self.timeout_seconds,
         )
 
+    def schema(self) -> dict[str, Any]:
+        """The answer's JSON schema, topics from this analyzer's taxonomy."""
+        return analysis_schema(self.topics)
+
     def fingerprint(self) -> str:
-        sent = json.dumps([system_prompt(self.topics), ANALYSIS_SCHEMA], sort_keys=True)
+        sent = json.dumps([system_prompt(self.topics), self.schema()], sort_keys=True)
         return hashlib.sha256(sent.encode()).hexdigest()[:16]
 
     def client(self):
@@ -261,7 +308,8 @@ class RemoteAnalyzer(SentimentAnalyzer):
 
     @abstractmethod
     def _one(self, text: str) -> Result:
-        """One text's validated answer through the SDK (``validated_twice``)."""
+        """One text's validated answer through the SDK (``validated_twice``, topics from
+        ``self.topics``)."""
 
     def _sdk_error(self) -> type[Exception]:
         """The SDK's base class of API errors (HTTP status and transport alike)."""
@@ -276,7 +324,7 @@ class RemoteAnalyzer(SentimentAnalyzer):
             exc, tokens = retried.error, (retried.input_tokens, retried.output_tokens)
         except self._sdk_error() as error:
             exc = error
-        if type(exc).__name__ in UNUSABLE:
+        if unusable(exc):
             raise ProviderUnusable(f"{self.provider}: {error_text(exc, self.api_key)}")
         return Result(
             error=f"{self.provider}: {error_text(exc, self.api_key)}",

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.text.analysis import FeedbackAnalysis, Result
+from voyce_assets.text.analysis import LIMITS, FeedbackAnalysis, Result
 from voyce_assets.text.embedder import Embedder
 from voyce_assets.text.local import classifier as clf
 from voyce_assets.text.local.keyphrases import key_phrases
@@ -138,7 +138,8 @@ class LocalAnalyzer(SentimentAnalyzer):
                 sentiment_score=round(max(-1.0, min(1.0, score)), 4),
                 confidence=round(float(p[index[label]] / p[answerable].sum()), 4),
                 emotions=emotions(text),
-                key_phrases=key_phrases(text),
+                # Within the analysis' bounds: a run of very long words is no key phrase.
+                key_phrases=[k for k in key_phrases(text) if len(k) <= LIMITS["key_phrases"][1]],
                 topics=topics,
                 named_entities=[],
                 urgency=min(5, urgency),

@@ -1,4 +1,5 @@
-"""OpenAI through the official ``openai`` SDK: the same schema as a strict structured output."""
+"""OpenAI through the official ``openai`` SDK: the same schema as a strict structured output
+(less the keywords strict mode rejects, ``maxLength``: ``validate`` enforces those bounds)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from voyce_assets.text.analysis import ANALYSIS_SCHEMA, TOOL_NAME, InvalidAnalysis, Result
+from voyce_assets.text.analysis import (
+    TOOL_NAME,
+    InvalidAnalysis,
+    Result,
+    Truncated,
+    openai_schema,
+)
 from voyce_assets.text.prompt import system_prompt, user_message
 from voyce_assets.text.providers.base import (
     RemoteAnalyzer,
@@ -34,6 +41,7 @@ class OpenAIAnalyzer(RemoteAnalyzer):
 
     def _one(self, text: str) -> Result:
         client = self.client()
+        schema = openai_schema(self.schema())
 
         def call():
             completion = client.chat.completions.create(
@@ -44,14 +52,19 @@ class OpenAIAnalyzer(RemoteAnalyzer):
                 ],
                 response_format={
                     "type": "json_schema",
-                    "json_schema": {"name": TOOL_NAME, "strict": True, "schema": ANALYSIS_SCHEMA},
+                    "json_schema": {"name": TOOL_NAME, "strict": True, "schema": schema},
                 },
             )
             usage = completion.usage
+            # prompt_tokens already holds the cached ones (prompt_tokens_details.cached_tokens).
             tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-            message = completion.choices[0].message if completion.choices else None
+            choice = completion.choices[0] if completion.choices else None
+            message = choice.message if choice else None
             if message is None:
                 raw: object = InvalidAnalysis("no choices in the answer")
+            elif choice.finish_reason == "length":
+                # The JSON stops mid-value: never half-parsed, and it would stop there again.
+                raw = Truncated("answer cut off at the output limit (finish_reason: length)")
             elif message.refusal:
                 raw = InvalidAnalysis(f"the model refused: {message.refusal[:200]}")
             elif not message.content:
@@ -60,7 +73,7 @@ class OpenAIAnalyzer(RemoteAnalyzer):
                 raw = message.content
             return raw, *tokens
 
-        return validated_twice(call, "messages")
+        return validated_twice(call, "messages", self.topics)
 
     def _analyze(self, texts: list[str]) -> list[Result]:
         return self._analyze_messages(texts)

@@ -1,0 +1,129 @@
+"""The text cache's durable copy is shared by overlapping steps: persisting and restoring
+merge rows, so neither step's analyses or submitted batches are lost to the other's copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+
+import numpy as np
+
+from voyce_assets.text.analysis import FeedbackAnalysis, Result
+from voyce_assets.text.cache import TextCache
+
+ANALYSIS = FeedbackAnalysis(
+    sentiment_label="negative",
+    sentiment_score=-0.5,
+    confidence=0.8,
+    emotions=["frustration"],
+    key_phrases=["late"],
+    topics=["delivery"],
+    named_entities=[],
+    urgency=3,
+    summary="Late.",
+    action_items=[],
+)
+
+
+def _cache(tmp_path, name: str) -> TextCache:
+    return TextCache(
+        path=str(tmp_path / name / "cache.sqlite"), persist_to=str(tmp_path / "volume" / "c.db")
+    )
+
+
+def _analysis(cache: TextCache, key: str) -> None:
+    cache.put_analyses({key: Result(analysis=ANALYSIS, input_tokens=10)})
+
+
+def test_two_overlapping_steps_lose_nothing(tmp_path):
+    first, second = _cache(tmp_path, "step-1"), _cache(tmp_path, "step-2")
+    first.restore()
+    second.restore()  # both started from the same (empty) durable copy
+    _analysis(first, "a1")
+    first.remember_batch(["r1"], "msgbatch_1", "2026-12-01T10:00:00.000000+00:00")
+    _analysis(second, "a2")
+    second.remember_batch(["r2"], "msgbatch_2", "2026-12-01T10:00:01.000000+00:00")
+    second.put_embeddings({"e2": np.ones(3)})
+    first.persist()  # the first step ends after the second persisted its batch
+    second.persist()
+
+    fresh = _cache(tmp_path, "step-3")
+    fresh.restore()
+    assert set(fresh.get_analyses(["a1", "a2"])) == {"a1", "a2"}
+    assert fresh.pending_batches(["r1", "r2"]) == {"r1": "msgbatch_1", "r2": "msgbatch_2"}
+    assert list(fresh.get_embeddings(["e2"])["e2"]) == [1.0, 1.0, 1.0]
+
+
+def test_restore_merges_into_what_is_here(tmp_path):
+    durable, local = _cache(tmp_path, "elsewhere"), _cache(tmp_path, "here")
+    _analysis(durable, "theirs")
+    durable.persist()
+    _analysis(local, "ours")  # newer than the durable copy: it used to win whole
+    local.restore()
+    assert set(local.get_analyses(["theirs", "ours"])) == {"theirs", "ours"}
+
+
+def test_a_request_done_with_is_not_brought_back_by_an_older_copy(tmp_path):
+    first, second = _cache(tmp_path, "step-1"), _cache(tmp_path, "step-2")
+    first.remember_batch(["r1"], "msgbatch_1", "2026-12-01T10:00:00.000000+00:00")
+    second.restore()  # holds r1 as waiting
+    first.forget_batch_items(["r1"])  # answered and cached
+    first.persist()
+    second.persist()  # its older row of r1 does not revive it
+    second.restore()
+    assert second.pending_batches(["r1"]) == {}
+    fresh = _cache(tmp_path, "step-3")
+    fresh.restore()
+    assert fresh.pending_batches(["r1"]) == {} and fresh.batch_ids() == set()
+    # Sent again later (a new batch of the same request): waiting again, everywhere.
+    second.remember_batch(["r1"], "msgbatch_9", "2099-01-01T00:00:00.000000+00:00")
+    fresh.restore()
+    assert fresh.pending_batches(["r1"]) == {"r1": "msgbatch_9"}
+
+
+def test_concurrent_persists_keep_every_row(tmp_path):
+    caches = [_cache(tmp_path, f"step-{i}") for i in range(4)]
+    for i, cache in enumerate(caches):
+        for j in range(20):
+            _analysis(cache, f"{i}-{j}")
+
+    def persist_often(cache: TextCache) -> None:
+        for _ in range(5):
+            cache.persist()
+
+    threads = [threading.Thread(target=persist_often, args=(c,)) for c in caches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    fresh = _cache(tmp_path, "fresh")
+    fresh.restore()
+    keys = [f"{i}-{j}" for i in range(4) for j in range(20)]
+    assert set(fresh.get_analyses(keys)) == set(keys)
+
+
+def test_a_lock_left_by_a_dead_step_is_broken(tmp_path):
+    cache = _cache(tmp_path, "step-1")
+    _analysis(cache, "a1")
+    lock = tmp_path / "volume" / "c.db.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("a step that died while persisting")
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    cache.persist()
+    assert not lock.exists()
+    fresh = _cache(tmp_path, "step-2")
+    fresh.restore()
+    assert set(fresh.get_analyses(["a1"])) == {"a1"}
+
+
+def test_an_analysis_cached_before_a_bound_was_tightened_is_not_served(tmp_path):
+    cache = _cache(tmp_path, "step-1")
+    _analysis(cache, "ok")
+    stored = Result(analysis=ANALYSIS).to_json().replace('"Late."', json.dumps("x" * 9000))
+    with sqlite3.connect(cache.path) as db:
+        db.execute("INSERT INTO analyses VALUES (?, ?)", ("old", stored))
+    assert set(cache.get_analyses(["ok", "old"])) == {"ok"}
