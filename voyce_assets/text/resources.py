@@ -81,13 +81,16 @@ def resources(env: str) -> dict[str, Any]:
         **from_env(model_dir="VOYCE_EMBEDDING_MODEL_DIR", device="VOYCE_EMBEDDING_DEVICE"),
     )
     provider = os.environ.get("VOYCE_SENTIMENT_PROVIDER", "").strip() or DEFAULT_PROVIDER[env]
+    analyzer = analyzer_for(provider, env, cache, embedder)
     return {
         "text_cache": cache,
         "embedder": embedder,
-        "sentiment_analyzer": analyzer_for(provider, env, cache, embedder),
+        "sentiment_analyzer": analyzer,
         # Auto-tags go back to the app's database: on by default locally (the demo app is
         # ours), opt-in in prod, where the app team owns the tables.
         "auto_tagger": AutoTagger(
-            enabled=os.environ.get("VOYCE_AUTO_TAGS", "1" if env == "local" else "0") == "1"
+            enabled=os.environ.get("VOYCE_AUTO_TAGS", "1" if env == "local" else "0") == "1",
+            # Tags only of the taxonomy the analyzer answers in.
+            topics=list(analyzer.topics),
         ),
     }

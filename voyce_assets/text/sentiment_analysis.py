@@ -182,5 +182,9 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
     ).to_pylist()
     return MaterializeResult(
         metadata={"analyzer": analyzer.label, "prompt_version": analyzer.prompt_version},
-        check_results=[label_check(stored), score_check(stored), failure_rate_check(stored)],
+        check_results=[
+            label_check(stored),
+            score_check(stored),
+            failure_rate_check(stored, context.partition_keys),
+        ],
     )
