@@ -81,13 +81,13 @@ def outside_rows(
 
 
 def finite(table: Table) -> sql.Composable:
-    """Rows whose every timestamp column is NULL or finite (what Arrow can hold)."""
-    from voyce_assets.catalog import TIMESTAMP
+    """Rows whose every timestamp and date column is NULL or finite (what Arrow can hold)."""
+    from voyce_assets.catalog import DATE, TIMESTAMP
 
     parts = [
         sql.SQL("isfinite({}) IS NOT FALSE").format(sql.Identifier(c.name))
         for c in table.source_columns
-        if c.type is TIMESTAMP
+        if c.type is TIMESTAMP or c.type is DATE
     ]
     return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
 
@@ -111,15 +111,43 @@ def unrepresentable_rows(
     return Outside(rows=int(rows[0]), ids=list(rows[1] or []))
 
 
+# A change stamped further ahead than this is no clock skew: the CDC cannot see it until then.
+FUTURE_MARGIN = "1 day"
+
+
+def future_stamped(conn, table: Table, pg_schema: str = "public") -> Outside:
+    """Rows whose change stamp (the CDC column) lies over a day ahead of the database's
+    clock: the CDC cursor never passes ``now()``, so their later edits stay unseen until
+    then (the full syncs and the sweep still copy them). One probe of the CDC index."""
+    from voyce_assets.ddl import cdc_column
+
+    names = {
+        "s": sql.Identifier(pg_schema),
+        "t": sql.Identifier(table.name),
+        "pk": sql.Identifier(table.primary_key[0]),
+        "col": sql.Identifier(cdc_column(table)),
+        "margin": sql.Literal(FUTURE_MARGIN),
+    }
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT count(*), (array_agg({pk}::text ORDER BY {pk}))[1:{n}] FROM {s}.{t} "
+            "WHERE {col} > now() + {margin}::interval"
+        ).format(n=sql.Literal(PREVIEW_IDS), **names)
+    ).fetchone()
+    return Outside(rows=int(rows[0]), ids=list(rows[1] or []))
+
+
 def has_unique_key(conn, table: Table, pg_schema: str = "public") -> bool:
-    """Whether a unique index (a primary key, a unique constraint) covers exactly the key."""
+    """Whether a valid unique index (a primary key, a unique constraint) has exactly the key
+    as its key columns (INCLUDE columns aside)."""
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indpred IS NULL "
-        "AND i.indexprs IS NULL AND i.indnkeyatts = %s "
+        "WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indisvalid "
+        "AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = %s "
         "AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a "
-        "     WHERE a.attrelid = c.oid AND a.attnum = ANY(i.indkey)) = %s)",
+        "     WHERE a.attrelid = c.oid "
+        "     AND a.attnum = ANY((i.indkey::int2[])[0:i.indnkeyatts - 1])) = %s)",
         (pg_schema, table.name, len(table.primary_key), sorted(table.primary_key)),
     ).fetchone()
     return bool(row[0])
@@ -131,7 +159,9 @@ class Duplicates:
 
     keys: int = 0
     ids: list[str] = field(default_factory=list)  # the first few keys
-    dropped: list[str] = field(default_factory=list)  # ctids of the rows left out
+    # (tableoid, ctid) of the rows left out: a ctid alone repeats across the children of a
+    # partitioned or inherited table.
+    dropped: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def rows_dropped(self) -> int:
@@ -142,7 +172,11 @@ class Duplicates:
         ctids hold in the snapshot they were found in, which every reader of a sync shares."""
         if not self.dropped:
             return sql.SQL("TRUE")
-        return sql.SQL("ctid <> ALL({}::tid[])").format(sql.Literal(self.dropped))
+        rows = sql.SQL(", ").join(
+            sql.SQL("({}::oid, {}::tid)").format(sql.Literal(oid), sql.Literal(tid))
+            for oid, tid in self.dropped
+        )
+        return sql.SQL("(tableoid, ctid) NOT IN (VALUES {})").format(rows)
 
 
 RULE = "kept per key: the row with the newest updated_at, then created_at, then the last stored"
@@ -159,12 +193,13 @@ def find_duplicates(conn, table: Table, pg_schema: str = "public") -> Duplicates
         order = []
     if table.partition_source:
         order.append(sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(table.partition_source)))
-    order.append(sql.SQL("ctid DESC"))
+    order.append(sql.SQL("tableoid DESC, ctid DESC"))
     rows = conn.execute(
         sql.SQL(
-            "SELECT {pk}::text, ctid::text, row_number() OVER (PARTITION BY {pk} ORDER BY {order}) "
+            "SELECT {pk}::text, tableoid::int8, ctid::text, "
+            "row_number() OVER (PARTITION BY {pk} ORDER BY {order}) "
             "FROM {s}.{t} WHERE {pk} IN (SELECT {pk} FROM {s}.{t} GROUP BY {pk} "
-            "HAVING count(*) > 1) ORDER BY 1, 3 LIMIT {cap}"
+            "HAVING count(*) > 1) ORDER BY 1, 4 LIMIT {cap}"
         ).format(
             pk=pk,
             order=sql.SQL(", ").join(order),
@@ -180,5 +215,5 @@ def find_duplicates(conn, table: Table, pg_schema: str = "public") -> Duplicates
         )
     keys = sorted({r[0] for r in rows})
     return Duplicates(
-        keys=len(keys), ids=keys[:PREVIEW_IDS], dropped=[r[1] for r in rows if r[2] > 1]
+        keys=len(keys), ids=keys[:PREVIEW_IDS], dropped=[(r[1], r[2]) for r in rows if r[3] > 1]
     )

@@ -171,6 +171,8 @@ def raw_reconciliation_sweep(
         outside = sorted(set(result.mismatched) - set(wrong))
         if outside:
             context.log.warning(f"{path}: rows outside the partitions, not repaired: {outside}")
+        if result.error:
+            context.log.error(f"{path}: not compared: {result.error}")
         if result.outside.rows:
             context.log.warning(
                 f"{path}: {result.outside.rows} rows have a created_at no partition holds "

@@ -23,7 +23,13 @@ from psycopg import sql
 
 from voyce_assets.catalog import Table
 from voyce_assets.ingestion.checksum import arrow_checksums, postgres_checksums
-from voyce_assets.ingestion.placement import Outside, find_duplicates, finite, outside_rows
+from voyce_assets.ingestion.placement import (
+    DuplicateKeysError,
+    Outside,
+    find_duplicates,
+    finite,
+    outside_rows,
+)
 from voyce_assets.ingestion.source import inspect_source
 from voyce_assets.ingestion.sync import source_counts
 from voyce_assets.lake import delta_batches, partition_files
@@ -39,11 +45,13 @@ class SweepResult:
     # {partition: {"source_rows", "mirror_rows", "checksum_equal"}}
     mismatched: dict[str, dict] = field(default_factory=dict)
     outside: Outside = field(default_factory=Outside)
+    # Why the table could not be compared (a source that repeats too many keys).
+    error: str | None = None
     seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
-        return not self.mismatched and not self.outside.rows
+        return not self.mismatched and not self.outside.rows and not self.error
 
 
 def mirror_counts(lakehouse: Lakehouse, table: Table) -> dict[str, int]:
@@ -78,7 +86,13 @@ def sweep_table(
     started = time.perf_counter()
     result = SweepResult(table=table, day=day)
     # The rows a repeated key's rule leaves out are out of the mirror: out of the counts too.
-    exclude = find_duplicates(conn, table, pg_schema).exclusion()
+    try:
+        exclude = find_duplicates(conn, table, pg_schema).exclusion()
+    except DuplicateKeysError as exc:
+        # A source this broken is a finding of its own table; the other tables are swept.
+        result.error = str(exc)
+        result.seconds = time.perf_counter() - started
+        return result
     source = source_counts(conn, table, pg_schema=pg_schema, exclude=exclude)
     if bounds is not None:
         result.outside = outside_rows(conn, table, *bounds, pg_schema)
@@ -148,6 +162,7 @@ def evaluation_metadata(result: SweepResult, requested: list[str], repaired: lis
         "rows_outside_partitions": MetadataValue.json(
             {"rows": result.outside.rows, "ids": result.outside.ids}
         ),
+        "error": result.error or "",
         "full_syncs_requested": MetadataValue.json(requested),
         "repaired_since_last_sweep": MetadataValue.json(repaired),
         "seconds": round(result.seconds, 3),

@@ -31,6 +31,7 @@ from voyce_assets.ingestion.placement import (
     Outside,
     find_duplicates,
     finite,
+    future_stamped,
     outside_rows,
     unrepresentable_rows,
 )
@@ -88,8 +89,10 @@ class SyncResult:
     checksummed: bool = True
     # Source rows no partition holds (placement.outside_rows); None: not looked for.
     outside: Outside | None = None
-    # Rows of the partitions with an infinite timestamp, left out (placement.finite).
+    # Rows of the partitions (or changes) with an infinite timestamp, left out.
     unrepresentable: Outside = field(default_factory=Outside)
+    # Rows whose CDC stamp lies over a day ahead (placement.future_stamped).
+    future: Outside = field(default_factory=Outside)
     # Partitions an incremental sync found unequal (a hard delete) and replaced.
     repaired: list[str] = field(default_factory=list)
 
@@ -140,7 +143,8 @@ def source_counts(
 ) -> dict[str, int]:
     """{partition: rows} of the app table, counted by PostgreSQL on the created_at index:
     the partitions in ``dates`` (zero included), or every date that has rows (a row with no
-    created_at has no date: ``placement.outside_rows`` counts it)."""
+    created_at has no date: ``placement.outside_rows`` counts it). ``exclude`` narrows the
+    rows counted; a condition on other columns than created_at costs a read of the rows."""
     where = (
         partition_filter(table, dates)
         if dates
@@ -192,20 +196,23 @@ def sync_table(
     started = time.perf_counter()
     result = _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bounds)
     full = since is None
-    if not full and verify and result.mismatched:
+    if not full and verify:
         # Rows deleted in the app leave no trace for the cursor: a partition the merge left
-        # with other counts than the source's is replaced from the same snapshot, so the
-        # 15-minute sync ends equal to the source instead of failing until the sweep.
-        _repair(conn, result, uri, pg_schema, storage_options, bounds)
+        # with more rows than the source's is replaced from the same snapshot, so the
+        # 15-minute sync ends equal to the source instead of failing until the sweep. (Fewer
+        # rows is rows held back for a NULL key or column: a replace cannot change that.)
+        extra = [d for d, m in result.mismatched.items() if m["mirror_rows"] > m["source_rows"]]
+        if extra:
+            _repair(conn, result, uri, pg_schema, storage_options, bounds, extra)
     conn.rollback()  # read-only snapshot: nothing to commit
     result.total_seconds = time.perf_counter() - started
     return result
 
 
-def _repair(conn, result: SyncResult, uri, pg_schema, storage_options, bounds) -> None:
-    """Replace the partitions an incremental ``result`` left mismatched (full sync, same
-    snapshot); the result then carries the repair's evidence for them."""
-    days = sorted(dt.date.fromisoformat(d) for d in result.mismatched)
+def _repair(conn, result: SyncResult, uri, pg_schema, storage_options, bounds, keys) -> None:
+    """Replace the partitions ``keys`` an incremental ``result`` left mismatched (full sync,
+    same snapshot); the result then carries the repair's evidence for them."""
+    days = sorted(dt.date.fromisoformat(d) for d in keys)
     full = _sync(conn, result.table, uri, days, None, pg_schema, storage_options, True, bounds)
     result.repaired = [d.isoformat() for d in days]
     result.stats.rows_written += full.stats.rows_written
@@ -219,7 +226,9 @@ def _repair(conn, result: SyncResult, uri, pg_schema, storage_options, bounds) -
         result.stats.rows_per_partition[key] = rows
     for (key, org), rows in full.stats.rows_per_partition_organization.items():
         result.stats.rows_per_partition_organization[(key, org)] = rows
-    result.unrepresentable = full.unrepresentable
+    # The repair probed its days whole, the merge only the changes: name the longer list.
+    if full.unrepresentable.rows > result.unrepresentable.rows:
+        result.unrepresentable = full.unrepresentable
     result.source_counts.update(full.source_counts)
     result.mirror_counts.update(full.mirror_counts)
     if full.duplicate_count:
@@ -233,10 +242,18 @@ def _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bo
     # Rows a repeated key's rule leaves out are left out of everything read below.
     duplicates = find_duplicates(conn, table, pg_schema)
     # ... and so are rows with a timestamp Arrow cannot hold (named, never guessed at).
-    exclude = sql.SQL("{} AND {}").format(duplicates.exclusion(), finite(table))
-    where = sql.SQL("{} AND {}").format(partition_filter(table, dates), exclude)
+    streamed = sql.SQL("{} AND {}").format(duplicates.exclusion(), finite(table))
+    where = sql.SQL("{} AND {}").format(partition_filter(table, dates), streamed)
+    # The rows whose timestamps are looked at: the partitions, or only the changes.
+    probed = partition_filter(table, dates)
+    # What the evidence counts: a full sync's checksums read every row anyway; an incremental
+    # sync counts on the created_at index alone (an infinite timestamp elsewhere in a row
+    # needs the heap), so such a row shows as a difference and its day is replaced.
+    exclude = streamed
     if since is not None:
         where = sql.SQL("{} AND {}").format(where, since.condition(table))
+        probed = sql.SQL("{} AND {}").format(probed, since.condition(table))
+        exclude = duplicates.exclusion()
     full = since is None
     statement = select_statement(table, where, shape, pg_schema, order_by_event=full)
     result = SyncResult(
@@ -252,9 +269,8 @@ def _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bo
         duplicate_count=duplicates.keys,
         duplicate_rows_dropped=duplicates.rows_dropped,
         outside=outside_rows(conn, table, *bounds, pg_schema) if bounds else None,
-        unrepresentable=unrepresentable_rows(
-            conn, table, partition_filter(table, dates), pg_schema
-        ),
+        unrepresentable=unrepresentable_rows(conn, table, probed, pg_schema),
+        future=future_stamped(conn, table, pg_schema) if bounds else Outside(),
     )
     ours = RowChecksums(table, dates, keys=True) if full and verify else None
     with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:

@@ -98,6 +98,8 @@ class Lakehouse(ConfigurableResource):
                 None if dates is None else list(dates),
                 columns and list(columns),
                 self.storage_options,
+                # All of it is wanted at once: read several files at a time.
+                fragments_ahead=8,
             )
         )
         return pa.Table.from_batches(batches, schema) if batches else schema.empty_table()

@@ -230,3 +230,130 @@ def test_an_infinite_timestamp_is_named_and_the_rest_mirrored(env):
         - 1
     )
     assert odd not in mirror and len(mirror) == expected
+
+
+def test_an_infinite_date_is_named_too(env):
+    engine, resources = env
+    odd = sql_rows(engine, "SELECT id::text FROM action_items ORDER BY id LIMIT 1")[0][0]
+    sql_rows(engine, "UPDATE action_items SET due_date = 'infinity' WHERE id = :i", i=odd)
+    run = materialize(raw_mirrors, resources=resources, tags=RANGE)
+    assert run.success
+    placed = checks_by_name(run)[("action_items", "rows_placed")]
+    assert not placed.passed and placed.metadata["infinite_timestamp_ids"].value == [odd]
+    assert odd not in delta_rows(resources, "raw_data/action_items")["id"].to_pylist()
+
+
+def test_a_repeated_key_in_a_partitioned_source_drops_only_its_own_copy(env):
+    """In a partitioned table a ctid repeats across the children: the rule must leave out
+    the repeated key's copy, never the row of another child at the same ctid."""
+    engine, resources = env
+    sql_rows(engine, "CREATE SCHEMA parted")
+    sql_rows(
+        engine,
+        "CREATE TABLE parted.voice_feedback (LIKE public.voice_feedback) "
+        "PARTITION BY RANGE (created_at)",
+    )
+    for i, day in enumerate(DAYS):
+        after = dt.date.fromisoformat(day) + dt.timedelta(days=1)
+        sql_rows(
+            engine,
+            f"CREATE TABLE parted.vf{i} PARTITION OF parted.voice_feedback FOR VALUES FROM "
+            f"('{day}T00:00:00+00') TO ('{after}T00:00:00+00')",
+        )
+    sql_rows(
+        engine,
+        "INSERT INTO parted.voice_feedback SELECT * FROM public.voice_feedback "
+        "WHERE (created_at AT TIME ZONE 'UTC')::date BETWEEN CAST(:a AS date) AND CAST(:b AS date)",
+        a=DAYS[0],
+        b=DAYS[-1],
+    )
+    twin = sql_rows(engine, "SELECT id::text FROM parted.vf0 ORDER BY ctid LIMIT 1")[0][0]
+    sql_rows(
+        engine,
+        "INSERT INTO parted.voice_feedback SELECT * FROM parted.vf0 WHERE id = :i",
+        i=twin,
+    )
+    feedback = next(a for a in raw_mirrors if a.key == FEEDBACK)
+    run = materialize(
+        [feedback],
+        resources=resources,
+        tags=RANGE,
+        run_config={"ops": {"raw_data__voice_feedback": {"config": {"pg_schema": "parted"}}}},
+    )
+    assert run.success
+    checks = checks_by_name(run)
+    assert checks[("voice_feedback", "primary_key")].metadata["rows_dropped"].value == 1
+    assert checks[("voice_feedback", "reconciliation")].passed
+    mirror = sorted(delta_rows(resources, "raw_data/voice_feedback")["id"].to_pylist())
+    source = sorted(
+        r[0] for r in sql_rows(engine, "SELECT DISTINCT id::text FROM parted.voice_feedback")
+    )
+    assert mirror == source
+
+
+def test_a_source_repeating_too_many_keys_fails_its_sync_and_not_the_sweep(env):
+    engine, resources = env
+    from voyce_assets.ingestion.placement import MAX_DUPLICATE_ROWS
+
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    sql_rows(engine, "ALTER TABLE tags DROP CONSTRAINT tags_pkey CASCADE")
+    sql_rows(
+        engine,
+        "INSERT INTO tags (id, name, category, created_at) "
+        "SELECT id, name || g, category, created_at FROM tags, generate_series(1, :n) g "
+        "WHERE id = (SELECT id FROM tags ORDER BY id LIMIT 1)",
+        n=MAX_DUPLICATE_ROWS,
+    )
+    with DagsterInstance.ephemeral() as instance:
+        swept = _by_table(_sweep(instance, resources))
+    assert len(swept) == 6, "every table is swept"
+    assert not _passed(swept["tags"]) and "restore its primary key" in swept["tags"]["error"].text
+    assert _passed(swept["users"])
+    tags = next(a for a in raw_mirrors if a.key == TAGS)
+    run = materialize([tags], resources=resources, tags=RANGE, raise_on_error=False)
+    assert not run.success
+
+
+def test_rows_held_back_are_not_replaced_again_on_every_change(env):
+    """A row the mirror holds back (a NULL required column) makes the day's counts differ
+    the other way: an incremental run does not replace the partition for it (that changes
+    nothing) and reconciliation says so, as before; a delete is what a replace repairs."""
+    engine, resources = env
+    resources = _no_lag(resources)
+    sql_rows(engine, "ALTER TABLE voice_feedback ALTER COLUMN organization_id DROP NOT NULL")
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        gone = sql_rows(
+            engine,
+            f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date "
+            f"= '{DAYS[2]}' ORDER BY id LIMIT 1",
+        )[0][0]
+        sql_rows(engine, "DELETE FROM voice_feedback WHERE id = :i", i=gone)
+        _copy_feedback(engine, DAYS[2], dt.datetime.fromisoformat(f"{DAYS[2]}T20:00Z"))
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+        [request] = tick.run_requests
+        run = _run(resources, request)
+        assert run.success
+        meta = next(e.materialization.metadata for e in run.get_asset_materialization_events())
+        assert meta["repaired_partitions"].value == [DAYS[2]]
+        assert gone not in delta_rows(resources, "raw_data/voice_feedback")["id"].to_pylist()
+        orphan = _copy_feedback(engine, DAYS[1], dt.datetime.fromisoformat(f"{DAYS[1]}T20:00Z"))
+        sql_rows(engine, "UPDATE voice_feedback SET organization_id = NULL WHERE id = :i", i=orphan)
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=tick.cursor, instance=instance, resources=resources)
+        )
+        [request] = tick.run_requests
+        feedback = next(a for a in raw_mirrors if a.key == FEEDBACK)
+        held = materialize(
+            [feedback],
+            resources=resources,
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            raise_on_error=False,
+        )
+    meta = [e.materialization.metadata for e in held.get_asset_materialization_events()]
+    assert all("repaired_partitions" not in m for m in meta)
+    assert not checks_by_name(held)[("voice_feedback", "reconciliation")].passed
