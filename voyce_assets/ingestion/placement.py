@@ -137,6 +137,25 @@ def future_stamped(conn, table: Table, pg_schema: str = "public") -> Outside:
     return Outside(rows=int(rows[0]), ids=list(rows[1] or []))
 
 
+def unrepresentable_by_day(
+    conn, table: Table, where: sql.Composable, pg_schema: str = "public"
+) -> dict[str, int]:
+    """{partition: rows with an infinite timestamp} among the rows meeting ``where``."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT ({c} AT TIME ZONE 'UTC')::date, count(*) FROM {s}.{t} "
+            "WHERE ({where}) AND NOT ({finite}) GROUP BY 1"
+        ).format(
+            c=sql.Identifier(table.partition_source),
+            s=sql.Identifier(pg_schema),
+            t=sql.Identifier(table.name),
+            where=where,
+            finite=finite(table),
+        )
+    ).fetchall()
+    return {day.isoformat(): int(n) for day, n in rows}
+
+
 def has_unique_key(conn, table: Table, pg_schema: str = "public") -> bool:
     """Whether a valid unique index (a primary key, a unique constraint) has exactly the key
     as its key columns (INCLUDE columns aside)."""

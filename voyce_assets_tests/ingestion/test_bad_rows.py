@@ -357,3 +357,33 @@ def test_rows_held_back_are_not_replaced_again_on_every_change(env):
     meta = [e.materialization.metadata for e in held.get_asset_materialization_events()]
     assert all("repaired_partitions" not in m for m in meta)
     assert not checks_by_name(held)[("voice_feedback", "reconciliation")].passed
+
+
+def test_a_day_holding_an_infinite_timestamp_still_takes_its_changes(env):
+    """The 15-minute sync of a day that holds a row it cannot mirror keeps working: the
+    incremental run's counts leave that row out, like the full sync's."""
+    engine, resources = env
+    resources = _no_lag(resources)
+    odd = sql_rows(
+        engine,
+        f"SELECT id::text FROM voice_feedback WHERE (created_at AT TIME ZONE 'UTC')::date "
+        f"= '{DAYS[1]}' ORDER BY id LIMIT 1",
+    )[0][0]
+    sql_rows(engine, "UPDATE voice_feedback SET updated_at = '-infinity' WHERE id = :i", i=odd)
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        new = _copy_feedback(engine, DAYS[1], dt.datetime.fromisoformat(f"{DAYS[1]}T21:00Z"))
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+        [request] = tick.run_requests
+        run = _run(resources, request)
+    assert run.success
+    checks = checks_by_name(run)
+    assert checks[("voice_feedback", "reconciliation")].passed
+    assert checks[("voice_feedback", "rows_placed")].metadata["infinite_timestamp_ids"].value == [
+        odd
+    ]
+    mirror = delta_rows(resources, "raw_data/voice_feedback")["id"].to_pylist()
+    assert new in mirror and odd not in mirror
