@@ -76,9 +76,9 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
             # catalog_setup; one run over the demo range; the weekly training for the last
             # day; what depends on the models (predictions, costs) over the range.
             assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 4
-        # Raw and text checks pass; with 40 recordings the 4 deliberate bad cases exceed 5%
+        # Raw and text checks pass (6 mirrors x 5); with 40 recordings the 4 deliberate bad cases exceed 5%
         # transcription failures. The text stage skips them (counted, not failed).
-        assert "checks: 33 of 34 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
+        assert "checks: 39 of 40 passed; failed: raw_data/transcriptions:failure_rate" in run.stdout
         assert "materialized ml_models/model_registry (1 partitions) " in run.stdout
         assert "materialized ml_models/predictions (2 partitions) " in run.stdout
         _champion_scores_the_demo_dataset(voyce_home)
