@@ -87,8 +87,9 @@ class Run:
     cancel_requested: bool = False
     # What the fake's end_next_run gave this run: it ends so before its script starts.
     forced: tuple[str, str | None, str] | None = None
-    # time.monotonic() of the submit, and of the end (TERMINATED, SKIPPED, INTERNAL_ERROR).
-    submitted_at: float = field(default_factory=time.monotonic)
+    # time.time() of the submit, and of the end (TERMINATED, SKIPPED, INTERNAL_ERROR): wall
+    # clock, to compare with Dagster's event timestamps.
+    submitted_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     # Every life cycle state the run went through, in order.
     history: list[str] = field(default_factory=list)
@@ -125,7 +126,7 @@ class Run:
         self.life_cycle_state = life_cycle_state
         self.history.append(life_cycle_state)
         if life_cycle_state in ENDED:
-            self.ended_at = time.monotonic()
+            self.ended_at = time.time()
 
 
 @dataclass

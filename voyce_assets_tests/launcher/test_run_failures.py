@@ -8,6 +8,7 @@ both launchers, against the local workspace (voyce_assets_tests/fakes/databricks
 import time
 
 import pytest
+from dagster import DagsterEventType
 from dagster._core.test_utils import instance_for_test
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import jobs as sdk_jobs
@@ -159,12 +160,12 @@ def test_a_relaunch_ends_the_live_run_of_the_same_step_and_partition_before_subm
     result = _run(workspace, tmp_path, launch)
     assert result.success, _step_error(result)
     new = max(workspace.runs.values(), key=lambda r: r.run_id)
-    assert new.spec["run_name"] == STEP and new.result_state == "SUCCESS"
     old = workspace.runs[stale]
+    # The old run had ended before the new one was submitted: never two at once.
+    assert old.ended_at is not None and old.ended_at <= new.submitted_at
     assert (old.life_cycle_state, old.result_state) == ("TERMINATED", "CANCELED")
     assert old.process.returncode < 0
-    # The old run had ended before the new one was submitted: never two at once.
-    assert old.ended_at <= new.submitted_at
+    assert new.spec["run_name"] == STEP and new.result_state == "SUCCESS"
     # Another partition's run is no relaunch of this step: left alone.
     assert workspace.runs[other_day].life_cycle_state == "RUNNING"
     workspace.cancel(other_day)
@@ -195,9 +196,14 @@ def test_a_step_that_gives_up_on_its_run_waits_until_the_run_has_ended(
     # One more failed read than the launchers accept in a row (the step launcher reads the
     # run once before polling, for its URL).
     workspace.fail_requests("/jobs/runs/get", 500, times=TRANSIENT_READS + 1)
-    result = _run(workspace, tmp_path, launch)
+    job, fast = LAUNCHERS[launch]
+    with instance_for_test() as instance:
+        instance.report_runless_asset_event(_dataset(tmp_path, per_day=90))
+        result = _train(instance, fast, job)
+        (failure,) = instance.all_logs(result.run_id, of_type=DagsterEventType.STEP_FAILURE)
     assert not result.success
     assert "Internal error while processing the request" in _step_error(result)
     (run,) = workspace.runs.values()
-    # Cancelled, and already over when the step ended: a relaunch cannot overlap it.
+    # Cancelled, and over before the step failed: a relaunch cannot overlap it.
+    assert run.ended_at is not None and run.ended_at <= failure.timestamp
     assert (run.life_cycle_state, run.result_state) == ("TERMINATED", "CANCELED")
