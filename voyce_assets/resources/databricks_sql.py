@@ -1,6 +1,13 @@
 """Running one statement on a Databricks SQL warehouse (Statement Execution API 2.0) through
 databricks-sdk: submit, poll until it ends (cancelled past its deadline), and read the rows
-back from the JSON_ARRAY result, every chunk of it, typed by the result's manifest."""
+back from the JSON_ARRAY result, every chunk of it, typed by the result's manifest.
+
+Every way a statement can fail ends in ``StatementFailed`` naming the statement: FAILED with
+the warehouse's error (its SQL error class, e.g. ``[TABLE_OR_VIEW_NOT_FOUND]``), CANCELED or
+CLOSED on the warehouse, past the deadline (cancelled first), or refused by the API (403 on a
+warehouse one may not use, 404 for one that does not exist). Throttling (429) and an
+unavailable service (503) are retried by the SDK as their ``Retry-After`` says; a statement is
+never submitted twice by this module."""
 
 from __future__ import annotations
 
@@ -47,6 +54,7 @@ def execute(
     poll_interval_seconds: float = 0.5,
 ):
     """The finished statement's response; ``StatementFailed`` when it failed or timed out."""
+    from databricks.sdk.errors import DatabricksError
     from databricks.sdk.service.sql import (
         Disposition,
         ExecuteStatementRequestOnWaitTimeout,
@@ -55,27 +63,40 @@ def execute(
     )
 
     api = client.statement_execution
-    resp = api.execute_statement(
-        statement=statement,
-        warehouse_id=warehouse_id,
-        parameters=[_parameter(k, v) for k, v in (parameters or {}).items()] or None,
-        wait_timeout="30s",
-        on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
-        format=Format.JSON_ARRAY,
-        disposition=Disposition.INLINE,
-    )
     deadline = time.monotonic() + timeout_seconds
-    delay = poll_interval_seconds
-    while resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
-        if time.monotonic() > deadline:
-            api.cancel_execution(resp.statement_id)
-            raise StatementFailed(f"timed out after {timeout_seconds}s: {head(statement)}")
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
-        resp = api.get_statement(resp.statement_id)
-    if resp.status.state != StatementState.SUCCEEDED:
-        error = resp.status.error.message if resp.status.error else resp.status.state.value
+    try:
+        resp = api.execute_statement(
+            statement=statement,
+            warehouse_id=warehouse_id,
+            parameters=[_parameter(k, v) for k, v in (parameters or {}).items()] or None,
+            wait_timeout="30s",
+            on_wait_timeout=ExecuteStatementRequestOnWaitTimeout.CONTINUE,
+            format=Format.JSON_ARRAY,
+            disposition=Disposition.INLINE,
+        )
+        delay = poll_interval_seconds
+        while resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
+            if time.monotonic() > deadline:
+                api.cancel_execution(resp.statement_id)
+                raise StatementFailed(
+                    f"timed out after {timeout_seconds}s, cancelled: {head(statement)}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            resp = api.get_statement(resp.statement_id)
+    except DatabricksError as error:  # refused by the API, or still throttled after retries
+        code = f"{error.error_code}: " if error.error_code else ""
+        raise StatementFailed(f"{head(statement)} failed: {code}{error}") from None
+    state = resp.status.state
+    if state == StatementState.FAILED:
+        error = resp.status.error.message if resp.status.error else "no error given"
         raise StatementFailed(f"{head(statement)} failed: {error}")
+    if state == StatementState.CANCELED:
+        raise StatementFailed(f"{head(statement)} was cancelled on the warehouse")
+    if state == StatementState.CLOSED:
+        raise StatementFailed(f"{head(statement)} was closed before its result was read")
+    if state != StatementState.SUCCEEDED:
+        raise StatementFailed(f"{head(statement)} ended {state}")
     return resp
 
 
@@ -85,6 +106,7 @@ _ARROW = {
     "LONG": pa.int64(),
     "INT": pa.int32(),
     "SHORT": pa.int16(),
+    "BYTE": pa.int8(),
     "DOUBLE": pa.float64(),
     "FLOAT": pa.float32(),
     "BOOLEAN": pa.bool_(),
@@ -96,7 +118,7 @@ _ARROW = {
 def _convert(type_name: str, type_text: str, value: str | None):
     if value is None:
         return None
-    if type_name in ("BIGINT", "LONG", "INT", "SHORT"):
+    if type_name in ("BIGINT", "LONG", "INT", "SHORT", "BYTE"):
         return int(value)
     if type_name in ("DOUBLE", "FLOAT"):
         return float(value)

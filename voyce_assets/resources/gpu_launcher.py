@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -159,6 +160,13 @@ class GpuJobCluster(ConfigurableResourceFactory):
     run_timeout_seconds: int = Field(
         default=4 * 3600, ge=0, description="Databricks' own limit on the one-time run."
     )
+    cancel_wait_seconds: int = Field(
+        default=600,
+        gt=0,
+        description="How long a cancelled run of a step may take to end: a failed step waits "
+        "for its run to end, and a relaunch for any live run of the same step and partitions "
+        "(it refuses to start a second one beside it).",
+    )
     forward_env: list[str] = Field(
         default_factory=lambda: list(FORWARDED_SETTINGS),
         description="Settings (never secrets) sent to the cluster from this process's "
@@ -266,7 +274,9 @@ class DatabricksGpuStepLauncher(GpuJobCluster):
     def create_resource(self, context: InitResourceContext):
         if is_remote_step():
             return OnTheCluster()
-        return _launcher_class()(**self.launcher_config())
+        return _launcher_class()(
+            cancel_wait_seconds=self.cancel_wait_seconds, **self.launcher_config()
+        )
 
 
 class OnTheCluster(StepLauncher):
@@ -299,18 +309,97 @@ def upstream_of_step(step_context) -> dict:
 def _launcher_class():
     # Imported on first use: dagster-databricks pulls in pyspark, which loading the code
     # location should not pay for.
+    from dagster import DagsterEvent, DagsterEventType
+    from dagster._core.events import EngineEventData
+    from dagster_databricks.databricks import DatabricksClient
     from dagster_databricks.databricks_pyspark_step_launcher import (
         DatabricksPySparkStepLauncher,
     )
 
+    from voyce_assets.resources.databricks_runs import (
+        RunFailed,
+        RunFollower,
+        end_live_runs,
+        is_transient,
+        run_name,
+    )
+
+    class FollowingClient(DatabricksClient):
+        """The launcher's client, reading run states as ``databricks_runs`` does (TERMINATING
+        is not the end, SKIPPED is no success, a transient error is read again)."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.followers: dict[int, RunFollower] = {}
+
+        def poll_run_state(
+            self, logger, start_poll_time, databricks_run_id, max_wait_time_sec, verbose_logs=True
+        ) -> bool:
+            follower = self.followers.setdefault(
+                databricks_run_id, RunFollower(self.workspace_client, logger)
+            )
+            if follower.poll(databricks_run_id):
+                return True
+            if time.time() - start_poll_time > max_wait_time_sec:
+                raise RunFailed(
+                    f"Run `{databricks_run_id}` took more than {max_wait_time_sec}s to complete."
+                    " Failing the run."
+                )
+            return False
+
     class VoyceStepLauncher(DatabricksPySparkStepLauncher):
-        """The step launcher, checking upstream days on the host before anything launches."""
+        """The step launcher, checking upstream days on the host before anything launches,
+        following its run with ``FollowingClient``, and never leaving a run of the step live
+        beside another: it ends any before submitting, and waits for its own to end when the
+        step fails or is interrupted."""
+
+        def __init__(self, *, cancel_wait_seconds: int, **config):
+            super().__init__(**config)
+            self.cancel_wait_seconds = cancel_wait_seconds
+            # The runner has no setter; our config always gives a host and a token.
+            self.databricks_runner._client = FollowingClient(
+                host=self.databricks_host, token=self.databricks_token
+            )
+
+        def get_databricks_run_dagster_event(self, context, databricks_run_id):
+            # Only for the run's URL in the UI: a transient error here must not fail the step.
+            try:
+                return super().get_databricks_run_dagster_event(context, databricks_run_id)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                context.log.warning(f"Databricks run {databricks_run_id}: no URL ({error})")
+                return DagsterEvent.from_step(
+                    event_type=DagsterEventType.ENGINE_EVENT,
+                    message=f"Waiting for Databricks run {databricks_run_id} to complete...",
+                    step_context=context,
+                    event_specific_data=EngineEventData(metadata={}),
+                )
 
         def launch_step(self, step_context):
             missing = upstream_of_step(step_context)
             if missing:
                 raise upstream_failure(missing)
-            yield from super().launch_step(step_context)
+            name = run_name(step_context)
+            self.run_config = {**self.run_config, "run_name": name}
+            end_runs = functools.partial(
+                end_live_runs,
+                self.databricks_runner.client.workspace_client,
+                name,
+                step_context.log,
+                self.cancel_wait_seconds,
+                self.databricks_runner.poll_interval_sec,
+            )
+            end_runs()
+            try:
+                yield from super().launch_step(step_context)
+            except BaseException:
+                # The parent cancelled its run but does not wait for it to end.
+                try:
+                    end_runs()
+                except Exception as error:
+                    step_context.log.error(str(error))
+                raise
 
     return VoyceStepLauncher
 

@@ -10,8 +10,9 @@ change: the step runs from its run ref exactly as under the step launcher.
 
 Differences from the step launcher: events arrive when the run has finished (Pipes reads
 messages while it runs, but the step's result is replayed at the end). Like the step
-launcher, a run still unfinished after ``max_wait_seconds`` is cancelled, and terminating the
-Dagster run cancels the Databricks run.
+launcher, a run still unfinished after ``max_wait_seconds`` is cancelled, terminating the
+Dagster run cancels the Databricks run, a step that fails waits for its run to end, and a
+relaunch first ends any live run of the same step and partitions (``databricks_runs``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ from dagster._core.definitions.step_launcher import StepLauncher
 from pydantic import Field
 
 from voyce_assets.partitions import is_remote_step, upstream_failure
+from voyce_assets.resources.databricks_runs import (
+    RunFollower,
+    end_live_runs,
+    is_transient,
+    run_name,
+)
 from voyce_assets.resources.gpu_launcher import GpuJobCluster, OnTheCluster, upstream_of_step
 
 RUNNER = Path(__file__).parent / "remote" / "pipes_step_main.py"
@@ -79,6 +86,16 @@ class PipesStepLauncher(StepLauncher):
             raise upstream_failure(missing)
         s = self.settings
         client = WorkspaceClient(host=s.host, token=s.token)
+        name = run_name(step_context)
+        end_runs = functools.partial(
+            end_live_runs,
+            client,
+            name,
+            step_context.log,
+            s.cancel_wait_seconds,
+            s.poll_interval_seconds,
+        )
+        end_runs()  # a previous attempt's run, still live: never two beside each other
         code_dir = s.code_dir_path()
         step_run_ref = step_context_to_step_run_ref(step_context, str(code_dir))
         step_key = step_run_ref.step_key.replace("[", "__").replace("]", "__")
@@ -124,14 +141,22 @@ class PipesStepLauncher(StepLauncher):
         pipes.max_wait_seconds = s.max_wait_seconds
         # Terminating the Dagster run raises here while the run is followed; the client then
         # cancels the Databricks run, and the step must end interrupted, not as a success.
-        with raise_execution_interrupts():
-            invocation = pipes.run(
-                context=OpExecutionContext(step_context),
-                task=jobs.SubmitTask.from_dict(task),
-                submit_args={"run_name": "voyce gpu step (pipes)"},
-            )
-        if pipes.interrupted:
-            raise DagsterExecutionInterruptedError()
+        # Whatever ends the step early, its run has ended before the step does.
+        try:
+            with raise_execution_interrupts():
+                invocation = pipes.run(
+                    context=OpExecutionContext(step_context),
+                    task=jobs.SubmitTask.from_dict(task),
+                    submit_args={"run_name": name},
+                )
+            if pipes.interrupted:
+                raise DagsterExecutionInterruptedError()
+        except BaseException:
+            try:
+                end_runs()
+            except Exception as error:
+                step_context.log.error(str(error))
+            raise
         for message in invocation.get_custom_messages():
             record = deserialize_value(message, EventLogEntry)
             step_context.instance.handle_new_event(record)
@@ -147,29 +172,41 @@ def _client_class():
 
     class FollowedClient(PipesDatabricksClient):
         """The Pipes client, telling when it swallowed an interrupt (it cancels the run, then
-        returns as if the run had finished) and giving up on a run after ``max_wait_seconds``
-        (it has no deadline of its own)."""
+        returns as if the run had finished), giving up on a run after ``max_wait_seconds`` (it
+        has no deadline of its own), and reading run states as ``databricks_runs`` does (a
+        transient error is read again)."""
 
         interrupted = False
         max_wait_seconds = 0
-        _deadline: float | None = None
 
         def _poll_til_success(self, context, run_id):
+            follower = RunFollower(self.client, context.log)
+            deadline = time.monotonic() + self.max_wait_seconds
             try:
-                super()._poll_til_success(context, run_id)
+                while not follower.poll(run_id):
+                    if time.monotonic() > deadline:
+                        self.client.jobs.cancel_run(run_id)
+                        raise DagsterPipesError(
+                            f"Databricks run {run_id} took more than {self.max_wait_seconds}s: "
+                            "cancelled"
+                        )
+                    time.sleep(self.poll_interval_seconds)
             except DagsterExecutionInterruptedError:
                 self.interrupted = True
                 raise
 
-        def _get_run_state(self, run_id):
-            now = time.monotonic()
-            if self._deadline is None:
-                self._deadline = now + self.max_wait_seconds
-            elif now > self._deadline:
-                self.client.jobs.cancel_run(run_id)
-                raise DagsterPipesError(
-                    f"Databricks run {run_id} took more than {self.max_wait_seconds}s: cancelled"
-                )
-            return super()._get_run_state(run_id)
+        def _poll_til_terminating(self, run_id):
+            # After an interrupt the launcher waits for the cancelled run to end itself, with a
+            # limit (``end_live_runs``); the client's own wait here has none.
+            pass
+
+        def _extract_dagster_metadata(self, run_id):
+            # Only the run's URL for the UI: a transient error here must not fail the step.
+            try:
+                return super()._extract_dagster_metadata(run_id)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                return {"Databricks Job Run ID": str(run_id)}
 
     return FollowedClient

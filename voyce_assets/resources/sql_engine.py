@@ -189,6 +189,9 @@ class DatabricksSqlEngine(SqlEngine):
     warehouse_id: str = Field(description="SQL warehouse that runs the analytics SQL.")
     catalog: str = Field(description="Catalog of the tables, e.g. voice_feedback_prod.")
     timeout_seconds: int = Field(default=1800, description="Per statement, then cancelled.")
+    poll_interval_seconds: float = Field(
+        default=0.5, gt=0, description="First wait between status reads (doubling to 5s)."
+    )
 
     @property
     def name(self) -> str:
@@ -210,5 +213,12 @@ class DatabricksSqlEngine(SqlEngine):
         from voyce_assets.resources.databricks_sql import execute, result_table
 
         client = WorkspaceClient(host=self.host, token=self.token)
-        resp = execute(client, self.warehouse_id, self.qualified(sql), params, self.timeout_seconds)
+        resp = execute(
+            client,
+            self.warehouse_id,
+            self.qualified(sql),
+            params,
+            self.timeout_seconds,
+            self.poll_interval_seconds,
+        )
         return result_table(client, resp)

@@ -5,6 +5,14 @@ Only the HTTP boundary is fake; callers use the official databricks-sdk against 
 DDL and maintenance statements, and answers queries with a ``query`` function the test gives
 it, in JSON_ARRAY chunks. The launch path (DBFS, Files API, Jobs runs) is the other fake,
 ``databricks_workspace.py``.
+
+It fails as a warehouse does: a statement is PENDING while the warehouse starts
+(``pending_polls``), RUNNING (``polls_before_done``; ``hang_pattern`` keeps it RUNNING until it
+is cancelled), then SUCCEEDED, or FAILED with ``status.error`` (``errors``: the SQL error
+class in the message, as ``[TABLE_OR_VIEW_NOT_FOUND] ...``, under error_code BAD_REQUEST), or
+CANCELED (``POST .../cancel``, or ``ends`` for one cancelled on the warehouse) or CLOSED.
+``fail_requests`` answers the next requests with an HTTP error in Databricks' error body
+(429 and 503 with ``Retry-After``, 403 PERMISSION_DENIED on a warehouse one may not use).
 """
 
 from __future__ import annotations
@@ -24,7 +32,13 @@ class Statement:
     statement: str
     warehouse_id: str
     polls_left: int
+    pending_left: int = 0
     error: str | None = None
+    # A terminal state other than SUCCEEDED/FAILED: CANCELED or CLOSED.
+    end: str | None = None
+    hang: bool = False
+    # Every state the API answered for it, in order.
+    served: list[str] = field(default_factory=list)
     parameters: list[dict] = field(default_factory=list)
     # A query's answer: [(name, type_name, type_text)], rows of JSON_ARRAY strings.
     columns: list[tuple[str, str, str]] = field(default_factory=list)
@@ -46,7 +60,48 @@ class FakeDatabricks:
     query: Callable[[str, list[dict]], tuple[list, list]] | None = None
     # Rows per result chunk: larger answers come in chunks fetched one by one.
     chunk_rows: int = 1000
+    # How many GETs a statement stays PENDING (the warehouse starting) before RUNNING.
+    pending_polls: int = 0
+    # Statements matching a key fail with its message ("[ERROR_CLASS] text").
+    errors: dict[str, str] = field(default_factory=dict)
+    # Statements matching a key end in its state (CANCELED, CLOSED) instead of SUCCEEDED.
+    ends: dict[str, str] = field(default_factory=dict)
+    # Statements matching this stay RUNNING until cancelled.
+    hang_pattern: str | None = None
+    # Ids of the statements cancelled through the API, in order.
+    cancelled: list[str] = field(default_factory=list)
+    # (method, path suffix, status, error_code, message, retry_after) of requests to refuse.
+    faults: list[tuple] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
+
+    def fail_requests(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        times: int = 1,
+        retry_after: int | None = None,
+        error_code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answers the next ``times`` ``method`` requests whose path ends with ``path`` with
+        ``status`` and Databricks' error body (and ``Retry-After`` when given)."""
+        code, text = {
+            429: ("REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait and retry."),
+            503: ("TEMPORARILY_UNAVAILABLE", "The service is temporarily unavailable."),
+            403: ("PERMISSION_DENIED", "You do not have permission to use this SQL warehouse."),
+        }.get(status, ("INTERNAL_ERROR", "Internal error."))
+        for _ in range(times):
+            self.faults.append(
+                (method, path, status, error_code or code, message or text, retry_after)
+            )
+
+    def _fault(self, method: str, path: str) -> tuple | None:
+        for fault in self.faults:
+            if fault[0] == method and path.rstrip("/").endswith(fault[1].rstrip("/")):
+                self.faults.remove(fault)
+                return fault
+        return None
 
     @property
     def host(self) -> str:
@@ -60,9 +115,11 @@ class FakeDatabricks:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def _reply(self, status: int, body: dict) -> None:
+            def _reply(self, status: int, body: dict, headers: dict | None = None) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -75,6 +132,12 @@ class FakeDatabricks:
                     self._reply(
                         401, {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."}
                     )
+                    return False
+                fault = fake._fault(self.command, self.path)
+                if fault is not None:
+                    _, _, status, code, message, retry_after = fault
+                    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+                    self._reply(status, {"error_code": code, "message": message}, headers)
                     return False
                 return True
 
@@ -106,10 +169,26 @@ class FakeDatabricks:
                         stmt.error = (
                             "[PERMISSION_DENIED] User does not have CREATE VOLUME on Schema."
                         )
+                    for pattern, message in fake.errors.items():
+                        if re.search(pattern, stmt.statement):
+                            stmt.error = message
+                    for pattern, state in fake.ends.items():
+                        if re.search(pattern, stmt.statement):
+                            stmt.end = state
+                    stmt.pending_left = fake.pending_polls
+                    stmt.hang = bool(
+                        fake.hang_pattern and re.search(fake.hang_pattern, stmt.statement)
+                    )
                     fake.statements.append(stmt)
                     return self._reply(200, fake._status(stmt, poll=False))
                 m = re.fullmatch(r"/api/2.0/sql/statements/([^/]+)/cancel", self.path)
                 if m:
+                    stmt = next((s for s in fake.statements if s.statement_id == m.group(1)), None)
+                    if stmt is not None:
+                        fake.cancelled.append(stmt.statement_id)
+                        if stmt.hang or stmt.polls_left > 0 or stmt.pending_left > 0:
+                            stmt.end = "CANCELED"
+                            stmt.hang, stmt.polls_left, stmt.pending_left = False, 0, 0
                     return self._reply(200, {})
                 self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": self.path})
 
@@ -140,16 +219,27 @@ class FakeDatabricks:
         self._server.server_close()
 
     def _status(self, stmt: Statement, poll: bool) -> dict:
+        status = self._state(stmt, poll)
+        stmt.served.append(status["status"]["state"])
+        return status
+
+    def _state(self, stmt: Statement, poll: bool) -> dict:
+        if stmt.pending_left > 0:
+            stmt.pending_left -= int(poll)
+            return {"statement_id": stmt.statement_id, "status": {"state": "PENDING"}}
         if poll and stmt.polls_left > 0:
             stmt.polls_left -= 1
-        if stmt.polls_left > 0:
+        if stmt.hang or stmt.polls_left > 0:
             return {"statement_id": stmt.statement_id, "status": {"state": "RUNNING"}}
+        if stmt.end:
+            return {"statement_id": stmt.statement_id, "status": {"state": stmt.end}}
         if stmt.error:
+            # Analysis errors come as BAD_REQUEST, their SQL error class in the message.
             return {
                 "statement_id": stmt.statement_id,
                 "status": {
                     "state": "FAILED",
-                    "error": {"error_code": "PERMISSION_DENIED", "message": stmt.error},
+                    "error": {"error_code": "BAD_REQUEST", "message": stmt.error},
                 },
             }
         chunks = max(1, -(-len(stmt.rows) // self.chunk_rows))

@@ -177,6 +177,7 @@ def test_training_step_runs_on_the_cluster_and_registers_the_models(
 
     lakehouse = _lakehouse(tmp_path)
     wheel = "/Volumes/voice_feedback_prod/ml_models/artifacts/wheels/voyce_assets-0.1.0.whl"
+    _upload_wheel(workspace, wheel)  # the cluster installs it: it must be there
     monkeypatch.setenv("VOYCE_WHEEL", wheel)
     with instance_for_test() as instance:
         instance.report_runless_asset_event(_dataset(tmp_path, per_day=90))
@@ -230,6 +231,17 @@ def test_a_step_whose_upstream_day_never_materialized_fails_on_the_host_before_l
     assert not result.success
     assert "processed_data/training_dataset: 2026-05-01" in _step_error(result)
     assert workspace.runs == {} and workspace.calls == []
+
+
+def _upload_wheel(workspace, path: str) -> None:
+    """A (minimal) wheel at ``path`` on the workspace's volume, as ``make wheel`` puts it."""
+    import zipfile
+
+    local = workspace.root / path.lstrip("/")
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(local, "w") as archive:
+        archive.writestr("voyce_assets-0.1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+        archive.writestr("voyce_assets-0.1.0.dist-info/METADATA", "Name: voyce-assets\n")
 
 
 def _dataset(tmp_path, per_day: int):
