@@ -160,10 +160,13 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
     assert materialization.partition == DAY.isoformat()
     assert materialization.materialization.metadata["dagster/partition_row_count"].value == 3
     checks = {
-        e.asset_check_evaluation_data.check_name
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
         for e in _events(result, DagsterEventType.ASSET_CHECK_EVALUATION)
     }
-    assert "failure_rate" in checks
+    # Judged on the cluster over the day's rows: three recordings, none failed.
+    rate = checks["failure_rate"]
+    assert rate.passed and rate.metadata["failing_partitions"].value == []
+    assert rate.metadata["rows"].value == 3
     # And its rows are in the lakehouse the host reads.
     rows = DeltaTable(lakehouse.table_uri(table("raw_data/transcriptions"))).to_pyarrow_table()
     assert rows.num_rows == 3

@@ -9,6 +9,7 @@ import json
 import pytest
 from dagster import materialize
 
+from voyce_assets.text.cache import TextCache
 from voyce_assets.text.prompt import PROMPT_VERSION
 from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
 from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable
@@ -25,7 +26,7 @@ def claude(fake, cache, **changes) -> AnthropicAnalyzer:
     return AnthropicAnalyzer(**{**settings, **changes})
 
 
-def test_messages_mode_retries_validates_and_counts_usage(cache):
+def test_messages_mode_retries_validates_and_counts_usage(cache, tmp_path):
     texts = [
         "love the new app, great work",
         "[429] my refund never came",
@@ -40,6 +41,9 @@ def test_messages_mode_retries_validates_and_counts_usage(cache):
     with FakeAnthropic(api_key=KEY) as fake:
         results = claude(fake, cache, max_concurrency=4).analyze(texts)
         calls = fake.calls["messages"]
+        # The same request once more, answered at the first attempt now: one call's usage.
+        fresh = TextCache(path=str(tmp_path / "fresh.sqlite"))
+        (once,) = claude(fake, fresh).analyze(["[malformed] support was terrible"])
     ok = {t: r for t, r in zip(texts, results, strict=True) if r.ok}
     assert set(ok) == set(texts[:5])
     # The SDK retried the 429/529/500 itself; an invalid answer was asked once more.
@@ -56,7 +60,8 @@ def test_messages_mode_retries_validates_and_counts_usage(cache):
     assert "no record_feedback_analysis call" in failed["[notool] ok i guess"].error
     # Both attempts of a twice-invalid answer were billed, so both are counted.
     retried = failed["[malformed] support was terrible"]
-    assert retried.input_tokens > ok["love the new app, great work"].input_tokens
+    assert once.ok and once.input_tokens > 0
+    assert retried.input_tokens == 2 * once.input_tokens
     assert all(KEY not in (r.error or "") for r in results)
 
 
