@@ -142,7 +142,8 @@ def _champion_scores_the_demo_dataset(voyce_home) -> None:
     dataset = DeltaTable(str(lake / "processed_data" / "training_dataset")).to_pyarrow_table()
     X = np.asarray(dataset.column("features").to_pylist())
     proba = model.predict_proba(X)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # float32 probabilities (the boosters) sum to 1 within float32 precision.
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     assert set(model.predict(X)) <= {"positive", "neutral", "negative", "mixed"}
     registry_rows = DeltaTable(str(lake / "ml_models" / "model_registry")).to_pyarrow_table()
     stages = registry_rows.column("stage").to_pylist()

@@ -52,7 +52,7 @@ def outside_rows(
 ) -> Outside:
     """Rows whose ``created_at`` places them in no partition from ``first`` to ``last``.
 
-    Two probes of the ``created_at`` index (NULLs, and both ends of the range: ``infinity``
+    Probes of the ``created_at`` index (NULLs, and both ends of the range: ``infinity``
     lies beyond any end), whatever the table's size.
     """
     if table.partition_source is None:
@@ -62,22 +62,24 @@ def outside_rows(
         lo=sql.Literal(f"{first.isoformat()} 00:00:00+00"),
         hi=sql.Literal(f"{(last + dt.timedelta(days=1)).isoformat()} 00:00:00+00"),
     )
+    return _named(conn, table, where, pg_schema)
+
+
+def _named(conn, table: Table, where: sql.Composable, pg_schema: str) -> Outside:
+    """How many rows meet ``where``, and the first few of their ids."""
     names = {
         "s": sql.Identifier(pg_schema),
         "t": sql.Identifier(table.name),
         "pk": sql.Identifier(table.primary_key[0]),
         "where": where,
     }
-    rows = conn.execute(sql.SQL("SELECT count(*) FROM {s}.{t} WHERE {where}").format(**names))
-    count = rows.fetchone()[0]
-    if not count:
-        return Outside()
-    ids = conn.execute(
-        sql.SQL("SELECT {pk}::text FROM {s}.{t} WHERE {where} ORDER BY 1 LIMIT {n}").format(
-            n=sql.Literal(PREVIEW_IDS), **names
-        )
-    ).fetchall()
-    return Outside(rows=int(count), ids=[r[0] for r in ids])
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*), (array_agg({pk}::text ORDER BY {pk}))[1:{n}] "
+            "FROM {s}.{t} WHERE {where}"
+        ).format(n=sql.Literal(PREVIEW_IDS), **names)
+    ).fetchone()
+    return Outside(rows=int(row[0]), ids=list(row[1] or []))
 
 
 def finite(table: Table) -> sql.Composable:
@@ -96,19 +98,7 @@ def unrepresentable_rows(
     conn, table: Table, where: sql.Composable, pg_schema: str = "public"
 ) -> Outside:
     """Rows meeting ``where`` (a sync's partitions) with an infinite timestamp."""
-    names = {
-        "s": sql.Identifier(pg_schema),
-        "t": sql.Identifier(table.name),
-        "pk": sql.Identifier(table.primary_key[0]),
-        "where": sql.SQL("({}) AND NOT ({})").format(where, finite(table)),
-    }
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT count(*), (array_agg({pk}::text ORDER BY {pk}))[1:{n}] "
-            "FROM {s}.{t} WHERE {where}"
-        ).format(n=sql.Literal(PREVIEW_IDS), **names)
-    ).fetchone()
-    return Outside(rows=int(rows[0]), ids=list(rows[1] or []))
+    return _named(conn, table, sql.SQL("({}) AND NOT ({})").format(where, finite(table)), pg_schema)
 
 
 # A change stamped further ahead than this is no clock skew: the CDC cannot see it until then.
@@ -121,20 +111,10 @@ def future_stamped(conn, table: Table, pg_schema: str = "public") -> Outside:
     then (the full syncs and the sweep still copy them). One probe of the CDC index."""
     from voyce_assets.ddl import cdc_column
 
-    names = {
-        "s": sql.Identifier(pg_schema),
-        "t": sql.Identifier(table.name),
-        "pk": sql.Identifier(table.primary_key[0]),
-        "col": sql.Identifier(cdc_column(table)),
-        "margin": sql.Literal(FUTURE_MARGIN),
-    }
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT count(*), (array_agg({pk}::text ORDER BY {pk}))[1:{n}] FROM {s}.{t} "
-            "WHERE {col} > now() + {margin}::interval"
-        ).format(n=sql.Literal(PREVIEW_IDS), **names)
-    ).fetchone()
-    return Outside(rows=int(rows[0]), ids=list(rows[1] or []))
+    ahead = sql.SQL("{} > now() + {}::interval").format(
+        sql.Identifier(cdc_column(table)), sql.Literal(FUTURE_MARGIN)
+    )
+    return _named(conn, table, ahead, pg_schema)
 
 
 def unrepresentable_by_day(

@@ -112,8 +112,9 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
 ):
     lakehouse = _lakehouse(tmp_path)
     engine = sa.create_engine(sqlalchemy_url(pg_database))
-    config = DemoConfig(days=1, per_day=3, seed=5, end_date=DAY + dt.timedelta(days=1))
-    seed(engine, lakehouse.volume_path(volume("raw_data/audio_files")), config)
+    # Five recordings: the demo's three bad cases (corrupt, silent, missing) and two spoken.
+    config = DemoConfig(days=1, per_day=5, seed=5, end_date=DAY + dt.timedelta(days=1))
+    demo = seed(engine, lakehouse.volume_path(volume("raw_data/audio_files")), config)
     from dagster._core.test_utils import instance_for_test
 
     with instance_for_test() as instance:
@@ -158,18 +159,27 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
     (materialization,) = _events(result, DagsterEventType.ASSET_MATERIALIZATION)
     assert materialization.asset_key.path == ["raw_data", "transcriptions"]
     assert materialization.partition == DAY.isoformat()
-    assert materialization.materialization.metadata["dagster/partition_row_count"].value == 3
+    assert materialization.materialization.metadata["dagster/partition_row_count"].value == 5
     checks = {
         e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
         for e in _events(result, DagsterEventType.ASSET_CHECK_EVALUATION)
     }
-    # Judged on the cluster over the day's rows: three recordings, none failed.
-    rate = checks["failure_rate"]
-    assert rate.passed and rate.metadata["failing_partitions"].value == []
-    assert rate.metadata["rows"].value == 3
-    # And its rows are in the lakehouse the host reads.
+    # And its rows are in the lakehouse the host reads: the spoken ones transcribed on the
+    # cluster, each bad case its own error.
     rows = DeltaTable(lakehouse.table_uri(table("raw_data/transcriptions"))).to_pyarrow_table()
-    assert rows.num_rows == 3
+    assert rows.num_rows == 5
+    by_feedback = {r["voice_feedback_id"]: r for r in rows.to_pylist()}
+    bad = set(demo.bad_cases.values())
+    assert len(bad) == 3 and bad <= set(by_feedback)
+    for fid, row in by_feedback.items():
+        if fid in bad:
+            assert row["error_message"] and not row["transcription_text"], row
+        else:
+            assert row["error_message"] is None and len(row["transcription_text"].split()) >= 3
+    # Judged on the cluster over the day's rows: 3 of 5 failed, the day named.
+    rate = checks["failure_rate"]
+    assert not rate.passed and rate.metadata["failing_partitions"].value == [DAY.isoformat()]
+    assert (rate.metadata["rows"].value, rate.metadata["failed"].value) == (5, 3)
     assert set(rows.column("transcription_engine").to_pylist()) == {"faster-whisper/tiny.en"}
 
 
