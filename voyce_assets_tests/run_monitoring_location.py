@@ -10,7 +10,9 @@ from dagster import Definitions, job, op
 
 @op(pool="gpu")
 def hold_gpu() -> None:
-    time.sleep(120)  # bounded: the test kills its run worker long before
+    # Held until the test kills its run worker (and, in its cleanup, this step's process):
+    # a holder that woke up on a slow machine before the kill would succeed.
+    time.sleep(3600)
 
 
 @op(pool="gpu")

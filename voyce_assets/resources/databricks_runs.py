@@ -45,13 +45,14 @@ def is_transient(error: BaseException) -> bool:
     own retries did not outlast, a timeout or a dropped connection."""
     import requests
     from databricks.sdk.errors import (
+        DatabricksError,
         DeadlineExceeded,
         InternalError,
         TemporarilyUnavailable,
         TooManyRequests,
     )
 
-    return isinstance(
+    if isinstance(
         error,
         (
             InternalError,
@@ -62,7 +63,11 @@ def is_transient(error: BaseException) -> bool:
             requests.ConnectionError,
             requests.Timeout,
         ),
-    )
+    ):
+        return True
+    # The SDK maps no class to some answers (a load balancer's 502 with an HTML body): a
+    # plain error without an error code; read again, at most TRANSIENT_READS in a row.
+    return type(error) is DatabricksError and not error.error_code
 
 
 def outcome(run_id: int, state) -> bool:

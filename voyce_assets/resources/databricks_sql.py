@@ -11,6 +11,7 @@ never submitted twice by this module."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -62,6 +63,8 @@ def execute(
         StatementState,
     )
 
+    from voyce_assets.resources.databricks_runs import TRANSIENT_READS, is_transient
+
     api = client.statement_execution
     deadline = time.monotonic() + timeout_seconds
     try:
@@ -75,15 +78,28 @@ def execute(
             disposition=Disposition.INLINE,
         )
         delay = poll_interval_seconds
+        misses = 0
         while resp.status.state in (StatementState.PENDING, StatementState.RUNNING):
             if time.monotonic() > deadline:
-                api.cancel_execution(resp.statement_id)
+                # Its own error must not hide why: the statement ran out of time.
+                with contextlib.suppress(Exception):
+                    api.cancel_execution(resp.statement_id)
                 raise StatementFailed(
                     f"timed out after {timeout_seconds}s, cancelled: {head(statement)}"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-            resp = api.get_statement(resp.statement_id)
+            try:
+                resp = api.get_statement(resp.statement_id)
+                misses = 0
+            except Exception as error:
+                # A status read lost to a 5xx or the network: the statement still runs on the
+                # warehouse; read again (a few in a row), then cancel it and give up.
+                misses += 1
+                if not is_transient(error) or misses >= TRANSIENT_READS:
+                    with contextlib.suppress(Exception):
+                        api.cancel_execution(resp.statement_id)
+                    raise
     except DatabricksError as error:  # refused by the API, or still throttled after retries
         code = f"{error.error_code}: " if error.error_code else ""
         raise StatementFailed(f"{head(statement)} failed: {code}{error}") from None

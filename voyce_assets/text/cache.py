@@ -24,7 +24,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +63,14 @@ def _key(*parts: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, timeout: float = 900.0, stale_after: float = 300.0) -> Iterator[None]:
+def _locked(
+    path: Path, timeout: float = 900.0, stale_after: float = 300.0
+) -> Iterator[Callable[[], bool]]:
     """Hold ``path`` as a lock file, made by exclusive create: unlike ``flock``, that works on
-    a volume's FUSE mount too. A lock older than ``stale_after`` seconds was left by a holder
-    that died (a persist takes seconds) and is broken."""
+    a volume's FUSE mount too. A lock untouched for ``stale_after`` seconds was left by a
+    holder that died and is broken: moved aside first, and put back if it turns out to be a
+    new holder's. Yields ``still_ours()``, which also refreshes the lock (a slow holder
+    calls it between long steps, so it is never taken for a dead one)."""
     token = uuid.uuid4().hex
     deadline = time.monotonic() + timeout
     while True:
@@ -74,11 +78,20 @@ def _locked(path: Path, timeout: float = 900.0, stale_after: float = 300.0) -> I
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             try:
+                holder = path.read_text()
                 age = time.time() - path.stat().st_mtime
             except FileNotFoundError:
                 continue  # released meanwhile
             if age > stale_after:
-                path.unlink(missing_ok=True)
+                aside = path.with_name(f"{path.name}.{token}.stale")
+                try:
+                    os.rename(path, aside)
+                except FileNotFoundError:
+                    continue
+                if aside.read_text() != holder:  # a new holder's since we looked: give it back
+                    with contextlib.suppress(OSError):
+                        os.link(aside, path)  # never over a lock taken meanwhile
+                aside.unlink(missing_ok=True)
             elif time.monotonic() > deadline:
                 raise TimeoutError(f"{path} stayed locked for {timeout:.0f} s") from None
             else:
@@ -87,8 +100,18 @@ def _locked(path: Path, timeout: float = 900.0, stale_after: float = 300.0) -> I
         with os.fdopen(fd, "w") as lock:
             lock.write(token)
         break
+
+    def still_ours() -> bool:
+        try:
+            if path.read_text() != token:
+                return False
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            return False
+
     try:
-        yield
+        yield still_ours
     finally:
         with contextlib.suppress(FileNotFoundError):
             if path.read_text() == token:  # never another holder's (ours may have been broken)
@@ -151,19 +174,26 @@ class TextCache(ConfigurableResource):
         durable.parent.mkdir(parents=True, exist_ok=True)
         work = Path(self.path).with_name(f"{Path(self.path).name}.{uuid.uuid4().hex}.persisting")
         try:
-            with _locked(durable.with_name(durable.name + ".lock")):
-                if durable.exists():
-                    shutil.copyfile(durable, work)
-                target = sqlite3.connect(work)
-                try:
-                    target.executescript(_SCHEMA)
-                    _merge(target, Path(self.path))
-                    target.commit()
-                finally:
-                    target.close()
-                tmp = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.tmp")
-                shutil.copyfile(work, tmp)
-                tmp.replace(durable)
+            for _ in range(3):
+                with _locked(durable.with_name(durable.name + ".lock")) as still_ours:
+                    work.unlink(missing_ok=True)
+                    if durable.exists():
+                        shutil.copyfile(durable, work)
+                    still_ours()  # refreshed between the long copies
+                    target = sqlite3.connect(work)
+                    try:
+                        target.executescript(_SCHEMA)
+                        _merge(target, Path(self.path))
+                        target.commit()
+                    finally:
+                        target.close()
+                    tmp = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.tmp")
+                    shutil.copyfile(work, tmp)
+                    if still_ours():  # broken meanwhile: another holder's copy may be newer
+                        tmp.replace(durable)
+                        return
+                    tmp.unlink(missing_ok=True)
+            raise TimeoutError(f"{durable}: lost its lock three times while persisting")
         finally:
             work.unlink(missing_ok=True)
 

@@ -81,7 +81,7 @@ def failure_rate_check(rows: list[dict], partitions: Sequence[str] = ()) -> Asse
         "failure_rate",
         rows,
         partitions,
-        day=lambda r: str(r.get("event_date")),
+        day=lambda r: r["event_date"],
         counts=lambda r: bool(r.get("error_message")),
         max_rate=MAX_FAILURE_RATE,
         severity=AssetCheckSeverity.WARN,

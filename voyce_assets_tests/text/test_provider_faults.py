@@ -179,8 +179,9 @@ def test_a_lost_create_answer_resumes_the_batch_it_made(cache):
 def test_a_crash_before_the_batch_id_was_kept_resumes_it(cache):
     texts = ["the driver was lovely", "wrong size again"]
     with FakeAnthropic(api_key=KEY, lose_create_responses=1, down_after_lost_create=True) as fake:
-        # The create's answer is lost and the process dies before it finds the batch.
-        with pytest.raises(Exception, match="Internal server error"):
+        # The create's answer is lost and the API goes down before the batch is found: the
+        # step fails (to be retried), the intent kept.
+        with pytest.raises(ProviderDown, match="not listed yet"):
             claude(fake, cache, **BATCH, max_retries=0).analyze(texts)
         fake.down = False
         # A new process, the same cache, another set of texts (one of the batch, one new):
@@ -218,7 +219,7 @@ def test_a_batch_an_overlapping_step_made_is_not_taken_for_ours(tmp_path):
     ours = TextCache(path=str(tmp_path / "step-1" / "c.sqlite"), persist_to=durable)
     theirs = TextCache(path=str(tmp_path / "step-2" / "c.sqlite"), persist_to=durable)
     with FakeAnthropic(api_key=KEY, lose_create_responses=1, down_after_lost_create=True) as fake:
-        with pytest.raises(Exception, match="Internal server error"):
+        with pytest.raises(ProviderDown, match="not listed yet"):
             claude(fake, ours, **BATCH, max_retries=0).analyze(["lovely driver", "wrong size"])
         fake.down, fake.batch_polls_before_end = False, 1000
         # The other step's batch: as many requests, made after our intent, still running.
@@ -229,4 +230,24 @@ def test_a_batch_an_overlapping_step_made_is_not_taken_for_ours(tmp_path):
             ["lovely driver", "wrong size"]
         )
         assert fake.calls["batches.create"] == 2 and len(fake.batches) == 2
+    assert all(r.ok for r in results)
+
+
+def test_a_create_still_in_flight_is_never_replaced_by_a_second_one(cache):
+    """An intent whose batch is not listed (a create in flight elsewhere, or the API still
+    making it) is left alone until it has settled: the step fails to be retried, nothing is
+    created twice; once settled and still unlisted, it is created."""
+    texts = ["the driver was lovely", "wrong size again"]
+    with FakeAnthropic(api_key=KEY) as fake:
+        fake.down = True  # the create's answer is a 500: made or not, we cannot tell
+        with pytest.raises(ProviderDown, match="not listed yet"):
+            claude(fake, cache, **BATCH).analyze(texts)
+        fake.down = False
+        sent = fake.calls["batches.create"]
+        assert sent == 1 and not fake.batches
+        with pytest.raises(ProviderDown, match="not listed yet"):
+            claude(fake, cache, **BATCH).analyze(texts)
+        assert fake.calls["batches.create"] == sent and not fake.batches
+        results = claude(fake, cache, **BATCH, batch_create_settle_seconds=0).analyze(texts)
+        assert fake.calls["batches.create"] == sent + 1 and len(fake.batches) == 1
     assert all(r.ok for r in results)

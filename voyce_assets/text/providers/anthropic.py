@@ -34,6 +34,7 @@ from voyce_assets.text.analysis import (
 )
 from voyce_assets.text.prompt import system_prompt, user_message
 from voyce_assets.text.providers.base import (
+    ProviderDown,
     ProviderUnusable,
     RemoteAnalyzer,
     error_text,
@@ -49,6 +50,10 @@ _CREATING = "creating:"
 # How far a batch's created_at (the API's clock) may precede our intent (ours) and still be
 # the batch we created.
 _CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+class _Unsettled(Exception):
+    """Which batch a create made cannot be told yet: look again later, create nothing."""
 
 
 def input_tokens(usage) -> int:
@@ -76,6 +81,11 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
+def _age(intent: str) -> dt.timedelta:
+    """How long ago the create an intent names began."""
+    return dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(intent.removeprefix(_CREATING))
+
+
 class AnthropicAnalyzer(RemoteAnalyzer):
     """Claude: sentiment, emotions, key phrases, topics, entities, urgency, summary, actions."""
 
@@ -90,6 +100,11 @@ class AnthropicAnalyzer(RemoteAnalyzer):
     max_tokens: int = Field(default=1024, description="Output limit per analysis.")
     batch_poll_seconds: float = Field(default=30.0, description="Between batch status polls.")
     batch_max_requests: int = Field(default=10_000, description="Requests per submitted batch.")
+    batch_create_settle_seconds: float = Field(
+        default=300.0,
+        description="A create begun less long ago and not listed may still be in flight "
+        "(another step's, or one whose answer was lost): never replaced by a new one sooner.",
+    )
     batch_timeout_hours: float = Field(default=24.0, description="Give up waiting after this.")
 
     # Batch requests of the chunk in hand, forgotten once its answers are in the cache.
@@ -173,7 +188,16 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         for intent in sorted({b for b in pending.values() if b.startswith(_CREATING)}):
             # The batch holds every request of the intent, also those this run does not bring.
             keys = self.cache.requests_in(intent)
-            found = self._find_created(keys, intent)
+            try:
+                found = self._find_created(keys, intent)
+            except _Unsettled as exc:
+                raise ProviderDown(f"anthropic batch: {exc}; tried again later") from None
+            if found is None and _age(intent).total_seconds() < self.batch_create_settle_seconds:
+                # Perhaps still being created (a create in flight, an API that lists it late).
+                raise ProviderDown(
+                    "anthropic batch: a create of these requests began at "
+                    f"{intent.removeprefix(_CREATING)} and is not listed yet; tried again later"
+                )
             if found is None:
                 self.cache.forget_batch_items(keys)  # never created: created below
             else:
@@ -208,7 +232,8 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         self.cache.remember_batch(requests, intent, _now())
         # The SDK would resend a create whose answer it lost: one more batch paid for. So it
         # never retries here; a refusal for load (429/529, nothing made) is waited out and
-        # sent again, a lost answer (5xx, timeout, connection) is looked for first.
+        # sent again; a lost answer (5xx, timeout, connection) is looked for, never resent:
+        # unfound, the intent stays and a later attempt settles it (_submit_or_resume).
         once = self.client().with_options(max_retries=0)
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
@@ -232,13 +257,20 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                 # Remembered at once: a restart from here on finds it and pays nothing more.
                 self.cache.remember_batch(requests, batch.id, _now())
                 return batch.id
-            found = self._find_created(list(requests), intent)
-            if found is not None:
-                self.cache.remember_batch(requests, found, _now())
-                return found
-            if last:
-                raise lost
-            time.sleep(_retry_after(lost, attempt))
+            # The API may list a batch it is still making a moment later: look twice.
+            for look in range(2):
+                time.sleep(_retry_after(lost, attempt + look))
+                try:
+                    found = self._find_created(list(requests), intent)
+                except (_Unsettled, anthropic.APIError):
+                    found = None  # not told apart, or not listed now: settled later
+                if found is not None:
+                    self.cache.remember_batch(requests, found, _now())
+                    return found
+            raise ProviderDown(
+                f"anthropic batch: the answer to a create was lost ({error_text(lost, self.api_key)}) "
+                "and the batch is not listed yet; kept as an intent, settled by a later attempt"
+            ) from None
         raise AssertionError("unreachable")
 
     def _find_created(self, keys: list[str], intent: str) -> str | None:
@@ -249,9 +281,12 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         self.cache.restore()  # batches an overlapping step made are known from its copy
         known = self.cache.batch_ids()
         wanted = set(keys)
+        # Batches still running show their count, not their requests: one such unknown batch
+        # of the right size is ours; two are not told apart (``_Unsettled``).
+        running: list[str] = []
         for batch in self.client().messages.batches.list(limit=100):
             if batch.created_at < since:
-                return None  # newest first: the rest are older still
+                break  # newest first: the rest are older still
             counts = batch.request_counts
             total = (
                 counts.processing
@@ -262,15 +297,18 @@ class AnthropicAnalyzer(RemoteAnalyzer):
             )
             if batch.id in known or total != len(wanted):
                 continue
-            if batch.processing_status == "ended":
-                results = self.client().messages.batches.results(batch.id)
-                try:
-                    if {item.custom_id for item in results} != wanted:
-                        continue
-                finally:
-                    results.close()
-            return batch.id
-        return None
+            if batch.processing_status != "ended":
+                running.append(batch.id)
+                continue
+            results = self.client().messages.batches.results(batch.id)
+            try:
+                if {item.custom_id for item in results} == wanted:
+                    return batch.id  # its requests are ours: no doubt
+            finally:
+                results.close()
+        if len(running) > 1:
+            raise _Unsettled(f"{len(running)} running batches could be the one created")
+        return running[0] if running else None
 
     def _settled(self) -> None:
         # The chunk's answers are in the cache: its batch requests are done with.
