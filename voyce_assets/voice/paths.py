@@ -14,6 +14,7 @@ from pathlib import Path
 from voyce_assets.catalog import volume
 from voyce_assets.feedback import Feedback
 from voyce_assets.resources.lakehouse import Lakehouse
+from voyce_assets.voice.chunks import WorkItem
 
 
 class PathOutsideVolume(ValueError):
@@ -56,3 +57,31 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, PathOutsideVolume):
         return str(exc)[:500]
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def work_item(
+    lakehouse: Lakehouse, feedback: Feedback, reads: str, word_count: int | None = None
+) -> WorkItem:
+    """``feedback`` as a voice task takes it: its paths, weighed by the size of the file the
+    work ``reads`` (``upload`` or ``processed``); an unsafe path is the item's error."""
+    common = {
+        "feedback_id": feedback.id,
+        "organization_id": feedback.organization_id,
+        "event_date": feedback.event_date.isoformat(),
+        "word_count": word_count,
+    }
+    try:
+        paths = audio_paths(lakehouse, feedback)
+    except Exception as exc:  # unsafe, a link loop, a name the filesystem refuses
+        return WorkItem(upload=None, processed=None, size=0, error=error_text(exc), **common)
+    try:
+        size = getattr(paths, reads).stat().st_size
+    except OSError:  # not there (yet), unreadable: the task says why in the row
+        size = 0
+    return WorkItem(upload=str(paths.upload), processed=str(paths.processed), size=size, **common)
+
+
+def stage_root(lakehouse: Lakehouse) -> str:
+    """Where voice tasks stage finished chunks: inside the processed-audio volume, which
+    every node of a cluster sees."""
+    return str(lakehouse.volume_path(volume("processed_data/processed_audio")) / ".voice-stage")

@@ -1,5 +1,7 @@
-"""The voice stage's own resource per environment: the Transcriber (the notebooks'
-``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``)."""
+"""The voice stage's own resources per environment: the Transcriber (the notebooks'
+``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``) and
+``voice_compute``, where the heavy work runs: the cluster's Spark in prod, this process on a
+laptop unless ``VOYCE_SPARK_MASTER`` names a Spark master (``local[2]``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,16 @@ from typing import Any
 from dagster import EnvVar
 
 from voyce_assets.settings import catalog_name, from_env, voyce_home
+from voyce_assets.voice.compute import SparkVoice, VoiceCompute
 from voyce_assets.voice.transcriber import Transcriber
+
+
+def voice_compute(env: str) -> VoiceCompute:
+    spark = from_env(master="VOYCE_SPARK_MASTER", tasks=("VOYCE_SPARK_TASKS", int))
+    if env == "prod":
+        # The step runs on the cluster's driver: its SparkSession spreads the work.
+        return SparkVoice(**spark)
+    return SparkVoice(**spark) if "master" in spark else VoiceCompute()
 
 
 def resources(env: str) -> dict[str, Any]:
@@ -17,6 +28,7 @@ def resources(env: str) -> dict[str, Any]:
         volumes = os.environ.get("VOYCE_VOLUMES_ROOT", "/Volumes")
         # A GPU job cluster: faster-whisper in float16 on CUDA, the size a setting must name.
         return {
+            "voice_compute": voice_compute(env),
             "transcriber": Transcriber(
                 model=EnvVar("WHISPER_MODEL_SIZE"),
                 models_dir=f"{volumes}/{catalog_name('prod')}/ml_models/artifacts/whisper",
@@ -29,10 +41,11 @@ def resources(env: str) -> dict[str, Any]:
                         batch_size=("BATCH_SIZE", int),
                     ),
                 },
-            )
+            ),
         }
     # Locally the Transcriber's defaults (tiny.en from a wheel, int8 on the CPU) unless set.
     return {
+        "voice_compute": voice_compute(env),
         "transcriber": Transcriber(
             models_dir=str(voyce_home() / "models"),
             **from_env(
@@ -41,5 +54,5 @@ def resources(env: str) -> dict[str, Any]:
                 device="WHISPER_DEVICE",
                 batch_size=("BATCH_SIZE", int),
             ),
-        )
+        ),
     }

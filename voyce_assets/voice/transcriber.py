@@ -105,6 +105,9 @@ class Transcriber(ConfigurableResource):
         default=None, description="Folder of openai-whisper .pt checkpoints ($VOYCE_HOME/models)."
     )
     device: str = Field(default="cpu", description="WHISPER_DEVICE: cpu | cuda")
+    device_index: int = Field(
+        default=0, ge=0, description="Which GPU (a Spark task uses the one it was given)."
+    )
     compute_type: str = Field(
         default="default",
         description="faster-whisper: int8 (cpu) / float16 (cuda) by default; openai-whisper: "
@@ -136,6 +139,9 @@ class Transcriber(ConfigurableResource):
         digest = hashlib.sha1(path.encode()).hexdigest()[:8]
         return f"{self.engine}/{Path(path).name}@{digest}"
 
+    def _torch_device(self) -> str:
+        return f"cuda:{self.device_index}" if self.device == "cuda" else self.device
+
     def _compute_type(self) -> str:
         if self.compute_type != "default":
             return self.compute_type
@@ -163,6 +169,7 @@ class Transcriber(ConfigurableResource):
             self.model,
             self.models_dir,
             self.device,
+            self.device_index,
             self._compute_type(),
             self.cpu_threads,
         )
@@ -176,12 +183,13 @@ class Transcriber(ConfigurableResource):
                     _models[key] = WhisperModel(
                         str(path),
                         device=self.device,
+                        device_index=self.device_index,
                         compute_type=self._compute_type(),
                         cpu_threads=self.cpu_threads,
                         local_files_only=True,
                     )
                 else:
-                    _models[key] = _load_openai_whisper(path, self.device)
+                    _models[key] = _load_openai_whisper(path, self._torch_device())
             return _models[key]
 
     def transcribe(self, samples: np.ndarray) -> Transcript:

@@ -1,8 +1,9 @@
 """``raw_data/transcriptions``: Whisper speech-to-text, one row per voice feedback.
 
-Reads the partition's processed audio copies, keeps transcripts that are still valid (same
-engine/model, made after the current copy), transcribes the rest in ``batch_size`` chunks, and
-replaces the partitions in one commit. Failures are rows with ``error_message``.
+Keeps transcripts that are still valid (same engine/model, made after the current copy),
+transcribes the rest from the processed copies on ``voice_compute`` (in process, or as one
+Spark job: ``voice/compute.py``), chunk by chunk with progress staged, and replaces the
+partitions in one commit. Failures are rows with ``error_message``.
 """
 
 import datetime as dt
@@ -20,18 +21,13 @@ from dagster import (
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
 from voyce_assets.checks import rate_check
-from voyce_assets.feedback import (
-    Feedback,
-    existing_rows,
-    partition_feedback,
-    row_id,
-    write_partition,
-)
+from voyce_assets.feedback import Feedback, existing_rows, partition_feedback, write_partition
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import table_asset
-from voyce_assets.voice.audio.normalize import load_processed, read_processed
-from voyce_assets.voice.paths import audio_paths, error_text
+from voyce_assets.voice.compute import VoiceCompute
+from voyce_assets.voice.paths import audio_paths, error_text, stage_root, work_item
+from voyce_assets.voice.tasks import VoiceJob
 from voyce_assets.voice.transcriber import Transcriber
 
 MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
@@ -48,7 +44,7 @@ TRANSCRIPTIONS = table("raw_data/transcriptions")
     # GPU-heavy: one at a time per pool slot (dagster.yaml), on the GPU step launcher in prod.
     pool="gpu",
     # The step launcher is picked up as a required resource; the others are read from it too.
-    required_resource_keys={"gpu_step_launcher", "lakehouse", "transcriber"},
+    required_resource_keys={"gpu_step_launcher", "lakehouse", "transcriber", "voice_compute"},
     description="One row per voice feedback of the partition; failures (corrupt, missing, "
     "silent, too long ...) are rows with error_message. Feedback already transcribed by the "
     "same engine/model is kept, not transcribed again.",
@@ -57,6 +53,7 @@ TRANSCRIPTIONS = table("raw_data/transcriptions")
 def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse: Lakehouse = context.resources.lakehouse
     transcriber: Transcriber = context.resources.transcriber
+    compute: VoiceCompute = context.resources.voice_compute
     dates = partition_dates(context)
     feedback = partition_feedback(lakehouse, dates)
     previous = existing_rows(lakehouse, TRANSCRIPTIONS, dates)
@@ -81,11 +78,13 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
                 allow_retries=False,
             ) from exc
     started = time.perf_counter()
-    new_rows = transcribe_feedback(lakehouse, transcriber, pending)
+    job = transcription_job(lakehouse, transcriber)
+    run = compute.run(job, [work_item(lakehouse, item, "processed") for item in pending])
     busy_seconds = time.perf_counter() - started
-    audio_seconds = sum(r["_audio_seconds"] for r in new_rows)
-    rows += new_rows
+    audio_seconds = sum(r["_audio_seconds"] for r in run.rows)
+    rows += run.rows
     write_partition(lakehouse, TRANSCRIPTIONS, [_stored(r) for r in rows], dates)
+    run.commit(job)
     per_partition = {}
     for key, day_rows in by_partition(context, rows, lambda r: r["event_date"]).items():
         failures = {
@@ -114,9 +113,16 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
         metadata={
             "engine": label,
             "run_realtime_factor": round(audio_seconds / busy_seconds, 2) if busy_seconds else 0.0,
+            **run.metadata,
         },
         check_results=[failure_rate_check(rows, context.partition_keys)],
     )
+
+
+def transcription_job(lakehouse: Lakehouse, transcriber: Transcriber) -> VoiceJob:
+    """The Whisper job: the transcriber's settings travel to the tasks, which build it again."""
+    settings = {name: getattr(transcriber, name) for name in Transcriber.model_fields}
+    return VoiceJob("transcribe", transcriber.label, stage_root(lakehouse), settings)
 
 
 def failure_rate_check(rows: list[dict], partitions: list[str]) -> AssetCheckResult:
@@ -148,61 +154,3 @@ def _still_valid(row: dict, label: str, lakehouse: Lakehouse, item: Feedback) ->
     except Exception:  # unusable since (gone, unsafe, a link loop): transcribe again to say why
         return False
     return copied <= row["created_at"]
-
-
-def _row(transcriber: Transcriber, item: Feedback) -> dict:
-    return {
-        "id": row_id(item.id, f"transcription:{transcriber.label}"),
-        "voice_feedback_id": item.id,
-        "transcription_text": None,
-        "transcription_engine": transcriber.label,
-        "confidence_score": None,
-        "language_detected": None,
-        "word_count": None,
-        "processing_time_ms": None,
-        "error_message": None,
-        "created_at": dt.datetime.now(dt.UTC),
-        "event_date": item.event_date,
-        "_audio_seconds": 0.0,
-    }
-
-
-def transcribe_feedback(
-    lakehouse: Lakehouse, transcriber: Transcriber, items: list[Feedback]
-) -> list[dict]:
-    """One transcriptions row per feedback: a transcript, or the reason there is none.
-
-    Usable recordings are transcribed together (``Transcriber.transcribe_batches``), in
-    ``batch_size`` chunks so a failing chunk only costs its own rows.
-    """
-    rows = [_row(transcriber, item) for item in items]
-    audio: list[tuple[dict, object]] = []
-    for row, item in zip(rows, items, strict=True):
-        try:
-            processed = load_processed(audio_paths(lakehouse, item).processed)
-            if processed is None:
-                row["error_message"] = (
-                    "no processed audio (materialize processed_data/processed_audio first)"
-                )
-            elif not processed.ok:
-                row["error_message"] = processed.error
-            else:
-                audio.append((row, read_processed(processed)))
-        except Exception as exc:  # an unreadable copy, an unsafe path: its own row only
-            row["error_message"] = error_text(exc)
-    transcripts = transcriber.transcribe_batches([samples for _, samples in audio])
-    for (row, _), transcript in zip(audio, transcripts, strict=True):
-        if isinstance(transcript, Exception):  # its chunk failed: its own row only
-            row["error_message"] = f"transcription failed: {error_text(transcript)}"
-            continue
-        row.update(
-            transcription_text=transcript.text,
-            confidence_score=transcript.confidence,
-            language_detected=transcript.language,
-            word_count=transcript.word_count,
-            processing_time_ms=round(transcript.processing_seconds * 1000),
-            _audio_seconds=transcript.audio_seconds,
-        )
-        if not transcript.text:
-            row["error_message"] = "no speech detected"
-    return rows

@@ -44,6 +44,7 @@ def main() -> None:
     from voyce_assets.voice.audio.decode import decode
     from voyce_assets.voice.audio.features import extract
     from voyce_assets.voice.audio.normalize import load_processed, read_processed
+    from voyce_assets.voice.compute import VoiceCompute
     from voyce_assets.voice.paths import audio_paths
     from voyce_assets.voice.processed_audio import processed_audio
     from voyce_assets.voice.transcriber import Transcriber
@@ -70,6 +71,7 @@ def main() -> None:
             "lakehouse": lakehouse,
             "pricing": Pricing(),
             "transcriber": transcriber,
+            "voice_compute": VoiceCompute(),
             "gpu_step_launcher": None,
         }
         dates = config.partition_dates()

@@ -27,6 +27,7 @@ from voyce_assets.ingestion.mirrors import raw_mirrors
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.resources.lakehouse import Lakehouse
 from voyce_assets.resources.pricing import Pricing
+from voyce_assets.voice.compute import VoiceCompute
 from voyce_assets.voice.processed_audio import processed_audio
 from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets_tests.conftest import PROD_ENV
@@ -126,6 +127,7 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
                 "lakehouse": lakehouse,
                 "pricing": Pricing(),
                 "transcriber": Transcriber(),
+                "voice_compute": VoiceCompute(),
                 "gpu_step_launcher": ResourceDefinition.none_resource(),
             },
             instance=instance,

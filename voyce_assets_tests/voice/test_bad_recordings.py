@@ -21,6 +21,7 @@ from voyce_assets.voice.audio.features import extract
 from voyce_assets.voice.audio.normalize import PEAK_CEILING_DBFS, dbfs, process_file
 from voyce_assets.voice.audio.normalize import read_processed as read_copy
 from voyce_assets.voice.audio_features import audio_features
+from voyce_assets.voice.compute import VoiceCompute
 from voyce_assets.voice.processed_audio import processed_audio
 from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets.voice.transcriptions import transcriptions
@@ -94,6 +95,7 @@ def test_unsafe_paths_and_unwritable_names_are_row_errors(tmp_path):
     resources = {
         "lakehouse": lakehouse,
         "transcriber": Transcriber(),
+        "voice_compute": VoiceCompute(),
         "gpu_step_launcher": None,
     }
     result = materialize(
@@ -143,7 +145,12 @@ def test_a_broken_engine_fails_the_step_before_any_row_is_written(tmp_path, sett
     uploads = lakehouse.volume_path(volume("raw_data/audio_files"))
     _speech(uploads / ORG / "good.wav")
     _mirror(lakehouse, {"good": (ORG, f"{ORG}/good.wav")})
-    resources = {"lakehouse": lakehouse, "transcriber": Transcriber(), "gpu_step_launcher": None}
+    resources = {
+        "lakehouse": lakehouse,
+        "transcriber": Transcriber(),
+        "voice_compute": VoiceCompute(),
+        "gpu_step_launcher": None,
+    }
     assert materialize([processed_audio], resources=resources, partition_key=DAY.isoformat())
     broken = {**resources, "transcriber": Transcriber(**settings)}
     result = materialize(

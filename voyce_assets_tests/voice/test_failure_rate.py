@@ -13,6 +13,7 @@ from dagster import materialize
 from voyce_assets.catalog import table, volume
 from voyce_assets.lake import replace_partitions
 from voyce_assets.resources.lakehouse import Lakehouse
+from voyce_assets.voice.compute import VoiceCompute
 from voyce_assets.voice.processed_audio import processed_audio
 from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets.voice.transcriptions import failure_rate_check, transcriptions
@@ -60,7 +61,12 @@ def test_a_range_run_fails_on_its_one_bad_day_and_names_it(tmp_path):
     # One recording per decode: the check is under test here, not the packing of 19 copies of
     # one clip into shared windows (once, under load, two copies came back without words).
     transcriber = Transcriber(batch_size=1, cpu_threads=1)
-    resources = {"lakehouse": lakehouse, "transcriber": transcriber, "gpu_step_launcher": None}
+    resources = {
+        "lakehouse": lakehouse,
+        "transcriber": transcriber,
+        "voice_compute": VoiceCompute(),
+        "gpu_step_launcher": None,
+    }
     result = materialize(
         [processed_audio, transcriptions],
         resources=resources,

@@ -23,6 +23,7 @@ from voyce_assets.resources.pricing import Pricing
 from voyce_assets.voice.audio.decode import TARGET_RATE, AudioError, decode, probe
 from voyce_assets.voice.audio.normalize import TARGET_RMS_DBFS, process_file
 from voyce_assets.voice.audio_features import audio_features
+from voyce_assets.voice.compute import VoiceCompute
 from voyce_assets.voice.processed_audio import processed_audio
 from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets.voice.transcriptions import transcriptions
@@ -282,6 +283,7 @@ def test_voice_assets_on_the_demo(pg_database, tmp_path):
         "lakehouse": lakehouse,
         "pricing": Pricing(),
         "transcriber": Transcriber(),
+        "voice_compute": VoiceCompute(),
         "gpu_step_launcher": None,
     }
     tags = {

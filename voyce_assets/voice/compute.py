@@ -1,0 +1,286 @@
+"""``voice_compute``: where the voice stage's heavy work runs, as a resource per environment.
+
+- ``InProcessVoice`` (the laptop default): the run's chunks one after another in the step's
+  own process; one chunk's audio in memory at a time.
+- ``SparkVoice``: one Spark job per step, ``spark.range(tasks).mapInPandas(...)``, each task
+  working its chunks (``voice/tasks.py``) with the model loaded once per Python worker. On
+  Databricks it takes the cluster's own SparkSession (the step runs on the cluster's driver
+  through the step launcher or Pipes); with ``master`` set (``VOYCE_SPARK_MASTER``, e.g.
+  ``local[2]``) it starts a local one, tasks retried as a cluster retries them.
+
+Both run the same chunks through the same code and stage each chunk's rows on the volume
+(``voice/chunks.py``); the rows are read back from there. A task Spark gave up on leaves its
+unfinished chunks' recordings as error rows, naming the failure; the other tasks' rows stand.
+When no chunk at all could be worked, the step fails instead (the job itself is broken).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import ConfigurableResource, Failure
+from pydantic import Field, PrivateAttr
+
+from voyce_assets.voice.chunks import Chunk, Plan, Stage, WorkItem, plan
+from voyce_assets.voice.tasks import WORK, ChunkDone, VoiceJob, run_task
+
+# A processed copy holds 16 kHz 16-bit mono: 1.92 MB a minute. Uploads are weighed the same.
+BYTES_PER_AUDIO_MINUTE = 16000 * 2 * 60
+
+
+@dataclass
+class VoiceRun:
+    """A finished voice job: every item's rows, and where and how the work ran."""
+
+    rows: list[dict]
+    keys: list[str]  # the staged chunks: removed once the rows are committed
+    metadata: dict[str, Any]
+    chunks: int
+    reused_chunks: int
+    failed_chunks: int
+
+    def commit(self, job: VoiceJob) -> None:
+        """The rows are written: the stage is no longer needed."""
+        Stage(job.stage_root).remove(self.keys)
+
+
+class VoiceCompute(ConfigurableResource):
+    """Runs a voice job in this process, chunk after chunk (no Spark)."""
+
+    chunk_audio_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        description="Audio per chunk: the unit of work, of staged progress and of what a "
+        "retry redoes.",
+    )
+    chunk_recordings: int = Field(default=64, ge=1, description="Recordings per chunk at most.")
+
+    def run(self, job: VoiceJob, items: Sequence[WorkItem]) -> VoiceRun:
+        work = plan(
+            items,
+            self.parallelism(),
+            int(self.chunk_audio_minutes * BYTES_PER_AUDIO_MINUTE),
+            self.chunk_recordings,
+        )
+        done, failure = self._execute(job, work)
+        if failure is not None and work.chunks and not done:
+            raise Failure(
+                description=f"voice {job.kind} job failed before any chunk was done: {failure}",
+                allow_retries=True,
+            )
+        stage = Stage(job.stage_root)
+        rows, keys = [], []
+        for chunk in work.chunks:
+            finished = done.get(chunk.index)
+            key = finished.key if finished else job.key(chunk)
+            staged = stage.load(key) if finished else None
+            if staged is None:
+                # Spark gave up on its task: its recordings are error rows, the day goes on.
+                why = f"task failed: {failure or 'its rows were not staged'}"[:500]
+                staged = WORK[job.kind](job, [_failed(item, why) for item in chunk.items])
+            else:
+                keys.append(key)
+            rows += [decode(row) for row in staged]
+        reused = sum(1 for d in done.values() if d.reused)
+        failed = len(work.chunks) - len(done)
+        return VoiceRun(
+            rows=rows,
+            keys=keys,
+            metadata={
+                "chunks": len(work.chunks),
+                "chunks_reused": reused,
+                "chunks_failed": failed,
+                **self.where(len(work.tasks)),
+            },
+            chunks=len(work.chunks),
+            reused_chunks=reused,
+            failed_chunks=failed,
+        )
+
+    def parallelism(self) -> int:
+        return 1
+
+    def where(self, tasks: int) -> dict[str, Any]:
+        """What each voice materialization says about where it ran (nothing in process)."""
+        return {}
+
+    def _execute(self, job: VoiceJob, work: Plan) -> tuple[dict[int, ChunkDone], str | None]:
+        done: dict[int, ChunkDone] = {}
+        for indexes in work.tasks:
+            for finished in run_task(job, [work.chunks[i] for i in indexes]):
+                done[finished.index] = finished
+        return done, None
+
+
+InProcessVoice = VoiceCompute
+
+
+class SparkVoice(VoiceCompute):
+    """Runs a voice job as one Spark job over the cluster's (or a local session's) tasks."""
+
+    master: str | None = Field(
+        default=None,
+        description="VOYCE_SPARK_MASTER: a master to start a session with (local[2]); unset: "
+        "the session that exists (the cluster's, on Databricks).",
+    )
+    tasks: int = Field(
+        default=0,
+        ge=0,
+        description="Tasks per job; 0: the session's default parallelism (one per task slot: "
+        "one per GPU when spark.task.resource.gpu.amount is 1).",
+    )
+    task_retries: int = Field(
+        default=3, ge=0, description="Local masters: times a failed task is tried again."
+    )
+    driver_memory: str = Field(default="2g", description="Local masters: the driver's heap.")
+
+    _session: Any = PrivateAttr(default=None)
+
+    def session(self):
+        if self._session is None:
+            from pyspark.sql import SparkSession
+
+            builder = SparkSession.builder.appName("voyce-voice")
+            if self.master:
+                # The workers run this interpreter (and so import this environment).
+                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+                builder = (
+                    builder.master(local_with_retries(self.master, self.task_retries))
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.driver.memory", self.driver_memory)
+                    .config("spark.python.worker.reuse", "true")
+                    .config("spark.sql.session.timeZone", "UTC")
+                    # PySpark gives Python workers one OpenMP thread per task cpu unless told;
+                    # the thread count moves confidence in its fourth digit, so a local session
+                    # keeps this process's and its rows equal the in-process path's.
+                    .config(
+                        "spark.executorEnv.OMP_NUM_THREADS",
+                        os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1),
+                    )
+                )
+            self._session = builder.getOrCreate()
+            _ship_code(self._session)
+        return self._session
+
+    def parallelism(self) -> int:
+        if self.tasks:
+            return self.tasks
+        return max(1, self.session().sparkContext.defaultParallelism)
+
+    def where(self, tasks: int) -> dict[str, Any]:
+        return {
+            "voyce/spark_master": self.session().sparkContext.master,
+            "voyce/spark_tasks": tasks,
+        }
+
+    def _execute(self, job: VoiceJob, work: Plan) -> tuple[dict[int, ChunkDone], str | None]:
+        if not work.chunks:
+            return {}, None
+        spark = self.session()
+        assignments = [[work.chunks[i] for i in indexes] for indexes in work.tasks]
+        frame = spark.range(len(assignments), numPartitions=len(assignments)).mapInPandas(
+            _task_function(job, assignments), schema=DONE_SCHEMA
+        )
+        failure = None
+        try:
+            results = frame.toArrow().to_pylist()
+        except Exception as exc:  # Spark gave up on a task: keep what the others finished
+            failure = _spark_error(exc)
+            results = []
+        done = {r["index"]: ChunkDone(**r) for r in results}
+        if failure is not None:
+            # The finished chunks of the failed job are staged: read them back by their keys.
+            stage = Stage(job.stage_root)
+            for chunk in work.chunks:
+                key = job.key(chunk)
+                if chunk.index not in done and stage.path(key).exists():
+                    done[chunk.index] = ChunkDone(chunk.index, key, len(chunk.items), True, 0.0)
+        return done, failure
+
+
+DONE_SCHEMA = "index long, key string, rows long, reused boolean, seconds double"
+
+
+def _task_function(job: VoiceJob, assignments: list[list[Chunk]]):
+    def work(batches):
+        import pandas as pd
+
+        for batch in batches:
+            for task in batch["id"]:
+                for finished in run_task(_on_this_task(job), assignments[int(task)]):
+                    yield pd.DataFrame([dataclasses.asdict(finished)])
+
+    return work
+
+
+def _on_this_task(job: VoiceJob) -> VoiceJob:
+    """The job as this task runs it: on a GPU cluster, on the GPU Spark gave the task."""
+    if job.settings.get("device") != "cuda":
+        return job
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context else None
+    if not gpus or not gpus.addresses:
+        return job
+    return dataclasses.replace(
+        job, settings={**job.settings, "device_index": int(gpus.addresses[0])}
+    )
+
+
+def local_with_retries(master: str, retries: int) -> str:
+    """``local[N]`` as ``local[N,F]``: local mode tries a task once unless told otherwise."""
+    if master.startswith("local[") and "," not in master and master.endswith("]"):
+        return f"{master[:-1]},{retries + 1}]"
+    if master == "local":
+        return f"local[1,{retries + 1}]"
+    return master
+
+
+def _ship_code(spark) -> None:
+    """Send the step's own ``voyce_assets`` to the executors when it is not installed there
+    (the step launcher and Pipes ship the package as a zip to the driver only)."""
+    import voyce_assets
+    from voyce_assets.resources.gpu_launcher import code_package_dir
+
+    package = os.path.dirname(os.path.abspath(voyce_assets.__file__))
+    if "site-packages" in package or "dist-packages" in package:
+        return  # installed (the cluster's wheel): the executors have the same
+    import shutil
+
+    folder = code_package_dir()
+    archive = f"{folder}.zip"
+    if not os.path.exists(archive):
+        made = shutil.make_archive(f"{folder}.{os.getpid()}", "zip", root_dir=folder)
+        os.replace(made, archive)  # another process's identical archive may win: same bytes
+    spark.sparkContext.addPyFile(archive)
+
+
+def _spark_error(exc: BaseException) -> str:
+    """The failed task's own error out of Spark's long message."""
+    text = str(exc)
+    for marker in ("Exception:", "Error:"):
+        lines = [line for line in text.splitlines() if marker in line]
+        if lines:
+            return lines[-1].strip()[:400]
+    return f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"[:400]
+
+
+def _failed(item: WorkItem, why: str) -> WorkItem:
+    return dataclasses.replace(item, error=why)
+
+
+def decode(row: dict) -> dict:
+    """A staged row with its dates and times as Python values again."""
+    out = dict(row)
+    if isinstance(out.get("event_date"), str):
+        out["event_date"] = dt.date.fromisoformat(out["event_date"])
+    if isinstance(out.get("created_at"), str):
+        out["created_at"] = dt.datetime.fromisoformat(out["created_at"])
+    return out
