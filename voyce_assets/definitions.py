@@ -44,11 +44,22 @@ def _linked(stage: str, defs: Definitions) -> Definitions:
 
 
 def build_definitions(env: str | None = None) -> Definitions:
+    resources = resources_for(env)
     return Definitions.merge(
-        *(_linked(stage, module.defs) for stage, module in stage_modules().items()),
+        *(
+            _linked(stage, _stage_defs(module, resources))
+            for stage, module in stage_modules().items()
+        ),
         # The one automation sensor: its conditions span the stages (stopped by default).
-        Definitions(sensors=[voyce_automation], resources=resources_for(env)),
+        Definitions(sensors=[voyce_automation], resources=resources),
     )
+
+
+def _stage_defs(module: ModuleType, resources: dict) -> Definitions:
+    """A stage's ``defs``, or what its ``for_resources`` makes of them where how its assets
+    run depends on the deployment's resources (the voice stage's backfill policy)."""
+    hook = getattr(module, "for_resources", None)
+    return hook(resources) if hook else module.defs
 
 
 defs = build_definitions()

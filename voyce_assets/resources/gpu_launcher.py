@@ -187,6 +187,9 @@ class GpuJobCluster(ConfigurableResourceFactory):
             "driver_node_type_id": self.driver_node_type_id or node_type,
             "autoscale": {"min_workers": self.min_workers, "max_workers": self.max_workers},
             "custom_tags": {"voyce": "gpu-step"},
+            # One Whisper task per GPU (Databricks' default too, stated so it cannot drift);
+            # decoding and features ask for CPU tasks instead (voice/compute.py).
+            "spark_conf": {"spark.task.resource.gpu.amount": "1"},
         }
         if self.spot:
             key, attributes = SPOT_ATTRIBUTES[self.cloud]

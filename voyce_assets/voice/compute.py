@@ -168,10 +168,27 @@ class SparkVoice(VoiceCompute):
             _ship_code(self._session)
         return self._session
 
+    cpu_tasks_without_gpu: bool = Field(
+        default=True,
+        description="On a GPU cluster, decoding and features run as CPU tasks (a task "
+        "resource profile of one core, no GPU), so they use every core, not one per GPU.",
+    )
+
     def parallelism(self) -> int:
         if self.tasks:
             return self.tasks
         return max(1, self.session().sparkContext.defaultParallelism)
+
+    def _cpu_profile(self, spark):
+        """A one-core task profile for CPU work on a cluster whose tasks take a GPU each;
+        None where there is nothing to change (a local master, a CPU cluster)."""
+        conf = spark.sparkContext.getConf()
+        gpu_per_task = float(conf.get("spark.task.resource.gpu.amount", "0") or 0)
+        if not self.cpu_tasks_without_gpu or gpu_per_task == 0:
+            return None
+        from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+        return ResourceProfileBuilder().require(TaskResourceRequests().cpus(1)).build
 
     def where(self, tasks: int) -> dict[str, Any]:
         return {
@@ -184,12 +201,19 @@ class SparkVoice(VoiceCompute):
             return {}, None
         spark = self.session()
         assignments = [[work.chunks[i] for i in indexes] for indexes in work.tasks]
-        frame = spark.range(len(assignments), numPartitions=len(assignments)).mapInPandas(
-            _task_function(job, assignments), schema=DONE_SCHEMA
-        )
+        tasks = spark.range(len(assignments), numPartitions=len(assignments))
+        function = _task_function(job, assignments)
+        profile = self._cpu_profile(spark) if job.kind != "transcribe" else None
         failure = None
         try:
-            results = frame.toArrow().to_pylist()
+            try:
+                results = tasks.mapInPandas(function, DONE_SCHEMA, profile=profile).toArrow()
+            except Exception as exc:
+                if profile is None or "ResourceProfile" not in str(exc):
+                    raise
+                # The cluster cannot schedule by task profile: CPU work takes GPU slots.
+                results = tasks.mapInPandas(function, DONE_SCHEMA).toArrow()
+            results = results.to_pylist()
         except Exception as exc:  # Spark gave up on a task: keep what the others finished
             failure = _spark_error(exc)
             results = []

@@ -5,7 +5,9 @@ Callers are the real dagster-databricks step launcher and Pipes client through t
 databricks-sdk. A submitted ``spark_python_task`` really runs: its script in a subprocess,
 with DBFS paths (``dbfs:/x``, ``/dbfs/x``) mapped to ``<root>/dbfs/x``, and a clean
 environment as on a cluster (PATH, HOME, the cluster's ``spark_env_vars``, and what the test
-passes as ``cluster_env``); ``dbutils`` and ``sc`` exist as globals, as on Databricks.
+passes as ``cluster_env``); ``dbutils`` and ``sc`` exist as globals, as on Databricks, and with
+``spark_master`` set the process starts a real local SparkSession first, as a cluster's driver
+has one (the step's ``SparkSession.builder.getOrCreate()`` gets it).
 
 A run moves as on Databricks: QUEUED (for ``queued_seconds``, when set), PENDING while the
 cluster starts and installs the task's ``libraries`` (a missing or malformed wheel, or an
@@ -42,12 +44,22 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-# Runs the task's script as Databricks does: as __main__, with dbutils and sc defined.
+# Runs the task's script as Databricks does: as __main__, with dbutils and sc defined, and,
+# when the workspace has a ``spark_master``, the cluster's SparkSession already started (what
+# ``SparkSession.builder.getOrCreate()`` returns in the task), its Python workers this
+# interpreter.
 RUNNER = (
-    "import runpy, sys\n"
+    "import os, runpy, sys\n"
     "sys.argv = sys.argv[1:]\n"
-    "runpy.run_path(sys.argv[0], init_globals={'dbutils': None, 'sc': None},"
-    " run_name='__main__')\n"
+    "scope = {'dbutils': None, 'sc': None}\n"
+    "master = os.environ.pop('FAKE_CLUSTER_SPARK_MASTER', '')\n"
+    "if master:\n"
+    "    from pyspark.sql import SparkSession\n"
+    "    os.environ['PYSPARK_PYTHON'] = sys.executable\n"
+    "    spark = (SparkSession.builder.master(master).appName('cluster')\n"
+    "             .config('spark.ui.enabled', 'false').getOrCreate())\n"
+    "    scope.update(spark=spark, sc=spark.sparkContext)\n"
+    "runpy.run_path(sys.argv[0], init_globals=scope, run_name='__main__')\n"
 )
 
 
@@ -135,6 +147,9 @@ class FakeWorkspace:
     token: str = "fake-token"
     # Extra environment of every run's process (what a cluster's libraries and init give it).
     cluster_env: dict[str, str] = field(default_factory=dict)
+    # The master of the SparkSession each run's process starts with (e.g. local[2]), as a
+    # cluster's driver has one; None: no session (sc is None), which is quicker.
+    spark_master: str | None = None
     start_runs: bool = True
     # How long a run stays QUEUED, PENDING (its cluster starting), TERMINATING after its
     # process ended, and TERMINATING after a cancel before its process is killed.
@@ -579,6 +594,7 @@ class FakeWorkspace:
             "HOME": os.environ.get("HOME", "/root"),
             "DATABRICKS_RUNTIME_VERSION": cluster.get("spark_version", "15.4"),
             **self.cluster_env,
+            **({"FAKE_CLUSTER_SPARK_MASTER": self.spark_master} if self.spark_master else {}),
             **cluster.get("spark_env_vars", {}),
         }
         workdir = self.root / "driver" / str(run.run_id)

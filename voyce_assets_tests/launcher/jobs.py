@@ -55,6 +55,10 @@ def gpu_transcriptions():
     return _defs("step_launcher").resolve_job_def("gpu_transcriptions")
 
 
+def gpu_transcriptions_pipes():
+    return _defs("pipes").resolve_job_def("gpu_transcriptions")
+
+
 def gpu_training():
     return _defs("step_launcher").resolve_job_def("gpu_training")
 

@@ -108,9 +108,19 @@ def _step_error(result) -> str:
     )
 
 
+WHISPER_JOBS = {
+    "step_launcher": ("gpu_transcriptions", FAST),
+    "pipes": ("gpu_transcriptions_pipes", PIPES_FAST),
+}
+
+
+@pytest.mark.parametrize("launch", list(WHISPER_JOBS))
 def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
-    workspace, pg_database, tmp_path
+    workspace, pg_database, tmp_path, launch
 ):
+    # The cluster's driver has a SparkSession: the step spreads Whisper over its tasks.
+    workspace.spark_master = "local[2]"
+    job, run_config = WHISPER_JOBS[launch]
     lakehouse = _lakehouse(tmp_path)
     engine = sa.create_engine(sqlalchemy_url(pg_database))
     # Five recordings: the demo's three bad cases (corrupt, silent, missing) and two spoken.
@@ -135,9 +145,9 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
         )
         assert upstream.success
         result = execute_job(
-            reconstructable(jobs.gpu_transcriptions),
+            reconstructable(getattr(jobs, job)),
             instance,
-            run_config=FAST,
+            run_config=run_config,
             tags={"dagster/partition": DAY.isoformat()},
         )
         assert result.success, _step_error(result)
@@ -154,14 +164,18 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
     assert {"pypi": {"package": "faster-whisper>=1.2"}} in task["libraries"]
     assert run.result_state == "SUCCESS", workspace.output(run.run_id)
     uploads = [p for m, p in workspace.calls if p == "/api/2.0/dbfs/create"]
-    assert len(uploads) == 4
+    assert len(uploads) == (4 if launch == "step_launcher" else 0)
     assert ("POST", "/api/2.2/jobs/runs/submit") in workspace.calls
 
     # Its events reached the host: the materialization with its per-partition metadata.
     (materialization,) = _events(result, DagsterEventType.ASSET_MATERIALIZATION)
     assert materialization.asset_key.path == ["raw_data", "transcriptions"]
     assert materialization.partition == DAY.isoformat()
-    assert materialization.materialization.metadata["dagster/partition_row_count"].value == 5
+    metadata = materialization.materialization.metadata
+    assert metadata["dagster/partition_row_count"].value == 5
+    # Transcribed by Spark tasks on the cluster's session, not in the driver's own loop.
+    assert metadata["voyce/spark_master"].value.startswith("local[2")
+    assert metadata["voyce/spark_tasks"].value >= 1
     checks = {
         e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
         for e in _events(result, DagsterEventType.ASSET_CHECK_EVALUATION)

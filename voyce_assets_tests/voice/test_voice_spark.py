@@ -259,3 +259,28 @@ def test_a_step_killed_mid_run_is_rerun_without_redoing_or_duplicating(tmp_path)
     rows = _table(lakehouse, "raw_data/transcriptions")
     assert len(rows) == len(LINES) + 2
     assert sum(1 for r in rows.values() if r["transcription_text"]) == len(LINES)
+
+
+def test_a_range_backfill_is_one_run_where_spark_does_the_voice_work(monkeypatch):
+    from dagster import AssetKey, BackfillPolicy
+
+    from voyce_assets.definitions import build_definitions
+
+    voice = [
+        AssetKey(["processed_data", "processed_audio"]),
+        AssetKey(["raw_data", "transcriptions"]),
+        AssetKey(["processed_data", "audio_features"]),
+    ]
+    other = AssetKey(["processed_data", "enhanced_transcriptions"])
+
+    def policies():
+        graph = build_definitions("local").resolve_asset_graph()
+        return [graph.get(k).backfill_policy for k in voice], graph.get(other).backfill_policy
+
+    monkeypatch.delenv("VOYCE_SPARK_MASTER", raising=False)
+    in_process, rest = policies()
+    assert all(p == BackfillPolicy.multi_run(31) for p in in_process)
+    monkeypatch.setenv("VOYCE_SPARK_MASTER", "local[2]")
+    on_spark, rest_on_spark = policies()
+    assert all(p == BackfillPolicy.single_run() for p in on_spark)
+    assert rest == rest_on_spark == BackfillPolicy.multi_run(31)  # only the voice stage's
