@@ -1,5 +1,6 @@
 """The voice stage's own resource per environment: the Transcriber (the notebooks'
-``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``)."""
+``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``, and
+``WHISPER_LANGUAGE`` when every recording is in one known language)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def resources(env: str) -> dict[str, Any]:
                         engine="WHISPER_ENGINE",
                         device="WHISPER_DEVICE",
                         batch_size=("BATCH_SIZE", int),
+                        language="WHISPER_LANGUAGE",
                     ),
                 },
             )
@@ -40,6 +42,7 @@ def resources(env: str) -> dict[str, Any]:
                 model="WHISPER_MODEL_SIZE",
                 device="WHISPER_DEVICE",
                 batch_size=("BATCH_SIZE", int),
+                language="WHISPER_LANGUAGE",
             ),
         )
     }
