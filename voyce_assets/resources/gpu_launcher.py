@@ -68,6 +68,7 @@ FORWARDED_SETTINGS = (
     "WHISPER_ENGINE",
     "WHISPER_MODEL_SIZE",
     "WHISPER_DEVICE",
+    "WHISPER_LANGUAGE",
     "BATCH_SIZE",
     # The lakehouse's non-secret cloud settings (region, identity ids): the step writes Delta
     # straight to cloud storage with the cluster's own identity (instance profile, managed

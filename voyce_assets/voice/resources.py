@@ -1,7 +1,8 @@
 """The voice stage's own resources per environment: the Transcriber (the notebooks'
-``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``) and
-``voice_compute``, where the heavy work runs: the cluster's Spark in prod, this process on a
-laptop unless ``VOYCE_SPARK_MASTER`` names a Spark master (``local[2]``)."""
+``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``, and
+``WHISPER_LANGUAGE`` when every recording is in one known language) and ``voice_compute``,
+where the heavy work runs: the cluster's Spark in prod, this process on a laptop unless
+``VOYCE_SPARK_MASTER`` names a Spark master (``local[2]``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def resources(env: str) -> dict[str, Any]:
                         engine="WHISPER_ENGINE",
                         device="WHISPER_DEVICE",
                         batch_size=("BATCH_SIZE", int),
+                        language="WHISPER_LANGUAGE",
                     ),
                 },
             ),
@@ -53,6 +55,7 @@ def resources(env: str) -> dict[str, Any]:
                 model="WHISPER_MODEL_SIZE",
                 device="WHISPER_DEVICE",
                 batch_size=("BATCH_SIZE", int),
+                language="WHISPER_LANGUAGE",
             ),
         ),
     }

@@ -17,7 +17,7 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,13 @@ from pydantic import Field
 from voyce_assets.settings import ConfigError
 from voyce_assets.voice.audio.decode import DEFAULT_MAX_SECONDS, TARGET_RATE, decode
 from voyce_assets.voice.whisper.bundled import ModelNotFound, bundled_ct2_model, install_hint
-from voyce_assets.voice.whisper.scoring import Word, ct2_confidence, torch_confidence
+from voyce_assets.voice.whisper.scoring import (
+    Word,
+    ct2_confidence,
+    ct2_encode,
+    ct2_language,
+    torch_confidence,
+)
 
 ENGINES = ("faster-whisper", "openai-whisper")
 DEVICES = ("cpu", "cuda")
@@ -119,7 +125,9 @@ class Transcriber(ConfigurableResource):
         "recordings into one 30 s window (one encoder pass instead of one each).",
     )
     pack_seconds: float = Field(default=28.0, description="Audio per packed window, gaps included.")
-    language: str | None = Field(default=None, description="None: detect per recording.")
+    language: str | None = Field(
+        default=None, description="WHISPER_LANGUAGE (en, de ...); None: detect per recording."
+    )
     beam_size: int = Field(default=1)
     cpu_threads: int = Field(default=0, description="0: the library's default.")
     max_duration_seconds: float = Field(
@@ -192,14 +200,19 @@ class Transcriber(ConfigurableResource):
                     _models[key] = _load_openai_whisper(path, self._torch_device())
             return _models[key]
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
-        """Transcribe 16 kHz mono float32 samples."""
+    def transcribe(
+        self, samples: np.ndarray, language: str | None = None, encoded=None
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 samples, in ``language`` when given (else the
+        setting's, else the one detected); ``encoded``: the samples' ``ct2_encode`` when
+        ``transcribe_many`` already has it."""
         model = self.load()
         started = time.perf_counter()
+        language = language or self.language
         if self.engine == "faster-whisper":
             segments, info = model.transcribe(
                 samples,
-                language=self.language,
+                language=language,
                 beam_size=self.beam_size,
                 # Silero VAD (shipped with faster-whisper) drops silence: no hallucinated
                 # "Thank you." on an empty clip.
@@ -215,7 +228,7 @@ class Transcriber(ConfigurableResource):
         else:
             result = model.transcribe(
                 samples,
-                language=self.language,
+                language=language,
                 beam_size=self.beam_size if self.beam_size > 1 else None,
                 fp16=self._compute_type() == "fp16",
                 condition_on_previous_text=False,
@@ -234,7 +247,7 @@ class Transcriber(ConfigurableResource):
             ]
             no_speech = _no_speech([(s["end"] - s["start"], s["no_speech_prob"]) for s in kept])
             text = " ".join(s["text"].strip() for s in kept).strip()
-        confidence = self.confidence(samples, words) if text else 0.0
+        confidence = self.confidence(samples, words, language, encoded) if text else 0.0
         return Transcript(
             text=text,
             language=language,
@@ -245,21 +258,26 @@ class Transcriber(ConfigurableResource):
             processing_seconds=time.perf_counter() - started,
         )
 
-    def confidence(self, samples: np.ndarray, words: list[Word]) -> float:
-        """``confidence_score`` of a transcript: its words re-read against these samples
-        alone (``whisper/scoring.py``), so packing and neighbours never change it."""
+    def confidence(
+        self, samples: np.ndarray, words: list[Word], language: str | None = None, encoded=None
+    ) -> float:
+        """``confidence_score`` of a transcript: its words (in ``language``, English when not
+        given) re-read against these samples alone (``whisper/scoring.py``), so packing and
+        neighbours never change it."""
         if self.engine == "faster-whisper":
-            return ct2_confidence(self.load(), samples, words)
-        return torch_confidence(self.load(), samples, words)
+            return ct2_confidence(self.load(), samples, words, language or "en", encoded)
+        return torch_confidence(self.load(), samples, words, language or "en")
 
     def can_pack(self) -> bool:
-        # A packed window gets one language: only when the language is fixed or the model
-        # knows one language.
-        return (
-            self.engine == "faster-whisper"
-            and self.batch_size > 1
-            and (self.language is not None or self.model.endswith(".en"))
-        )
+        # A packed window gets one language: recordings are packed with those of their own
+        # language (detected first when neither the setting nor the model fixes it).
+        return self.engine == "faster-whisper" and self.batch_size > 1
+
+    def _known_language(self) -> str | None:
+        """The language every recording is read in without detection, or None (detect)."""
+        if self.language or not self.load().model.is_multilingual:
+            return self.language or "en"
+        return None
 
     def transcribe_many(self, clips: list[np.ndarray]) -> list[Transcript]:
         """Transcribe several recordings; short ones are packed into shared windows.
@@ -267,27 +285,52 @@ class Transcriber(ConfigurableResource):
         Whisper encodes 30 s windows whatever the clip length, so a 5 s recording alone pays
         for 30 s. Packing recordings with a second of silence between them and splitting the
         words back by their timestamps gives the same text at a fraction of the cost.
+
+        A window is decoded in one language. Unless the language is known (``language`` set,
+        or an English-only model), each short recording's is detected first from its opening
+        30 s encoded at its own length, the encoding its confidence score then reuses; each
+        language's recordings are packed together, in their order in ``clips``, so the same
+        list always gives the same windows.
         """
         out: list[Transcript | None] = [None] * len(clips)
-        group: list[int] = []
-        used = 0.0
+        known = self._known_language() if self.can_pack() else None
+        encoded: dict[int, object] = {}
+        detecting: dict[int, float] = {}
+        by_language: dict[str, list[int]] = {}
         for i, clip in enumerate(clips):
             seconds = len(clip) / TARGET_RATE + PACK_GAP_SECONDS
             if not self.can_pack() or seconds > self.pack_seconds:
                 out[i] = self.transcribe(clip)
                 continue
-            if group and (used + seconds > self.pack_seconds or len(group) >= self.batch_size):
-                self._transcribe_pack(clips, group, out)
-                group, used = [], 0.0
-            group.append(i)
-            used += seconds
-        if group:
-            self._transcribe_pack(clips, group, out)
+            language = known
+            if language is None:
+                started = time.perf_counter()
+                encoded[i] = ct2_encode(self.load(), clip)
+                language = ct2_language(self.load(), encoded[i])
+                detecting[i] = time.perf_counter() - started
+            by_language.setdefault(language, []).append(i)
+        for language, indices in by_language.items():
+            group: list[int] = []
+            used = 0.0
+            for i in indices:
+                seconds = len(clips[i]) / TARGET_RATE + PACK_GAP_SECONDS
+                if group and (used + seconds > self.pack_seconds or len(group) >= self.batch_size):
+                    self._transcribe_pack(clips, group, out, language, encoded)
+                    group, used = [], 0.0
+                group.append(i)
+                used += seconds
+            self._transcribe_pack(clips, group, out, language, encoded)
+        for i, seconds in detecting.items():
+            # The encoder pass that told the language is the one the clip's score read.
+            out[i] = replace(out[i], processing_seconds=out[i].processing_seconds + seconds)
         return out  # type: ignore[return-value]
 
-    def _transcribe_pack(self, clips, group: list[int], out: list) -> None:
+    def _transcribe_pack(
+        self, clips, group: list[int], out: list, language: str, encoded: dict
+    ) -> None:
         if len(group) == 1:
-            out[group[0]] = self.transcribe(clips[group[0]])
+            i = group[0]
+            out[i] = self.transcribe(clips[i], language, encoded.pop(i, None))
             return
         gap = np.zeros(int(PACK_GAP_SECONDS * TARGET_RATE), dtype=np.float32)
         parts, bounds, pos = [], [], 0.0
@@ -300,7 +343,7 @@ class Transcriber(ConfigurableResource):
         started = time.perf_counter()
         segments, info = model.transcribe(
             np.concatenate(parts),
-            language=self.language,
+            language=language,
             beam_size=self.beam_size,
             vad_filter=True,
             word_timestamps=True,
@@ -319,7 +362,9 @@ class Transcriber(ConfigurableResource):
             text = "".join(w.word for w in words[k]).strip()
             own = [Word(w.word, w.start - bounds[k][0], w.end - bounds[k][0]) for w in words[k]]
             scoring = time.perf_counter()
-            confidence = self.confidence(clips[i], own) if text else 0.0
+            confidence = (
+                self.confidence(clips[i], own, language, encoded.pop(i, None)) if text else 0.0
+            )
             scored = time.perf_counter() - scoring
             ns = sum(no_speech[k]) / len(no_speech[k]) if no_speech[k] else 1.0
             seconds = bounds[k][1] - bounds[k][0]

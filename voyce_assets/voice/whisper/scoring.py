@@ -6,12 +6,15 @@ because the decoder has read the neighbours' words first and the encoder has hea
 audio. So the score is not taken from decoding. Once the text is known, it is scored again
 with the recording as the only audio: each stretch of at most 30 s is encoded at its own
 length (no padding, no neighbour), its words are forced through the decoder after the start
-sequence alone, and a word's probability is the mean of its tokens' probabilities (what both
-engines' word timestamps report). The score is the geometric mean of the word probabilities.
+sequence alone (in the transcript's language), and a word's probability is the mean of its
+tokens' probabilities (what both engines' word timestamps report). The score is the geometric
+mean of the word probabilities.
 
-The result depends on the samples and the text only: not on ``batch_size``, packing,
-neighbours or VAD. Encoding a clip at its own length costs about what its share of a packed
-window costs, so packing keeps most of its gain.
+The result depends on the samples, the text and its language only: not on ``batch_size``,
+packing, neighbours or VAD. Encoding a clip at its own length costs about what its share of a
+packed window costs, so packing keeps most of its gain; with a multilingual model the same
+encoding first tells the clip's language (``ct2_language``), so packing per language costs no
+second encoder pass.
 """
 
 from __future__ import annotations
@@ -83,35 +86,57 @@ def _even(frames: int) -> int:
     return max(2, min(WINDOW_FRAMES, frames + (frames % 2)))
 
 
-def ct2_confidence(model, samples: np.ndarray, words: Sequence[Word]) -> float:
-    """The score with a faster-whisper ``WhisperModel`` (CTranslate2 ``encode`` + ``align``)."""
+def ct2_encode(model, samples: np.ndarray):
+    """The CTranslate2 encoder output of ``samples`` (their first 30 s) at their own length:
+    no padding, no neighbour. Both scoring and language detection read it."""
     import ctranslate2
+
+    mel = model.feature_extractor(samples[: int(WINDOW_SECONDS * RATE)])
+    frames = _even(mel.shape[-1])
+    features = np.zeros((mel.shape[0], frames), dtype=np.float32)
+    features[:, : min(frames, mel.shape[-1])] = mel[:, :frames]
+    return model.model.encode(ctranslate2.StorageView.from_array(features[None]), to_cpu=False)
+
+
+def ct2_language(model, encoded) -> str:
+    """The language Whisper hears in ``ct2_encode``'s output (multilingual models only)."""
+    return model.model.detect_language(encoded)[0][0][0][2:-2]  # "<|de|>" -> "de"
+
+
+def ct2_confidence(
+    model, samples: np.ndarray, words: Sequence[Word], language: str = "en", encoded=None
+) -> float:
+    """The score with a faster-whisper ``WhisperModel`` (CTranslate2 ``encode`` + ``align``).
+
+    ``encoded``: ``ct2_encode(model, samples)`` when the caller already has it; it is only
+    read for a recording of 30 s or less (one stretch, the same encoding)."""
     from faster_whisper.tokenizer import Tokenizer
 
-    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", "en")
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", language)
+    if len(samples) > WINDOW_SECONDS * RATE:
+        encoded = None
     probabilities: list[float] = []
     for start, end, text in windows(words, len(samples) / RATE):
-        mel = model.feature_extractor(samples[start:end])
-        frames = _even(mel.shape[-1])
-        features = np.zeros((mel.shape[0], frames), dtype=np.float32)
-        features[:, : min(frames, mel.shape[-1])] = mel[:, :frames]
-        encoded = model.model.encode(
-            ctranslate2.StorageView.from_array(features[None]), to_cpu=False
-        )
+        if encoded is None:
+            encoded = ct2_encode(model, samples[start:end])
+        frames = encoded.shape[1] * 2  # the encoder halves the (even) frame count
         tokens = tokenizer.encode(text)
         result = model.model.align(encoded, tokenizer.sot_sequence, [tokens], frames)[0]
+        encoded = None
         _, word_tokens = tokenizer.split_to_word_tokens([*tokens, tokenizer.eot])
         probabilities += word_probabilities(result.text_token_probs, word_tokens[:-1])
     return geometric_mean(probabilities)
 
 
-def torch_confidence(model, samples: np.ndarray, words: Sequence[Word]) -> float:
+def torch_confidence(
+    model, samples: np.ndarray, words: Sequence[Word], language: str = "en"
+) -> float:
     """The score with an openai-whisper model (its encoder run at the stretch's length)."""
     import torch
     import whisper
     from whisper.tokenizer import get_tokenizer
 
-    tokenizer = get_tokenizer(model.is_multilingual, language="en", task="transcribe")
+    tokenizer = get_tokenizer(model.is_multilingual, language=language, task="transcribe")
     encoder = model.encoder
     probabilities: list[float] = []
     for start, end, text in windows(words, len(samples) / RATE):
