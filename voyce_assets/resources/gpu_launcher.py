@@ -64,6 +64,9 @@ FORWARDED_SETTINGS = (
     "VOYCE_PIPES_VOLUME",
     "VOYCE_GPU_SPARK_VERSION",
     "VOYCE_GPU_NODE_TYPE",
+    "VOYCE_SPARK_TASKS",
+    "VOYCE_GPU_MIN_WORKERS",
+    "VOYCE_GPU_MAX_WORKERS",
     "VOYCE_WHEEL",
     "WHISPER_ENGINE",
     "WHISPER_MODEL_SIZE",
@@ -141,8 +144,9 @@ class GpuJobCluster(ConfigurableResourceFactory):
     driver_node_type_id: str | None = Field(
         default=None, description="Driver node type; the worker type when unset."
     )
-    min_workers: int = Field(default=2, ge=1, description="Autoscaling lower bound.")
-    max_workers: int = Field(default=4, ge=1, description="Autoscaling upper bound.")
+    # Bounds checked when the cluster is built (an EnvVar.int cannot meet a Field bound).
+    min_workers: int = Field(default=2, description="VOYCE_GPU_MIN_WORKERS: autoscaling floor.")
+    max_workers: int = Field(default=4, description="VOYCE_GPU_MAX_WORKERS: autoscaling cap.")
     cloud: Literal["aws", "azure", "gcp"] = Field(
         default="aws", description="The workspace's cloud: which spot settings apply."
     )
@@ -208,6 +212,8 @@ class GpuJobCluster(ConfigurableResourceFactory):
         }
 
     def _check_workers(self) -> None:
+        if self.min_workers < 1:
+            raise ValueError(f"min_workers must be 1 or more, got {self.min_workers}")
         if self.min_workers > self.max_workers:
             raise ValueError(
                 f"min_workers ({self.min_workers}) is above max_workers ({self.max_workers})"
@@ -432,6 +438,8 @@ def gpu_step_launcher(mode: str | None):
         **from_env(
             spark_version="VOYCE_GPU_SPARK_VERSION",
             node_type_id="VOYCE_GPU_NODE_TYPE",
+            min_workers=("VOYCE_GPU_MIN_WORKERS", int),
+            max_workers=("VOYCE_GPU_MAX_WORKERS", int),
             wheel="VOYCE_WHEEL",
         ),
     )

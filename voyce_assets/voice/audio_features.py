@@ -59,6 +59,11 @@ def audio_features(context: AssetExecutionContext) -> MaterializeResult:
     run = compute.run(job, items)
     rows = [r for r in run.rows if "_skipped" not in r]
     skipped = {r["voice_feedback_id"]: r["_skipped"] for r in run.rows if "_skipped" in r}
+    # A recording whose Spark task was given up on keeps the row it had: the copy is fine.
+    lost = [f for f, why in skipped.items() if why.startswith("task failed")]
+    if lost:
+        previous = existing_rows(lakehouse, AUDIO_FEATURES, dates)
+        rows += [previous[f] for f in lost if f in previous]
     audio_seconds = sum(r["duration_seconds"] for r in rows)
     write_partition(lakehouse, AUDIO_FEATURES, rows, dates)
     run.commit(job)

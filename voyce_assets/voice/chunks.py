@@ -20,6 +20,7 @@ import heapq
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,7 +128,11 @@ class Stage:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.jsonl"
 
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
     def load(self, key: str) -> list[dict] | None:
+        """The chunk's rows, or None (never staged, removed, or not readable whole)."""
         try:
             text = self.path(key).read_text()
         except (FileNotFoundError, OSError):
@@ -140,7 +145,8 @@ class Stage:
     def save(self, key: str, rows: Iterable[dict]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.path(key)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        # Attempts on different nodes may share a pid: the name must not collide.
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_text("".join(json.dumps(r, default=_json_value) + "\n" for r in rows))
         tmp.replace(target)  # a reader sees all of the chunk or none of it
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 from dagster import ConfigurableResource, Failure
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.voice.chunks import Chunk, Plan, Stage, WorkItem, plan
+from voyce_assets.voice.chunks import Chunk, Stage, WorkItem, cut, deal
 from voyce_assets.voice.tasks import WORK, ChunkDone, VoiceJob, run_task
 
 # A processed copy holds 16 kHz 16-bit mono: 1.92 MB a minute. Uploads are weighed the same.
@@ -54,51 +55,81 @@ class VoiceCompute(ConfigurableResource):
     """Runs a voice job in this process, chunk after chunk (no Spark)."""
 
     chunk_audio_minutes: float = Field(
-        default=10.0,
+        default=5.0,
         gt=0,
         description="Audio per chunk: the unit of work, of staged progress and of what a "
         "retry redoes.",
     )
-    chunk_recordings: int = Field(default=64, ge=1, description="Recordings per chunk at most.")
+    chunk_recordings: int = Field(
+        default=8,
+        ge=1,
+        description="Recordings per chunk at most (one packed window at batch_size 8): small "
+        "enough that a day of short recordings is spread evenly over the task slots.",
+    )
 
     def run(self, job: VoiceJob, items: Sequence[WorkItem]) -> VoiceRun:
-        work = plan(
-            items,
-            self.parallelism(),
-            int(self.chunk_audio_minutes * BYTES_PER_AUDIO_MINUTE),
-            self.chunk_recordings,
+        chunks = cut(
+            items, int(self.chunk_audio_minutes * BYTES_PER_AUDIO_MINUTE), self.chunk_recordings
         )
-        done, failure = self._execute(job, work)
-        if failure is not None and work.chunks and not done:
+        if not chunks:  # nothing to work: no session started, nothing said about one
+            return VoiceRun([], [], {"chunks": 0}, 0, 0, 0)
+        stage = Stage(job.stage_root)
+        keys = {c.index: job.key(c) for c in chunks}
+        staged_before = {i for i, key in keys.items() if stage.has(key)}
+        done: set[int] = set()
+        reported: list[ChunkDone] = []  # what tasks said of each chunk they finished
+        pending, failure, rounds, kept = chunks, None, 0, 0
+        while pending:
+            # The first round deals the chunks over the task slots; when Spark aborts a job
+            # (a task failed past its retries, and the other tasks are killed with it), what
+            # is left goes again, one chunk per task, while rounds still finish something.
+            tasks = deal(pending, self.parallelism() if rounds == 0 else len(pending))
+            results, failure = self._execute(
+                job, [[pending_chunk(pending, i) for i in t] for t in tasks]
+            )
+            reported += results
+            rounds += 1
+            left = [c for c in pending if not stage.has(keys[c.index])]
+            done |= {c.index for c in pending} - {c.index for c in left}
+            if failure is not None:  # finished before the abort: kept, never sent again
+                kept += len(pending) - len(left)
+            if failure is None or not left or len(left) == len(pending):
+                break
+            pending = left
+        if failure is not None and len(done) < len(chunks) and not done - staged_before:
             raise Failure(
                 description=f"voice {job.kind} job failed before any chunk was done: {failure}",
                 allow_retries=True,
             )
-        stage = Stage(job.stage_root)
-        rows, keys = [], []
-        for chunk in work.chunks:
-            finished = done.get(chunk.index)
-            key = finished.key if finished else job.key(chunk)
-            staged = stage.load(key) if finished else None
-            if staged is None:
-                # Spark gave up on its task: its recordings are error rows, the day goes on.
-                why = f"task failed: {failure or 'its rows were not staged'}"[:500]
+        rows, committed = [], []
+        for chunk in chunks:
+            staged = stage.load(keys[chunk.index]) if chunk.index in done else None
+            if chunk.index in done and not _rows_of(staged, chunk):
+                # Gone since (another run over the same days committed and removed it) or
+                # not whole: worked again here, never written as errors.
+                staged = WORK[job.kind](job, list(chunk.items))
+                stage.save(keys[chunk.index], staged)
+            if chunk.index in done:
+                committed.append(keys[chunk.index])
+            else:  # Spark gave up on it: its recordings are error rows, the day goes on
+                why = f"task failed: {failure}"[:500]
                 staged = WORK[job.kind](job, [_failed(item, why) for item in chunk.items])
-            else:
-                keys.append(key)
             rows += [decode(row) for row in staged]
-        reused = sum(1 for d in done.values() if d.reused)
-        failed = len(work.chunks) - len(done)
+        # Found staged by the task instead of worked: left by an earlier run, an attempt
+        # Spark retried, or an aborted round (a round Spark aborted reports nothing).
+        reused = sum(1 for r in reported if r.reused)
+        failed = len(chunks) - len(done)
         return VoiceRun(
             rows=rows,
-            keys=keys,
+            keys=committed,
             metadata={
-                "chunks": len(work.chunks),
+                "chunks": len(chunks),
                 "chunks_reused": reused,
+                "chunks_kept_after_abort": kept,
                 "chunks_failed": failed,
-                **self.where(len(work.tasks)),
+                **self.where(len(deal(chunks, self.parallelism()))),
             },
-            chunks=len(work.chunks),
+            chunks=len(chunks),
             reused_chunks=reused,
             failed_chunks=failed,
         )
@@ -110,12 +141,23 @@ class VoiceCompute(ConfigurableResource):
         """What each voice materialization says about where it ran (nothing in process)."""
         return {}
 
-    def _execute(self, job: VoiceJob, work: Plan) -> tuple[dict[int, ChunkDone], str | None]:
-        done: dict[int, ChunkDone] = {}
-        for indexes in work.tasks:
-            for finished in run_task(job, [work.chunks[i] for i in indexes]):
-                done[finished.index] = finished
-        return done, None
+    def _execute(
+        self, job: VoiceJob, tasks: list[list[Chunk]]
+    ) -> tuple[list[ChunkDone], str | None]:
+        """Work the tasks' chunks, staging each: what the tasks reported, and the failure
+        Spark gave up with, if any."""
+        return [done for chunks in tasks for done in run_task(job, chunks)], None
+
+
+def pending_chunk(chunks: Sequence[Chunk], index: int) -> Chunk:
+    return next(c for c in chunks if c.index == index)
+
+
+def _rows_of(staged: list[dict] | None, chunk: Chunk) -> bool:
+    """Staged rows that are the chunk's own, one per recording, in order."""
+    return staged is not None and [r.get("voice_feedback_id") for r in staged] == [
+        i.feedback_id for i in chunk.items
+    ]
 
 
 InProcessVoice = VoiceCompute
@@ -132,8 +174,8 @@ class SparkVoice(VoiceCompute):
     tasks: int = Field(
         default=0,
         ge=0,
-        description="Tasks per job; 0: the session's default parallelism (one per task slot: "
-        "one per GPU when spark.task.resource.gpu.amount is 1).",
+        description="VOYCE_SPARK_TASKS: tasks per job; 0: the session's default parallelism "
+        "(its cores; Whisper tasks then run one at a time per GPU, the rest waiting).",
     )
     task_retries: int = Field(
         default=3, ge=0, description="Local masters: times a failed task is tried again."
@@ -196,36 +238,28 @@ class SparkVoice(VoiceCompute):
             "voyce/spark_tasks": tasks,
         }
 
-    def _execute(self, job: VoiceJob, work: Plan) -> tuple[dict[int, ChunkDone], str | None]:
-        if not work.chunks:
-            return {}, None
+    def _execute(
+        self, job: VoiceJob, tasks: list[list[Chunk]]
+    ) -> tuple[list[ChunkDone], str | None]:
         spark = self.session()
-        assignments = [[work.chunks[i] for i in indexes] for indexes in work.tasks]
-        tasks = spark.range(len(assignments), numPartitions=len(assignments))
-        function = _task_function(job, assignments)
+        frame = spark.range(len(tasks), numPartitions=len(tasks))
+        function = _task_function(job, tasks)
         profile = self._cpu_profile(spark) if job.kind != "transcribe" else None
-        failure = None
         try:
             try:
-                results = tasks.mapInPandas(function, DONE_SCHEMA, profile=profile).toArrow()
+                # Only where it applies: Databricks runtimes before Spark 4 take no profile.
+                extra = {"profile": profile} if profile is not None else {}
+                results = frame.mapInPandas(function, DONE_SCHEMA, **extra).collect()
             except Exception as exc:
-                if profile is None or "ResourceProfile" not in str(exc):
+                if profile is None or not _no_profiles(exc):
                     raise
                 # The cluster cannot schedule by task profile: CPU work takes GPU slots.
-                results = tasks.mapInPandas(function, DONE_SCHEMA).toArrow()
-            results = results.to_pylist()
-        except Exception as exc:  # Spark gave up on a task: keep what the others finished
-            failure = _spark_error(exc)
-            results = []
-        done = {r["index"]: ChunkDone(**r) for r in results}
-        if failure is not None:
-            # The finished chunks of the failed job are staged: read them back by their keys.
-            stage = Stage(job.stage_root)
-            for chunk in work.chunks:
-                key = job.key(chunk)
-                if chunk.index not in done and stage.path(key).exists():
-                    done[chunk.index] = ChunkDone(chunk.index, key, len(chunk.items), True, 0.0)
-        return done, failure
+                results = frame.mapInPandas(function, DONE_SCHEMA).collect()
+        except Exception as exc:
+            if not _job_aborted(exc):
+                raise  # not a task's failure: the step's own (a bug, a lost session)
+            return [], _spark_error(exc)
+        return [ChunkDone(**row.asDict()) for row in results], None
 
 
 DONE_SCHEMA = "index long, key string, rows long, reused boolean, seconds double"
@@ -276,6 +310,8 @@ def _ship_code(spark) -> None:
     package = os.path.dirname(os.path.abspath(voyce_assets.__file__))
     if "site-packages" in package or "dist-packages" in package:
         return  # installed (the cluster's wheel): the executors have the same
+    if getattr(spark.sparkContext, "_voyce_code_shipped", False):
+        return  # a run's resource copy met the session this process already set up
     import shutil
 
     folder = code_package_dir()
@@ -284,16 +320,32 @@ def _ship_code(spark) -> None:
         made = shutil.make_archive(f"{folder}.{os.getpid()}", "zip", root_dir=folder)
         os.replace(made, archive)  # another process's identical archive may win: same bytes
     spark.sparkContext.addPyFile(archive)
+    spark.sparkContext._voyce_code_shipped = True
+
+
+def _job_aborted(exc: BaseException) -> bool:
+    """Spark gave up on a task (after its retries) and aborted the job: the task's Python
+    error as PySpark raises it, or Spark's own (a crashed worker, a lost executor)."""
+    from pyspark.errors import PythonException
+
+    text = str(exc)
+    return isinstance(exc, PythonException) or "Job aborted" in text or "SparkException" in text
+
+
+def _no_profiles(exc: BaseException) -> bool:
+    text = str(exc)
+    return "ResourceProfile" in text or ("profile" in text and isinstance(exc, TypeError))
 
 
 def _spark_error(exc: BaseException) -> str:
-    """The failed task's own error out of Spark's long message."""
-    text = str(exc)
-    for marker in ("Exception:", "Error:"):
-        lines = [line for line in text.splitlines() if marker in line]
-        if lines:
-            return lines[-1].strip()[:400]
-    return f"{type(exc).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"[:400]
+    """The failed task's own error out of Spark's long message: the Python exception that
+    ended it, else Spark's reason for the abort (a crashed worker, a lost executor)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    python = [line for line in lines if re.match(r"^[A-Z]\w*(Error|Exception|Exit): ", line)]
+    if python:
+        return python[-1][:400]
+    aborted = [line for line in lines if "Job aborted" in line]
+    return (aborted or lines or [type(exc).__name__])[0][:400]
 
 
 def _failed(item: WorkItem, why: str) -> WorkItem:

@@ -34,7 +34,8 @@ class VoiceJob:
 
     def key(self, chunk: Chunk) -> str:
         # Settings are part of what made the rows (a new max duration, batch size, language).
-        # Which GPU or how many threads does not: a retry on another GPU reuses the chunk.
+        # Which GPU or how many CTranslate2 threads does not (same rows at 1, 2 or the
+        # default, measured): a retry on another GPU reuses the chunk.
         settings = {k: v for k, v in self.settings.items() if k not in PLACEMENT}
         made_by = f"{self.version} {sorted(settings.items())}"
         return chunk_key(self.kind, made_by, chunk, READS[self.kind])

@@ -185,9 +185,10 @@ def _kill_workers_when_staged(stage: Path, staged: int, result: dict) -> None:
 
 
 @pytest.mark.parametrize("retries", [3, 0])
-def test_killed_python_workers(tmp_path, retries):
-    """Retried tasks keep the chunks staged before the kill; a task given up on leaves error
-    rows for its own recordings only, and the day is written."""
+def test_killed_python_workers_lose_only_the_chunks_they_were_in(tmp_path, retries):
+    """Every Python worker SIGKILLed mid-job: Spark retries the tasks (retries=3) or aborts
+    the job and the chunks left go again (retries=0); either way the chunks staged before the
+    kill are read back, not worked again, and every recording is transcribed."""
     import threading
 
     lakehouse = _demo_lake(tmp_path)
@@ -208,18 +209,81 @@ def test_killed_python_workers(tmp_path, retries):
     rows = _table(lakehouse, "raw_data/transcriptions")
     assert len(rows) == len(LINES) + 2
     (meta,) = _metadata(result, "transcriptions")[:1]
-    if retries:
-        # Everything staged before the kill was read back, not transcribed again.
-        assert meta["chunks_reused"] >= killed["staged_at_kill"]
-        assert meta["chunks_failed"] == 0
-        assert sum(1 for r in rows.values() if r["transcription_text"]) == len(LINES)
-    else:
-        failed = [r for r in rows.values() if (r["error_message"] or "").startswith("task failed")]
-        assert failed and meta["chunks_failed"] == len(failed)
-        assert "crashed" in failed[0]["error_message"] or "exited" in failed[0]["error_message"]
-        assert sum(1 for r in rows.values() if r["transcription_text"]) >= killed["staged_at_kill"]
-        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-        assert not checks["failure_rate"].passed  # said, by the check, not a failed step
+    # Read back by the retried tasks, or kept when the aborted job's chunks left went again.
+    kept = meta["chunks_reused"] if retries else meta["chunks_kept_after_abort"]
+    assert kept >= killed["staged_at_kill"]
+    assert meta["chunks_failed"] == 0
+    assert sum(1 for r in rows.values() if r["transcription_text"]) == len(LINES)
+
+
+def _chunks_and_job(lakehouse, compute):
+    """The transcriptions asset's chunks and job for the demo days, as it makes them."""
+    from voyce_assets.feedback import partition_feedback
+    from voyce_assets.voice.chunks import cut
+    from voyce_assets.voice.compute import BYTES_PER_AUDIO_MINUTE
+    from voyce_assets.voice.paths import work_item
+    from voyce_assets.voice.transcriptions import transcription_job
+
+    feedback = partition_feedback(lakehouse, DAYS)
+    items = [work_item(lakehouse, f, "processed") for f in feedback]
+    limit = int(compute.chunk_audio_minutes * BYTES_PER_AUDIO_MINUTE)
+    job = transcription_job(lakehouse, Transcriber(cpu_threads=1))
+    return cut(items, limit, compute.chunk_recordings), job, items
+
+
+def test_a_chunk_that_keeps_failing_is_error_rows_and_the_rest_is_written(tmp_path):
+    """The volume refuses one chunk's stage file (a folder is in its place): its task fails
+    every attempt, Spark aborts the job, the other chunks go again and are written; that
+    chunk's recordings are error rows naming the failure, which the check reports."""
+    lakehouse = _demo_lake(tmp_path)
+    compute = SparkVoice(master="local[2]", chunk_recordings=2, task_retries=1)
+    resources = _resources(lakehouse, compute)
+    assert materialize([processed_audio], resources=resources, tags=TAGS).success
+    chunks, job, _ = _chunks_and_job(lakehouse, compute)
+    poisoned = chunks[1]
+    Path(job.stage_root, f"{job.key(poisoned)}.jsonl").mkdir(parents=True)
+    try:
+        result = materialize([transcriptions], resources=resources, tags=TAGS)
+    finally:
+        compute.session().stop()
+    assert result.success  # a day of rows, not a failed step
+    rows = _table(lakehouse, "raw_data/transcriptions")
+    assert len(rows) == len(LINES) + 2
+    lost = {i.feedback_id for i in poisoned.items}
+    for fid, row in rows.items():
+        if fid in lost:
+            assert row["error_message"].startswith("task failed: "), row
+            assert (
+                "IsADirectoryError" in row["error_message"] or "directory" in row["error_message"]
+            )
+        else:
+            assert not (row["error_message"] or "").startswith("task failed")
+    bad_uploads = {str(uuid.UUID(int=len(LINES) + 1)), str(uuid.UUID(int=len(LINES) + 2))}
+    assert lost and lost.isdisjoint(bad_uploads)  # two spoken recordings
+    spoken = {fid for fid, r in rows.items() if r["transcription_text"]}
+    assert spoken == set(rows) - lost - bad_uploads
+    (meta,) = _metadata(result, "transcriptions")[:1]
+    assert meta["chunks_failed"] == 1
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["failure_rate"].passed
+
+
+def test_a_job_that_finishes_nothing_fails_the_step(tmp_path):
+    """Every task fails (the stage folder is a file): no rows are made up, the step fails."""
+    from dagster import Failure
+
+    lakehouse = _demo_lake(tmp_path)
+    compute = SparkVoice(master="local[2]", chunk_recordings=2, task_retries=0)
+    resources = _resources(lakehouse, compute)
+    assert materialize([processed_audio], resources=resources, tags=TAGS).success
+    _, job, items = _chunks_and_job(lakehouse, compute)
+    shutil.rmtree(job.stage_root)  # processed_audio's, emptied
+    Path(job.stage_root).write_text("not a folder")
+    try:
+        with pytest.raises(Failure, match="failed before any chunk was done"):
+            compute.run(job, items)
+    finally:
+        compute.session().stop()
 
 
 KILLED_STEP = """
@@ -284,3 +348,31 @@ def test_a_range_backfill_is_one_run_where_spark_does_the_voice_work(monkeypatch
     on_spark, rest_on_spark = policies()
     assert all(p == BackfillPolicy.single_run() for p in on_spark)
     assert rest == rest_on_spark == BackfillPolicy.multi_run(31)  # only the voice stage's
+
+
+def test_where_the_voice_work_runs_and_the_cluster_size_are_settings(
+    voyce_home, prod_env, monkeypatch
+):
+    from voyce_assets.definitions import build_definitions
+    from voyce_assets.resources.gpu_launcher import FORWARDED_SETTINGS
+
+    def compute(env):
+        resource = build_definitions(env).resources["voice_compute"]
+        return resource.process_config_and_initialize()
+
+    assert type(compute("local")) is VoiceCompute  # the laptop default: in process
+    on_cluster = compute("prod")
+    assert isinstance(on_cluster, SparkVoice) and on_cluster.master is None  # the cluster's
+    monkeypatch.setenv("VOYCE_SPARK_MASTER", "local[2]")
+    monkeypatch.setenv("VOYCE_SPARK_TASKS", "3")
+    local = compute("local")
+    assert isinstance(local, SparkVoice) and (local.master, local.tasks) == ("local[2]", 3)
+
+    monkeypatch.setenv("VOYCE_GPU_MIN_WORKERS", "3")
+    monkeypatch.setenv("VOYCE_GPU_MAX_WORKERS", "8")
+    launcher = build_definitions("prod").resources["gpu_step_launcher"]
+    cluster = launcher.process_config_and_initialize().run_config["cluster"]["new"]
+    assert cluster["size"]["autoscale"] == {"min_workers": 3, "max_workers": 8}
+    assert cluster["spark_conf"]["spark.task.resource.gpu.amount"] == "1"
+    # The cluster rebuilds the launcher from the same settings: they travel with the step.
+    assert {"VOYCE_GPU_MIN_WORKERS", "VOYCE_GPU_MAX_WORKERS"} <= set(FORWARDED_SETTINGS)
