@@ -44,6 +44,7 @@ bench: install  ## benchmarks (not part of the tests); results land in voyce_ass
 	$(BIN)/python voyce_assets_tests/bench/bench_raw_sync.py
 	$(BIN)/python voyce_assets_tests/bench/bench_sweep.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice.py
+	$(BIN)/python voyce_assets_tests/bench/bench_voice_spark.py
 	$(BIN)/python voyce_assets_tests/bench/bench_text.py
 	$(BIN)/python voyce_assets_tests/bench/bench_analytics.py
 	$(BIN)/python voyce_assets_tests/bench/bench_training.py

@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 STALE_SECONDS = 7 * 24 * 3600
@@ -50,14 +50,6 @@ class Chunk:
     @property
     def size(self) -> int:
         return sum(i.size for i in self.items)
-
-
-@dataclass
-class Plan:
-    """The chunks of a run and which task works on which."""
-
-    chunks: list[Chunk]
-    tasks: list[list[int]] = field(default_factory=list)  # chunk indexes per task
 
 
 def cut(items: Sequence[WorkItem], max_bytes: int, max_items: int) -> list[Chunk]:
@@ -91,11 +83,6 @@ def deal(chunks: Sequence[Chunk], tasks: int) -> list[list[int]]:
     for indexes in out:
         indexes.sort()
     return out
-
-
-def plan(items: Sequence[WorkItem], tasks: int, max_bytes: int, max_items: int) -> Plan:
-    chunks = cut(items, max_bytes, max_items)
-    return Plan(chunks, deal(chunks, tasks) if chunks else [])
 
 
 def _stat(path: str | None) -> tuple[int, int] | None:

@@ -1,6 +1,6 @@
 """``voice_compute``: where the voice stage's heavy work runs, as a resource per environment.
 
-- ``InProcessVoice`` (the laptop default): the run's chunks one after another in the step's
+- ``VoiceCompute`` (the laptop default): the run's chunks one after another in the step's
   own process; one chunk's audio in memory at a time.
 - ``SparkVoice``: one Spark job per step, ``spark.range(tasks).mapInPandas(...)``, each task
   working its chunks (``voice/tasks.py``) with the model loaded once per Python worker. On
@@ -9,9 +9,10 @@
   ``local[2]``) it starts a local one, tasks retried as a cluster retries them.
 
 Both run the same chunks through the same code and stage each chunk's rows on the volume
-(``voice/chunks.py``); the rows are read back from there. A task Spark gave up on leaves its
-unfinished chunks' recordings as error rows, naming the failure; the other tasks' rows stand.
-When no chunk at all could be worked, the step fails instead (the job itself is broken).
+(``voice/chunks.py``); the rows are read back from there. When Spark gives up on a task it
+aborts the job: the chunks left go again, one per task, while rounds still finish something;
+what never finishes becomes error rows naming the failure, and the rest is written. When no
+chunk at all could be worked, the step fails instead (the job itself is broken).
 """
 
 from __future__ import annotations
@@ -42,9 +43,6 @@ class VoiceRun:
     rows: list[dict]
     keys: list[str]  # the staged chunks: removed once the rows are committed
     metadata: dict[str, Any]
-    chunks: int
-    reused_chunks: int
-    failed_chunks: int
 
     def commit(self, job: VoiceJob) -> None:
         """The rows are written: the stage is no longer needed."""
@@ -72,30 +70,30 @@ class VoiceCompute(ConfigurableResource):
             items, int(self.chunk_audio_minutes * BYTES_PER_AUDIO_MINUTE), self.chunk_recordings
         )
         if not chunks:  # nothing to work: no session started, nothing said about one
-            return VoiceRun([], [], {"chunks": 0}, 0, 0, 0)
+            return VoiceRun([], [], {"chunks": 0})
         stage = Stage(job.stage_root)
         keys = {c.index: job.key(c) for c in chunks}
         staged_before = {i for i, key in keys.items() if stage.has(key)}
         done: set[int] = set()
         reported: list[ChunkDone] = []  # what tasks said of each chunk they finished
-        pending, failure, rounds, kept = chunks, None, 0, 0
+        by_index = {c.index: c for c in chunks}
+        first = deal(chunks, self.parallelism())
+        pending, tasks, failure, kept = chunks, first, None, 0
         while pending:
             # The first round deals the chunks over the task slots; when Spark aborts a job
             # (a task failed past its retries, and the other tasks are killed with it), what
             # is left goes again, one chunk per task, while rounds still finish something.
-            tasks = deal(pending, self.parallelism() if rounds == 0 else len(pending))
-            results, failure = self._execute(
-                job, [[pending_chunk(pending, i) for i in t] for t in tasks]
-            )
+            results, failure = self._execute(job, [[by_index[i] for i in t] for t in tasks])
             reported += results
-            rounds += 1
+            if failure is None:  # every task finished (and staged) its chunks
+                done |= {c.index for c in pending}
+                break
             left = [c for c in pending if not stage.has(keys[c.index])]
             done |= {c.index for c in pending} - {c.index for c in left}
-            if failure is not None:  # finished before the abort: kept, never sent again
-                kept += len(pending) - len(left)
-            if failure is None or not left or len(left) == len(pending):
+            kept += len(pending) - len(left)  # finished before the abort: never sent again
+            if not left or len(left) == len(pending):
                 break
-            pending = left
+            pending, tasks = left, [[c.index] for c in left]
         if failure is not None and len(done) < len(chunks) and not done - staged_before:
             raise Failure(
                 description=f"voice {job.kind} job failed before any chunk was done: {failure}",
@@ -127,11 +125,8 @@ class VoiceCompute(ConfigurableResource):
                 "chunks_reused": reused,
                 "chunks_kept_after_abort": kept,
                 "chunks_failed": failed,
-                **self.where(len(deal(chunks, self.parallelism()))),
+                **self.where(len(first)),
             },
-            chunks=len(chunks),
-            reused_chunks=reused,
-            failed_chunks=failed,
         )
 
     def parallelism(self) -> int:
@@ -149,18 +144,11 @@ class VoiceCompute(ConfigurableResource):
         return [done for chunks in tasks for done in run_task(job, chunks)], None
 
 
-def pending_chunk(chunks: Sequence[Chunk], index: int) -> Chunk:
-    return next(c for c in chunks if c.index == index)
-
-
 def _rows_of(staged: list[dict] | None, chunk: Chunk) -> bool:
     """Staged rows that are the chunk's own, one per recording, in order."""
     return staged is not None and [r.get("voice_feedback_id") for r in staged] == [
         i.feedback_id for i in chunk.items
     ]
-
-
-InProcessVoice = VoiceCompute
 
 
 class SparkVoice(VoiceCompute):
@@ -181,6 +169,11 @@ class SparkVoice(VoiceCompute):
         default=3, ge=0, description="Local masters: times a failed task is tried again."
     )
     driver_memory: str = Field(default="2g", description="Local masters: the driver's heap.")
+    cpu_tasks_without_gpu: bool = Field(
+        default=True,
+        description="On a GPU cluster, decoding and features run as CPU tasks (a task "
+        "resource profile of one core, no GPU), so they use every core, not one per GPU.",
+    )
 
     _session: Any = PrivateAttr(default=None)
 
@@ -209,12 +202,6 @@ class SparkVoice(VoiceCompute):
             self._session = builder.getOrCreate()
             _ship_code(self._session)
         return self._session
-
-    cpu_tasks_without_gpu: bool = Field(
-        default=True,
-        description="On a GPU cluster, decoding and features run as CPU tasks (a task "
-        "resource profile of one core, no GPU), so they use every core, not one per GPU.",
-    )
 
     def parallelism(self) -> int:
         if self.tasks:

@@ -111,8 +111,10 @@ def transcribe_seconds(lakehouse, compute, threads: int) -> float:
 
 
 def rss_run(root: str, recordings: int) -> None:
-    """(child) One in-process transcriptions run over ``recordings``; prints peak RSS in MB."""
+    """(child) One in-process transcriptions run over ``recordings``; prints the process's
+    peak RSS, its RSS before the run and the highest RSS sampled during it, in MB."""
     import resource
+    import threading
 
     from dagster import materialize
 
@@ -124,11 +126,31 @@ def rss_run(root: str, recordings: int) -> None:
     lakehouse = lake(Path(root), recordings, lines_per_clip=6)
     res = resources(lakehouse, VoiceCompute(), 2)
     assert materialize([processed_audio], resources=res, partition_key=str(DAY)).success
-    assert materialize([transcriptions], resources=res, partition_key=str(DAY)).success
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+    def rss() -> float:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    before, during, running = rss(), [0.0], threading.Event()
+    running.set()
+
+    def sample():
+        while running.is_set():
+            during[0] = max(during[0], rss())
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        assert materialize([transcriptions], resources=res, partition_key=str(DAY)).success
+    finally:
+        running.clear()
+        sampler.join()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": peak, "before_mb": before, "during_mb": during[0]}))
 
 
-def peak_rss(recordings: int) -> float:
+def peak_rss(recordings: int) -> dict:
     with tempfile.TemporaryDirectory() as root:
         out = subprocess.run(
             [sys.executable, __file__, "--rss-child", str(recordings), "--root", root],
@@ -136,13 +158,29 @@ def peak_rss(recordings: int) -> float:
             text=True,
             check=True,
         )
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rss_lines(quick: bool) -> list[str]:
+    small, large = (6, 60) if quick else (12, 120)
+    at_small, at_large = peak_rss(small), peak_rss(large)
+    grew = lambda r: r["during_mb"] - r["before_mb"]  # noqa: E731
+    return [
+        "- RSS of an in-process transcriptions run (a fresh process each, after its "
+        f"processed_audio run) over recordings of about 30 s: highest during the run "
+        f"{at_small['during_mb']:.0f} MB at {small} recordings, {at_large['during_mb']:.0f} MB "
+        f"at {large} ({at_large['during_mb'] / at_small['during_mb']:.2f}x; goal within 15%); "
+        f"growth over the RSS before the run {grew(at_small):.0f} MB and {grew(at_large):.0f} MB; "
+        f"all {large} decoded at once would be {large * 30 * 16000 * 4 / 2**20:.0f} MB; "
+        f"process peaks {at_small['peak_rss_mb']:.0f} / {at_large['peak_rss_mb']:.0f} MB",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a tenth of the recordings")
     parser.add_argument("--recordings", type=int, default=240)
+    parser.add_argument("--rss-only", action="store_true", help="only the memory figures")
     parser.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--root", default="", help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "voice_spark.md")
@@ -150,6 +188,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.rss_child:
         rss_run(args.root, args.rss_child)
+        return
+    if args.rss_only:
+        print("\n".join(rss_lines(args.quick)))
         return
     n = max(24, args.recordings // 10) if args.quick else args.recordings
 
@@ -191,8 +232,6 @@ def main() -> None:
             list(pipeline.transcribe(clip, batch_size=8, beam_size=1)[0])
         batched = audio_seconds / (time.perf_counter() - started)
 
-    small, large = (6, 60) if args.quick else (12, 120)
-    rss_small, rss_large = peak_rss(small), peak_rss(large)
     scaling = rates["local[2]"] / rates["local[1]"]
     report = "\n".join(
         [
@@ -209,10 +248,7 @@ def main() -> None:
             "",
             f"- scaling local[1] -> local[2]: {scaling:.2f}x (goal >= 1.7x on 2 cores)",
             f"- ours at local[2] / BatchedInferencePipeline: {rates['local[2]'] / batched:.2f}x",
-            f"- peak RSS of an in-process processed_audio + transcriptions run (a fresh process "
-            f"each) over recordings of about 30 s: {rss_small:.0f} MB at {small} recordings, "
-            f"{rss_large:.0f} MB at {large} ({rss_large / rss_small:.2f}x; goal within 15%); "
-            f"all {large} decoded at once would be {large * 30 * 16000 * 4 / 2**20:.0f} MB more",
+            *rss_lines(args.quick),
             "- the asset runs include the Dagster run, reading the copies and the Delta write; "
             "BatchedInferencePipeline only transcribes clips already in memory.",
             "",
