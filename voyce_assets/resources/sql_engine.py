@@ -25,6 +25,8 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from voyce_assets.spark import is_live
+
 Params = Mapping[str, str | int | float | dt.date]
 # An input table, or how to read it: an engine that reads the catalog itself never calls it.
 Input = pa.Table | Callable[[], pa.Table]
@@ -145,7 +147,7 @@ class SparkEngine(SqlEngine):
         return "spark"
 
     def session(self):
-        if self._session is None:
+        if not is_live(self._session):
             from pyspark.sql import SparkSession
 
             self._session = (

@@ -29,6 +29,7 @@ from typing import Any
 from dagster import ConfigurableResource, Failure
 from pydantic import Field, PrivateAttr
 
+from voyce_assets.spark import is_live
 from voyce_assets.voice.chunks import Chunk, Stage, WorkItem, cut, deal
 from voyce_assets.voice.tasks import WORK, ChunkDone, VoiceJob, run_task
 
@@ -178,7 +179,7 @@ class SparkVoice(VoiceCompute):
     _session: Any = PrivateAttr(default=None)
 
     def session(self):
-        if self._session is None:
+        if not is_live(self._session):
             from pyspark.sql import SparkSession
 
             builder = SparkSession.builder.appName("voyce-voice")

@@ -108,12 +108,14 @@ def test_multilingual_model_packs_each_detected_language_apart(spoken, base_dir,
         _length([spoken["es0"]]),
     ]
     assert detected == []
-    # The same list, the same windows and the same transcripts.
+    # The same list, the same windows and languages. (Not always the same words: on audio
+    # Whisper decodes badly faster-whisper samples again at higher temperatures, at random;
+    # once, under load, a German clip's last word differed between the two runs.)
     again = base.transcribe_many(batch)
     assert windows()[0] == lengths
-    assert [(t.text, t.language, t.confidence) for t in again] == [
-        (t.text, t.language, t.confidence) for t in packed
-    ]
+    assert [t.language for t in again] == [t.language for t in packed]
+    for first, second in zip(packed, again, strict=True):
+        assert jiwer.wer(_words(first.text), _words(second.text)) < 0.3, (first, second)
     # Each reads about what it reads alone (where faster-whisper detects its language itself),
     # as close to what was said, and its confidence is its words re-read in its language
     # against its own audio.

@@ -107,6 +107,18 @@ def _metadata(result, key: str) -> list[dict]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def own_session():
+    """A process has one SparkContext: a session another test file started (the analytics
+    tests') is stopped first, so these tests get the session their SparkVoice asks for."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+    yield
+
+
 @pytest.fixture
 def spark_voice():
     compute = SparkVoice(master="local[2]", chunk_recordings=2)
