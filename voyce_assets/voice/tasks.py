@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voyce_assets.voice.chunks import Chunk, Stage, WorkItem, chunk_key
+from voyce_assets.voice.paths import error_text
 
 # Which input file each kind reads: its size and time name the staged rows.
 READS = {"processed": "upload", "transcribe": "processed", "features": "processed"}
@@ -63,10 +64,6 @@ def run_task(job: VoiceJob, chunks: list[Chunk]) -> Iterator[ChunkDone]:
         rows = work(job, list(chunk.items))
         stage.save(key, rows)
         yield ChunkDone(chunk.index, key, len(rows), False, time.perf_counter() - started)
-
-
-def error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _now() -> str:
