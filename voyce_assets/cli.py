@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -395,7 +396,7 @@ def whisper_import_ct2(src: str, dst: str) -> None:
 def _demo_options(func):
     options = [
         click.option("--days", default=7, show_default=True, help="Complete UTC days of data."),
-        click.option("--per-day", default=10, show_default=True, help="Voice feedback per day."),
+        click.option("--per-day", default=20, show_default=True, help="Voice feedback per day."),
         click.option("--seed", default=42, show_default=True, help="Random seed (deterministic)."),
         click.option(
             "--end-date",
@@ -455,16 +456,25 @@ def demo_seed(**kwargs) -> None:
 @_demo_options
 @_config_errors
 def demo_run(**kwargs) -> None:
-    """Seed, then materialize catalog_setup and every buildable asset for the demo days."""
-    from voyce_assets.demo.run import failed, materialize_demo
+    """Seed, then materialize catalog_setup and every buildable asset for the demo days.
 
-    config, summary = _seed(**kwargs)
-    for line in summary.lines():
-        click.echo(line)
-    lines = materialize_demo(config.partition_dates())
-    for line in lines:
-        click.echo(line)
-    if failed(lines):
+    The terminal gets a progress line per run and the summary; everything else (Dagster's
+    events, libraries' warnings) goes to a log file under $VOYCE_HOME/logs."""
+    from voyce_assets.demo.console import log_path, logged_to
+    from voyce_assets.demo.run import materialize_demo
+
+    log = log_path()
+    with logged_to(log) as say:
+        say(f"log: {log}")
+        started = time.monotonic()
+        config, summary = _seed(**kwargs)
+        for line in summary.lines():
+            say(line)
+        say(f"seeded in {time.monotonic() - started:.0f} s")
+        ok = materialize_demo(config.partition_dates(), say)
+        say(f"log: {log}")
+        say("the UI: `make ui`, then http://127.0.0.1:3000")
+    if not ok:
         raise SystemExit(1)
 
 

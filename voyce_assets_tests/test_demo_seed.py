@@ -177,3 +177,44 @@ def test_reseed_replaces(pg_database, tmp_path):
     files = [p for p in (tmp_path / "audio").rglob("*") if p.is_file()]
     assert len(files) == 6 - ("missing" in summary.bad_cases)
     engine.dispose()
+
+
+def _bad_per_day(config: DemoConfig) -> dict[str, list[str]]:
+    data = generate(config)
+    by_day: dict[str, list[str]] = {}
+    for row in data.rows["voice_feedback"]:
+        case = data.audio[row["id"]].case
+        by_day.setdefault(row["created_at"].date().isoformat(), [])
+        if case != "ok":
+            by_day[row["created_at"].date().isoformat()].append(case)
+    return by_day
+
+
+@pytest.mark.parametrize("seed_value", [7, 42, 1234])
+def test_the_default_demo_keeps_every_day_within_the_failure_alert(seed_value):
+    """Each bad case on a day of its own: with the default 20 a day, no day's share of bad
+    recordings is over the 5% the failure checks alert on (every check of `make demo`
+    passes); the summary says so."""
+    config = DemoConfig(seed=seed_value, end_date=dt.date(2026, 11, 20))
+    by_day = _bad_per_day(config)
+    assert sorted(case for cases in by_day.values() for case in cases) == sorted(
+        ["corrupt", "silent", "missing"]
+    )
+    assert len(by_day) == config.days
+    assert all(len(cases) <= 0.05 * config.per_day for cases in by_day.values()), by_day
+
+
+def test_a_small_demo_names_the_day_over_the_alert(tmp_path, pg_database):
+    """Fewer days than bad cases: one day holds two of them, over the alert; the summary
+    names that day as the alert demonstration, and only that day."""
+    engine = sa.create_engine(pg_database.replace("postgresql://", "postgresql+psycopg://"))
+    config = DemoConfig(days=2, per_day=20, seed=3, end_date=dt.date(2026, 1, 10))
+    summary = seed(engine, tmp_path / "audio", config)
+    engine.dispose()
+    by_day = {day: len(cases) for day, cases in _bad_per_day(config).items()}
+    over = [dt.date.fromisoformat(day) for day, n in by_day.items() if n / 20 > 0.05]
+    assert len(over) == 1 and summary.alert_days() == over
+    text = "\n".join(summary.lines())
+    assert f"over the 5% failure alert on {over[0]}" in text and "alert demonstration" in text
+    within = DemoConfig(days=3, per_day=20, seed=3, end_date=dt.date(2026, 1, 10))
+    assert not [d for d, cases in _bad_per_day(within).items() if len(cases) > 1]

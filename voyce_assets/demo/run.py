@@ -3,16 +3,20 @@
 Runs land in ``DAGSTER_HOME`` (default ``$VOYCE_HOME/dagster``), so ``dagster dev`` shows
 them afterwards. Which assets run is read from the Definitions: every executable asset,
 unpartitioned ones once, partitioned ones for each demo day; lineage-only specs of later
-stages are skipped until they become real assets.
+stages are skipped until they become real assets. A person sees one progress line per run
+and a summary; each run's per-asset counts go to stdout, which the CLI points at the log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from dagster import AssetsDefinition, DagsterInstance, materialize
+from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
 
+from voyce_assets.demo.console import Say
 from voyce_assets.settings import ensure_dagster_home
 
 
@@ -60,13 +64,8 @@ def _report(result, label: str) -> Iterator[str]:
         yield f"checks: {len(evaluations) - len(failed)} of {len(evaluations)} passed" + (
             f"; failed: {', '.join(sorted(set(failed)))}" if failed else ""
         )
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            data = event.step_failure_data
-            why = (data.user_failure_data and data.user_failure_data.description) or (
-                data.error and data.error.message
-            )
-            yield f"failed {event.step_key}: {str(why).strip().splitlines()[0]}"
+    for step, why in _step_failures(result):
+        yield f"failed {step}: {why}"
     yield f"{label}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}"
 
 
@@ -95,51 +94,117 @@ def _phases(partitioned: list[AssetsDefinition]) -> tuple[set, set, set]:
     return every - weekly - after, weekly & every, after & every
 
 
-def failed(lines: list[str]) -> bool:
-    """Whether any run the demo started failed (its line ends in FAILED)."""
-    return any(line.endswith(" FAILED") for line in lines)
+@dataclass(frozen=True)
+class Planned:
+    """One run of the demo: which assets, over which partitions."""
+
+    label: str
+    selection: list[AssetKey] | None  # None: every asset given
+    assets: list[AssetsDefinition]
+    tags: dict[str, str]
+    days: int  # partitions per asset (0: unpartitioned)
 
 
-def materialize_demo(partitions: list[dt.date]) -> list[str]:
-    unpartitioned, partitioned, resources = _executable_assets()
-    instance = _instance()
-    lines: list[str] = []
+def plan(partitions: list[dt.date]) -> list[Planned]:
+    """The demo's runs in order: unpartitioned assets once, then the partitioned ones over
+    the whole range as a backfill with the assets' BackfillPolicy would; the weekly models
+    are trained once, for the last day, on everything before it, and what depends on them
+    runs after, over the range again."""
+    unpartitioned, partitioned, _ = _executable_assets()
+    runs = []
     if unpartitioned:
-        result = materialize(unpartitioned, instance=instance, resources=resources)
-        lines += _report(result, "unpartitioned assets")
-    if partitioned:
-        first, last = min(partitions).isoformat(), max(partitions).isoformat()
-        span = {
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        }
-        before, weekly, after = _phases(partitioned)
-        # One run over the whole range, as a backfill with the assets' BackfillPolicy would;
-        # the weekly models are trained once, for the last day, on everything before it, and
-        # what depends on them runs after, over the range again.
-        for selection, tags, label in (
-            (before, span, f"partitions {first}..{last}"),
-            (weekly, {"dagster/partition": last}, f"weekly assets for {last}"),
-            (after, span, f"after the weekly assets, {first}..{last}"),
-        ):
-            if not selection:
-                continue
-            result = materialize(
-                partitioned,
-                selection=sorted(selection),
-                instance=instance,
-                resources=resources,
-                tags=tags,
-                raise_on_error=False,
-            )
-            lines += _report(result, label)
+        runs.append(Planned("unpartitioned assets", None, unpartitioned, {}, 0))
     if not partitioned:
-        lines.append(
-            "no partitioned assets are materializable yet (later stages are lineage-only specs)"
+        return runs
+    first, last = min(partitions).isoformat(), max(partitions).isoformat()
+    span = {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+    before, weekly, after = _phases(partitioned)
+    for selection, tags, label, days in (
+        (before, span, f"{first}..{last}", len(partitions)),
+        (weekly, {"dagster/partition": last}, f"weekly training for {last}", 1),
+        (after, span, f"after training, {first}..{last}", len(partitions)),
+    ):
+        if selection:
+            runs.append(Planned(label, sorted(selection), partitioned, tags, days))
+    return runs
+
+
+def _step_failures(result) -> Iterator[tuple[str, str]]:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.step_failure_data
+            why = (data.user_failure_data and data.user_failure_data.description) or (
+                data.error and data.error.message
+            )
+            yield event.step_key, str(why).strip().splitlines()[0]
+
+
+def _check_line(evaluation) -> str:
+    name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+    why = getattr(evaluation, "description", None)
+    if not why and "failing_partitions" in evaluation.metadata:
+        why = f"failing partitions {evaluation.metadata['failing_partitions'].value}"
+    return f"  failed {name}: {why}" if why else f"  failed {name}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def materialize_demo(partitions: list[dt.date], say: Say = print) -> bool:
+    """Run the demo's plan, one progress line per run on ``say``, each run's details on
+    stdout (the log), then the summary on ``say``; whether every run succeeded."""
+    runs = plan(partitions)
+    _, _, resources = _executable_assets()
+    instance = _instance()
+    results = []
+    for number, run in enumerate(runs, 1):
+        count = len(run.selection) if run.selection is not None else len(run.assets)
+        span = f" x {_plural(run.days, 'day')}" if run.days else ""
+        say(f"[{number}/{len(runs)}] {run.label}: {_plural(count, 'asset')}{span} ...", end="")
+        started = time.monotonic()
+        result = materialize(
+            run.assets,
+            selection=run.selection,
+            instance=instance,
+            resources=resources,
+            tags=run.tags,
+            raise_on_error=False,
         )
-    else:
+        for line in _report(result, run.label):
+            print(line)
+        outcome = "done" if result.success else "FAILED"
+        say(f" {outcome} in {time.monotonic() - started:.0f} s")
+        results.append(result)
+
+    materialized: dict[str, int] = {}
+    evaluations = []
+    for result in results:
+        for event in result.get_asset_materialization_events():
+            key = event.materialization.asset_key.to_user_string()
+            materialized[key] = materialized.get(key, 0) + 1
+        evaluations += result.get_asset_check_evaluations()
+    by_schema: dict[str, int] = {}
+    for key in materialized:
+        by_schema[key.split("/")[0]] = by_schema.get(key.split("/")[0], 0) + 1
+    schemas = ", ".join(f"{schema} {n}" for schema, n in by_schema.items())
+    say(
+        f"materialized {len(materialized)} assets, {sum(materialized.values())} asset "
+        f"partitions in {len(runs)} runs ({schemas})"
+    )
+    failed = [e for e in evaluations if not e.passed]
+    say(f"checks: {len(evaluations) - len(failed)} of {len(evaluations)} passed")
+    for evaluation in failed:
+        say(_check_line(evaluation))
+    for result in results:
+        for step, why in _step_failures(result):
+            say(f"failed step {step}: {why}")
+    if any(r.success for r in results) and runs and runs[-1].days:
         from voyce_assets.analytics.report import write
 
         lakehouse = resources["lakehouse"].process_config_and_initialize()
-        lines.append(f"report: {write(lakehouse, max(partitions))}")
-    return lines
+        say(f"report: {write(lakehouse, max(partitions))}")
+    return all(r.success for r in results)

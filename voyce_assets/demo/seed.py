@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from voyce_assets.catalog import APP_TABLES, JSON, Table
+from voyce_assets.checks import MAX_FAILURE_RATE
 from voyce_assets.ddl import postgres_ddl
 from voyce_assets.demo import speech
 from voyce_assets.demo.texts import ACTION_TEMPLATES, SENTIMENTS, TOPICS, feedback_script
@@ -88,7 +89,7 @@ BAD_CASES = ("corrupt", "silent", "missing")
 @dataclass(frozen=True)
 class DemoConfig:
     days: int = 7
-    per_day: int = 10
+    per_day: int = 20
     seed: int = 42
     # Exclusive: the demo covers [end_date - days, end_date). Default: today (UTC), so the
     # demo holds the last `days` complete days and nothing in the future.
@@ -129,6 +130,14 @@ class DemoSummary:
     formats: dict[str, int]
     bad_cases: dict[str, str]  # case -> feedback id
     audio_seconds: float
+    bad_days: dict[str, dt.date] = field(default_factory=dict)  # case -> its day
+    per_day: int = 0
+
+    def alert_days(self, max_rate: float = MAX_FAILURE_RATE) -> list[dt.date]:
+        """Days whose bad cases are more than ``max_rate`` of their recordings: their
+        failure checks fail (the alert, shown on purpose)."""
+        counts = Counter(self.bad_days.values())
+        return sorted(day for day, n in counts.items() if n > max_rate * self.per_day)
 
     def lines(self) -> list[str]:
         first, last = self.partitions[0], self.partitions[-1]
@@ -139,7 +148,23 @@ class DemoSummary:
         out += [f"  {name}: {n} rows" for name, n in self.row_counts.items()]
         fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.formats.items()))
         out.append(f"audio {self.audio_root}: {fmts}; {self.audio_seconds:.0f} s of speech")
-        out += [f"  bad case {case}: voice_feedback {fid}" for case, fid in self.bad_cases.items()]
+        counts = Counter(self.bad_days.values())
+        for case, fid in self.bad_cases.items():
+            day = self.bad_days.get(case)
+            share = f" on {day} ({counts[day]} of {self.per_day} that day)" if day else ""
+            out.append(f"  bad case {case}: voice_feedback {fid}{share}")
+        if self.bad_cases:
+            alert = self.alert_days()
+            limit = f"the {MAX_FAILURE_RATE:.0%} failure alert"
+            out.append(
+                "  the bad cases become error rows, "
+                + (
+                    f"over {limit} on {', '.join(map(str, alert))}: that day's failure_rate "
+                    "checks fail on purpose (the alert demonstration)"
+                    if alert
+                    else f"within {limit} of their day"
+                )
+            )
         return out
 
 
@@ -242,17 +267,12 @@ def generate(config: DemoConfig) -> DemoData:
     tag_by_name = {t["name"]: t for t in tags}
 
     active = [(o, w) for o, _, w in orgs if w > 0]
-    total = config.days * config.per_day
-    # One of each bad case, spread over the demo (deterministic positions).
-    bad_positions = dict(
-        zip(rng.sample(range(total), k=min(len(BAD_CASES), total)), BAD_CASES, strict=False)
-    )
+    bad_slots = _bad_slots(rng, config.days, config.per_day)
     data = DemoData(rows=rows)
-    index = 0
-    for day in dates:
-        for seconds in sorted(rng.uniform(6 * 3600, 23 * 3600) for _ in range(config.per_day)):
-            case = bad_positions.get(index, "ok")
-            index += 1
+    for d, day in enumerate(dates):
+        times = sorted(rng.uniform(6 * 3600, 23 * 3600) for _ in range(config.per_day))
+        for i, seconds in enumerate(times):
+            case = bad_slots.get((d, i), "ok")
             org = rng.choices([o for o, _ in active], weights=[w for _, w in active])[0]
             user = rng.choice(users_by_org[org["id"]])
             topic, sentiment = rng.choice(TOPICS), rng.choice(SENTIMENTS)
@@ -322,6 +342,22 @@ def generate(config: DemoConfig) -> DemoData:
     for feedback in rows["voice_feedback"]:
         feedback["metadata"] = json.dumps(feedback["metadata"], sort_keys=True)
     return data
+
+
+def _bad_slots(rng: random.Random, days: int, per_day: int) -> dict[tuple[int, int], str]:
+    """(day index, recording index) -> bad case: one of each, on different days while there
+    are enough. The failure checks judge each day on its own, so a bad case is one recording
+    in ``per_day`` of its day (within the 5% alert from 20 a day)."""
+    if days >= len(BAD_CASES):
+        on = rng.sample(range(days), len(BAD_CASES))
+    else:
+        on = [i % days for i in range(len(BAD_CASES))]
+    slots: dict[tuple[int, int], str] = {}
+    for case, day in zip(BAD_CASES, on, strict=True):
+        free = [i for i in range(per_day) if (day, i) not in slots]
+        if free:
+            slots[(day, rng.choice(free))] = case
+    return slots
 
 
 def _tag(rows, rng, feedback_id, tag, assigned_by, created, confidence, cap) -> None:
@@ -480,6 +516,7 @@ def seed(engine: Engine, audio_root: Path, config: DemoConfig) -> DemoSummary:
     formats, seconds = write_audio(data, audio_root, config.seed)
     load_rows(engine, data, config.pg_schema)
     bad = {job.case: fid for fid, job in data.audio.items() if job.case != "ok"}
+    created = {row["id"]: row["created_at"].date() for row in data.rows["voice_feedback"]}
     return DemoSummary(
         database=engine.url.set(drivername="postgresql").render_as_string(hide_password=True),
         audio_root=audio_root,
@@ -488,4 +525,6 @@ def seed(engine: Engine, audio_root: Path, config: DemoConfig) -> DemoSummary:
         formats=dict(formats),
         bad_cases=bad,
         audio_seconds=seconds,
+        bad_days={case: created[fid] for case, fid in bad.items()},
+        per_day=config.per_day,
     )

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from voyce_assets.catalog import SENTIMENT_LABELS
-from voyce_assets.checks import rate_check
+from voyce_assets.checks import MAX_FAILURE_RATE, rate_check
 
-MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
 EXAMPLES = 10
 
 

@@ -338,13 +338,21 @@ def chance_check(data: dict[dt.date, Data], choices: dict) -> AssetCheckResult:
             "champion": choice.champion,
             "test_macro_f1": score,
             "chance": round(chance, 4),
+            "test_rows": len(data[day].splits["test"].y),
         }
         if score < chance + CHANCE_MARGIN:
             failing.append(day.isoformat())
+    described = [
+        f"{day}: champion {d['champion']} test macro-F1 {d['test_macro_f1']:.3f} on "
+        f"{d['test_rows']} test rows, under chance {d['chance']:.3f} + {CHANCE_MARGIN}"
+        for day, d in detail.items()
+        if day in failing
+    ]
     return AssetCheckResult(
         check_name="champion_beats_chance",
         passed=not failing,
         severity=AssetCheckSeverity.ERROR,
+        description="; ".join(described) if failing else "every champion beats chance",
         metadata={"failing_partitions": failing, "per_partition": MetadataValue.json(detail)},
     )
 

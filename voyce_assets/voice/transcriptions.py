@@ -20,7 +20,7 @@ from dagster import (
 
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
-from voyce_assets.checks import rate_check
+from voyce_assets.checks import MAX_FAILURE_RATE, rate_check
 from voyce_assets.feedback import Feedback, existing_rows, partition_feedback, write_partition
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
@@ -29,8 +29,6 @@ from voyce_assets.voice.compute import VoiceCompute
 from voyce_assets.voice.paths import audio_paths, error_text, stage_root, work_item
 from voyce_assets.voice.tasks import VoiceJob
 from voyce_assets.voice.transcriber import Transcriber
-
-MAX_FAILURE_RATE = 0.05  # the notebooks' alert: processing failures > 5%
 
 TRANSCRIPTIONS = table("raw_data/transcriptions")
 

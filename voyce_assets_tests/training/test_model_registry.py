@@ -179,6 +179,9 @@ def test_a_champion_no_better_than_chance_fails_its_check(ml_stores):
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and check.severity == AssetCheckSeverity.ERROR
     assert check.metadata["failing_partitions"].value == [D1.isoformat()]
+    # The description says why, in numbers (the demo's summary prints it).
+    assert check.description.startswith(f"{D1.isoformat()}: champion ")
+    assert " test rows, under chance 0.333 + 0.05" in check.description
 
 
 def test_a_range_trains_each_day_on_its_own_data_and_only_the_last_takes_the_aliases(ml_stores):
