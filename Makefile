@@ -66,7 +66,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-wheel: install  ## the project wheel the GPU job cluster installs (dist/; see README, Production)
+wheel: install  ## the project wheel the GPU job cluster installs (dist/; see docs/production.md)
 	rm -rf dist build
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w dist .
 

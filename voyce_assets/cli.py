@@ -326,19 +326,21 @@ def search_cmd(query: str, organization_id: str | None, k: int) -> None:
 
 
 @main.command("graph")
-@click.option("--readme", is_flag=True, help="Rewrite the graph block in README.md instead.")
-def graph_cmd(readme: bool) -> None:
+@click.option(
+    "--write", is_flag=True, help="Rewrite the graph block in docs/asset-graph.md instead."
+)
+def graph_cmd(write: bool) -> None:
     """Print the asset graph as a mermaid flowchart (one subgraph per stage)."""
-    from voyce_assets.asset_graph import BEGIN, END, mermaid, readme_block
+    from voyce_assets.asset_graph import BEGIN, DOC, END, doc_block, mermaid
     from voyce_assets.definitions import defs
 
-    if not readme:
+    if not write:
         click.echo(mermaid(defs), nl=False)
         return
-    path = Path(__file__).resolve().parent.parent / "README.md"
+    path = Path(__file__).resolve().parent.parent / DOC
     text = path.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    path.write_text(text[:start] + readme_block(defs) + text[end:])
+    path.write_text(text[:start] + doc_block(defs) + text[end:])
     click.echo(f"updated {path}")
 
 

@@ -183,12 +183,12 @@ def test_a_setting_out_of_range_names_its_variable(voyce_home, monkeypatch, name
         resource.check()
 
 
-def test_the_readme_graph_is_the_definitions_graph(voyce_home):
-    from voyce_assets.asset_graph import mermaid, readme_block
+def test_the_documented_graph_is_the_definitions_graph(voyce_home):
+    from voyce_assets.asset_graph import DOC, doc_block, mermaid
 
     defs = build_definitions("local")
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert readme_block(defs) in readme, "stale: run `voyce graph --readme`"
+    doc = (Path(__file__).resolve().parents[1] / DOC).read_text()
+    assert doc_block(defs) in doc, "stale: run `voyce graph --write`"
     chart = mermaid(defs)
     # Every asset is a node, inside its stage's box, and the training path is drawn.
     graph = defs.resolve_asset_graph()

@@ -182,8 +182,8 @@ def test_every_runtime_dependency_is_imported_or_explained():
     for module, dists in importlib.metadata.packages_distributions().items():
         for dist in dists:
             providers.setdefault(dist.lower().replace("_", "-"), set()).add(module)
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Dependencies") :]
+    testing = (REPO / "docs" / "testing.md").read_text()
+    section = testing[testing.index("## Dependencies") :]
     end = section.find("\n## ", 1)  # only this section counts, not a later one
     explained = section if end < 0 else section[:end]
     unexplained = []
@@ -195,7 +195,7 @@ def test_every_runtime_dependency_is_imported_or_explained():
         if f"`{dist}`" not in explained:
             unexplained.append(dist)
     assert not unexplained, (
-        f"neither imported by voyce_assets nor explained in README: {unexplained}"
+        f"neither imported by voyce_assets nor explained in docs/testing.md: {unexplained}"
     )
 
 
