@@ -53,7 +53,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
     env = {"VOYCE_HOME": str(voyce_home), "DAGSTER_HOME": str(voyce_home / "dagster")}
     try:
         run = voyce(
-            "demo", "run", "--days", "2", "--per-day", "20", "--end-date", "2026-03-02", **env
+            "demo", "run", "--days", "2", "--per-day", "26", "--end-date", "2026-03-02", **env
         )
         assert run.returncode == 0, run.stderr[-3000:]
         # The terminal gets progress and the summary; everything else goes to the log.
@@ -61,7 +61,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
         assert len(out) <= 80 and not run.stderr.strip(), run.stdout + run.stderr
         for noisy in ("DEBUG", "WARNING", "ERROR", "Successfully registered"):
             assert noisy not in run.stdout, noisy
-        assert "voice_feedback: 40 rows" in run.stdout
+        assert "voice_feedback: 52 rows" in run.stdout
         assert "partitions 2026-02-28 .. 2026-03-01 (2 days)" in run.stdout
         logs = [line.removeprefix("log: ") for line in out if line.startswith("log: ")]
         assert len(set(logs)) == 1 and logs[0].startswith(str(voyce_home / "logs"))
@@ -69,14 +69,14 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
         assert " - DEBUG - " in log and "materialized catalog_setup" in log
         assert "[2/4] 2026-02-28..2026-03-01: " in run.stdout
         assert len([line for line in out if line.startswith("[") and " done in " in line]) == 4
-        # Two bad cases on one day of 20 recordings: 10%, over the 5% alert; the summary
+        # Two bad cases on one day of 26 recordings: 7.7%, over the 5% alert; the summary
         # says so before the run, and the failed check names that day and only that day.
         assert "over the 5% failure alert on 2026-02-28" in run.stdout
         assert "(the alert demonstration)" in run.stdout
         failed_checks = [line for line in out if line.startswith("  failed ")]
         assert (
-            "  failed raw_data/transcriptions:failure_rate: 2026-02-28: 2 of 20 rows failed "
-            "(10.0%)" in "\n".join(failed_checks)
+            "  failed raw_data/transcriptions:failure_rate: 2026-02-28: 2 of 26 rows failed "
+            "(7.7%)" in "\n".join(failed_checks)
         )
         assert "2026-03-01" not in "\n".join(
             line for line in failed_checks if "transcriptions" in line
@@ -134,7 +134,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
 
         # Re-running the demo is idempotent.
         again = voyce(
-            "demo", "run", "--days", "2", "--per-day", "20", "--end-date", "2026-03-02", **env
+            "demo", "run", "--days", "2", "--per-day", "26", "--end-date", "2026-03-02", **env
         )
         assert again.returncode == 0, again.stderr[-3000:]
         again_log = next(
