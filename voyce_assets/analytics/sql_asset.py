@@ -32,6 +32,7 @@ from dagster import (
     RetryPolicy,
 )
 
+from voyce_assets.analytics.sql_macros import render
 from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
@@ -75,7 +76,8 @@ class Input:
 
 
 def sql_text(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
+    """``sql/<name>.sql`` as the engines run it: its ``{{ macros }}`` rendered."""
+    return render((SQL_DIR / f"{name}.sql").read_text())
 
 
 def read_dates(days: int | str, dates: Sequence[dt.date]) -> list[dt.date] | None:

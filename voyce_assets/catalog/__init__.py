@@ -18,6 +18,7 @@ assembles them, in that order, and is what the rest of the code imports.
 from __future__ import annotations
 
 from voyce_assets.catalog import analytics, ml_models, processed_data, raw_data
+from voyce_assets.catalog.analytics import COST_FLAG_MEDIAN, COST_FLAG_P90
 from voyce_assets.catalog.specs import (
     ARRAY_DOUBLE,
     ARRAY_STRING,
@@ -47,6 +48,8 @@ __all__ = [
     "ARRAY_STRING",
     "BIGINT",
     "BOOLEAN",
+    "COST_FLAG_MEDIAN",
+    "COST_FLAG_P90",
     "DATE",
     "DOUBLE",
     "FEEDBACK_STATUSES",

@@ -49,6 +49,22 @@ _COST_FIGURES = (
     Column("is_flagged", BOOLEAN, nullable=False),
 )
 
+# The notebook's cost flag, defined here once: a cost per feedback above COST_FLAG_P90 x the
+# p90 or COST_FLAG_MEDIAN x the median of its resource type's cost per feedback over a
+# comparison set (each cost view its own). The views' descriptions say it with
+# ``_cost_flagged``; their SQL writes it as ``{{ cost_flag }}``, rendered from these numbers
+# (``voyce_assets/analytics/sql_macros.py``).
+COST_FLAG_P90 = 1.2
+COST_FLAG_MEDIAN = 1.5
+
+
+def _cost_flagged(compared_with: str) -> str:
+    """The flag rule in a cost view's description, compared with ``compared_with``."""
+    return (
+        f"flagged when it is above {COST_FLAG_P90}x the p90 or {COST_FLAG_MEDIAN}x the median "
+        f"of {compared_with}"
+    )
+
 
 def _view(
     name: str,
@@ -275,8 +291,9 @@ TABLES: tuple[Table, ...] = (
     ),
     _view(
         "cost_by_day",
-        "Per day and resource type: cost, feedback served and cost per feedback, flagged "
-        "when it is above 1.2x the p90 or 1.5x the median of the 30 days to that day.",
+        "Per day and resource type: cost, feedback served and cost per feedback, "
+        + _cost_flagged("the 30 days to that day")
+        + ".",
         [*_COST_FIGURES],
         ("date", "resource_type"),
         partition_column="date",
@@ -284,14 +301,15 @@ TABLES: tuple[Table, ...] = (
     _view(
         "cost_by_month",
         "Per calendar month (12 to the as-of day) and resource type: cost and cost per "
-        "feedback, flagged against the months shown (1.2x p90 or 1.5x median).",
+        "feedback, " + _cost_flagged("the months shown") + ".",
         [Column("month_start", DATE, nullable=False), *_COST_FIGURES],
         ("as_of_date", "month_start", "resource_type"),
     ),
     _view(
         "cost_by_organization",
         "Per organization, the 30 days to the as-of day: cost and cost per feedback, "
-        "flagged against the organizations' (1.2x p90 or 1.5x median).",
+        + _cost_flagged("the organizations shown")
+        + ".",
         [_org_ref(references=None), *_COST_FIGURES],
         ("as_of_date", "organization_id", "resource_type"),
     ),
