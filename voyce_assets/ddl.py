@@ -1,6 +1,6 @@
 """DDL derived from the catalog spec: the Voyce app schema in PostgreSQL and Unity Catalog.
 
-Nothing here is written by hand per table; change ``catalog.py`` and both dialects follow.
+Nothing here is written by hand per table; change the catalog and both dialects follow.
 """
 
 from __future__ import annotations

@@ -122,3 +122,19 @@ def test_column_schema_metadata_matches_spec():
 def test_unknown_table_names_the_choices():
     with pytest.raises(KeyError, match="raw_data/voice_feedback"):
         table("raw_data/nope")
+
+
+def test_each_schema_module_declares_its_schema_only():
+    # catalog/<schema>.py holds that schema's tables and volumes, and every schema has one.
+    from voyce_assets import catalog
+
+    for name in catalog.SCHEMAS:
+        module = getattr(catalog, name)
+        assert name == module.SCHEMA
+        assert {t.schema for t in module.TABLES} <= {name}, name
+        assert {v.schema for v in module.VOLUMES} <= {name}, name
+    assert [t.schema for t in TABLES] == sorted(
+        (t.schema for t in TABLES), key=list(catalog.SCHEMAS).index
+    )
+    paths = [t.path for t in TABLES]
+    assert len(set(paths)) == len(paths)  # no table declared twice

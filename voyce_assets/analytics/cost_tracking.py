@@ -27,27 +27,16 @@ from dagster import (
     AssetExecutionContext,
     AssetRecordsFilter,
     DagsterInstance,
-    MaterializeResult,
 )
 
-from voyce_assets.analytics.sql_asset import (
-    ANALYTICS_RETRY,
-    Input,
-    loaders,
-    preview,
-    sql_text,
-    wait_for_upstream,
-)
-from voyce_assets.automation import daily_then_late
+from voyce_assets.analytics.sql_asset import Input, build_sql_asset
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.charts import bar_chart_png, png_markdown
 from voyce_assets.checks import failing_partitions, named
-from voyce_assets.lake import replace_partitions
-from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.partitions import by_partition, partition_dates
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.pricing import Pricing
-from voyce_assets.resources.sql_engine import SqlEngine
-from voyce_assets.tables import table_asset, table_key
+from voyce_assets.tables import table_key
 
 COSTS = table("analytics/cost_tracking")
 MICRO = Decimal("0.000001")
@@ -240,34 +229,12 @@ def cost_chart_title(day: dt.date) -> str:
     return f"cost by stage, {day} (USD)"
 
 
-@table_asset(
-    COSTS.path,
-    deps=[i.path for i in INPUTS] + [t.path for t in APP_TABLES],
-    retry_policy=ANALYTICS_RETRY,
-    # Mirrors are read for their sync costs only (from the instance): a day they did not
-    # sync has none, so they need not exist, like the optional inputs.
-    automation_condition=daily_then_late(
-        may_be_missing=[i.path for i in INPUTS if not i.required]
-        + [t.path for t in APP_TABLES if t.path not in {i.path for i in INPUTS}]
-    ),
-    kinds={"sql"},
-    required_resource_keys={"lakehouse", "sql_engine", "pricing"},
-    checks={
-        "cost_rows_valid": "Each row's total is its unit cost times its quantity, its "
-        "organization is filled, and no id repeats."
-    },
-    description="Stage costs by `analytics/sql/cost_tracking.sql` priced by the `pricing` "
-    "resource, plus the mirrors' cost rows read from their materializations. `cost_date` "
-    "is the day of the data the money was spent on; the day it was spent is in `metadata`.",
-)
-def cost_tracking(context: AssetExecutionContext) -> MaterializeResult:
+def priced_rows(context: AssetExecutionContext, result: pa.Table) -> pa.Table:
+    """The rows to write: the SQL's quantities priced, the mirrors' cost rows of the run's
+    partitions added, rows without an organization shared out over the day's."""
     lakehouse: Lakehouse = context.resources.lakehouse
-    engine: SqlEngine = context.resources.sql_engine
     pricing: Pricing = context.resources.pricing
     dates = partition_dates(context)
-    wait_for_upstream(context, INPUTS)
-    params = {"start_date": min(dates), "end_date": max(dates)}
-    result = engine.run(sql_text("cost_tracking"), loaders(lakehouse, INPUTS, dates), params)
     feedback: dict[tuple[dt.date, str], int] = defaultdict(int)
     read = lakehouse.read(
         table("raw_data/voice_feedback"), dates, ["event_date", "organization_id"]
@@ -281,24 +248,39 @@ def cost_tracking(context: AssetExecutionContext) -> MaterializeResult:
         feedback,
         active,
     )
-    data = as_arrow(rows, dt.datetime.now(dt.UTC))
-    uri = lakehouse.ensure_table(COSTS)
-    replace_partitions(uri, COSTS, data.to_batches(), dates, lakehouse.storage_options)
-    stored = lakehouse.read(COSTS, dates).to_pylist()
-    per_day = by_partition(context, stored, lambda r: r["cost_date"])
-    metadata = {}
-    for key, day in per_day.items():
+    return as_arrow(rows, dt.datetime.now(dt.UTC))
+
+
+def partition_figures(context, lakehouse, rows: list[dict], dates) -> dict[str, dict]:
+    """Per partition: the day's total, its organizations and its cost by stage (a chart)."""
+    out = {}
+    for key, day in by_partition(context, rows, lambda r: r["cost_date"]).items():
         chart = cost_by_stage_png(dt.date.fromisoformat(key), day)
-        metadata[key] = {
-            "dagster/partition_row_count": len(day),
+        out[key] = {
             "total_cost_usd": float(sum(r["total_cost"] for r in day)),
             "organizations": len({r["organization_id"] for r in day}),
             "cost_by_stage": png_markdown(chart, cost_chart_title(dt.date.fromisoformat(key)))
             if chart
             else "_no cost_",
-            "preview": preview(day, COSTS),
         }
-    record_partitions(context, metadata)
-    return MaterializeResult(
-        metadata={"engine": engine.name}, check_results=[cost_rows_check(stored)]
-    )
+    return out
+
+
+cost_tracking = build_sql_asset(
+    COSTS.path,
+    INPUTS,
+    description="It gives the stages' quantities, priced by the `pricing` resource; the "
+    "mirrors' cost rows are read from their materializations. `cost_date` is the day of the "
+    "data the money was spent on; the day it was spent is in `metadata`.",
+    check_specs={
+        "cost_rows_valid": "Each row's total is its unit cost times its quantity, its "
+        "organization is filled, and no id repeats."
+    },
+    checks=lambda lakehouse, dates: [cost_rows_check(lakehouse.read(COSTS, dates).to_pylist())],
+    extra_metadata=partition_figures,
+    to_rows=priced_rows,
+    # Mirrors are read for their sync costs only (from the instance): a day they did not
+    # sync has none, so they need not exist, like the optional inputs.
+    event_log_deps=[t.path for t in APP_TABLES],
+    resources=["pricing"],
+)

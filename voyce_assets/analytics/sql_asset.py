@@ -32,6 +32,7 @@ from dagster import (
     RetryPolicy,
 )
 
+from voyce_assets.analytics.sql_macros import render
 from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
@@ -75,7 +76,8 @@ class Input:
 
 
 def sql_text(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
+    """``sql/<name>.sql`` as the engines run it: its ``{{ macros }}`` rendered."""
+    return render((SQL_DIR / f"{name}.sql").read_text())
 
 
 def read_dates(days: int | str, dates: Sequence[dt.date]) -> list[dt.date] | None:
@@ -133,11 +135,14 @@ def preview(rows: Sequence[Mapping[str, Any]], spec: Table) -> Any:
 # more metadata per partition key; ``checks(lakehouse, dates)``: check results read back
 # from the written table; ``narrow(loaders)``: the loaders, some replaced by narrower reads;
 # ``complete(context, rows)``: the SQL's rows with the columns no table holds filled in
-# (from the instance's event log, say) before they are written.
+# (from the instance's event log, say) before they are written; ``to_rows(context, result)``:
+# the rows to write made from a result that is not yet them (quantities to price, say),
+# instead of ``as_table_rows``.
 ExtraMetadata = Callable[[AssetExecutionContext, Lakehouse, list[dict], list[dt.date]], dict]
 Checks = Callable[[Lakehouse, list[dt.date]], list[AssetCheckResult]]
 Narrow = Callable[[dict[str, Callable[[], pa.Table]]], dict[str, EngineInput]]
 Complete = Callable[[AssetExecutionContext, pa.Table], pa.Table]
+ToRows = Callable[[AssetExecutionContext, pa.Table], pa.Table]
 
 
 def build_sql_asset(
@@ -150,20 +155,28 @@ def build_sql_asset(
     extra_metadata: ExtraMetadata | None = None,
     narrow: Narrow | None = None,
     complete: Complete | None = None,
+    to_rows: ToRows | None = None,
+    event_log_deps: Sequence[str] = (),
+    resources: Sequence[str] = (),
 ) -> AssetsDefinition:
-    """The asset of analytics table ``path``, computed by ``sql/<name>.sql`` over ``inputs``."""
+    """The asset of analytics table ``path``, computed by ``sql/<name>.sql`` over ``inputs``.
+
+    ``event_log_deps``: tables the asset reads from the instance's event log, not the lake
+    (upstream all the same; one that is not an input need not exist); ``resources``: the
+    resource keys the hooks use besides ``lakehouse`` and ``sql_engine``."""
     spec = table(path)
     sql_name = spec.name
 
     @table_asset(
         path,
-        deps=[i.path for i in inputs],
+        deps=[i.path for i in inputs] + list(event_log_deps),
         retry_policy=ANALYTICS_RETRY,
         automation_condition=daily_then_late(
             may_be_missing=[i.path for i in inputs if not i.required]
+            + [p for p in event_log_deps if p not in {i.path for i in inputs}]
         ),
         kinds={"sql"},
-        required_resource_keys={"lakehouse", "sql_engine"},
+        required_resource_keys={"lakehouse", "sql_engine", *resources},
         checks=check_specs,
         description=f"Computed by `analytics/sql/{sql_name}.sql` (Spark SQL; DuckDB locally "
         "through sqlglot)." + (f" {description}" if description else ""),
@@ -179,7 +192,10 @@ def build_sql_asset(
         result = engine.run(
             sql_text(sql_name), reads, {"start_date": min(dates), "end_date": max(dates)}
         )
-        rows = as_table_rows(result, spec, dt.datetime.now(dt.UTC))
+        if to_rows is not None:
+            rows = to_rows(context, result)
+        else:
+            rows = as_table_rows(result, spec, dt.datetime.now(dt.UTC))
         if complete is not None:
             rows = complete(context, rows)
         uri = lakehouse.ensure_table(spec)

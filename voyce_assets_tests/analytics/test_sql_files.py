@@ -12,8 +12,9 @@ from voyce_assets.analytics.daily_feedback_summary import INPUTS as SUMMARY_INPU
 from voyce_assets.analytics.organization_metrics import INPUTS as METRICS_INPUTS
 from voyce_assets.analytics.pipeline_health import INPUTS as HEALTH_INPUTS
 from voyce_assets.analytics.sql_asset import SQL_DIR, sql_text
+from voyce_assets.analytics.sql_macros import MACROS, render
 from voyce_assets.analytics.views import VIEWS
-from voyce_assets.catalog import table
+from voyce_assets.catalog import COST_FLAG_MEDIAN, COST_FLAG_P90, table
 from voyce_assets.resources.sql_engine import DuckDBEngine
 from voyce_assets_tests.analytics.harness import empty_inputs, run
 
@@ -66,3 +67,24 @@ def test_percentile_cont_interpolates_on_both_engines(spark):
         got = {r["g"]: r["p90"] for r in engine.run(sql, data, {}).to_pylist()}
         # [1, 2, 4]: position 0.9 x 2 = 1.8, so 2 + 0.8 x (4 - 2) = 3.6 (not 4, not approx)
         assert abs(got[1] - 3.6) < 1e-12 and got[2] is None, (engine.name, got)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SQL_DIR.glob("*.sql")))
+def test_the_cost_flag_is_written_once(name):
+    # The rule (1.2x p90 or 1.5x median, the catalog's numbers) lives in the cost_flag macro;
+    # a file that flags says {{ cost_flag }}, and every placeholder is rendered.
+    raw = (SQL_DIR / f"{name}.sql").read_text()
+    if "is_flagged" in raw:
+        assert "{{ cost_flag }}" in raw and "t.median" not in raw, name
+        assert MACROS["cost_flag"].splitlines()[0] in sql_text(name)
+    assert "{{" not in sql_text(name) and "}}" not in sql_text(name), name
+
+
+def test_a_macro_is_indented_where_it_stands_and_an_unknown_one_is_an_error():
+    assert f"{COST_FLAG_P90} * t.p90" in MACROS["cost_flag"]
+    assert f"{COST_FLAG_MEDIAN} * t.median" in MACROS["cost_flag"]
+    rendered = render("SELECT a,\n       {{ cost_flag }}\nFROM p").splitlines()
+    first, second = MACROS["cost_flag"].splitlines()
+    assert rendered == ["SELECT a,", "       " + first, "       " + second, "FROM p"]
+    with pytest.raises(KeyError, match="cost_flag"):
+        render("SELECT {{ nope }}")

@@ -1,10 +1,11 @@
 -- analytics.cost_by_day: per day of the run and resource type that had cost that day: the
 -- cost (analytics.cost_tracking, DECIMAL sum), the feedback of that day (all organizations:
 -- the feedback the money served) and cost per feedback (NULL when the day had no feedback).
--- Flagged (the notebook's rule) when cost per feedback is above 1.2x the p90 or 1.5x the
--- median of the same resource type's cost per feedback on the 30 days date-29..date (the day
--- itself included; days without cost of that type, and NULL values, are not in the set). A
--- NULL cost per feedback is never flagged. Spark SQL; parameters :start_date, :end_date.
+-- Flagged by the notebook's rule (the cost_flag macro, sql_macros.py: above a multiple of
+-- the p90 or of the median) against the same resource type's cost per feedback on the 30
+-- days date-29..date (the day itself included; days without cost of that type, and NULL
+-- values, are not in the set). A NULL cost per feedback is never flagged. Spark SQL;
+-- parameters :start_date, :end_date.
 WITH run_days AS (
     SELECT CAST(d AS DATE) AS day
     FROM (SELECT explode(sequence(CAST(:start_date AS DATE), CAST(:end_date AS DATE), INTERVAL 1 DAY)) AS d) s
@@ -56,8 +57,7 @@ SELECT p.cost_date AS `date`,
        p.feedback_count,
        p.cost_per_feedback_usd,
        -- NULL OR FALSE is NULL: a NULL comparison means "not flagged".
-       COALESCE(p.cost_per_feedback_usd > 1.2 * t.p90
-                OR p.cost_per_feedback_usd > 1.5 * t.median, FALSE) AS is_flagged
+       {{ cost_flag }}
 FROM per_day p
 -- LEFT: a type whose days all lack feedback has no thresholds (and is not flagged).
 LEFT JOIN thresholds t ON t.day = p.cost_date AND t.resource_type = p.resource_type

@@ -2,9 +2,10 @@
 -- the as-of day's month (a month in progress counts up to the as-of day only) and resource
 -- type: the cost (analytics.cost_tracking, DECIMAL sum), the feedback of that month (all
 -- organizations; likewise up to the as-of day) and cost per feedback (NULL when none).
--- Flagged (the notebook's rule) when cost per feedback is above 1.2x the p90 or 1.5x the
--- median of the same resource type's months shown in that snapshot (NULL values skipped);
--- a NULL cost per feedback is never flagged. Spark SQL; parameters :start_date, :end_date.
+-- Flagged by the notebook's rule (the cost_flag macro, sql_macros.py: above a multiple of
+-- the p90 or of the median) against the same resource type's months shown in that snapshot
+-- (NULL values skipped); a NULL cost per feedback is never flagged. Spark SQL; parameters
+-- :start_date, :end_date.
 WITH as_of AS (
     SELECT CAST(d AS DATE) AS as_of_date,
            CAST(add_months(CAST(date_trunc('MONTH', d) AS DATE), -11) AS DATE) AS first_month
@@ -70,8 +71,7 @@ SELECT p.as_of_date,
        CAST(p.feedback_count AS BIGINT) AS feedback_count,
        p.cost_per_feedback_usd,
        -- NULL OR FALSE is NULL: a NULL comparison means "not flagged".
-       COALESCE(p.cost_per_feedback_usd > 1.2 * t.p90
-                OR p.cost_per_feedback_usd > 1.5 * t.median, FALSE) AS is_flagged
+       {{ cost_flag }}
 FROM per_month p
 -- LEFT: a type with no value to compare has no thresholds (and is not flagged).
 LEFT JOIN thresholds t ON t.as_of_date = p.as_of_date AND t.resource_type = p.resource_type

@@ -1,10 +1,10 @@
 -- analytics.cost_by_organization: per as-of day of the run, per organization and resource
 -- type over the 30 days D-29..D: the cost (analytics.cost_tracking, DECIMAL sum; rows without
 -- an organization are left out), the organization's feedback in those days and cost per
--- feedback (NULL when none). Flagged (the notebook's rule) when cost per feedback is above
--- 1.2x the p90 or 1.5x the median of the same resource type over the organizations in that
--- snapshot (NULL values skipped); a NULL cost per feedback is never flagged.
--- Spark SQL; parameters :start_date, :end_date.
+-- feedback (NULL when none). Flagged by the notebook's rule (the cost_flag macro,
+-- sql_macros.py: above a multiple of the p90 or of the median) against the same resource
+-- type over the organizations in that snapshot (NULL values skipped); a NULL cost per
+-- feedback is never flagged. Spark SQL; parameters :start_date, :end_date.
 WITH as_of AS (
     SELECT CAST(d AS DATE) AS as_of_date,
            CAST(date_sub(CAST(d AS DATE), 29) AS DATE) AS window_start
@@ -66,8 +66,7 @@ SELECT p.as_of_date,
        CAST(p.feedback_count AS BIGINT) AS feedback_count,
        p.cost_per_feedback_usd,
        -- NULL OR FALSE is NULL: a NULL comparison means "not flagged".
-       COALESCE(p.cost_per_feedback_usd > 1.2 * t.p90
-                OR p.cost_per_feedback_usd > 1.5 * t.median, FALSE) AS is_flagged
+       {{ cost_flag }}
 FROM per_org p
 -- LEFT: a type with no value to compare has no thresholds (and is not flagged).
 LEFT JOIN thresholds t ON t.as_of_date = p.as_of_date AND t.resource_type = p.resource_type
