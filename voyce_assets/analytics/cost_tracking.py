@@ -201,7 +201,9 @@ def cost_rows_check(stored: list[dict]) -> AssetCheckResult:
         if r["organization_id"] is None:
             problems["no_organization"].append(r["id"])
     bad = {i for found in problems.values() for i in found}
-    failing = failing_partitions(r.get("event_date") for r in stored if r["id"] in bad)
+    # The table's partition column (cost_date): the day a bad row is judged on.
+    day = COSTS.partition_column
+    failing = failing_partitions(r.get(day) for r in stored if r["id"] in bad)
     described = ", ".join(f"{len(v)} {k}" for k, v in problems.items())
     return AssetCheckResult(
         check_name="cost_rows_valid",

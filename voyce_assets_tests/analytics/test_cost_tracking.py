@@ -447,7 +447,8 @@ def test_the_check_fails_on_a_mispriced_row_with_equal_counts():
     assert cost_rows_check([good, orphan]).metadata["no_organization"].value == [uid("o")]
     assert not cost_rows_check([good, good]).passed  # an id twice
     # Over a range, the days of the bad rows are named, not the clean ones.
-    days = [{**good, "event_date": D1}, {**bad, "id": uid("b"), "event_date": D2}]
+    # (by cost_date, the table's partition column: rows as the table stores them)
+    days = [{**good, "cost_date": D1}, {**bad, "id": uid("b"), "cost_date": D2}]
     check = cost_rows_check(days)
     assert check.metadata["failing_partitions"].value == [D2.isoformat()]
     assert check.description == f"1 mispriced (failing partitions: {D2.isoformat()})"
