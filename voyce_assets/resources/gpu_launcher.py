@@ -33,7 +33,7 @@ from dagster._core.definitions.step_launcher import StepLauncher
 from pydantic import Field
 
 import voyce_assets
-from voyce_assets.partitions import (
+from voyce_assets.upstream import (
     REMOTE_STEP_ENV,
     is_remote_step,
     upstream_failure,
@@ -204,7 +204,7 @@ class GpuJobCluster(ConfigurableResourceFactory):
     def remote_env(self) -> dict[str, str]:
         """The step's environment on the cluster: the forwarded settings, the host (the
         remote side rebuilds this resource) and the remote-step marker (upstream days were
-        checked on the host: see partitions.require_upstream)."""
+        checked on the host: see upstream.require_upstream)."""
         return {
             **{k: os.environ[k] for k in self.forward_env if k in os.environ},
             "DATABRICKS_HOST": self.host,
@@ -300,7 +300,7 @@ class OnTheCluster(StepLauncher):
 
 def upstream_of_step(step_context) -> dict:
     """The step's same-partitioned upstream tables missing any of its days, as
-    ``partitions.upstream_missing`` reports them (checked on the host, before launching)."""
+    ``upstream.upstream_missing`` reports them (checked on the host, before launching)."""
     assets_def = step_context.assets_def
     if assets_def is None or not step_context.has_partitions:
         return {}

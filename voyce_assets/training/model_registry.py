@@ -41,12 +41,13 @@ from voyce_assets.models import (
     STAGE_OF_ALIAS,
     model_id,
 )
-from voyce_assets.partitions import partition_dates, record_partitions, require_upstream
+from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse, ModelRegistry
 from voyce_assets.resources.model_registry import NOT_FOUND
 from voyce_assets.tables import table_asset
 from voyce_assets.training import families as fam
 from voyce_assets.training.evaluation import chance_macro_f1, choose, confusion_png, metrics
+from voyce_assets.upstream import require_upstream
 
 REGISTRY = table("ml_models/model_registry")
 DATASET = table("processed_data/training_dataset")
