@@ -36,7 +36,7 @@ from voyce_assets.resources.databricks_runs import (
     is_transient,
     run_name,
 )
-from voyce_assets.resources.gpu_launcher import GpuJobCluster, OnTheCluster, upstream_of_step
+from voyce_assets.resources.gpu_cluster import GpuJobCluster, OnTheCluster, upstream_of_step
 from voyce_assets.upstream import is_remote_step, upstream_failure
 
 RUNNER = Path(__file__).parent / "remote" / "pipes_step_main.py"
