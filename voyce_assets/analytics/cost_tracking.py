@@ -42,7 +42,6 @@ from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.charts import bar_chart_png, png_markdown
 from voyce_assets.checks import failing_partitions, named
-from voyce_assets.lake import replace_partitions
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.pricing import Pricing
@@ -282,8 +281,7 @@ def cost_tracking(context: AssetExecutionContext) -> MaterializeResult:
         active,
     )
     data = as_arrow(rows, dt.datetime.now(dt.UTC))
-    uri = lakehouse.ensure_table(COSTS)
-    replace_partitions(uri, COSTS, data.to_batches(), dates, lakehouse.storage_options)
+    lakehouse.write_partitions(COSTS, data, dates)
     stored = lakehouse.read(COSTS, dates).to_pylist()
     per_day = by_partition(context, stored, lambda r: r["cost_date"])
     metadata = {}

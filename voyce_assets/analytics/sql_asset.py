@@ -35,7 +35,6 @@ from dagster import (
 from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
-from voyce_assets.lake import replace_partitions
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.sql_engine import Input as EngineInput
@@ -178,8 +177,7 @@ def build_sql_asset(
         rows = as_table_rows(result, spec, dt.datetime.now(dt.UTC))
         if complete is not None:
             rows = complete(context, rows)
-        uri = lakehouse.ensure_table(spec)
-        replace_partitions(uri, spec, rows.to_batches(), dates, lakehouse.storage_options)
+        lakehouse.write_partitions(spec, rows, dates)
         pylist = rows.to_pylist()
         per_day = by_partition(context, pylist, lambda r: r[spec.partition_column])
         extra = extra_metadata(context, lakehouse, pylist, dates) if extra_metadata else {}

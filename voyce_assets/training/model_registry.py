@@ -33,7 +33,6 @@ from pydantic import Field
 from voyce_assets.catalog import table
 from voyce_assets.charts import bar_chart_png, markdown_table, png_markdown
 from voyce_assets.features import BASE_FEATURES, EMBEDDING_DIM, FEATURE_NAMES
-from voyce_assets.lake import replace_partitions
 from voyce_assets.models import (
     CHALLENGER,
     CHAMPION,
@@ -442,13 +441,8 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                     "validation macro-F1",
                 ),
             }
-    uri = lakehouse.ensure_table(REGISTRY)
-    written = replace_partitions(
-        uri,
-        REGISTRY,
-        pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()).to_batches(),
-        dates,
-        lakehouse.storage_options,
+    written = lakehouse.write_partitions(
+        REGISTRY, pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()), dates
     )
     for key, meta in per_partition.items():
         meta["dagster/partition_row_count"] = written.rows_per_partition.get(key, 0)
