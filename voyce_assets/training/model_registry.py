@@ -42,7 +42,7 @@ from voyce_assets.models import (
 )
 from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse, ModelRegistry
-from voyce_assets.resources.model_registry import NOT_FOUND
+from voyce_assets.resources.mlflow import NOT_FOUND
 from voyce_assets.tables import table_asset
 from voyce_assets.training import families as fam
 from voyce_assets.training.evaluation import chance_macro_f1, choose, confusion_png, metrics
