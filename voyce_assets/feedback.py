@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from voyce_assets.catalog import Table, table
-from voyce_assets.lake import replace_partitions
 from voyce_assets.resources.lakehouse import Lakehouse
 
 FEEDBACK = table("raw_data/voice_feedback")
@@ -52,7 +51,6 @@ def write_partition(lakehouse: Lakehouse, spec: Table, rows: list[dict], dates) 
         missing = [r.get("voice_feedback_id") for r in rows if r.get(column) is None]
         if missing:
             raise ValueError(f"{spec.path}: {column} is empty for voice_feedback {missing[:5]}")
-    uri = lakehouse.ensure_table(spec)
     schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
     batch = pa.RecordBatch.from_pylist(rows, schema=schema)
-    replace_partitions(uri, spec, [batch], dates, lakehouse.storage_options)
+    lakehouse.write_partitions(spec, [batch], dates)

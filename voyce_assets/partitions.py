@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from dagster import AssetExecutionContext, BackfillPolicy, DailyPartitionsDefinition
@@ -48,55 +48,3 @@ def record_partitions(
     """
     for key in context.partition_keys:
         context.add_asset_metadata(dict(per_partition.get(key, {})), partition_key=key)
-
-
-def require_upstream(context: AssetExecutionContext, paths: Sequence[str]) -> None:
-    """Fail, naming them, when a table in ``paths`` never materialized one of the run's days.
-
-    Not retried: the day is run again once the upstream partition exists. A step launched on
-    Databricks has an ephemeral instance that knows no materializations: there the launcher
-    made the same check on the host before launching (``upstream_missing``).
-    """
-    if is_remote_step():
-        return
-    missing = upstream_missing(context.instance, paths, context.partition_keys)
-    if missing:
-        raise upstream_failure(missing)
-
-
-# Set (to "1") in a step's environment by the Databricks launchers on the remote side.
-REMOTE_STEP_ENV = "VOYCE_REMOTE_STEP"
-
-
-def is_remote_step() -> bool:
-    import os
-
-    return os.environ.get(REMOTE_STEP_ENV) == "1"
-
-
-def upstream_missing(instance, upstream: Sequence, partition_keys: Sequence[str]) -> dict:
-    """``{path: [day, ...]}`` of the days in ``partition_keys`` each upstream never
-    materialized; ``upstream`` holds table paths or asset keys."""
-    from dagster import AssetKey
-
-    from voyce_assets.tables import table_key
-
-    missing = {}
-    for item in upstream:
-        key = item if isinstance(item, AssetKey) else table_key(item)
-        done = instance.get_materialized_partitions(key)
-        keys = [k for k in partition_keys if k not in done]
-        if keys:
-            missing["/".join(key.path)] = keys
-    return missing
-
-
-def upstream_failure(missing: dict):
-    from dagster import Failure
-
-    named = "; ".join(f"{path}: {', '.join(keys)}" for path, keys in missing.items())
-    return Failure(
-        description=f"waiting for upstream partitions never materialized: {named}",
-        metadata={"missing": missing},
-        allow_retries=False,
-    )

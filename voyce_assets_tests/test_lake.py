@@ -74,3 +74,25 @@ def test_a_failing_writer_stops_the_reader_and_the_tap(tmp_path):
     assert "failed validation" in str(outcome.get("error")), outcome
     assert not _voyce_threads()
     assert DeltaTable(uri).version() == 0  # the first write only: nothing of the failed one
+
+
+def test_a_lakehouse_write_creates_the_table_and_replaces_only_its_days(tmp_path):
+    """``Lakehouse.write_partitions``: the first write creates the table; a later one makes
+    its days hold exactly the rows given (a pa.Table or batches) and leaves other days be."""
+    from voyce_assets.resources.lakehouse import Lakehouse
+
+    spec = table("raw_data/voice_feedback")
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path), volumes_root=str(tmp_path))
+    assert not lakehouse.exists(spec)
+    both = [DAY, DAY + dt.timedelta(days=1)]
+    first = lakehouse.write_partitions(spec, _batches(spec, 2, rows=10, stray=1), both)
+    assert lakehouse.exists(spec)
+    assert first.rows_per_partition == {DAY.isoformat(): 10, both[1].isoformat(): 10}
+    again = pa.Table.from_batches(list(_batches(spec, 1, rows=3)))
+    stats = lakehouse.write_partitions(spec, again, [DAY])
+    assert stats.rows_written == 3
+    stored = lakehouse.read(spec, both, ["id", "event_date"]).to_pylist()
+    assert sorted(r["id"] for r in stored if r["event_date"] == DAY) == sorted(
+        again["id"].to_pylist()
+    )
+    assert sum(r["event_date"] == both[1] for r in stored) == 10

@@ -36,17 +36,12 @@ from voyce_assets.analytics.sql_macros import render
 from voyce_assets.automation import daily_then_late
 from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
-from voyce_assets.lake import replace_partitions
-from voyce_assets.partitions import (
-    by_partition,
-    partition_dates,
-    record_partitions,
-    require_upstream,
-)
+from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.resources.sql_engine import Input as EngineInput
 from voyce_assets.resources.sql_engine import SqlEngine
 from voyce_assets.tables import table_asset
+from voyce_assets.upstream import require_upstream
 
 SQL_DIR = Path(__file__).parent / "sql"
 PREVIEW_ROWS = 10
@@ -104,7 +99,7 @@ def loaders(lakehouse: Lakehouse, inputs: Sequence[Input], dates: Sequence[dt.da
 
 def wait_for_upstream(context: AssetExecutionContext, inputs: Sequence[Input]) -> None:
     """Fail, naming them, when a required input lacks one of the run's days: numbers made of
-    part of a day would look like real ones (``partitions.require_upstream``)."""
+    part of a day would look like real ones (``upstream.require_upstream``)."""
     require_upstream(context, [i.path for i in inputs if i.required])
 
 
@@ -198,8 +193,7 @@ def build_sql_asset(
             rows = as_table_rows(result, spec, dt.datetime.now(dt.UTC))
         if complete is not None:
             rows = complete(context, rows)
-        uri = lakehouse.ensure_table(spec)
-        replace_partitions(uri, spec, rows.to_batches(), dates, lakehouse.storage_options)
+        lakehouse.write_partitions(spec, rows, dates)
         pylist = rows.to_pylist()
         per_day = by_partition(context, pylist, lambda r: r[spec.partition_column])
         extra = extra_metadata(context, lakehouse, pylist, dates) if extra_metadata else {}

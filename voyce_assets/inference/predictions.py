@@ -42,7 +42,6 @@ from voyce_assets.features import (
 from voyce_assets.inference import drift
 from voyce_assets.inference.ab_test import arm_of, report
 from voyce_assets.inference.resources import InferenceSettings
-from voyce_assets.lake import replace_partitions
 from voyce_assets.models import CHALLENGER, CHAMPION, LABELS, model_id
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse, ModelRegistry
@@ -341,11 +340,8 @@ def predictions(
                     now,
                 )
             ]
-    uri = lakehouse.ensure_table(PREDICTIONS)
     stored = pa.Table.from_pylist(rows, schema=PREDICTIONS.arrow_schema())
-    written = replace_partitions(
-        uri, PREDICTIONS, stored.to_batches(), dates, lakehouse.storage_options
-    )
+    written = lakehouse.write_partitions(PREDICTIONS, stored, dates)
     # Drift: the run's days against the days before each, features and predictions alike.
     reference = sorted(
         {d - dt.timedelta(days=n) for d in dates for n in range(1, inference.reference_days + 1)}

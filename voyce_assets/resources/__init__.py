@@ -17,7 +17,7 @@ from dagster import EnvVar, ResourceDefinition
 from voyce_assets.resources.app_db import AppDatabase, EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.gpu_launcher import gpu_step_launcher
 from voyce_assets.resources.lakehouse import Lakehouse, cloud_storage
-from voyce_assets.resources.model_registry import ModelRegistry
+from voyce_assets.resources.mlflow import ModelRegistry
 from voyce_assets.resources.pricing import Pricing
 from voyce_assets.resources.sql_engine import DatabricksSqlEngine, DuckDBEngine, SqlEngine
 from voyce_assets.resources.unity_catalog import (

@@ -8,7 +8,7 @@ Volumes: ``<volumes_root>/<catalog>/<schema>/<volume>``, i.e. ``/Volumes/...`` o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +18,7 @@ from pydantic import Field
 
 from voyce_assets.catalog import Table, Volume
 from voyce_assets.ddl import DELTA_TABLE_PROPERTIES
+from voyce_assets.lake import WriteStats, delta_batches, replace_partitions
 
 
 class Lakehouse(ConfigurableResource):
@@ -84,8 +85,6 @@ class Lakehouse(ConfigurableResource):
     ) -> pa.Table:
         """The rows of ``dates`` (every row when None), ``columns`` only if given; an empty
         table in the spec's schema when the table was never written."""
-        from voyce_assets.lake import delta_batches
-
         schema = pa.schema([f.with_nullable(True) for f in table.arrow_schema()])
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
@@ -109,6 +108,20 @@ class Lakehouse(ConfigurableResource):
         if not self.exists(table):
             self.create_table(table)
         return self.table_uri(table)
+
+    def write_partitions(
+        self,
+        table: Table,
+        data: pa.Table | Iterable[pa.RecordBatch],
+        dates: Sequence[dt.date],
+    ) -> WriteStats:
+        """Make ``dates`` of the table hold exactly ``data`` (one Delta commit, see
+        ``lake.replace_partitions``), creating the table first if catalog_setup has not run
+        yet; rows that break the spec's NOT NULL columns are held back and counted."""
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+        return replace_partitions(
+            self.ensure_table(table), table, batches, list(dates), self.storage_options
+        )
 
 
 # Per cloud, the settings of its typed config read from the environment when set (shown in

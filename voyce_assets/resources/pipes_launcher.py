@@ -30,14 +30,14 @@ from dagster import InitResourceContext
 from dagster._core.definitions.step_launcher import StepLauncher
 from pydantic import Field
 
-from voyce_assets.partitions import is_remote_step, upstream_failure
 from voyce_assets.resources.databricks_runs import (
     RunFollower,
     end_live_runs,
     is_transient,
     run_name,
 )
-from voyce_assets.resources.gpu_launcher import GpuJobCluster, OnTheCluster, upstream_of_step
+from voyce_assets.resources.gpu_cluster import GpuJobCluster, OnTheCluster, upstream_of_step
+from voyce_assets.upstream import is_remote_step, upstream_failure
 
 RUNNER = Path(__file__).parent / "remote" / "pipes_step_main.py"
 

@@ -33,7 +33,6 @@ from pydantic import Field
 from voyce_assets.catalog import table
 from voyce_assets.charts import bar_chart_png, markdown_table, png_markdown
 from voyce_assets.features import BASE_FEATURES, EMBEDDING_DIM, FEATURE_NAMES
-from voyce_assets.lake import replace_partitions
 from voyce_assets.models import (
     CHALLENGER,
     CHAMPION,
@@ -41,12 +40,13 @@ from voyce_assets.models import (
     STAGE_OF_ALIAS,
     model_id,
 )
-from voyce_assets.partitions import partition_dates, record_partitions, require_upstream
+from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse, ModelRegistry
-from voyce_assets.resources.model_registry import NOT_FOUND
+from voyce_assets.resources.mlflow import NOT_FOUND
 from voyce_assets.tables import table_asset
 from voyce_assets.training import families as fam
 from voyce_assets.training.evaluation import chance_macro_f1, choose, confusion_png, metrics
+from voyce_assets.upstream import require_upstream
 
 REGISTRY = table("ml_models/model_registry")
 DATASET = table("processed_data/training_dataset")
@@ -449,13 +449,8 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                     "validation macro-F1",
                 ),
             }
-    uri = lakehouse.ensure_table(REGISTRY)
-    written = replace_partitions(
-        uri,
-        REGISTRY,
-        pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()).to_batches(),
-        dates,
-        lakehouse.storage_options,
+    written = lakehouse.write_partitions(
+        REGISTRY, pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()), dates
     )
     for key, meta in per_partition.items():
         meta["dagster/partition_row_count"] = written.rows_per_partition.get(key, 0)

@@ -31,7 +31,6 @@ from voyce_assets.features import (
     with_audio,
     with_text,
 )
-from voyce_assets.lake import replace_partitions
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import table_asset
@@ -120,10 +119,7 @@ def training_dataset(context: AssetExecutionContext, lakehouse: Lakehouse) -> Ma
             *(lakehouse.read(spec, [day]) for spec in (ENHANCED, AUDIO, SENTIMENT))
         )
         parts.append(rows)
-    uri = lakehouse.ensure_table(DATASET)
-    replace_partitions(
-        uri, DATASET, pa.concat_tables(parts).to_batches(), dates, lakehouse.storage_options
-    )
+    lakehouse.write_partitions(DATASET, pa.concat_tables(parts), dates)
     stored = lakehouse.read(DATASET, dates).to_pylist()
     per_day = by_partition(context, stored, lambda r: r["event_date"])
     record_partitions(

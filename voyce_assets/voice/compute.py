@@ -293,7 +293,7 @@ def _ship_code(spark) -> None:
     """Send the step's own ``voyce_assets`` to the executors when it is not installed there
     (the step launcher and Pipes ship the package as a zip to the driver only)."""
     import voyce_assets
-    from voyce_assets.resources.gpu_launcher import code_package_dir
+    from voyce_assets.resources.gpu_cluster import code_package_dir
 
     package = os.path.dirname(os.path.abspath(voyce_assets.__file__))
     if "site-packages" in package or "dist-packages" in package:

@@ -186,7 +186,7 @@ def test_a_reused_encoding_scores_exactly_as_a_fresh_one(spoken, base_dir, model
 
 
 def test_whisper_language_is_a_setting_read_locally_and_in_prod(monkeypatch):
-    from voyce_assets.resources.gpu_launcher import FORWARDED_SETTINGS
+    from voyce_assets.resources.gpu_cluster import FORWARDED_SETTINGS
     from voyce_assets.voice.resources import resources
 
     monkeypatch.setenv("WHISPER_LANGUAGE", "de")

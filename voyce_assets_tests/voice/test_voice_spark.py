@@ -366,7 +366,7 @@ def test_where_the_voice_work_runs_and_the_cluster_size_are_settings(
     voyce_home, prod_env, monkeypatch
 ):
     from voyce_assets.definitions import build_definitions
-    from voyce_assets.resources.gpu_launcher import FORWARDED_SETTINGS
+    from voyce_assets.resources.gpu_cluster import FORWARDED_SETTINGS
 
     def compute(env):
         resource = build_definitions(env).resources["voice_compute"]
