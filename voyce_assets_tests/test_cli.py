@@ -149,6 +149,28 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
     assert voyce("db", "status", **env).stdout.startswith("not running")
 
 
+def test_a_failed_demo_step_says_why_on_the_terminal(voyce_home):
+    """One day of four recordings is too little to train on: the training step fails, the
+    run after it is skipped for want of a champion, and the terminal names the failed steps
+    with their messages (Dagster's failure events stay in the log); the exit status is 1."""
+    env = {"VOYCE_HOME": str(voyce_home), "DAGSTER_HOME": str(voyce_home / "dagster")}
+    try:
+        run = voyce(
+            "demo", "run", "--days", "1", "--per-day", "4", "--end-date", "2026-03-02", **env
+        )
+    finally:
+        voyce("db", "stop", **env)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "[3/4] weekly training for 2026-03-01: 1 asset x 1 day ... FAILED in " in run.stdout
+    assert (
+        "failed step ml_models__model_registry: not enough labelled data to train on up to "
+        "2026-03-01" in run.stdout
+    )
+    log = next(line for line in run.stdout.splitlines() if line.startswith("log: "))
+    assert " - STEP_FAILURE - " in Path(log.removeprefix("log: ")).read_text()
+
+
 @pytest.mark.parametrize("command", [["--help"], ["db", "--help"], ["demo", "run", "--help"]])
 def test_help(command):
     assert voyce(*command).returncode == 0
