@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import datetime as dt
 import functools
+import os
 import re
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from voyce_assets.settings import ConfigError, voyce_env
+from voyce_assets.settings import ConfigError, voyce_env, voyce_home
 
 
 def _config_errors(func):
@@ -462,6 +463,10 @@ def _warming_librosa():
     is slow or fails, the step compiles them itself. Its output goes where stdout goes."""
     import subprocess
 
+    cache = Path(os.environ.get("NUMBA_CACHE_DIR") or voyce_home() / "numba-cache")
+    if cache.is_dir() and any("librosa" in str(p) for p in cache.rglob("*.nbi")):
+        yield  # compiled before: nothing to warm
+        return
     warm = subprocess.Popen(
         [sys.executable, "-c", "from voyce_assets.voice.audio.features import warm; warm()"]
     )

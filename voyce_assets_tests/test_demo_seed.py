@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from voyce_assets.catalog import APP_TABLES
 from voyce_assets.demo.seed import DemoConfig, generate, seed, write_audio
 from voyce_assets.demo.texts import SENTIMENTS
+from voyce_assets.voice.transcriptions import failure_rate_check
 
 CONFIG = DemoConfig(days=7, per_day=10, seed=7, end_date=dt.date(2026, 11, 20))
 
@@ -190,31 +191,47 @@ def _bad_per_day(config: DemoConfig) -> dict[str, list[str]]:
     return by_day
 
 
+def _judged(config: DemoConfig):
+    """The transcriptions' own failure_rate check on the demo's rows, each bad case an error
+    row (as the voice stage writes them) and every other recording transcribed."""
+    data = generate(config)
+    rows = [
+        {
+            "voice_feedback_id": row["id"],
+            "event_date": row["created_at"].date(),
+            "error_message": None if data.audio[row["id"]].case == "ok" else "bad on purpose",
+        }
+        for row in data.rows["voice_feedback"]
+    ]
+    return failure_rate_check(rows, [d.isoformat() for d in config.partition_dates()])
+
+
 @pytest.mark.parametrize("seed_value", [7, 42, 1234])
 def test_the_default_demo_keeps_every_day_within_the_failure_alert(seed_value):
-    """Each bad case on a day of its own: with the default 20 a day, no day's share of bad
-    recordings is over the 5% the failure checks alert on (every check of `make demo`
-    passes); the summary says so."""
+    """Each bad case on a day of its own: with the default 20 a day no day is over the 5%
+    the failure checks alert on, judged by the check itself (every check of `make demo`
+    passes)."""
     config = DemoConfig(seed=seed_value, end_date=dt.date(2026, 11, 20))
     by_day = _bad_per_day(config)
     assert sorted(case for cases in by_day.values() for case in cases) == sorted(
         ["corrupt", "silent", "missing"]
     )
     assert len(by_day) == config.days
-    assert all(len(cases) <= 0.05 * config.per_day for cases in by_day.values()), by_day
+    check = _judged(config)
+    assert check.passed, check.description
 
 
 def test_a_small_demo_names_the_day_over_the_alert(tmp_path, pg_database):
     """Fewer days than bad cases: one day holds two of them, over the alert; the summary
-    names that day as the alert demonstration, and only that day."""
+    names that day as the alert demonstration, the very day the check fails."""
     engine = sa.create_engine(pg_database.replace("postgresql://", "postgresql+psycopg://"))
     config = DemoConfig(days=2, per_day=20, seed=3, end_date=dt.date(2026, 1, 10))
     summary = seed(engine, tmp_path / "audio", config)
     engine.dispose()
-    by_day = {day: len(cases) for day, cases in _bad_per_day(config).items()}
-    over = [dt.date.fromisoformat(day) for day, n in by_day.items() if n / 20 > 0.05]
-    assert len(over) == 1 and summary.alert_days() == over
+    check = _judged(config)
+    failing = check.metadata["failing_partitions"].value
+    assert not check.passed and len(failing) == 1
+    assert [d.isoformat() for d in summary.alert_days()] == failing
     text = "\n".join(summary.lines())
-    assert f"over the 5% failure alert on {over[0]}" in text and "alert demonstration" in text
-    within = DemoConfig(days=3, per_day=20, seed=3, end_date=dt.date(2026, 1, 10))
-    assert not [d for d, cases in _bad_per_day(within).items() if len(cases) > 1]
+    assert f"over the 5% failure alert on {failing[0]}" in text and "alert demonstration" in text
+    assert _judged(DemoConfig(days=3, per_day=20, seed=3, end_date=config.end_date)).passed

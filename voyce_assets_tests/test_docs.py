@@ -10,7 +10,8 @@ README_MAX_LINES = 200
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$")
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
-_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+# The text may wrap onto the next line; a target may carry a "title".
+_LINK = re.compile(r'\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)')
 
 
 def _prose(path: Path) -> list[tuple[int, str]]:
@@ -43,18 +44,23 @@ def anchors(path: Path) -> set[str]:
 
 def broken_links(path: Path) -> list[str]:
     """Every relative link of the markdown file that does not resolve, as 'file:line: why'."""
+    # The prose as one text, code blocks blanked and line numbers kept: a link's text may
+    # wrap onto the next line.
+    prose = dict(_prose(path))
+    count = len(path.read_text().splitlines())
+    text = "\n".join(_CODE_SPAN.sub("code", prose.get(n, "")) for n in range(1, count + 1))
     problems = []
-    for number, line in _prose(path):
-        for target in _LINK.findall(_CODE_SPAN.sub("code", line)):
-            if re.match(r"(https?|mailto):", target):
-                continue
-            file, _, anchor = target.partition("#")
-            resolved = (path.parent / file).resolve() if file else path
-            where = f"{path.name}:{number}: {target}"
-            if not resolved.exists():
-                problems.append(f"{where}: no such file")
-            elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
-                problems.append(f"{where}: no heading with anchor #{anchor}")
+    for match in _LINK.finditer(text):
+        target = match.group(1)
+        if re.match(r"(https?|mailto):", target):
+            continue
+        file, _, anchor = target.partition("#")
+        resolved = (path.parent / file).resolve() if file else path
+        where = f"{path.name}:{text.count(chr(10), 0, match.start()) + 1}: {target}"
+        if not resolved.exists():
+            problems.append(f"{where}: no such file")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            problems.append(f"{where}: no heading with anchor #{anchor}")
     return problems
 
 
@@ -81,11 +87,14 @@ def test_the_checker_reports_a_missing_file_and_an_unknown_anchor(tmp_path):
         "# A page\n"
         "[gone](missing.md) and [wrong](target.md#unknown)\n"
         "```\n[in a code block](missing.md)\n```\n"
+        '[a link that\nwraps](gone-too.md) and [titled](target.md#nope "a title")\n'
     )
     problems = broken_links(doc)
     assert problems == [
         "doc.md:3: missing.md: no such file",
         "doc.md:3: target.md#unknown: no heading with anchor #unknown",
+        "doc.md:7: gone-too.md: no such file",
+        "doc.md:8: target.md#nope: no heading with anchor #nope",
     ]
 
 

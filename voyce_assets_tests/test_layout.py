@@ -84,6 +84,68 @@ def test_the_core_never_imports_a_stage():
     assert not offenders, f"the core sits below every stage: {offenders}"
 
 
+def _module_names(folder: Path, root: Path) -> dict[str, Path]:
+    names = {}
+    for path in _modules(folder):
+        parts = path.relative_to(root).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def _circles(modules: dict[str, Path], root: Path) -> list[list[str]]:
+    """Modules that import one another round a circle, imports inside functions included
+    (a function-level import hides a circle from Python, not from a reader): the strongly
+    connected components of more than one module (Tarjan), each sorted."""
+    graph = {
+        name: sorted(m for m in _imports(path, root) if m in modules and m != name)
+        for name, path in modules.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(name: str) -> None:
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        for other in graph[name]:
+            if other not in index:
+                visit(other)
+                low[name] = min(low[name], low[other])
+            elif other in stack:
+                low[name] = min(low[name], index[other])
+        if low[name] == index[name]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == name:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return sorted(found)
+
+
+def test_no_modules_import_each_other_round_a_circle():
+    circles = _circles(_module_names(PACKAGE, REPO), REPO)
+    assert not circles, f"import circles (function-level imports included): {circles}"
+
+
+def test_the_circle_finder_sees_a_circle_behind_a_function_import(tmp_path):
+    package = tmp_path / "voyce_assets"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from voyce_assets.b import x\n")
+    (package / "b.py").write_text("def f():\n    from voyce_assets.a import y\n")
+    (package / "c.py").write_text("import voyce_assets.a\n")
+    modules = _module_names(package, tmp_path)
+    assert _circles(modules, tmp_path) == [["voyce_assets.a", "voyce_assets.b"]]
+
+
 def test_the_import_walker_sees_nested_and_relative_imports(tmp_path):
     # The layout tests are only as good as this walker: it must see what a sneaky import does.
     module = tmp_path / "voyce_assets" / "voice" / "probe.py"

@@ -17,6 +17,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from voyce_assets.checks import MAX_FAILURE_RATE
 from voyce_assets.settings import ConfigError, from_env
 
 
@@ -34,7 +35,8 @@ class AlertWebhook(ConfigurableResource):
     )
     timeout_seconds: float = Field(default=10.0, gt=0, description="Per POST.")
     max_failure_rate: float = Field(
-        default=0.05, description="Alert when a day's processing failure rate is above it."
+        default=MAX_FAILURE_RATE,
+        description="Alert when a day's processing failure rate is above it.",
     )
     max_low_confidence_share: float = Field(
         default=0.20, description="Alert when a day's share of predictions below 0.6 is above it."

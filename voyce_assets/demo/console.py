@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from voyce_assets.settings import voyce_home
@@ -30,13 +31,19 @@ def log_path(now: dt.datetime | None = None) -> Path:
 @contextmanager
 def logged_to(path: Path) -> Iterator[Say]:
     """Point stdout and stderr (the descriptors, so child processes too) at ``path`` and
-    yield ``say(text, end="\\n")``, which writes to the terminal and the log."""
+    yield ``say(text, end="\\n")``, which writes to the terminal and the log.
+
+    An exception out of the body is written to the log with its traceback and told on the
+    terminal in one line before it goes on; the terminal is given back whatever happens."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    terminal = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="replace")
-    with open(path, "ab") as log:
+    _flush()
+    with ExitStack() as stack:
+        log = stack.enter_context(open(path, "ab"))
+        terminal = stack.enter_context(
+            os.fdopen(os.dup(1), "w", encoding="utf-8", errors="replace")
+        )
+        saved = os.dup(1), os.dup(2)
+        stack.callback(_restore, saved)  # first on the way out: before the files close
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
 
@@ -48,11 +55,23 @@ def logged_to(path: Path) -> Iterator[Say]:
 
         try:
             yield say
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            terminal.close()
+        except Exception as exc:
+            traceback.print_exc()  # into the log
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            # A new line first: the failure may land on an unfinished progress line.
+            say(f"\nfailed: {first} (details in {path})")
+            raise
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe must not keep the fds pointed
+            stream.flush()
+
+
+def _restore(saved: tuple[int, int]) -> None:
+    _flush()
+    os.dup2(saved[0], 1)
+    os.dup2(saved[1], 2)
+    for fd in saved:
+        os.close(fd)

@@ -139,7 +139,7 @@ def _step_failures(result) -> Iterator[tuple[str, str]]:
             why = (data.user_failure_data and data.user_failure_data.description) or (
                 data.error and data.error.message
             )
-            yield event.step_key, str(why).strip().splitlines()[0]
+            yield event.step_key, (str(why).strip().splitlines() or ["(no message)"])[0]
 
 
 def _check_line(evaluation) -> str:
@@ -189,7 +189,9 @@ def materialize_demo(partitions: list[dt.date], say: Say = print) -> bool:
         evaluations += result.get_asset_check_evaluations()
     by_schema: dict[str, int] = {}
     for key in materialized:
-        by_schema[key.split("/")[0]] = by_schema.get(key.split("/")[0], 0) + 1
+        # catalog_setup has no schema: it is counted as what it is.
+        schema = key.split("/")[0] if "/" in key else "unpartitioned"
+        by_schema[schema] = by_schema.get(schema, 0) + 1
     schemas = ", ".join(f"{schema} {n}" for schema, n in by_schema.items())
     say(
         f"materialized {len(materialized)} assets, {sum(materialized.values())} asset "
@@ -202,7 +204,7 @@ def materialize_demo(partitions: list[dt.date], say: Say = print) -> bool:
     for result in results:
         for step, why in _step_failures(result):
             say(f"failed step {step}: {why}")
-    if any(r.success for r in results) and runs and runs[-1].days:
+    if any(r.success for r in results) and any(run.days for run in runs):
         from voyce_assets.analytics.report import write
 
         lakehouse = resources["lakehouse"].process_config_and_initialize()

@@ -368,7 +368,7 @@ def chance_check(data: dict[dt.date, Data], choices: dict) -> AssetCheckResult:
     tags={"voyce/cadence": "weekly"},
     checks={
         "champion_beats_chance": "The champion's test macro-F1 is at least "
-        "1/labels + 0.05 (better than guessing at the label frequencies)."
+        f"1/labels + {CHANCE_MARGIN} (better than guessing at the label frequencies)."
     },
     description="Logistic regression, random forest, XGBoost and LightGBM trained on the "
     "dataset up to the partition's day, tracked and registered in MLflow; aliases champion "

@@ -101,17 +101,20 @@ def test_a_changed_row_with_equal_counts_is_found_by_its_checksum_and_repaired(e
 def test_a_hard_delete_in_an_old_partition_is_found_by_counts_and_repaired(env):
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
-    sql_rows(
+    # feedback_tags: rows on every day of the seed (a table without one on DAYS[0] would
+    # delete nothing, and the test would say nothing about the sweep).
+    deleted = sql_rows(
         engine,
-        f"DELETE FROM action_items WHERE id = (SELECT id FROM action_items WHERE "
-        f"(created_at AT TIME ZONE 'UTC')::date = '{DAYS[0]}' ORDER BY id LIMIT 1)",
+        f"DELETE FROM feedback_tags WHERE id = (SELECT id FROM feedback_tags WHERE "
+        f"(created_at AT TIME ZONE 'UTC')::date = '{DAYS[0]}' ORDER BY id LIMIT 1) RETURNING id",
     )
+    assert len(deleted) == 1
     with DagsterInstance.ephemeral() as instance:
         tick = _sweep(instance, resources)  # weekly scrub: the counts find it today
         found = _by_table(tick)
-        assert not _passed(found["action_items"])
+        assert not _passed(found["feedback_tags"])
         [request] = tick.run_requests
-        assert request.asset_selection == [AssetKey(["raw_data", "action_items"])]
+        assert request.asset_selection == [AssetKey(["raw_data", "feedback_tags"])]
         # The same finding tomorrow, if it could not be repaired: the same run key.
         tomorrow = _sweep(instance, resources, cursor=_next_day(tick.cursor))
         assert [r.run_key for r in tomorrow.run_requests] == [request.run_key]
@@ -120,8 +123,8 @@ def test_a_hard_delete_in_an_old_partition_is_found_by_counts_and_repaired(env):
         after = _by_table(_sweep(instance, resources, cursor=_next_day(tick.cursor)))
         assert all(_passed(m) for m in after.values())
     assert sorted(
-        r["id"] for r in delta_rows(resources, "raw_data/action_items", DAYS[0]).to_pylist()
-    ) == sorted(str(r[0]) for r in source_rows(engine, "raw_data/action_items", DAYS[0]))
+        r["id"] for r in delta_rows(resources, "raw_data/feedback_tags", DAYS[0]).to_pylist()
+    ) == sorted(str(r[0]) for r in source_rows(engine, "raw_data/feedback_tags", DAYS[0]))
 
 
 def test_a_failed_incremental_run_is_requested_again_as_a_full_sync(env):
