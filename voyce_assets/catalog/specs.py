@@ -80,8 +80,27 @@ class Column:
     pii: bool = False
 
 
+class _Named:
+    """What a table and a volume are called: their asset key, path and Unity Catalog name."""
+
+    schema: str
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+    @property
+    def path(self) -> str:
+        """``schema/name``: the asset key path, and the folder below the catalog."""
+        return f"{self.schema}/{self.name}"
+
+    def full_name(self, catalog: str) -> str:
+        return f"{catalog}.{self.schema}.{self.name}"
+
+
 @dataclass(frozen=True)
-class Table:
+class Table(_Named):
     schema: str
     name: str
     owner: Owner
@@ -113,18 +132,6 @@ class Table:
             if types[col].name.startswith("array"):
                 # Delta keeps no min/max statistics of arrays: no file could be skipped.
                 raise ValueError(f"{self.path}: z_order column {col!r} is an array")
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def path(self) -> str:
-        """``schema/table``: the asset key path and the Delta folder below the catalog."""
-        return f"{self.schema}/{self.name}"
-
-    def full_name(self, catalog: str) -> str:
-        return f"{catalog}.{self.schema}.{self.name}"
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -208,23 +215,12 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Volume:
+class Volume(_Named):
     schema: str
     name: str
     description: str
     # The stage whose asset writes the volume; None for the app's own uploads.
     stage: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def path(self) -> str:
-        return f"{self.schema}/{self.name}"
-
-    def full_name(self, catalog: str) -> str:
-        return f"{catalog}.{self.schema}.{self.name}"
 
 
 FEEDBACK_STATUSES = ("pending", "processing", "completed", "failed")

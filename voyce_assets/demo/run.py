@@ -105,12 +105,15 @@ class Planned:
     days: int  # partitions per asset (0: unpartitioned)
 
 
-def plan(partitions: list[dt.date]) -> list[Planned]:
+def plan(
+    partitions: list[dt.date],
+    unpartitioned: list[AssetsDefinition],
+    partitioned: list[AssetsDefinition],
+) -> list[Planned]:
     """The demo's runs in order: unpartitioned assets once, then the partitioned ones over
     the whole range as a backfill with the assets' BackfillPolicy would; the weekly models
     are trained once, for the last day, on everything before it, and what depends on them
     runs after, over the range again."""
-    unpartitioned, partitioned, _ = _executable_assets()
     runs = []
     if unpartitioned:
         runs.append(Planned("unpartitioned assets", None, unpartitioned, {}, 0))
@@ -157,8 +160,8 @@ def _plural(n: int, word: str) -> str:
 def materialize_demo(partitions: list[dt.date], say: Say = print) -> bool:
     """Run the demo's plan, one progress line per run on ``say``, each run's details on
     stdout (the log), then the summary on ``say``; whether every run succeeded."""
-    runs = plan(partitions)
-    _, _, resources = _executable_assets()
+    unpartitioned, partitioned, resources = _executable_assets()
+    runs = plan(partitions, unpartitioned, partitioned)
     instance = _instance()
     results = []
     for number, run in enumerate(runs, 1):
