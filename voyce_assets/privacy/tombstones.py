@@ -1,0 +1,18 @@
+"""Erased subjects, as the syncs see them: hashes of every id an erasure removed.
+
+The erasure log (written by the erasure job) keeps no id in the clear, only ``subject_hash``
+of each; a sync, CDC tick or sweep drops a source row when any of its ids hashes into
+``erased_hashes`` — a source that still holds an erased subject never brings it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# Salted so that a hash in the log is not the hash of the bare UUID that other systems keep.
+_SALT = "voyce-erasure/1:"
+
+
+def subject_hash(value: object) -> str:
+    """The hash the erasure log keeps of an id (a UUID, as text or uuid.UUID)."""
+    return hashlib.sha256(f"{_SALT}{str(value).lower()}".encode()).hexdigest()
