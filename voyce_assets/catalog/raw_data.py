@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from voyce_assets.catalog.specs import (
     _FEEDBACK_EVENT,
+    ARRAY_STRING,
     BIGINT,
     BOOLEAN,
     DATE,
@@ -172,7 +173,27 @@ TABLES: tuple[Table, ...] = (
         [
             _id(),
             _feedback_ref(),
-            Column("transcription_text"),
+            Column(
+                "transcription_text",
+                description="What Whisper heard, personal data included: the record of what "
+                "was said (column-masked in prod; nothing downstream reads it).",
+            ),
+            Column(
+                "redacted_text",
+                description="transcription_text with personal data replaced by typed "
+                "placeholders ([EMAIL], [PHONE] ...): the text every later stage reads.",
+            ),
+            Column(
+                "pii_entities",
+                JSON,
+                description="JSON list of the personal data found: type, start and end in "
+                "transcription_text, audio_start and audio_end in seconds (never the text).",
+            ),
+            Column(
+                "redaction",
+                description="Redactor version that made redacted_text, or 'off' where a "
+                "deployment turned redaction off (then redacted_text is null).",
+            ),
             Column("transcription_engine", nullable=False, description="Engine and model."),
             Column("confidence_score", DOUBLE, description="From the decoder, 0..1."),
             Column("language_detected"),
@@ -232,6 +253,57 @@ TABLES: tuple[Table, ...] = (
         ],
         partition_source=_FEEDBACK_EVENT,
         z_order=("voice_feedback_id", "sentiment_label"),
+    ),
+    _table(
+        "raw_data",
+        "erasure_log",
+        Owner.PIPELINE,
+        "operations",
+        "Every erasure request carried out: who (hashed), when, what was removed. Also the "
+        "tombstone list: a sync, CDC tick or sweep never brings an erased id back.",
+        [
+            _id("The erasure request."),
+            Column("subject_type", nullable=False, allowed=("user", "feedback", "organization")),
+            Column(
+                "subject_hash",
+                nullable=False,
+                description="privacy.tombstones.subject_hash of the subject id (never the id).",
+            ),
+            Column(
+                "reason",
+                nullable=False,
+                allowed=("request", "app_delete"),
+                description="A right-to-erasure request, or the app having deleted the subject.",
+            ),
+            Column("requested_at", TIMESTAMP, nullable=False),
+            Column("completed_at", TIMESTAMP),
+            Column(
+                "erased_id_hashes",
+                ARRAY_STRING,
+                nullable=False,
+                description="Hashes of the subject id and every id erased with it (its "
+                "feedback, an organization's users): the tombstones the syncs honour.",
+            ),
+            Column("removed", JSON, description="What was removed: rows or files per store."),
+            Column(
+                "purged",
+                BOOLEAN,
+                nullable=False,
+                description="Superseded Delta files deleted at once (no time travel to them).",
+            ),
+            Column(
+                "vacuum_after",
+                TIMESTAMP,
+                description="Without purge: when the weekly VACUUM deletes the superseded files.",
+            ),
+            Column(
+                "app_still_holds",
+                BOOLEAN,
+                description="The app database still held the subject when the request ran.",
+            ),
+            _created_at(),
+        ],
+        partition_source="requested_at",
     ),
 )
 

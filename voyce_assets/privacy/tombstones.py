@@ -16,3 +16,14 @@ _SALT = "voyce-erasure/1:"
 def subject_hash(value: object) -> str:
     """The hash the erasure log keeps of an id (a UUID, as text or uuid.UUID)."""
     return hashlib.sha256(f"{_SALT}{str(value).lower()}".encode()).hexdigest()
+
+
+def erased_hashes(lakehouse) -> frozenset[str]:
+    """Every id hash in the erasure log (empty before the first erasure)."""
+    from voyce_assets.catalog import table
+
+    log = table("raw_data/erasure_log")
+    if not lakehouse.exists(log):
+        return frozenset()
+    rows = lakehouse.read(log, None, ["erased_id_hashes"]).column("erased_id_hashes")
+    return frozenset(h for hashes in rows.to_pylist() for h in hashes or ())
