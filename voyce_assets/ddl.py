@@ -22,6 +22,21 @@ DELTA_TABLE_PROPERTIES: dict[str, str] = {
     "delta.logRetentionDuration": "interval 30 days",
 }
 
+# Who reads personal data in Unity Catalog: every column marked ``pii`` (the raw transcript,
+# the users' email, name and phone) gets a column mask that shows its value to this account
+# group only, and ``***`` to everyone else.
+PII_READERS_GROUP = "voyce_pii_readers"
+PII_MASK_FUNCTION = "pii_mask"  # in schema raw_data, where every pii column lives today
+
+
+def table_properties(table: Table) -> dict[str, str]:
+    """The Delta properties of ``table``: the shared ones, and which columns the log keeps
+    statistics of — never free text or personal data (``Table.stats_columns``)."""
+    return {
+        **DELTA_TABLE_PROPERTIES,
+        "delta.dataSkippingStatsColumns": ",".join(table.stats_columns),
+    }
+
 
 # ---- PostgreSQL (the app database; only app-owned tables) ---------------------------------
 
@@ -113,7 +128,7 @@ def databricks_table_ddl(table: Table, catalog: str, location_root: str | None =
     cols.append(f"CONSTRAINT {_q(table.name + '_pk')} PRIMARY KEY ({pk_cols})")
     body = ",\n  ".join(cols)
     props = ",\n  ".join(
-        f"{_sql_string(k)} = {_sql_string(v)}" for k, v in DELTA_TABLE_PROPERTIES.items()
+        f"{_sql_string(k)} = {_sql_string(v)}" for k, v in table_properties(table).items()
     )
     ddl = (
         f"CREATE TABLE IF NOT EXISTS {_q(catalog, table.schema, table.name)} (\n  {body}\n)\n"
@@ -135,7 +150,38 @@ def databricks_volume_ddl(vol: Volume, catalog: str) -> str:
     )
 
 
-def databricks_ddl(catalog: str, location_root: str | None = None) -> list[str]:
+def privacy_ddl(catalog: str, readers: str = PII_READERS_GROUP) -> list[str]:
+    """What keeps personal data from the wrong readers, for tables old and new (idempotent):
+    the mask function and one ALTER per ``pii`` column setting it, then the statistics
+    columns of every table with sensitive columns (a table created before they were
+    declared has min/max statistics of its free text otherwise)."""
+    function = _q(catalog, "raw_data", PII_MASK_FUNCTION)
+    statements = [
+        f"CREATE OR REPLACE FUNCTION {function}(value STRING) RETURNS STRING "
+        f"COMMENT {_sql_string('Personal data: shown to ' + readers + ' only.')} "
+        f"RETURN CASE WHEN is_account_group_member({_sql_string(readers)}) THEN value "
+        "ELSE '***' END"
+    ]
+    for table in TABLES:
+        name = _q(catalog, table.schema, table.name)
+        statements += [
+            f"ALTER TABLE {name} ALTER COLUMN {_q(col.name)} SET MASK {function}"
+            for col in table.columns
+            if col.pii
+        ]
+    for table in TABLES:
+        if any(col.sensitive for col in table.columns):
+            stats = table_properties(table)["delta.dataSkippingStatsColumns"]
+            statements.append(
+                f"ALTER TABLE {_q(catalog, table.schema, table.name)} SET TBLPROPERTIES "
+                f"({_sql_string('delta.dataSkippingStatsColumns')} = {_sql_string(stats)})"
+            )
+    return statements
+
+
+def databricks_ddl(
+    catalog: str, location_root: str | None = None, pii_readers: str = PII_READERS_GROUP
+) -> list[str]:
     """Every statement needed to create the catalog, idempotently, in dependency order."""
     statements = [
         f"CREATE CATALOG IF NOT EXISTS {_q(catalog)} "
@@ -146,6 +192,7 @@ def databricks_ddl(catalog: str, location_root: str | None = None) -> list[str]:
             f"CREATE SCHEMA IF NOT EXISTS {_q(catalog, schema)} COMMENT {_sql_string(description)}"
         )
     statements.extend(databricks_table_ddl(t, catalog, location_root) for t in TABLES)
+    statements.extend(privacy_ddl(catalog, pii_readers))
     statements.extend(databricks_volume_ddl(v, catalog) for v in VOLUMES)
     return statements
 

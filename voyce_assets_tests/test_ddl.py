@@ -8,7 +8,13 @@ import sqlglot
 from sqlglot import exp
 
 from voyce_assets.catalog import APP_TABLES, SCHEMAS, TABLES, VOLUMES
-from voyce_assets.ddl import DELTA_TABLE_PROPERTIES, as_script, databricks_ddl, postgres_ddl
+from voyce_assets.ddl import (
+    DELTA_TABLE_PROPERTIES,
+    as_script,
+    databricks_ddl,
+    postgres_ddl,
+    privacy_ddl,
+)
 from voyce_assets.resources.app_db import sqlalchemy_url
 
 CATALOG = "voice_feedback_prod"
@@ -38,7 +44,8 @@ def _tables_by_name(statements):
 
 def test_statement_order_and_count():
     statements = databricks_ddl(CATALOG)
-    assert len(statements) == 1 + len(SCHEMAS) + len(TABLES) + len(VOLUMES)
+    privacy = len(privacy_ddl(CATALOG))
+    assert len(statements) == 1 + len(SCHEMAS) + len(TABLES) + privacy + len(VOLUMES)
     assert _command_tokens(statements[0]) == [
         "CREATE",
         "CATALOG",
@@ -73,7 +80,9 @@ def test_the_catalog_is_the_designs():
     """Fixed values from docs/design.md, not from the spec the DDL is made of: a table,
     schema or volume lost or renamed in the spec fails here."""
     statements = databricks_ddl(CATALOG)
-    assert len(statements) == 1 + 4 + 34 + 3
+    # Catalog, schemas, tables, the mask function with its 4 masked columns and the 6 tables
+    # with free text, volumes.
+    assert len(statements) == 1 + 4 + 35 + (1 + 4 + 6) + 3
     schemas = [_parse(s).this.db for s in statements[1:5]]
     assert schemas == ["raw_data", "processed_data", "ml_models", "analytics"]
     volumes = [tuple(_command_tokens(s)[7:10:2]) for s in statements[-3:]]
@@ -103,6 +112,9 @@ def test_transcriptions_table_is_the_designs():
         ("id", "STRING", True),
         ("voice_feedback_id", "STRING", True),
         ("transcription_text", "STRING", False),
+        ("redacted_text", "STRING", False),
+        ("pii_entities", "STRING", False),
+        ("redaction", "STRING", False),
         ("transcription_engine", "STRING", True),
         ("confidence_score", "DOUBLE", False),
         ("language_detected", "STRING", False),
@@ -149,12 +161,74 @@ def test_create_table_matches_spec(spec):
     partitioned = next(p for p in props if isinstance(p, exp.PartitionedByProperty))
     assert [c.name for c in partitioned.this.expressions] == [spec.partition_column]
     tblprops = {p.name: p.args["value"].name for p in props if type(p) is exp.Property}
+    stats = tblprops.pop("delta.dataSkippingStatsColumns").split(",")
     assert tblprops == DELTA_TABLE_PROPERTIES
+    # Statistics of every column but personal data and free text (which stay out of the log).
+    assert stats == [c.name for c in spec.columns if not (c.pii or c.free_text)]
     assert tblprops["delta.enableChangeDataFeed"] == "true"
     assert tblprops["delta.autoOptimize.optimizeWrite"] == "true"
     assert not any(isinstance(p, exp.LocationProperty) for p in props), (
         "managed unless a root is given"
     )
+
+
+def test_personal_data_is_masked_for_all_but_one_group_in_unity_catalog():
+    """The raw transcript and the users' email, name and phone: every reader outside the
+    group sees ***. The ALTERs also mask tables created before the masks existed."""
+    statements = databricks_ddl(CATALOG, pii_readers="voyce_privacy_team")
+    function = f"`{CATALOG}`.`raw_data`.`pii_mask`"
+    (create,) = [s for s in statements if s.startswith("CREATE OR REPLACE FUNCTION")]
+    tree = _parse(create)
+    assert tree.this.this.sql("databricks") == function
+    body = create.split(" RETURN ", 1)[1]
+    assert body == (
+        "CASE WHEN is_account_group_member('voyce_privacy_team') THEN value ELSE '***' END"
+    )
+    masked = set()
+    for statement in statements:
+        found = re.fullmatch(
+            rf"ALTER TABLE `{CATALOG}`\.`(\w+)`\.`(\w+)` ALTER COLUMN `(\w+)` SET MASK (.+)",
+            statement,
+        )
+        if found:
+            assert found[4] == function
+            masked.add(found[1] + "." + found[2] + "." + found[3])
+    assert masked == {
+        "raw_data.transcriptions.transcription_text",
+        "raw_data.users.email",
+        "raw_data.users.full_name",
+        "raw_data.users.phone_number",
+    }
+    # The function exists before any mask names it, and every table before its ALTER.
+    first_alter = next(i for i, s in enumerate(statements) if s.startswith("ALTER TABLE"))
+    assert statements.index(create) < first_alter
+    assert max(i for i, s in enumerate(statements) if s.startswith("CREATE TABLE")) < first_alter
+
+
+def test_older_tables_get_the_statistics_columns_too():
+    """CREATE TABLE IF NOT EXISTS leaves an existing table's properties: an ALTER sets which
+    columns the log keeps statistics of on each table holding free text."""
+    altered = {}
+    for statement in privacy_ddl(CATALOG):
+        found = re.fullmatch(
+            rf"ALTER TABLE `{CATALOG}`\.`(\w+)`\.`(\w+)` SET TBLPROPERTIES "
+            r"\('delta\.dataSkippingStatsColumns' = '([\w,]+)'\)",
+            statement,
+        )
+        if found:
+            altered[found[1] + "/" + found[2]] = found[3].split(",")
+    assert set(altered) == {
+        "raw_data/users",
+        "raw_data/action_items",
+        "raw_data/transcriptions",
+        "raw_data/sentiment_analysis",
+        "processed_data/enhanced_transcriptions",
+        "analytics/overdue_action_items",
+    }
+    assert "cleaned_text" not in altered["processed_data/enhanced_transcriptions"]
+    assert "summary" not in altered["raw_data/sentiment_analysis"]
+    assert "voice_feedback_id" in altered["raw_data/transcriptions"]
+    assert not {"transcription_text", "redacted_text"} & set(altered["raw_data/transcriptions"])
 
 
 def test_external_locations_follow_the_lakehouse_layout():
@@ -176,12 +250,11 @@ def test_volumes():
 
 def test_comments_with_quotes_are_escaped():
     script = as_script(databricks_ddl("c"))
-    assert script.count(";\n") == 1 + len(SCHEMAS) + len(TABLES) + len(VOLUMES)
+    count = 1 + len(SCHEMAS) + len(TABLES) + len(privacy_ddl("c")) + len(VOLUMES)
+    assert script.count(";\n") == count
     # Every statement parses on its own after splitting the script.
     parsed = sqlglot.parse(script, dialect="databricks")
-    assert len([p for p in parsed if p is not None]) == 1 + len(SCHEMAS) + len(TABLES) + len(
-        VOLUMES
-    )
+    assert len([p for p in parsed if p is not None]) == count
 
 
 # ---- PostgreSQL, against the real embedded server ------------------------------------------

@@ -122,7 +122,13 @@ def as_table_rows(result: pa.Table, spec: Table, created_at: dt.datetime) -> pa.
 
 
 def preview(rows: Sequence[Mapping[str, Any]], spec: Table) -> Any:
-    columns = [c for c in spec.column_names if c not in ("created_at", spec.partition_column)]
+    """The first rows, without free text (an action item's description ...): Dagster's event
+    log cannot forget one person."""
+    columns = [
+        c.name
+        for c in spec.columns
+        if c.name not in ("created_at", spec.partition_column) and not c.sensitive
+    ]
     return markdown_table(rows[:PREVIEW_ROWS], columns)
 
 

@@ -384,7 +384,7 @@ TABLES: tuple[Table, ...] = (
             Column("action_item_id", UUID, nullable=False),
             _org_ref(references=None),
             _feedback_ref(),
-            Column("description"),
+            Column("description", free_text=True),
             Column("priority"),
             Column("status"),
             Column("assigned_to", UUID),

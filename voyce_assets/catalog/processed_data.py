@@ -72,8 +72,12 @@ TABLES: tuple[Table, ...] = (
             _id(),
             _feedback_ref(),
             _org_ref(references=None),
-            Column("transcription_text"),
-            Column("cleaned_text"),
+            Column(
+                "transcription_text",
+                free_text=True,
+                description="The transcript as redacted (raw_data.transcriptions.redacted_text).",
+            ),
+            Column("cleaned_text", free_text=True, description="The redacted transcript cleaned."),
             Column("language"),
             Column("word_count", INT),
             Column("sentence_count", INT),
@@ -81,9 +85,9 @@ TABLES: tuple[Table, ...] = (
             Column("unique_word_count", INT),
             Column("sentiment_label", allowed=SENTIMENT_LABELS),
             Column("sentiment_score", DOUBLE),
-            Column("key_phrases", ARRAY_STRING),
-            Column("topics", ARRAY_STRING),
-            Column("named_entities", ARRAY_STRING),
+            Column("key_phrases", ARRAY_STRING, free_text=True),
+            Column("topics", ARRAY_STRING, free_text=True),
+            Column("named_entities", ARRAY_STRING, free_text=True),
             Column(
                 "text_embedding", ARRAY_DOUBLE, description="all-MiniLM-L6-v2 vector.", length=384
             ),

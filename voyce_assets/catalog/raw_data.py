@@ -149,7 +149,7 @@ TABLES: tuple[Table, ...] = (
         [
             _id(),
             _feedback_ref(),
-            Column("description", nullable=False),
+            Column("description", nullable=False, free_text=True),
             Column("priority", nullable=False, allowed=("low", "medium", "high", "urgent")),
             Column("assigned_to", UUID, references="users.id"),
             Column("due_date", DATE),
@@ -175,11 +175,13 @@ TABLES: tuple[Table, ...] = (
             _feedback_ref(),
             Column(
                 "transcription_text",
+                pii=True,
                 description="What Whisper heard, personal data included: the record of what "
                 "was said (column-masked in prod; nothing downstream reads it).",
             ),
             Column(
                 "redacted_text",
+                free_text=True,
                 description="transcription_text with personal data replaced by typed "
                 "placeholders ([EMAIL], [PHONE] ...): the text every later stage reads.",
             ),
@@ -223,12 +225,27 @@ TABLES: tuple[Table, ...] = (
             Column("sentiment_score", DOUBLE, description="-1 (negative) .. 1 (positive)."),
             Column("sentiment_confidence", DOUBLE, description="0..1."),
             Column("emotions", JSON, description="JSON list of emotions."),
-            Column("key_phrases", JSON, description="JSON list of key phrases (at most 5)."),
-            Column("topics", JSON, description="JSON list of topics (at most 5)."),
-            Column("named_entities", JSON, description="JSON list of named entities."),
+            Column(
+                "key_phrases",
+                JSON,
+                free_text=True,
+                description="JSON list of key phrases (at most 5).",
+            ),
+            Column("topics", JSON, free_text=True, description="JSON list of topics (at most 5)."),
+            Column(
+                "named_entities",
+                JSON,
+                free_text=True,
+                description="JSON list of named entities.",
+            ),
             Column("urgency", INT, description="1 (none) .. 5 (act now)."),
-            Column("summary", description="One sentence."),
-            Column("action_items", JSON, description="JSON list of suggested actions."),
+            Column("summary", free_text=True, description="One sentence."),
+            Column(
+                "action_items",
+                JSON,
+                free_text=True,
+                description="JSON list of suggested actions.",
+            ),
             Column("model_used", nullable=False, description="Provider and model."),
             Column("model_version", description="Prompt version the result answers."),
             Column("provider", nullable=False, allowed=("anthropic", "openai", "local")),

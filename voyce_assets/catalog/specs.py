@@ -78,6 +78,16 @@ class Column:
     references: str | None = None
     # Personal data: masked wherever rows are shown (previews, check metadata).
     pii: bool = False
+    # Text a person wrote or said, or pieces of it (transcripts, key phrases, summaries): it
+    # may hold personal data the redactor missed, so like ``pii`` it is masked wherever rows
+    # are shown, and neither gets min/max statistics in the Delta log (a log cannot be
+    # edited per person: see ``Table.stats_columns``).
+    free_text: bool = False
+
+    @property
+    def sensitive(self) -> bool:
+        """Personal data or free text: never shown, never in the Delta log's statistics."""
+        return self.pii or self.free_text
 
 
 class _Named:
@@ -153,9 +163,17 @@ class Table(_Named):
         return [c.name for c in self.columns if not c.nullable]
 
     def mask(self, row: dict) -> dict:
-        """The row with its personal-data columns masked, for previews and check metadata."""
-        pii = {c.name for c in self.columns if c.pii}
-        return {k: ("***" if k in pii and v is not None else v) for k, v in row.items()}
+        """The row with its personal-data and free-text columns masked, for previews and
+        check metadata."""
+        hidden = {c.name for c in self.columns if c.sensitive}
+        return {k: ("***" if k in hidden and v is not None else v) for k, v in row.items()}
+
+    @property
+    def stats_columns(self) -> tuple[str, ...]:
+        """The columns the Delta log keeps min/max statistics of
+        (``delta.dataSkippingStatsColumns``): all but the sensitive ones, whose values would
+        otherwise sit in the log, beyond the reach of a DELETE, a VACUUM or an erasure."""
+        return tuple(c.name for c in self.columns if not c.sensitive)
 
     @property
     def has_updated_at(self) -> bool:
@@ -192,6 +210,8 @@ class Table(_Named):
                 other.append(f"references {c.references}")
             if c.pii:
                 other.append("personal data (masked in previews)")
+            elif c.free_text:
+                other.append("free text (masked in previews, no Delta statistics)")
             columns.append(
                 TableColumn(
                     name=c.name,

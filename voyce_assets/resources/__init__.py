@@ -95,6 +95,7 @@ def prod_resources() -> dict[str, Any]:
             warehouse_id=EnvVar("DATABRICKS_WAREHOUSE_ID"),
             catalog=catalog,
             location_root=EnvVar("VOYCE_LAKEHOUSE_ROOT"),
+            **from_env(pii_readers_group="VOYCE_PII_READERS_GROUP"),
         ),
         "pricing": Pricing(),
         # The same SQL on a Databricks SQL warehouse, over the Unity Catalog tables.

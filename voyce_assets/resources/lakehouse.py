@@ -17,7 +17,7 @@ from dagster_deltalake import AzureConfig, GcsConfig, LocalConfig, S3Config
 from pydantic import Field
 
 from voyce_assets.catalog import Table, Volume
-from voyce_assets.ddl import DELTA_TABLE_PROPERTIES
+from voyce_assets.ddl import table_properties
 from voyce_assets.lake import WriteStats, delta_batches, replace_partitions
 
 
@@ -72,7 +72,7 @@ class Lakehouse(ConfigurableResource):
             partition_by=[table.partition_column],
             name=table.name,
             description=table.description,
-            configuration=DELTA_TABLE_PROPERTIES,
+            configuration=table_properties(table),
             storage_options=self.storage_options or None,
         )
         return uri

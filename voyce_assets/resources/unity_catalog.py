@@ -19,7 +19,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from voyce_assets.catalog import TABLES, VOLUMES, Table
-from voyce_assets.ddl import databricks_ddl
+from voyce_assets.ddl import PII_READERS_GROUP, databricks_ddl, table_properties
 from voyce_assets.resources.databricks_sql import StatementFailed, execute, head, result_table
 from voyce_assets.resources.lakehouse import Lakehouse
 
@@ -139,12 +139,21 @@ class LocalUnityCatalog(UnityCatalog):
                     f"{table.path}: column {field.name} is {existing[field.name]} in Delta, "
                     f"spec says {field.type}"
                 )
-        if not missing:
+        changes = []
+        if missing:
+            _add_columns(dt, missing)
+            changes.append("added columns " + ", ".join(f.name for f in missing))
+        # Properties the spec gained since the table was made (e.g. which columns the log
+        # keeps statistics of): set, so new commits follow them.
+        wanted = table_properties(table)
+        held = dt.metadata().configuration
+        stale = {k: v for k, v in wanted.items() if held.get(k) != v}
+        if stale:
+            dt.alter.set_table_properties(stale)
+            changes.append("set " + ", ".join(sorted(stale)))
+        if not changes:
             return SetupAction("table", name, "exists", uri)
-        _add_columns(dt, missing)
-        return SetupAction(
-            "table", name, "evolved", "added columns " + ", ".join(f.name for f in missing)
-        )
+        return SetupAction("table", name, "evolved", "; ".join(changes))
 
     def existing_tables(self) -> set[str]:
         return {t.path for t in TABLES if self.lakehouse.exists(t)}
@@ -216,9 +225,14 @@ class DatabricksUnityCatalog(UnityCatalog):
     poll_interval_seconds: float = Field(
         default=0.5, description="First wait between status polls; doubles up to 5 s."
     )
+    pii_readers_group: str = Field(
+        default=PII_READERS_GROUP,
+        description="Account group that reads personal data (the raw transcript, users' "
+        "email, name, phone); everyone else sees *** (a Unity Catalog column mask).",
+    )
 
     def ddl(self) -> list[str]:
-        return databricks_ddl(self.catalog, self.location_root)
+        return databricks_ddl(self.catalog, self.location_root, self.pii_readers_group)
 
     def setup(self) -> list[SetupAction]:
         client = self._client()

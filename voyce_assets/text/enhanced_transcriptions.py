@@ -25,15 +25,21 @@ from voyce_assets.text.checks import (
 )
 from voyce_assets.text.cleaning import text_stats
 from voyce_assets.text.embedder import DIMENSIONS, Embedder
-from voyce_assets.text.sentiment_analysis import SENTIMENT, TRANSCRIPTIONS, analysable_text
+from voyce_assets.text.sentiment_analysis import (
+    SENTIMENT,
+    TRANSCRIPTIONS,
+    analysable_text,
+    redacted,
+)
 
 ENHANCED = table("processed_data/enhanced_transcriptions")
+# No free text (the transcript, topics ...): Dagster's event log cannot forget one person.
 PREVIEW_COLUMNS = [
     "voice_feedback_id",
-    "cleaned_text",
     "word_count",
+    "sentence_count",
     "sentiment_label",
-    "topics",
+    "sentiment_score",
     "embedding_cached",
 ]
 
@@ -87,7 +93,8 @@ def enhanced_transcriptions(context: AssetExecutionContext) -> MaterializeResult
                 "id": row_id(t["id"], "enhanced"),
                 "voice_feedback_id": t["voice_feedback_id"],
                 "organization_id": organization[t["voice_feedback_id"]],
-                "transcription_text": t["transcription_text"],
+                # The redacted transcript, before cleaning (never the raw one).
+                "transcription_text": redacted(t),
                 "cleaned_text": text,
                 "language": t["language_detected"],
                 **text_stats(text),

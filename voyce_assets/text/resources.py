@@ -16,7 +16,7 @@ from typing import Any
 
 from dagster import EnvVar
 
-from voyce_assets.settings import ConfigError, catalog_name, from_env, voyce_home
+from voyce_assets.settings import ConfigError, catalog_name, from_env, redact_pii, voyce_home
 from voyce_assets.text.auto_tags import AutoTagger
 from voyce_assets.text.cache import TextCache
 from voyce_assets.text.embedder import Embedder
@@ -55,6 +55,8 @@ def analyzer_for(
     shared = {"cache": cache, **from_env(batch_size=("BATCH_SIZE", int))}
     if provider == "local":
         return LocalAnalyzer(embedder=embedder, models_dir=_models_dir(env), **shared)
+    # What a third party receives is redacted whoever calls (the asset, `voyce sentiment`).
+    shared["redact_pii"] = redact_pii()
     if provider == "anthropic":
         default_mode = "batch" if env == "prod" else "messages"
         return AnthropicAnalyzer(

@@ -31,21 +31,31 @@ from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable, Sen
 
 TRANSCRIPTIONS = table("raw_data/transcriptions")
 SENTIMENT = table("raw_data/sentiment_analysis")
+# No free text (topics, key phrases ...): Dagster's event log cannot forget one person.
 PREVIEW_COLUMNS = [
     "voice_feedback_id",
     "sentiment_label",
     "sentiment_score",
-    "topics",
-    "key_phrases",
+    "urgency",
     "cached",
     "error_message",
 ]
 
 
 def analysable_text(transcript: dict) -> str:
-    """The cleaned text the stage works on; empty for a transcription that failed or heard
-    nothing (no row then, only a count)."""
-    return "" if transcript["error_message"] else clean_text(transcript["transcription_text"])
+    """The cleaned text the stage works on: the redacted transcript, personal data replaced
+    by placeholders (the raw one only where the deployment turned redaction off). Empty for a
+    transcription that failed, heard nothing, or has no redacted text: no row then, only a
+    count, and never the raw text in its place."""
+    return "" if transcript["error_message"] else clean_text(redacted(transcript))
+
+
+def redacted(transcript: dict) -> str | None:
+    """The transcript the text stage may read: ``redacted_text``, or the raw text where the
+    deployment turned redaction off (``redaction`` = 'off'); None when it was never redacted."""
+    if transcript.get("redaction") == "off":
+        return transcript["transcription_text"]
+    return transcript.get("redacted_text")
 
 
 def _row(analyzer: SentimentAnalyzer, label: str, transcript: dict, text: str, result: Result):

@@ -55,6 +55,7 @@ def _seed_lake(lakehouse, lines: list[str]) -> None:
 
     from voyce_assets.catalog import table
     from voyce_assets.lake import replace_partitions
+    from voyce_assets.privacy import pii
 
     day = dt.date(2026, 11, 20)
     created = dt.datetime.combine(day, dt.time(9), dt.UTC)
@@ -78,6 +79,8 @@ def _seed_lake(lakehouse, lines: list[str]) -> None:
                 "id": f"10000000-0000-4000-8000-{n:012d}",
                 "voice_feedback_id": fid,
                 "transcription_text": text,
+                "redacted_text": pii.redact(text).text,
+                "redaction": pii.VERSION,
                 "transcription_engine": "bench",
                 "error_message": None,
                 "language_detected": "en",

@@ -5,6 +5,7 @@ fitting it is the same work in every test)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pytest
 from voyce_assets.catalog import table
 from voyce_assets.feedback import row_id
 from voyce_assets.lake import replace_partitions
+from voyce_assets.privacy import pii
 from voyce_assets.resources import Lakehouse, Pricing
 from voyce_assets.text.cache import TextCache
 from voyce_assets.text.embedder import Embedder
@@ -41,6 +43,17 @@ TRANSCRIPTS = {
         ("the jacket's zip broke after a week", None),
     ],
 }
+
+
+def redacted_fields(text: str | None) -> dict:
+    if text is None:
+        return {"redacted_text": None, "pii_entities": None, "redaction": pii.VERSION}
+    found = pii.redact(text)
+    return {
+        "redacted_text": found.text,
+        "pii_entities": json.dumps([e.as_dict() for e in found.entities]),
+        "redaction": pii.VERSION,
+    }
 
 
 def feedback_id(day: dt.date, n: int) -> str:
@@ -80,6 +93,8 @@ def seed_lake(lakehouse: Lakehouse, transcripts=TRANSCRIPTS) -> dict[str, str]:
                     "id": row_id(fid, "transcription:faster-whisper/tiny.en"),
                     "voice_feedback_id": fid,
                     "transcription_text": text,
+                    # Redacted as the voice stage redacts (offsets only: no text in entities).
+                    **redacted_fields(text),
                     "transcription_engine": "faster-whisper/tiny.en",
                     "confidence_score": 0.9 if text else None,
                     "language_detected": "en",

@@ -25,7 +25,7 @@ from voyce_assets.text.providers.local import LocalAnalyzer
 from voyce_assets.text.search import feedback_search_index, search
 from voyce_assets.text.sentiment_analysis import sentiment_analysis
 from voyce_assets_tests.conftest import subprocess_env
-from voyce_assets_tests.text.conftest import _write
+from voyce_assets_tests.text.conftest import _write, redacted_fields
 
 END = dt.date(2026, 11, 22)
 RANGE = {
@@ -53,6 +53,7 @@ def _demo(pg_database, lakehouse, text_resources, tmp_path):
                 "id": row_id(f["id"], "transcription:test"),
                 "voice_feedback_id": f["id"],
                 "transcription_text": script or None,
+                **redacted_fields(script or None),
                 "transcription_engine": "test",
                 "error_message": None if script else "no speech detected",
                 "created_at": f["created_at"],

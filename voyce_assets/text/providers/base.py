@@ -274,7 +274,23 @@ class RemoteAnalyzer(SentimentAnalyzer):
         default_factory=lambda: dict(TOPICS), description="Topic name -> what it covers."
     )
 
+    redact_pii: bool = Field(
+        default=True,
+        description="Redact personal data from every text before it is sent "
+        "(VOYCE_REDACT_PII; off only for a deployment that must).",
+    )
+
     _client: Any = PrivateAttr(default=None)
+
+    def analyze(self, texts: list[str]) -> list[Result]:
+        # The last line of defence: the text stage hands over redacted transcripts already
+        # (redacting is idempotent), but nothing reaches a third party unredacted, whoever
+        # calls. Cache keys are of the redacted text, so the cache holds no other.
+        if self.redact_pii:
+            from voyce_assets.privacy import pii
+
+            texts = [pii.redact(t).text if t else t for t in texts]
+        return super().analyze(texts)
 
     def check(self) -> None:
         if not self.api_key:
