@@ -1,0 +1,414 @@
+"""Writes the labelled transcripts the redactor is scored on: ``dev.jsonl`` (tuned on) and
+``heldout.jsonl`` (not tuned on: its own templates, names, streets, domains and numbers).
+
+Each line: ``{"text": ..., "spans": [{"type", "start", "end"}, ...]}``; ``text[start:end]``
+is the personal data. Transcripts read as Whisper writes them: capitalised and punctuated,
+or (a quarter of them) lowercase with most punctuation gone; numbers as digits or as words.
+Every transcript mixes in sentences with look-alikes (products, prices, versions, durations,
+counts, order numbers, dates, streets without a number) that must stay as they are.
+
+Deterministic: ``python make_eval.py`` rewrites both files identically.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
+UNITS = [*DIGIT_WORDS, "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen"]
+UNITS += ["sixteen", "seventeen", "eighteen", "nineteen"]
+TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+# ---- spoken forms ---------------------------------------------------------------------------
+
+
+def spoken_digits(digits: str, rng: random.Random, groups: tuple[int, ...] = ()) -> str:
+    """Digits said one by one: 'oh' for some zeros, 'double eight' for some pairs, commas
+    between the groups for some."""
+    words, i = [], 0
+    while i < len(digits):
+        d = int(digits[i])
+        if i + 1 < len(digits) and digits[i + 1] == digits[i] and rng.random() < 0.3:
+            words.append(f"double {DIGIT_WORDS[d]}")
+            i += 2
+            continue
+        words.append("oh" if d == 0 and rng.random() < 0.5 else DIGIT_WORDS[d])
+        i += 1
+    if groups and rng.random() < 0.5:
+        # Re-split the words at the group boundaries with commas (only where no 'double'
+        # straddles a boundary: keep it simple, join plainly otherwise).
+        if not any(w.startswith("double") for w in words):
+            out, pos = [], 0
+            for g in groups:
+                out.append(" ".join(words[pos : pos + g]))
+                pos += g
+            return ", ".join(out)
+    return " ".join(words)
+
+
+def number_words(n: int) -> str:
+    if n < 20:
+        return UNITS[n]
+    if n < 100:
+        return TENS[n // 10] + ("" if n % 10 == 0 else f" {UNITS[n % 10]}")
+    if n < 1000:
+        rest = n % 100
+        head = f"{UNITS[n // 100]} hundred"
+        return head if rest == 0 else f"{head} and {number_words(rest)}"
+    return str(n)
+
+
+def house_number_words(n: int, rng: random.Random) -> str:
+    """How a house number is said: 'twelve', 'four twenty two', 'one oh five'."""
+    if n < 100 or rng.random() < 0.3:
+        return number_words(n)
+    head, rest = divmod(n, 100)
+    if rest == 0:
+        return f"{number_words(head)} hundred"
+    if rest < 10:
+        return f"{number_words(head)} oh {UNITS[rest]}"
+    return f"{number_words(head)} {number_words(rest)}"
+
+
+# ---- valid numbers ----------------------------------------------------------------------------
+
+
+def luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
+    body = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
+    for check in "0123456789":
+        digits = [int(c) for c in body + check][::-1]
+        total = sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(digits))
+        if total % 10 == 0:
+            return body + check
+    raise AssertionError
+
+
+def iban(country: str, bban: str) -> str:
+    moved = bban + country + "00"
+    number = int("".join(str(int(c, 36)) for c in moved))
+    return f"{country}{98 - number % 97:02d}{bban}"
+
+
+def grouped(s: str, size: int = 4, sep: str = " ") -> str:
+    return sep.join(s[i : i + size] for i in range(0, len(s), size))
+
+
+# ---- fillers ------------------------------------------------------------------------------------
+
+
+class Pool:
+    """The names, places and numbers one set draws from."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+DEV = Pool(
+    first=["Sarah", "Mike", "Priya", "James", "Emily", "Carlos", "Olivia", "David", "Aisha",
+           "Kevin", "Jennifer", "Tom", "Maria", "Daniel", "Rachel", "Ahmed", "Laura", "Brian"],
+    last=["Johnson", "Smith", "Patel", "Garcia", "Nguyen", "Brown", "Miller", "Wilson",
+          "Martinez", "Anderson", "Thompson", "Khan", "Lee", "Walker", "Robinson"],
+    domains=[("gmail", "com"), ("yahoo", "com"), ("outlook", "co.uk"), ("hotmail", "com"),
+             ("icloud", "com"), ("company", "org")],
+    streets=["Baker", "Elm", "Oak", "Maple", "Pennsylvania", "Main", "Cedar", "High", "Park"],
+    suffixes=["Street", "Avenue", "Road", "Drive", "Lane", "Boulevard", "Court"],
+    cities=["Springfield", "Portland", "Austin", "London", "Denver"],
+    iban_countries=[("GB", "WEST{:08d}{:06d}"), ("DE", "{:08d}{:010d}")],
+)
+HELD = Pool(
+    first=["Hannah", "Ryan", "Meera", "Jessica", "Luis", "Chloe", "Mark", "Fatima", "Steven",
+           "Natalie", "Omar", "Megan", "Greg", "Sophie", "Raj", "Amanda"],
+    last=["Taylor", "Clark", "Lopez", "Wright", "Hughes", "Scott", "Sharma", "Evans",
+          "Turner", "Collins", "Rivera", "Murphy", "Kim"],
+    domains=[("gmail", "com"), ("aol", "com"), ("protonmail", "com"), ("yahoo", "co.uk"),
+             ("mail", "net")],
+    streets=["Willow", "Chestnut", "Washington", "Lincoln", "Birch", "Church", "Victoria"],
+    suffixes=["Street", "Avenue", "Road", "Way", "Place", "Drive", "Terrace"],
+    cities=["Riverside", "Seattle", "Boston", "Manchester", "Phoenix"],
+    iban_countries=[("FR", "{:010d}{:011d}{:02d}"), ("NL", "ABNA{:010d}"), ("GB", "NWBK{:08d}{:06d}")],
+)
+
+
+def _iban(pool: Pool, rng: random.Random) -> str:
+    from stdnum import iban as stdnum_iban
+
+    while True:  # a BBAN whose national check (where the country has one) holds too
+        country, fmt = rng.choice(pool.iban_countries)
+        bban = re.sub(r"\{:0(\d+)d\}", lambda m: f"{rng.randrange(10 ** int(m[1])):0{m[1]}d}", fmt)
+        value = iban(country, bban)
+        if stdnum_iban.is_valid(value):
+            return value
+
+
+def fill(slot: str, pool: Pool, rng: random.Random) -> tuple[str, str | None]:
+    """(surface text, its personal-data type or None) for one slot."""
+    first, last = rng.choice(pool.first), rng.choice(pool.last)
+    if slot == "NAME":
+        return f"{first} {last}", "PERSON"
+    if slot == "FIRST":
+        return first, "PERSON"
+    if slot == "EMAIL":
+        host, tld = rng.choice(pool.domains)
+        local = rng.choice(
+            [f"{first}.{last}", f"{first[0]}{last}{rng.randrange(10, 99)}", f"{first}_{last}"]
+        ).lower()
+        return f"{local}@{host}.{tld}", "EMAIL"
+    if slot == "EMAIL_SPOKEN":
+        host, tld = rng.choice(pool.domains)
+        tld = tld.replace(".", " dot ")
+        local = rng.choice(
+            [
+                f"{first} dot {last}",
+                f"{first[0]} {last} underscore {rng.randrange(10, 99)}",
+                f"{first}{last}",
+                f"{first} underscore {last}",
+                f"{first[0]} dot {last}",
+            ]
+        ).lower()
+        return f"{local} at {host} dot {tld}", "EMAIL"
+    if slot == "PHONE":
+        a, b, c = rng.randrange(200, 999), rng.randrange(200, 999), rng.randrange(10000)
+        return rng.choice(
+            [
+                f"+1 ({a}) {b}-{c:04d}",
+                f"{a}-{b}-{c:04d}",
+                f"({a}) {b}-{c:04d}",
+                f"{a}.{b}.{c:04d}",
+                f"{a} {b} {c:04d}",
+                f"07{rng.randrange(100, 999)} {rng.randrange(100000, 999999)}",
+                f"+44 20 {rng.randrange(1000, 9999)} {rng.randrange(1000, 9999)}",
+            ]
+        ), "PHONE"
+    if slot == "PHONE_SPOKEN":
+        if rng.random() < 0.7:
+            digits = f"{rng.randrange(200, 999)}{rng.randrange(200, 999)}{rng.randrange(10000):04d}"
+            return spoken_digits(digits, rng, (3, 3, 4)), "PHONE"
+        digits = f"07{rng.randrange(100, 999)}{rng.randrange(100000, 999999)}"
+        return spoken_digits(digits, rng, (5, 6)), "PHONE"
+    if slot == "CARD":
+        number = luhn_complete(rng.choice(["4", "51", "37", "6011"]), 16, rng)
+        return rng.choice([grouped(number), number, grouped(number, sep="-")]), "CARD"
+    if slot == "CARD_SPOKEN":
+        number = luhn_complete("4", 16, rng)
+        return spoken_digits(number, rng, (4, 4, 4, 4)), "CARD"
+    if slot == "LAST4":
+        return f"{rng.randrange(10000):04d}", "CARD"
+    if slot == "LAST4_SPOKEN":
+        return spoken_digits(f"{rng.randrange(10000):04d}", rng), "CARD"
+    if slot == "SSN":
+        a, g, s = rng.randrange(1, 665), rng.randrange(1, 99), rng.randrange(1, 9999)
+        return rng.choice([f"{a:03d}-{g:02d}-{s:04d}", f"{a:03d} {g:02d} {s:04d}"]), "NATIONAL_ID"
+    if slot == "SSN_SPOKEN":
+        a, g, s = rng.randrange(1, 665), rng.randrange(1, 99), rng.randrange(1, 9999)
+        return spoken_digits(f"{a:03d}{g:02d}{s:04d}", rng, (3, 2, 4)), "NATIONAL_ID"
+    if slot == "NINO":
+        letters = "ABCEGHJKLMNPRSTWXYZ"
+        prefix = "BG"
+        while prefix in ("BG", "GB", "KN", "NK", "NT", "TN", "ZZ"):
+            prefix = rng.choice(letters) + rng.choice(letters)
+        digits = f"{rng.randrange(10**6):06d}"
+        suffix = rng.choice("ABCD")
+        return rng.choice(
+            [f"{prefix}{digits}{suffix}", f"{prefix} {digits[:2]} {digits[2:4]} {digits[4:]} {suffix}"]
+        ), "NATIONAL_ID"
+    if slot == "ADDRESS":
+        n = rng.choice([rng.randrange(1, 99), rng.randrange(100, 9999)])
+        street = f"{rng.choice(pool.streets)} {rng.choice(pool.suffixes)}"
+        house = rng.choice([str(n), str(n), f"{n}B"])
+        tail = rng.choice(["", "", f", {rng.choice(pool.cities)}", " NW", ", Apt 4"])
+        return f"{house} {street}{tail}", "ADDRESS"
+    if slot == "ADDRESS_SPOKEN":
+        n = rng.choice([rng.randrange(1, 20), rng.randrange(100, 999)])
+        street = f"{rng.choice(pool.streets)} {rng.choice(pool.suffixes)}"
+        tail = rng.choice(["", f", {rng.choice(pool.cities)}"])
+        return f"{house_number_words(n, rng)} {street}{tail}", "ADDRESS"
+    if slot == "IBAN":
+        value = _iban(pool, rng)
+        return rng.choice([value, grouped(value)]), "IBAN"
+    # ---- look-alikes: text that must stay --------------------------------------------------
+    if slot == "PRODUCT":
+        return rng.choice(
+            ["Apple Pay", "Google Maps", "the Chase app", "Wells Fargo", "Alexa", "Venmo",
+             "PayPal", "the Amazon app", "Microsoft Teams", "Samsung Pay", "Uber Eats",
+             "Spotify", "the Jordan sneakers", "Disney Plus", "Ford dealership"]
+        ), None
+    if slot == "PRICE":
+        return rng.choice(
+            [f"${rng.randrange(1, 99)}.{rng.randrange(100):02d}", "twenty dollars",
+             f"{rng.randrange(2, 500)} dollars", "fifteen ninety nine", f"£{rng.randrange(5, 80)}",
+             "forty nine ninety nine a month"]
+        ), None
+    if slot == "DURATION":
+        return rng.choice(
+            ["five minutes", f"{rng.randrange(2, 9)} hours", "forty five minutes", "two weeks",
+             "three days", "an hour and a half", f"{rng.randrange(10, 59)} minutes"]
+        ), None
+    if slot == "COUNT":
+        return rng.choice(
+            ["three times", "1,000 users", "twice", f"{rng.randrange(3, 20)} times",
+             "two or three people", "about 50 emails", "four separate calls"]
+        ), None
+    if slot == "VERSION":
+        return rng.choice(
+            ["version 2.3.1", "iOS 17", "Android 14", "the 4.2 update", "version three",
+             "Windows 11", "firmware 1.0.8"]
+        ), None
+    if slot == "ORDER":
+        return rng.choice(
+            [f"order number {rng.randrange(10**7, 10**8)}", f"ticket {rng.randrange(1000, 99999)}",
+             f"case number {rng.randrange(10**5, 10**6)}",
+             f"order number {spoken_digits(str(rng.randrange(10**5, 10**6)), rng)}",
+             f"confirmation code {rng.randrange(10**5, 10**6)}"]
+        ), None
+    if slot == "DATE":
+        return rng.choice(
+            ["March 3rd", "last Tuesday", "on the 14th", "12/05/2023", "January 2024",
+             "the twenty first of June", "yesterday at 3pm", "2024-02-11"]
+        ), None
+    if slot == "PLACE":
+        return f"{rng.choice(pool.streets)} {rng.choice(pool.suffixes)}", None
+    raise KeyError(slot)
+
+
+# ---- templates ---------------------------------------------------------------------------------
+
+DEV_PII = [
+    "Hi, my name is {NAME} and I'm calling about my account.",
+    "My name's {FIRST}, I've been a customer for years.",
+    "The agent {FIRST} was really rude to me.",
+    "Please ask for {FIRST} next time, she sorted it out.",
+    "I spoke to {NAME} yesterday and nothing happened.",
+    "You can email me at {EMAIL} if you need anything.",
+    "My email is {EMAIL_SPOKEN}, please write to me.",
+    "Call me back on {PHONE}.",
+    "My number is {PHONE_SPOKEN}.",
+    "You can reach me at {PHONE} any time after five.",
+    "I paid with my card {CARD} and it was charged twice.",
+    "The card number is {CARD_SPOKEN}.",
+    "It was the card ending in {LAST4}.",
+    "They charged my visa ending in {LAST4_SPOKEN} again.",
+    "My social security number is {SSN}, I had to read it out.",
+    "They asked for my social, which is {SSN_SPOKEN}.",
+    "My national insurance number is {NINO}.",
+    "Send it to {ADDRESS}.",
+    "I live at {ADDRESS_SPOKEN}.",
+    "The delivery went to {ADDRESS} instead of my place.",
+    "The refund should go to my IBAN {IBAN}.",
+    "Thanks to {NAME} for the help.",
+    "This is {NAME}, calling about the outage.",
+    "I was helped by a guy called {FIRST}.",
+    "{NAME} from your team promised a callback.",
+]
+DEV_NEUTRAL = [
+    "I used {PRODUCT} to pay and it cost {PRICE}.",
+    "I waited {DURATION} on hold.",
+    "I called {COUNT} and nobody answered.",
+    "After updating to {VERSION} the app crashes.",
+    "My {ORDER} still hasn't arrived.",
+    "It was supposed to come {DATE}.",
+    "The shop on {PLACE} was closed.",
+    "Honestly the service was great.",
+    "Overall I'm happy with it but the app is slow.",
+    "Please fix the login issue, it keeps logging me out.",
+    "I tried {PRODUCT} but it didn't work.",
+    "The agent was friendly and fixed it in {DURATION}.",
+    "This is the third time this month.",
+    "Ask for a refund, they said.",
+    "I asked to speak to a manager.",
+    "Mark my words, I'm cancelling.",
+    "Will someone please call me back?",
+]
+HELD_PII = [
+    "Hello, this is {NAME}, I have a billing question.",
+    "I'm {NAME} and I want to complain.",
+    "Your rep {FIRST} hung up on me twice.",
+    "I talked with {FIRST} on the phone and she was lovely.",
+    "Can {NAME} call me please.",
+    "Reach me by email, {EMAIL}.",
+    "Just email {EMAIL_SPOKEN} with the details.",
+    "My mobile is {PHONE}.",
+    "You can text me on {PHONE_SPOKEN} thanks.",
+    "Phone number {PHONE}, call after six.",
+    "Card number {CARD}, expiry next year.",
+    "I read out my card, {CARD_SPOKEN}, and they still failed.",
+    "The payment came off the card ending {LAST4}.",
+    "My debit card ending with {LAST4_SPOKEN} was declined.",
+    "Social security {SSN}.",
+    "He wanted my SSN, {SSN_SPOKEN}, over the phone.",
+    "NI number {NINO}.",
+    "My address is {ADDRESS}.",
+    "Deliver to {ADDRESS_SPOKEN} please.",
+    "The parcel was left at {ADDRESS}.",
+    "Transfer it to {IBAN} please.",
+    "Big thanks to {FIRST} from support.",
+    "The manager, {NAME}, never called back.",
+]
+HELD_NEUTRAL = [
+    "It costs {PRICE} now, which is too much.",
+    "Took {DURATION} to get through.",
+    "I restarted it {COUNT}.",
+    "Since {VERSION} everything is broken.",
+    "Where is my {ORDER}?",
+    "I ordered it {DATE}.",
+    "The branch on {PLACE} is always busy.",
+    "I love {PRODUCT}, but your app is terrible.",
+    "The support team was quick and polite.",
+    "This is ridiculous, I want my money back.",
+    "I'm not happy with the new design.",
+    "Can someone help me with the subscription?",
+    "Paid with {PRODUCT}, no problems there.",
+    "The update made the battery drain in {DURATION}.",
+    "Grace period ended too soon.",
+    "Bill me next month instead.",
+]
+
+_SLOT = re.compile(r"\{([A-Z_0-9]+)\}")
+
+
+def transcript(pii: list[str], neutral: list[str], pool: Pool, rng: random.Random) -> dict:
+    sentences = rng.sample(neutral, rng.randrange(1, 4))
+    for _ in range(rng.choice([0, 1, 1, 1, 2])):
+        sentences.insert(rng.randrange(len(sentences) + 1), rng.choice(pii))
+    lower = rng.random() < 0.25
+    # (text, personal-data type or None, whether a slot filled it)
+    pieces: list[tuple[str, str | None, bool]] = []
+    for i, sentence in enumerate(sentences):
+        if i:
+            pieces.append((" ", None, False))
+        pos = 0
+        for m in _SLOT.finditer(sentence):
+            pieces.append((sentence[pos : m.start()], None, False))
+            pieces.append((*fill(m.group(1), pool, rng), True))
+            pos = m.end()
+        pieces.append((sentence[pos:], None, False))
+    text, spans = "", []
+    for piece, kind, filled in pieces:
+        if lower:
+            piece = piece.lower()
+            if not filled:  # Whisper drops punctuation around, not inside, "$4.99"
+                piece = re.sub(r"[.,?!]", "", piece)
+        if kind:
+            spans.append({"type": kind, "start": len(text), "end": len(text) + len(piece)})
+        text += piece
+    return {"text": text, "spans": spans}
+
+
+def build(name: str, pii, neutral, pool: Pool, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    lines, seen = [], set()
+    while len(lines) < n:
+        row = transcript(pii, neutral, pool, rng)
+        if row["text"] not in seen:
+            seen.add(row["text"])
+            lines.append(json.dumps(row))
+    (HERE / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    build("dev", DEV_PII, DEV_NEUTRAL, DEV, 300, seed=1)
+    build("heldout", HELD_PII, HELD_NEUTRAL, HELD, 200, seed=2)
