@@ -8,7 +8,6 @@ Loaded once, on first use: ``import voyce_assets.privacy.pii`` reads no file.
 from __future__ import annotations
 
 import functools
-from importlib import resources
 
 
 def words(text: str) -> list[str]:
@@ -18,7 +17,7 @@ def words(text: str) -> list[str]:
 
 # How much of each census list counts: the rare tail is full of ordinary words ("in", "so",
 # "many", "love"); the cut keeps > 90% of the people the census counted.
-FIRST_NAME_RANK = {"dist.female.first": 1800, "dist.male.first": 900}
+FIRST_NAME_RANK = {"first:female": 1800, "first:male": 900}
 LAST_NAME_RANK = 20000
 
 # Given names and surnames common among customers that a 1990 US census list lacks or ranks
@@ -145,8 +144,12 @@ kilometers meters metres lbs kg grams
 )
 
 
-def _census(name: str, rank: int) -> set[str]:
-    text = resources.files("names").joinpath(name).read_text()
+def _census(key: str, rank: int) -> set[str]:
+    """The first ``rank`` names of one of the census lists that the ``names`` package ships."""
+    import names as census
+
+    with open(census.FILES[key]) as fh:
+        text = fh.read()
     out = set()
     for i, line in enumerate(text.splitlines()):
         if i >= rank:
@@ -168,5 +171,5 @@ def first_names() -> frozenset[str]:
 @functools.cache
 def last_names() -> frozenset[str]:
     """Surnames, lowercase: ordinary words, brands and street words left out."""
-    names = _census("dist.all.last", LAST_NAME_RANK) | set(EXTRA_LAST)
+    names = _census("last", LAST_NAME_RANK) | set(EXTRA_LAST)
     return frozenset(names - STOP - BRANDS - STREET_SUFFIXES - MEASURES)

@@ -94,8 +94,10 @@ def main() -> None:
         for kind, span, text in s.false:
             print(f"FALSE {kind:11} {span!r:40} | {text}")
     by_type = ", ".join(f"{t} {1 - s.missed[t] / n:.2f}" for t, n in sorted(s.per_type.items()))
-    print(f"{name}: recall {s.recall:.3f} ({s.found}/{s.gold}), precision {s.precision:.3f}, "
-          f"damage {s.damage:.2%}; recall by type: {by_type}")
+    print(
+        f"{name}: recall {s.recall:.3f} ({s.found}/{s.gold}), precision {s.precision:.3f}, "
+        f"damage {s.damage:.2%}; recall by type: {by_type}"
+    )
 
 
 if __name__ == "__main__":

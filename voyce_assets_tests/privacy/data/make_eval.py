@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 HERE = Path(__file__).parent
-DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 UNITS = [*DIGIT_WORDS, "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen"]
 UNITS += ["sixteen", "seventeen", "eighteen", "nineteen"]
 TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
@@ -39,15 +39,13 @@ def spoken_digits(digits: str, rng: random.Random, groups: tuple[int, ...] = ())
             continue
         words.append("oh" if d == 0 and rng.random() < 0.5 else DIGIT_WORDS[d])
         i += 1
-    if groups and rng.random() < 0.5:
-        # Re-split the words at the group boundaries with commas (only where no 'double'
-        # straddles a boundary: keep it simple, join plainly otherwise).
-        if not any(w.startswith("double") for w in words):
-            out, pos = [], 0
-            for g in groups:
-                out.append(" ".join(words[pos : pos + g]))
-                pos += g
-            return ", ".join(out)
+    # Commas at the group boundaries, for some (not where a 'double' could straddle one).
+    if groups and rng.random() < 0.5 and not any(w.startswith("double") for w in words):
+        out, pos = [], 0
+        for g in groups:
+            out.append(" ".join(words[pos : pos + g]))
+            pos += g
+        return ", ".join(out)
     return " ".join(words)
 
 
@@ -82,7 +80,9 @@ def luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
     body = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
     for check in "0123456789":
         digits = [int(c) for c in body + check][::-1]
-        total = sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(digits))
+        total = sum(
+            d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(digits)
+        )
         if total % 10 == 0:
             return body + check
     raise AssertionError
@@ -109,28 +109,105 @@ class Pool:
 
 
 DEV = Pool(
-    first=["Sarah", "Mike", "Priya", "James", "Emily", "Carlos", "Olivia", "David", "Aisha",
-           "Kevin", "Jennifer", "Tom", "Maria", "Daniel", "Rachel", "Ahmed", "Laura", "Brian"],
-    last=["Johnson", "Smith", "Patel", "Garcia", "Nguyen", "Brown", "Miller", "Wilson",
-          "Martinez", "Anderson", "Thompson", "Khan", "Lee", "Walker", "Robinson"],
-    domains=[("gmail", "com"), ("yahoo", "com"), ("outlook", "co.uk"), ("hotmail", "com"),
-             ("icloud", "com"), ("company", "org")],
+    first=[
+        "Sarah",
+        "Mike",
+        "Priya",
+        "James",
+        "Emily",
+        "Carlos",
+        "Olivia",
+        "David",
+        "Aisha",
+        "Kevin",
+        "Jennifer",
+        "Tom",
+        "Maria",
+        "Daniel",
+        "Rachel",
+        "Ahmed",
+        "Laura",
+        "Brian",
+    ],
+    last=[
+        "Johnson",
+        "Smith",
+        "Patel",
+        "Garcia",
+        "Nguyen",
+        "Brown",
+        "Miller",
+        "Wilson",
+        "Martinez",
+        "Anderson",
+        "Thompson",
+        "Khan",
+        "Lee",
+        "Walker",
+        "Robinson",
+    ],
+    domains=[
+        ("gmail", "com"),
+        ("yahoo", "com"),
+        ("outlook", "co.uk"),
+        ("hotmail", "com"),
+        ("icloud", "com"),
+        ("company", "org"),
+    ],
     streets=["Baker", "Elm", "Oak", "Maple", "Pennsylvania", "Main", "Cedar", "High", "Park"],
     suffixes=["Street", "Avenue", "Road", "Drive", "Lane", "Boulevard", "Court"],
     cities=["Springfield", "Portland", "Austin", "London", "Denver"],
     iban_countries=[("GB", "WEST{:08d}{:06d}"), ("DE", "{:08d}{:010d}")],
 )
 HELD = Pool(
-    first=["Hannah", "Ryan", "Meera", "Jessica", "Luis", "Chloe", "Mark", "Fatima", "Steven",
-           "Natalie", "Omar", "Megan", "Greg", "Sophie", "Raj", "Amanda"],
-    last=["Taylor", "Clark", "Lopez", "Wright", "Hughes", "Scott", "Sharma", "Evans",
-          "Turner", "Collins", "Rivera", "Murphy", "Kim"],
-    domains=[("gmail", "com"), ("aol", "com"), ("protonmail", "com"), ("yahoo", "co.uk"),
-             ("mail", "net")],
+    first=[
+        "Hannah",
+        "Ryan",
+        "Meera",
+        "Jessica",
+        "Luis",
+        "Chloe",
+        "Mark",
+        "Fatima",
+        "Steven",
+        "Natalie",
+        "Omar",
+        "Megan",
+        "Greg",
+        "Sophie",
+        "Raj",
+        "Amanda",
+    ],
+    last=[
+        "Taylor",
+        "Clark",
+        "Lopez",
+        "Wright",
+        "Hughes",
+        "Scott",
+        "Sharma",
+        "Evans",
+        "Turner",
+        "Collins",
+        "Rivera",
+        "Murphy",
+        "Kim",
+    ],
+    domains=[
+        ("gmail", "com"),
+        ("aol", "com"),
+        ("protonmail", "com"),
+        ("yahoo", "co.uk"),
+        ("mail", "net"),
+    ],
     streets=["Willow", "Chestnut", "Washington", "Lincoln", "Birch", "Church", "Victoria"],
     suffixes=["Street", "Avenue", "Road", "Way", "Place", "Drive", "Terrace"],
     cities=["Riverside", "Seattle", "Boston", "Manchester", "Phoenix"],
-    iban_countries=[("FR", "{:010d}{:011d}{:02d}"), ("NL", "ABNA{:010d}"), ("GB", "NWBK{:08d}{:06d}")],
+    iban_countries=[
+        ("FR", "{:010d}{:011d}{:02d}"),
+        ("NL", "ABNA{:010d}"),
+        ("GB", "NWBK{:08d}{:06d}"),
+    ],
 )
 
 
@@ -214,7 +291,10 @@ def fill(slot: str, pool: Pool, rng: random.Random) -> tuple[str, str | None]:
         digits = f"{rng.randrange(10**6):06d}"
         suffix = rng.choice("ABCD")
         return rng.choice(
-            [f"{prefix}{digits}{suffix}", f"{prefix} {digits[:2]} {digits[2:4]} {digits[4:]} {suffix}"]
+            [
+                f"{prefix}{digits}{suffix}",
+                f"{prefix} {digits[:2]} {digits[2:4]} {digits[4:]} {suffix}",
+            ]
         ), "NATIONAL_ID"
     if slot == "ADDRESS":
         n = rng.choice([rng.randrange(1, 99), rng.randrange(100, 9999)])
@@ -233,42 +313,93 @@ def fill(slot: str, pool: Pool, rng: random.Random) -> tuple[str, str | None]:
     # ---- look-alikes: text that must stay --------------------------------------------------
     if slot == "PRODUCT":
         return rng.choice(
-            ["Apple Pay", "Google Maps", "the Chase app", "Wells Fargo", "Alexa", "Venmo",
-             "PayPal", "the Amazon app", "Microsoft Teams", "Samsung Pay", "Uber Eats",
-             "Spotify", "the Jordan sneakers", "Disney Plus", "Ford dealership"]
+            [
+                "Apple Pay",
+                "Google Maps",
+                "the Chase app",
+                "Wells Fargo",
+                "Alexa",
+                "Venmo",
+                "PayPal",
+                "the Amazon app",
+                "Microsoft Teams",
+                "Samsung Pay",
+                "Uber Eats",
+                "Spotify",
+                "the Jordan sneakers",
+                "Disney Plus",
+                "Ford dealership",
+            ]
         ), None
     if slot == "PRICE":
         return rng.choice(
-            [f"${rng.randrange(1, 99)}.{rng.randrange(100):02d}", "twenty dollars",
-             f"{rng.randrange(2, 500)} dollars", "fifteen ninety nine", f"£{rng.randrange(5, 80)}",
-             "forty nine ninety nine a month"]
+            [
+                f"${rng.randrange(1, 99)}.{rng.randrange(100):02d}",
+                "twenty dollars",
+                f"{rng.randrange(2, 500)} dollars",
+                "fifteen ninety nine",
+                f"£{rng.randrange(5, 80)}",
+                "forty nine ninety nine a month",
+            ]
         ), None
     if slot == "DURATION":
         return rng.choice(
-            ["five minutes", f"{rng.randrange(2, 9)} hours", "forty five minutes", "two weeks",
-             "three days", "an hour and a half", f"{rng.randrange(10, 59)} minutes"]
+            [
+                "five minutes",
+                f"{rng.randrange(2, 9)} hours",
+                "forty five minutes",
+                "two weeks",
+                "three days",
+                "an hour and a half",
+                f"{rng.randrange(10, 59)} minutes",
+            ]
         ), None
     if slot == "COUNT":
         return rng.choice(
-            ["three times", "1,000 users", "twice", f"{rng.randrange(3, 20)} times",
-             "two or three people", "about 50 emails", "four separate calls"]
+            [
+                "three times",
+                "1,000 users",
+                "twice",
+                f"{rng.randrange(3, 20)} times",
+                "two or three people",
+                "about 50 emails",
+                "four separate calls",
+            ]
         ), None
     if slot == "VERSION":
         return rng.choice(
-            ["version 2.3.1", "iOS 17", "Android 14", "the 4.2 update", "version three",
-             "Windows 11", "firmware 1.0.8"]
+            [
+                "version 2.3.1",
+                "iOS 17",
+                "Android 14",
+                "the 4.2 update",
+                "version three",
+                "Windows 11",
+                "firmware 1.0.8",
+            ]
         ), None
     if slot == "ORDER":
         return rng.choice(
-            [f"order number {rng.randrange(10**7, 10**8)}", f"ticket {rng.randrange(1000, 99999)}",
-             f"case number {rng.randrange(10**5, 10**6)}",
-             f"order number {spoken_digits(str(rng.randrange(10**5, 10**6)), rng)}",
-             f"confirmation code {rng.randrange(10**5, 10**6)}"]
+            [
+                f"order number {rng.randrange(10**7, 10**8)}",
+                f"ticket {rng.randrange(1000, 99999)}",
+                f"case number {rng.randrange(10**5, 10**6)}",
+                f"order number {spoken_digits(str(rng.randrange(10**5, 10**6)), rng)}",
+                f"confirmation code {rng.randrange(10**5, 10**6)}",
+            ]
         ), None
     if slot == "DATE":
         return rng.choice(
-            ["March 3rd", "last Tuesday", "on the 14th", "12/05/2023", "January 2024",
-             "the twenty first of June", "yesterday at 3pm", "2024-02-11"]
+            [
+                "March 3rd",
+                "last Tuesday",
+                "on the 14th",
+                "12/05/2023",
+                "January 2024",
+                "the twenty first of June",
+                "yesterday at 3pm",
+                "2024-02-11",
+            ]
         ), None
     if slot == "PLACE":
         return f"{rng.choice(pool.streets)} {rng.choice(pool.suffixes)}", None
