@@ -77,7 +77,7 @@ instagram facebook whatsapp tiktok youtube twitter linkedin snapchat pinterest r
 dropbox slack zoom teams outlook gmail yahoo hotmail icloud android iphone ipad macbook
 windows linux office excel word kindle roku fitbit peloton doordash grubhub instacart
 airbnb expedia booking etsy ebay shopify stripe square klarna afterpay affirm revolut
-monzo barclays lloyds hsbc natwest santander citi citibank capital wendy mcdonald
+monzo barclays lloyds hsbc natwest santander citi citibank capital wendy mcdonald pepper
 """)
 )
 
@@ -120,6 +120,26 @@ monday tuesday wednesday thursday friday saturday sunday january february march
 """)
 )
 STOP = STOP - {"will"}  # "will" is AMBIGUOUS: a name only after a cue
+
+# Places named like people ("flew to Austin", "the Madison store"): a name only after a cue.
+PLACES = frozenset(
+    words("""
+austin dallas houston tyler madison jackson victoria denver phoenix orlando charlotte
+savannah florence lincoln washington chester kent sydney paris georgia virginia carolina
+brooklyn regina eugene cleveland aurora beverly raleigh chelsea kingston preston india
+china asia africa america israel lourdes montana dakota nevada indiana columbia
+""")
+)
+MONTHS = frozenset(words("january february march april may june july august september october"))
+
+# Nouns after a place's name ("the Denver branch").
+PLACE_NOUNS = frozenset(
+    words("""
+store shop office branch line location locations airport area mall station hotel
+restaurant county city center centre park bridge bay island hole market app site campus
+hospital clinic warehouse depot stadium university college school
+""")
+)
 
 # An address: the kinds of street, and what may follow one.
 STREET_SUFFIXES = frozenset(

@@ -83,6 +83,9 @@ _ENDING = (("ending", "in"), ("ending", "with"), ("ending",), ("ends", "in"), ("
            ("last", "four", "digits", "is"))  # fmt: skip
 
 
+_TITLES = frozenset(words("mr mrs ms dr"))  # "Mr. Patel": the dot ends no sentence
+
+
 def _words_before(toks: list[Token], i: int, n: int) -> list[str]:
     """The n words before token i (lowercase), commas skipped, stopping at a sentence end."""
     out, k = [], i - 1
@@ -90,7 +93,7 @@ def _words_before(toks: list[Token], i: int, n: int) -> list[str]:
         t = toks[k]
         if t.word:
             out.append(t.low)
-        elif t.text not in ",-:":
+        elif t.text not in ",-:" and not (t.text == "." and k and toks[k - 1].low in _TITLES):
             break
         k -= 1
     return out[::-1]
@@ -127,8 +130,11 @@ def _numbers(text: str, toks: list[Token], found: list[Run]) -> list[Entity]:
         after = toks[r.last + 1].low if r.last + 1 < len(toks) else ""
         if after in _n.MEASURES or text[max(0, r.start - 1) : r.start] in ("$", "£", "€"):
             continue
-        if n == 4 and any(tuple(before[-len(c) :]) == c for c in _ENDING):
-            out.append(Entity(r.start, r.end, "NATIONAL_ID" if near & _SSN_WORDS else "CARD"))
+        if any(tuple(before[-len(c) :]) == c for c in _ENDING) and (end := r.end_of_digit(4)):
+            # The last four of a card: personal in that context. Numbers said after them
+            # ("ending in 8812, forty nine ninety nine") are not part of it.
+            kind = "NATIONAL_ID" if near & _SSN_WORDS else "CARD"
+            out.append(Entity(r.start, end, kind))
             continue
         if set(before[-3:]) & _REFERENCE_WORDS:
             continue
@@ -258,7 +264,9 @@ _CUE = {("called",), ("ask", "for"), ("asked", "for"), ("asking", "for"), ("agen
         ("manager",), ("supervisor",), ("thanks", "to"), ("thank", "you"), ("thanks",),
         ("helped", "by"), ("assisted", "by"), ("served", "by"), ("out", "to"), ("hi",),
         ("hello",), ("dear",), ("miss",), ("colleague",), ("driver",), ("husband",),
-        ("wife",), ("son",), ("daughter",), ("partner",), ("friend",), ("boss",)}  # fmt: skip
+        ("wife",), ("son",), ("daughter",), ("partner",), ("friend",), ("boss",), ("sister",),
+        ("brother",), ("mother",), ("father",), ("mom",), ("mum",), ("dad",), ("uncle",),
+        ("aunt",), ("neighbour",), ("neighbor",), ("cousin",), ("nurse",), ("doctor",)}  # fmt: skip
 for _verb in ("speak", "spoke", "spoken", "speaking", "talk", "talked", "talking", "chat",
               "chatted", "chatting", "spoken"):  # fmt: skip
     _CUE |= {(_verb, "to"), (_verb, "with")}
@@ -298,6 +306,38 @@ def _surname(low: str, last: frozenset[str]) -> bool:
     return low in last and (low not in _n.AMBIGUOUS or low in _n.SURNAMES_TOO)
 
 
+_DETERMINERS = frozenset(words("the a an this that these those our your their its every each"))
+
+
+def _bare_name(
+    text: str, toks: list[Token], i: int, cased: bool, ambiguous: bool, last: frozenset[str]
+) -> bool:
+    """Whether a given name with no cue before it is a person: not a place ("the Denver
+    branch", "flew to Austin") nor a month ("the first of June"); capitalised (or, in a lowercase transcript, with a surname
+    after it); a name that is also a word ("Carol", "Mark") only mid-sentence."""
+    t = toks[i]
+    prev = toks[i - 1] if i else None
+    nxt = toks[i + 1] if i + 1 < len(toks) else None
+    if t.low in _n.PLACES or t.low in _n.MONTHS or (prev and prev.low in _DETERMINERS):
+        return False
+    if nxt and nxt.low in _n.PLACE_NOUNS:
+        return False
+    if not cased:
+        return (
+            not ambiguous
+            and nxt is not None
+            and _surname(nxt.low, last)
+            and text[t.end : nxt.start] == " "
+        )
+    if not _capitalised(t):
+        return False
+    if not ambiguous:
+        return True
+    # Mid-sentence after a lowercase word: not a sentence's first word, not in a title
+    # ("HBO Max", "Pro Max").
+    return prev is not None and prev.word and not _capitalised(prev)
+
+
 def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
     first, last = _n.first_names(), _n.last_names()
     out, i = [], 0
@@ -314,22 +354,13 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
         cap = _capitalised(t)
         ok = False
         if cue == "ANY":
-            ok = cap or not cased
+            ok = (cap or not cased) and not brand
         elif cue == "CUE":
             ok = (cap and not brand) if cased else (listed and not ambiguous)
         elif cue == "SELF":
             ok = (listed or (ambiguous and cased and cap)) and (cap or not cased)
-        elif cased:
-            ok = cap and listed and not ambiguous
         else:
-            nxt = toks[i + 1] if i + 1 < len(toks) else None
-            ok = (
-                listed
-                and not ambiguous
-                and nxt is not None
-                and _surname(nxt.low, last)
-                and text[t.end : nxt.start] == " "
-            )
+            ok = listed and _bare_name(text, toks, i, cased, ambiguous, last)
         if not ok:
             i += 1
             continue

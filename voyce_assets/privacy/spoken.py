@@ -61,6 +61,11 @@ class Run:
     spoken: bool  # at least one number said in words
     groups: tuple[int, ...]  # digits per written group ("555-123-4567": 3, 3, 4)
     seps: str  # the separators between written groups
+    ends: tuple[tuple[int, int], ...]  # (digits so far, char end) after each number
+
+    def end_of_digit(self, count: int) -> int | None:
+        """Where the run's first ``count`` digits end, if a number ends there."""
+        return next((end for n, end in self.ends if n == count), None)
 
 
 def _number_at(toks: list[Token], i: int) -> tuple[str, int, bool] | None:
@@ -109,6 +114,7 @@ def runs(text: str, toks: list[Token]) -> list[Run]:
         first, digits, spoken = i, [got[0]], got[2]
         groups, seps = [len(got[0])] if not got[2] else [], ""
         j, last = got[1], got[1] - 1
+        ends = [(len(got[0]), toks[last].end)]
         while j < n:
             k = j
             # Skip a gap: punctuation tokens or 'dash'; it must be one a number may cross.
@@ -126,13 +132,14 @@ def runs(text: str, toks: list[Token]) -> list[Run]:
                 groups.append(len(nxt[0]))
                 seps += gap.strip()[:1] or " "
             last, j = nxt[1] - 1, nxt[1]
+            ends.append((ends[-1][0] + len(nxt[0]), toks[last].end))
         start = toks[first].start
         if start > 0 and text[start - 1] in "+(":
             start -= 1
             if start > 0 and text[start - 1] == "+":
                 start -= 1
         out.append(Run(start, toks[last].end, "".join(digits), first, last, spoken,
-                       tuple(groups), seps))  # fmt: skip
+                       tuple(groups), seps, tuple(ends)))  # fmt: skip
         i = j
     return out
 

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
-SETS = ("dev", "heldout")
+# Each set: its files under data/ (see data/make_eval.py).
+SETS = {"dev": ("dev", "dev_hand"), "heldout": ("heldout", "heldout_hand")}
 
 
 def load(name: str) -> list[dict]:
-    names = SETS if name == "all" else (name,)
-    return [json.loads(line) for n in names for line in (DATA / f"{n}.jsonl").open()]
+    """The rows of a set: dev, heldout, all, or one file (dev_hand ...)."""
+    files = {"all": [f for fs in SETS.values() for f in fs]}.get(name) or SETS.get(name, (name,))
+    return [json.loads(line) for f in files for line in (DATA / f"{f}.jsonl").open()]
 
 
 @dataclass

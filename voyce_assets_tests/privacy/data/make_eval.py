@@ -1,5 +1,8 @@
 """Writes the labelled transcripts the redactor is scored on: ``dev.jsonl`` (tuned on) and
-``heldout.jsonl`` (not tuned on: its own templates, names, streets, domains and numbers).
+``heldout.jsonl`` (not tuned on: its own templates, names, streets, domains and numbers),
+composed from templates; and ``dev_hand.jsonl`` / ``heldout_hand.jsonl``, transcripts
+written by hand one by one (fillers, asides, numbers as Whisper writes them), the held-out
+ones written before the detector was run on any of them.
 
 Each line: ``{"text": ..., "spans": [{"type", "start", "end"}, ...]}``; ``text[start:end]``
 is the personal data. Transcripts read as Whisper writes them: capitalised and punctuated,
@@ -540,6 +543,131 @@ def build(name: str, pii, neutral, pool: Pool, n: int, seed: int) -> None:
     (HERE / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
 
 
+# ---- by hand ----------------------------------------------------------------------------------
+
+# Hand-written transcripts, personal data marked [[TYPE:text]]. Written before any was scored.
+HAND_DEV = [
+    "Yeah hi, um, this is [[PERSON:Jennifer Walsh]], I'm calling because the app logged me out again.",
+    "so I rang on Tuesday and the lady, I think her name was [[PERSON:Donna]], said it would be fixed in 48 hours. It wasn't.",
+    "My email's [[EMAIL:jen.walsh84@gmail.com]] if you want to send me the receipt.",
+    "you can email me it's [[EMAIL:mike underscore b at hotmail dot com]]",
+    "Please call me back at [[PHONE:617-555-0142]]. Thanks.",
+    "my cell is [[PHONE:four one five, five five five, two six seven one]] and I'm free after 3pm",
+    "The charge was on my Mastercard ending in [[CARD:8812]], forty nine ninety nine, and I never authorized it.",
+    "I gave them my card number [[CARD:5555 5555 5555 4444]] over the phone and now I regret it.",
+    "We moved to [[ADDRESS:48 Willowbrook Lane]] in March and the package still went to the old place.",
+    "I live at [[ADDRESS:three fifteen Cedar Avenue, Dayton]], the driver never even knocked.",
+    "The Uber driver took 25 minutes and charged me $32.50 for a 10 minute ride.",
+    "I have been a Premium member for 3 years and I pay 12.99 a month.",
+    "Version 5.2 broke notifications on my Pixel 7.",
+    "Your store on Fifth Avenue was out of stock twice this week.",
+    "Um, I don't know, like, the checkout just spins for 30 seconds and then fails.",
+    "Shout out to [[PERSON:Marcus]] at the Denver branch, he was super helpful.",
+    "I asked for [[PERSON:Tyler]] but they said he left the company.",
+    "My husband [[PERSON:Robert]] set up the account, so it's under his name, [[PERSON:Robert Chen]].",
+    "For the refund my bank details are [[IBAN:GB29 NWBK 6016 1331 9268 19]].",
+    "my social is [[NATIONAL_ID:078-05-1121]] no wait I shouldn't say that",
+    "I got a text from 22395 saying my order shipped, order number 88213477, but nothing came.",
+    "Google Pay works fine, it's only Samsung Pay that fails with error 403.",
+    "The Amazon Echo keeps saying the skill isn't responding. Tried 4 or 5 times.",
+    "Hi, [[PERSON:Olivia Bennett]] here, I just wanted to say the new update is great.",
+    "my name is [[PERSON:ahmed hassan]] and i want to cancel my subscription",
+    "the guy i spoke to [[PERSON:steve]] told me to reinstall but that did nothing",
+    "Can you send the invoice to [[EMAIL:accounts@brightsmile-dental.co.uk]] please.",
+    "I've called your 1-800 number like six times, nobody picks up.",
+    "The Chrome extension is at version 3.14.2 and still crashes.",
+    "We have about 2,500 employees using this, so it's a big deal.",
+    "On Main Street there's a billboard for you guys but the service doesn't match.",
+    "Deliver it to [[ADDRESS:742 Evergreen Terrace]] please, not the office.",
+    "My phone number changed, the new one is [[PHONE:+44 7700 900077]].",
+    "The app says my card [[CARD:4000 0566 5566 5556]] is invalid but it works everywhere else.",
+    "It's been 2 weeks and I'm still waiting on case 55102.",
+    "We flew from Austin to Dallas and the Houston office never replied.",
+    "The Tyler store and the Madison store both closed early.",
+    "Jackson Hole was beautiful but your app lost my booking.",
+    "The Victoria line was down so I was late.",
+    "So basically [[PERSON:Carol]] from HR set it up.",
+    "I upgraded to the iPhone 15 Pro Max and HBO Max stopped working.",
+    "It arrived on May 5th, not in April, and the box was crushed.",
+    "The guy at the counter, [[PERSON:Derek]], refunded me.",
+    "My sister [[PERSON:Hope Williams]] has the same problem.",
+    "i told my friend [[PERSON:jake miller]] about it",
+    "Trying to reach Mr. [[PERSON:Patel]] in accounts.",
+    "Dr. Pepper machine is broken.",
+    "i'd like to speak with someone named [[PERSON:bob]]",
+    "Customer since 2015, paid 1200 dollars last year.",
+    "My flight AA 1234 was cancelled at gate 22.",
+    "Room 415 had no hot water at the Hilton downtown.",
+    "I called at 8:30 and again at 10:15, the line was busy.",
+    "The model number is XPS 9310 and the serial is 7H2K9L1.",
+    "The 3 bedroom apartment on Elm Street was great.",
+    "I live on 5th Avenue near the park.",
+    "Press 1 for billing, then 2, then 3, then 0 for an operator.",
+    "Frank Ocean was playing in the store, loud.",
+    "I'm Canadian and the app doesn't support French.",
+    "I spoke to Support twice and to Sales once.",
+    "My name is on the account but my wife pays.",
+    "The Kindle Paperwhite shows Error 5 5 5.",
+]
+HAND_HELD = [
+    "Hi there, it's [[PERSON:Amanda Brooks]] again, I left a message yesterday.",
+    "The representative, uh, [[PERSON:Carlos]] I think, was very patient with me.",
+    "Email is [[EMAIL:a dot brooks at yahoo dot com]].",
+    "reach me at [[EMAIL:tom.h@fastmail.com]] or on [[PHONE:312 555 0199]]",
+    "my number's [[PHONE:nine one seven, five five five, oh one two three]]",
+    "I paid with the Visa ending [[CARD:0004]] and got charged three times.",
+    "card is [[CARD:three seven eight two eight two two four six three one zero zero zero five]]",
+    "Ship it to [[ADDRESS:1209 North Orange Street]], that's our office.",
+    "It costs 19.99 now, it was 14.99 last year. Not worth it.",
+    "I've had the Galaxy S23 for 8 months and the battery is at 80 percent.",
+    "We waited an hour and 15 minutes at the Oak Street location.",
+    "Please stop calling me. I've asked 3 times.",
+    "My daughter [[PERSON:Emma]] uses the kids profile and it keeps resetting.",
+    "I talked to [[PERSON:Jessica]] in billing and she said the credit would show up in 5 to 7 business days.",
+    "my IBAN is [[IBAN:DE89 3704 0044 0532 0130 00]] for the refund",
+    "The SSN they have on file is wrong, it should be [[NATIONAL_ID:219-09-9999]].",
+    "The Apple Watch app doesn't sync with the iPhone 15.",
+    "I'm calling about ticket number 7734421.",
+    "Netflix and Spotify both work, only your app buffers.",
+    "Hello my name is [[PERSON:wei zhang]] i have problem with login",
+    "Honestly [[PERSON:Brian]] from tech support was the only helpful person.",
+    "I'm at [[ADDRESS:55 Maple Road, Apt 3B]] and the signal is terrible.",
+    "Our company has 40 locations and uses 3 of your products.",
+    "The price went up 10 percent in January.",
+    "Thanks [[PERSON:Kelly]], you saved my weekend.",
+    "call me on [[PHONE:020 7946 0018]] during office hours",
+    "Firmware 2.0.1 bricked my router. Model number RX-3300.",
+    "My wife and I both use it, we have 2 accounts.",
+    "It took seven minutes to load the home screen on 4G.",
+    "The lady at the front desk, [[PERSON:Maria Lopez]], was lovely.",
+    "I tried calling [[PHONE:1-800-555-0199]] but it just rings.",
+    "Send the replacement to [[ADDRESS:eighty eight Park Lane, London]].",
+    "Twelve dollars for shipping is ridiculous.",
+    "My account email is [[EMAIL:r.patel@company.io]] and the password reset never arrives.",
+    "Chase bank flagged the payment as fraud and I had to call them.",
+]
+
+_MARK = re.compile(r"\[\[([A-Z_]+):(.+?)\]\]")
+
+
+def unmark(marked: str) -> dict:
+    """``{"text", "spans"}`` of a transcript whose personal data is marked [[TYPE:text]]."""
+    text, spans, pos = "", [], 0
+    for m in _MARK.finditer(marked):
+        text += marked[pos : m.start()]
+        spans.append({"type": m[1], "start": len(text), "end": len(text) + len(m[2])})
+        text += m[2]
+        pos = m.end()
+    return {"text": text + marked[pos:], "spans": spans}
+
+
+def build_by_hand(name: str, marked: list[str]) -> None:
+    lines = [json.dumps(unmark(line)) for line in marked]
+    (HERE / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
     build("dev", DEV_PII, DEV_NEUTRAL, DEV, 300, seed=1)
     build("heldout", HELD_PII, HELD_NEUTRAL, HELD, 200, seed=2)
+    build_by_hand("dev_hand", HAND_DEV)
+    build_by_hand("heldout_hand", HAND_HELD)
