@@ -179,15 +179,16 @@ def _ibans(text: str) -> list[Entity]:
     return out
 
 
+_HOUSE = re.compile(r"\b\d{1,5}[A-Za-z]\b")  # "221B"
+
+
 def _addresses(text: str, toks: list[Token], found: list[Run], cased: bool) -> list[Entity]:
     """A house number (written, "221B", or said), a street name and its kind, then perhaps a
     direction, a flat, a town, a state and a ZIP code."""
     starts = [(r.first, r.last, r.start) for r in found if len(r.digits) <= 5]
-    starts += [
-        (i, i, t.start)
-        for i, t in enumerate(toks)
-        if t.word and len(t.low) <= 6 and t.low[:-1].isdigit() and t.low[-1].isalpha()
-    ]
+    if _HOUSE.search(text):
+        at = {t.start: i for i, t in enumerate(toks)}
+        starts += [(at[m.start()], at[m.start()], m.start()) for m in _HOUSE.finditer(text)]
     out = []
     for _first, last, start in starts:
         j, name = last + 1, 0
@@ -271,6 +272,7 @@ for _verb in ("speak", "spoke", "spoken", "speaking", "talk", "talked", "talking
               "chatted", "chatting", "spoken"):  # fmt: skip
     _CUE |= {(_verb, "to"), (_verb, "with")}
 _SELF = {("this", "is"), ("i'm",), ("im",), ("i", "am"), ("it's",), ("it", "is")}
+_CUE_ENDS = frozenset(c[-1] for c in _ANY | _CUE | _SELF)
 
 
 def _cue(toks: list[Token], i: int) -> str | None:
@@ -344,14 +346,21 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
     while i < len(toks):
         t = toks[i]
         low = t.low
-        if not t.word or not low.isalpha() or low in _n.STOP or _streetlike(toks, i):
+        if not t.word or low in _n.STOP or not low.isalpha():
+            i += 1
+            continue
+        listed = low in first
+        cap = _capitalised(t)
+        # Neither a listed name nor capitalised: only a cue just before makes it a name.
+        if not listed and not (cased and cap) and not set(_words_before(toks, i, 1)) & _CUE_ENDS:
+            i += 1
+            continue
+        if _streetlike(toks, i):
             i += 1
             continue
         cue = _cue(toks, i)
-        listed = low in first
         ambiguous = low in _n.AMBIGUOUS
         brand = low in _n.BRANDS
-        cap = _capitalised(t)
         ok = False
         if cue == "ANY":
             ok = (cap or not cased) and not brand

@@ -26,6 +26,7 @@ TENS = {
     "seventy": "7", "eighty": "8", "ninety": "9",
 }  # fmt: skip
 REPEAT = {"double": 2, "triple": 3}
+_NUMBER_WORDS = frozenset({*DIGITS, *TEENS, *TENS, *REPEAT})
 _SMALL = (set(DIGITS) - {"oh", "o", "zero", "nought", "nil"}) | set(TEENS) | set(TENS)
 # What may stand between two numbers of one run: spaces, and - , ( ) . without a space
 # after the dot (a dot and a space end a sentence).
@@ -33,20 +34,22 @@ _GAP = re.compile(r"^(?:\s*[-,()/]?\s*|\.)$")
 _GAP_WORDS = {"dash", "hyphen"}
 
 
-@dataclass(frozen=True)
 class Token:
-    start: int
-    end: int
-    text: str
-    low: str
+    """A word (letters and digits, with an apostrophe's ending) or one punctuation mark."""
 
-    @property
-    def word(self) -> bool:
-        return self.text[0].isalnum()
+    __slots__ = ("end", "low", "start", "text", "word")
+
+    def __init__(self, start: int, end: int, text: str):
+        self.start, self.end, self.text = start, end, text
+        self.low = text.lower()
+        self.word = text[0].isalnum()
+
+    def __repr__(self) -> str:
+        return f"Token({self.start}, {self.end}, {self.text!r})"
 
 
 def tokens(text: str) -> list[Token]:
-    return [Token(m.start(), m.end(), m.group(), m.group().lower()) for m in _TOKEN.finditer(text)]
+    return [Token(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,11 @@ def runs(text: str, toks: list[Token]) -> list[Run]:
     """Every run of numbers in ``text``; a leading ``+`` or ``(`` belongs to its run."""
     out, i, n = [], 0, len(toks)
     while i < n:
-        got = _number_at(toks, i) if toks[i].word and _starts_run(toks, i) else None
+        low = toks[i].low
+        if not (low in _NUMBER_WORDS or low.isdigit()) or not _starts_run(toks, i):
+            i += 1
+            continue
+        got = _number_at(toks, i)
         if got is None:
             i += 1
             continue
