@@ -117,7 +117,15 @@ cancelling canceling leaving switching moving paying done finished
 sent send sending told tell telling said saying asked ask asking speak spoke spoken talk
 talked talking chat chatted chatting named call
 monday tuesday wednesday thursday friday saturday sunday january february march
+i'm it's that's there's what's let's don't can't won't isn't wasn't didn't doesn't couldn't
+wouldn't shouldn't i've i'd i'll you're we're they're he's she's you've we've they've
 """)
+)
+# Words of a town's name that are ordinary words elsewhere ("New York", "Fort Worth").
+TOWN_WORDS = frozenset(
+    words(
+        "new san los las saint st fort port mount north south east west upper lower great little old el la"
+    )
 )
 STOP = STOP - {"will"}  # "will" is AMBIGUOUS: a name only after a cue
 
@@ -146,7 +154,7 @@ STREET_SUFFIXES = frozenset(
     words("""
 street st avenue ave road rd lane ln drive dr boulevard blvd way court ct place pl terrace
 close crescent parkway pkwy highway hwy circle cir square sq row grove gardens walk trail
-parade mews alley plaza broadway
+parade mews alley plaza broadway loop hill ridge
 """)
 )
 DIRECTIONS = frozenset(words("n s e w ne nw se sw north south east west"))

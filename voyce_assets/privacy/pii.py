@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from voyce_assets.privacy import names as _n
 from voyce_assets.privacy.names import words
-from voyce_assets.privacy.spoken import Run, Token, runs, spoken_emails, tokens
+from voyce_assets.privacy.spoken import Run, Token, runs, spelled, spoken_emails, tokens
 
 # What the redactor looks for, and the placeholder each becomes.
 ENTITY_TYPES: tuple[str, ...] = (
@@ -67,6 +67,7 @@ _NINO = re.compile(
     re.IGNORECASE,
 )
 
+_TWO_LETTERS = re.compile(r"\b[A-Za-z] [A-Za-z]\b")  # where letters are said one by one
 _CARD_WORDS = frozenset(words("card visa mastercard amex debit credit cc"))
 _SSN_WORDS = frozenset(words("social ssn security"))
 _PHONE_WORDS = frozenset(
@@ -77,10 +78,17 @@ _REFERENCE_WORDS = frozenset(
     words("""order ticket case confirmation reference ref tracking invoice receipt transaction
     booking reservation model serial version flight room code pin claim policy""")
 )
-_ENDING = (("ending", "in"), ("ending", "with"), ("ending",), ("ends", "in"), ("ends", "with"),
-           ("last", "four"), ("last", "4"), ("last", "four", "digits"), ("last", "4", "digits"),
-           ("last", "four", "are"), ("last", "four", "digits", "are"), ("last", "four", "is"),
-           ("last", "four", "digits", "is"))  # fmt: skip
+# "the card ending in 4242", "the last four digits of my card are 4242"
+_ENDING_WORDS = frozenset(words("ending ends"))
+_LAST_FOUR = frozenset(words("four 4"))
+
+
+def _last_four_cue(before: list[str]) -> bool:
+    """'ending (in)' just before, or 'last four' among the eight words before."""
+    if _ENDING_WORDS & set(before[-2:]):
+        return True
+    tail = before[-8:]
+    return any(w == "last" and tail[k + 1] in _LAST_FOUR for k, w in enumerate(tail[:-1]))
 
 
 _TITLES = frozenset(words("mr mrs ms dr"))  # "Mr. Patel": the dot ends no sentence
@@ -130,7 +138,7 @@ def _numbers(text: str, toks: list[Token], found: list[Run]) -> list[Entity]:
         after = toks[r.last + 1].low if r.last + 1 < len(toks) else ""
         if after in _n.MEASURES or text[max(0, r.start - 1) : r.start] in ("$", "£", "€"):
             continue
-        if any(tuple(before[-len(c) :]) == c for c in _ENDING) and (end := r.end_of_digit(4)):
+        if _last_four_cue(before) and (end := r.end_of_digit(4)):
             # The last four of a card: personal in that context. Numbers said after them
             # ("ending in 8812, forty nine ninety nine") are not part of it.
             kind = "NATIONAL_ID" if near & _SSN_WORDS else "CARD"
@@ -179,7 +187,28 @@ def _ibans(text: str) -> list[Entity]:
     return out
 
 
+_POSTCODE = re.compile(r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b", re.IGNORECASE)  # UK: "SW1A 2AA"
 _HOUSE = re.compile(r"\b\d{1,5}[A-Za-z]\b")  # "221B"
+
+
+def _spelled(toks: list[Token]) -> list[Entity]:
+    """IBANs and NI numbers said letter by letter and digit by digit."""
+    out = []
+    for start, ends in spelled(toks):
+        for chars, end in reversed(ends):
+            if len(chars) >= 15 and _valid_iban(chars):
+                out.append(Entity(start, end, "IBAN"))
+                break
+            if len(chars) == 9 and _NINO.fullmatch(chars):
+                out.append(Entity(start, end, "NATIONAL_ID"))
+                break
+    return out
+
+
+def _valid_iban(compact: str) -> bool:
+    from stdnum import iban
+
+    return iban.is_valid(compact)
 
 
 def _addresses(text: str, toks: list[Token], found: list[Run], cased: bool) -> list[Entity]:
@@ -232,7 +261,9 @@ def _address_tail(text: str, toks: list[Token], end: int, cased: bool) -> int:
     if at(k) and at(k).text == ",":
         k += 1
         taken = 0
-        while (t := at(k)) and t.word and t.low not in _n.STOP and t.low.isalpha() and taken < 2:
+        while (t := at(k)) and t.word and t.low.isalpha() and taken < 3:
+            if t.low in _n.STOP and not (cased and t.low in _n.TOWN_WORDS):
+                break
             if cased and not t.text[0].isupper():
                 break
             if t.low in _n.MEASURES or t.low in _n.BRANDS:
@@ -249,6 +280,10 @@ def _address_tail(text: str, toks: list[Token], end: int, cased: bool) -> int:
                 end, k = k, k + 1
             t = at(k)
             if t and t.low.isdigit() and len(t.low) == 5:
+                end = k
+            elif t and (m := _POSTCODE.match(text, t.start)):
+                while k + 1 < len(toks) and toks[k + 1].end <= m.end():
+                    k += 1
                 end = k
     return end
 
@@ -267,7 +302,8 @@ _CUE = {("called",), ("ask", "for"), ("asked", "for"), ("asking", "for"), ("agen
         ("hello",), ("dear",), ("miss",), ("colleague",), ("driver",), ("husband",),
         ("wife",), ("son",), ("daughter",), ("partner",), ("friend",), ("boss",), ("sister",),
         ("brother",), ("mother",), ("father",), ("mom",), ("mum",), ("dad",), ("uncle",),
-        ("aunt",), ("neighbour",), ("neighbor",), ("cousin",), ("nurse",), ("doctor",)}  # fmt: skip
+        ("aunt",), ("worked", "with"), ("kudos", "to"), ("credit", "to"), ("props", "to"),
+        ("dealt", "with"), ("neighbour",), ("neighbor",), ("cousin",), ("nurse",), ("doctor",)}  # fmt: skip
 for _verb in ("speak", "spoke", "spoken", "speaking", "talk", "talked", "talking", "chat",
               "chatted", "chatting", "spoken"):  # fmt: skip
     _CUE |= {(_verb, "to"), (_verb, "with")}
@@ -288,6 +324,19 @@ def _cue(toks: list[Token], i: int) -> str | None:
         if tail in _SELF:
             return "SELF"
     return None
+
+
+def _hyphened(toks: list[Token], j: int) -> bool:
+    """Whether a hyphen joins word j to the next word, no space either side."""
+    if j + 2 >= len(toks) or toks[j + 1].text != "-":
+        return False
+    dash, after = toks[j + 1], toks[j + 2]
+    return dash.start == toks[j].end and after.start == dash.end and _alpha(after.low)
+
+
+def _alpha(low: str) -> bool:
+    """Letters, perhaps with an apostrophe ("o'brien")."""
+    return low.replace("'", "").isalpha()
 
 
 def _capitalised(t: Token) -> bool:
@@ -346,7 +395,7 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
     while i < len(toks):
         t = toks[i]
         low = t.low
-        if not t.word or low in _n.STOP or not low.isalpha():
+        if not t.word or low in _n.STOP or not _alpha(low):
             i += 1
             continue
         listed = low in first
@@ -374,10 +423,13 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
             i += 1
             continue
         # Surnames (and middle names) that follow.
-        j = i
-        while j + 1 < len(toks) and j - i < 2:
+        j, more = i, 0
+        while j + 1 < len(toks) and more < 2:
             nxt = toks[j + 1]
-            if text[toks[j].end : nxt.start] != " " or not nxt.word or not nxt.low.isalpha():
+            if _hyphened(toks, j):  # "Mary-Jane"
+                j += 2
+                continue
+            if text[toks[j].end : nxt.start] != " " or not nxt.word or not _alpha(nxt.low):
                 break
             if nxt.low in _n.STOP or nxt.low in _n.BRANDS or _streetlike(toks, j + 1):
                 break
@@ -385,7 +437,7 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
                 break
             if not cased and not _surname(nxt.low, last):
                 break
-            j += 1
+            j, more = j + 1, more + 1
         out.append(Entity(t.start, toks[j].end, "PERSON"))
         i = j + 1
     return out
@@ -417,6 +469,8 @@ def find(text: str) -> list[Entity]:
     found = _emails(text, toks) + _ibans(text)
     found += [Entity(m.start(), m.end(), "NATIONAL_ID") for m in _NINO.finditer(text)]
     found += _numbers(text, toks, numbers)
+    if _TWO_LETTERS.search(text):
+        found += _spelled(toks)
     found += _addresses(text, toks, numbers, cased)
     found += _persons(text, toks, cased)
     return _resolve(found)

@@ -6,11 +6,13 @@ the runs of numbers in it ("five five five, one two three", "oh seven seven doub
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from voyce_assets.privacy.names import words
 
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?|[^\sA-Za-z0-9]")
+# A word: letters (any alphabet) and digits, with an apostrophe's ending ("O'Brien", "I'm").
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\w\s]|_")
 
 DIGITS = {
     "zero": "0", "oh": "0", "o": "0", "nought": "0", "nil": "0",
@@ -41,11 +43,17 @@ class Token:
 
     def __init__(self, start: int, end: int, text: str):
         self.start, self.end, self.text = start, end, text
-        self.low = text.lower()
+        low = text.lower().replace("’", "'")
+        self.low = low if low.isascii() else _folded(low)
         self.word = text[0].isalnum()
 
     def __repr__(self) -> str:
         return f"Token({self.start}, {self.end}, {self.text!r})"
+
+
+def _folded(low: str) -> str:
+    """Accents dropped ("garcía" -> "garcia"), as the name lists spell names."""
+    return "".join(c for c in unicodedata.normalize("NFKD", low) if not unicodedata.combining(c))
 
 
 def tokens(text: str) -> list[Token]:
@@ -228,3 +236,37 @@ def spoken_emails(toks: list[Token]) -> list[tuple[int, int]]:
         if begin is not None:
             found.append((toks[begin].start, toks[end].end))
     return found
+
+
+# ---- letters and digits said one by one ------------------------------------------------------
+
+
+def spelled(toks: list[Token]) -> list[tuple[int, list[tuple[str, int]]]]:
+    """Runs that start with two letters said one by one ("g b two nine n w b k six ..."):
+    each as (char start, [(the characters so far, uppercase; char end) after each piece])."""
+    out, i, n = [], 0, len(toks)
+    while i + 1 < n:
+        if not (_letter(toks[i]) and _letter(toks[i + 1])):
+            i += 1
+            continue
+        start, chars, ends, j = toks[i].start, "", [], i
+        while j < n and toks[j].word:
+            t = toks[j]
+            if _letter(t) or (len(t.low) <= 4 and t.low.isalnum() and t.low.isascii()):
+                if t.low in _NUMBER_WORDS:
+                    got = _number_at(toks, j)
+                    chars, j = chars + got[0], got[1]
+                else:
+                    chars, j = chars + t.low.upper(), j + 1
+            elif (got := _number_at(toks, j)) is not None:
+                chars, j = chars + got[0], got[1]
+            else:
+                break
+            ends.append((chars, toks[j - 1].end))
+        out.append((start, ends))
+        i = max(j, i + 1)
+    return out
+
+
+def _letter(t: Token) -> bool:
+    return len(t.low) == 1 and t.low.isalpha() and t.low.isascii()

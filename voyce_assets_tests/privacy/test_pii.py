@@ -76,6 +76,22 @@ FOUND = [
     # IBANs
     ("My IBAN is GB82 WEST 1234 5698 7654 32.", "IBAN", "GB82 WEST 1234 5698 7654 32"),
     ("transfer it to DE89370400440532013000 please", "IBAN", "DE89370400440532013000"),
+    (
+        "iban g b two nine n w b k six zero one six one three three one nine two six eight one nine",
+        "IBAN",
+        "g b two nine n w b k six zero one six one three three one nine two six eight one nine",
+    ),
+    # and the rest
+    (
+        "my ni number is a b one two three four five six c",
+        "NATIONAL_ID",
+        "a b one two three four five six c",
+    ),
+    ("I'm at 10 Downing Street, London SW1A 2AA.", "ADDRESS", "10 Downing Street, London SW1A 2AA"),
+    ("My name is José García and I can't log in.", "PERSON", "José García"),
+    ("my name is Mary-Jane Watson", "PERSON", "Mary-Jane Watson"),
+    ("The last 4 digits of my card are 9 9 0 1.", "CARD", "9 9 0 1"),
+    ("Visa ending in 8812, forty nine ninety nine a month", "CARD", "8812"),
 ]
 
 # Look-alikes: nothing here is personal data, and nothing may change.
@@ -95,6 +111,10 @@ KEPT = [
     "Honestly the agent was friendly and fixed it in ten minutes.",
     "I'm not happy, this is the third time this month.",
     "i called support twice and spoke to customer service, they said call back later",
+    "We flew from Austin to Dallas and the Denver branch never replied.",
+    "It arrived on May 5th, not in April. Dr. Pepper machine is broken.",
+    "I upgraded to the iPhone 15 Pro Max and HBO Max stopped working.",
+    "Press 1 for billing, then 2, then 3. I want a b c d e f g, it's a kids app.",
 ]
 
 
