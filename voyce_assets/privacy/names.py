@@ -116,6 +116,8 @@ wonderful lovely nice rude polite helpful unhelpful friendly useless quick slow 
 cancelling canceling leaving switching moving paying done finished
 sent send sending told tell telling said saying asked ask asking speak spoke spoken talk
 talked talking chat chatted chatting named call
+hung kept put transferred refused promised gave took made left came went answered helped
+explained fixed tried started stopped hangs keeps puts
 monday tuesday wednesday thursday friday saturday sunday january february march
 i'm it's that's there's what's let's don't can't won't isn't wasn't didn't doesn't couldn't
 wouldn't shouldn't i've i'd i'll you're we're they're he's she's you've we've they've

@@ -380,7 +380,7 @@ def _bare_name(
             and _surname(nxt.low, last)
             and text[t.end : nxt.start] == " "
         )
-    if not _capitalised(t):
+    if not _capitalised(t) or (len(t.text) > 1 and t.text.isupper()):  # "HOA": an acronym
         return False
     if not ambiguous:
         return True
@@ -417,6 +417,7 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
             ok = (cap and not brand) if cased else (listed and not ambiguous)
         elif cue == "SELF":
             ok = (listed or (ambiguous and cased and cap)) and (cap or not cased)
+            ok = ok and low not in _n.MONTHS  # "it is april"
         else:
             ok = listed and _bare_name(text, toks, i, cased, ambiguous, last)
         if not ok:

@@ -165,9 +165,7 @@ TLDS = frozenset(
     words("com net org edu gov io co uk us ca au de fr es it nl ie in info biz me ai app dev tv")
 )
 PROVIDERS = frozenset(
-    words(
-        "gmail googlemail yahoo hotmail outlook icloud aol protonmail proton live msn gmx yandex zoho mail me"
-    )
+    words("gmail googlemail yahoo hotmail outlook icloud aol protonmail proton msn gmx yandex zoho")
 )
 _DOTS = {"dot", "period", "."}
 _JOINS = {"dot", "period", "underscore", "dash", "hyphen", "plus", ".", "_", "-", "+"}

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -41,6 +43,15 @@ def transcripts(rows: list[dict], n: int, words: int = 60) -> list[str]:
     return out
 
 
+def feedback_examples() -> list[str]:
+    """The text stage's labelled feedback (no gold spans here): what the redactor takes from
+    ordinary feedback, where almost nothing is personal data but a staff member's name."""
+    folder = Path(__file__).resolve().parents[2] / "voyce_assets" / "text" / "local" / "examples"
+    return [
+        json.loads(line)["text"] for path in sorted(folder.glob("*.jsonl")) for line in path.open()
+    ]
+
+
 def import_seconds() -> float:
     code = (
         "import time; t = time.perf_counter(); import voyce_assets.privacy.pii; "
@@ -55,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=5000, help="transcripts for the throughput")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--show", action="store_true", help="print the feedback spans found")
     args = parser.parse_args()
 
     imported = import_seconds()
@@ -66,6 +78,12 @@ def main() -> None:
     first_call = time.perf_counter() - started
 
     scores = {name: score(load(name), pii.find) for name in ("dev", "heldout", "all")}
+    examples = feedback_examples()
+    redacted = [pii.find(t) for t in examples]
+    kinds = Counter(e.type for found in redacted for e in found)
+    plain = sum(len(t) - t.count(" ") for t in examples)
+    taken = sum(e.end - e.start for found in redacted for e in found)
+
     texts = transcripts(load("all"), args.n)
     words = sum(len(t.split()) for t in texts)
     cpu, started = time.process_time(), time.perf_counter()
@@ -98,6 +116,10 @@ def main() -> None:
             f"{'met' if rate >= TARGET_RATE else 'NOT met'} by the wall clock); {found:,} spans found",
             f"- import in a fresh process {imported * 1000:.0f} ms; first call (name lists "
             f"loaded) {first_call * 1000:.0f} ms; peak RSS {peak_rss_mb():.0f} MB",
+            f"- the {len(examples):,} feedback texts of `voyce_assets/text/local/examples/` "
+            f"(written for the sentiment classifier, unlabelled for personal data): "
+            f"{sum(kinds.values())} spans found ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or 'none'}), "
+            f"{taken / plain:.3%} of their characters; read them in `--show` output",
             f"- held-out targets: recall >= {TARGET_RECALL} "
             f"({'met' if held.recall >= TARGET_RECALL else 'NOT met'}), damage <= "
             f"{TARGET_DAMAGE:.0%} ({'met' if held.damage <= TARGET_DAMAGE else 'NOT met'})",
@@ -105,6 +127,10 @@ def main() -> None:
         ]
     )
     print(report)
+    if args.show:
+        for text, found in zip(examples, redacted, strict=True):
+            for e in found:
+                print(f"  {e.type:12} {text[e.start : e.end]!r:24} | {text[:100]}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report)
     print(f"pii recall {held.recall:.3f} damage {held.damage:.2%}")

@@ -215,6 +215,20 @@ def test_the_held_out_set_meets_the_targets():
     assert s.damage <= 0.02, s.false
 
 
+def test_ordinary_feedback_keeps_its_text():
+    """The text stage's feedback examples (written for the sentiment classifier): nothing
+    but a few staff names is personal data there, and the redactor takes almost nothing."""
+    from voyce_assets_tests.bench.bench_pii import feedback_examples
+
+    texts = feedback_examples()
+    found = [(t, e) for t in texts for e in find(t)]
+    assert len(texts) > 1000
+    assert {e.type for _, e in found} <= {"PERSON"}
+    taken = sum(e.end - e.start for _, e in found)
+    assert taken <= 0.001 * sum(len(t) for t in texts)
+    assert ("PERSON", "Priya") in {(e.type, t[e.start : e.end]) for t, e in found}
+
+
 def test_the_scorer_can_fail():
     rows = load("heldout")
     nothing = score(rows, lambda text: [])
