@@ -19,7 +19,7 @@ from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
 # Each set: its files under data/ (see data/make_eval.py).
-SETS = {"dev": ("dev", "dev_hand"), "heldout": ("heldout", "heldout_hand")}
+SETS = {"dev": ("dev", "dev_hand"), "heldout": ("heldout", "heldout_hand", "heldout_hand2")}
 
 
 def load(name: str) -> list[dict]:

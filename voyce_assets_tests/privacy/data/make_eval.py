@@ -672,6 +672,50 @@ HAND_HELD = [
     "Chase bank flagged the payment as fraud and I had to call them.",
 ]
 
+# Written after the detector was tuned, scored once, and not tuned on.
+HAND_HELD_2 = [
+    "Hi, my name is [[PERSON:Daniel Okafor]] and I've been waiting since Monday for a callback.",
+    "okay so the technician [[PERSON:Luis]] came out and said the router was fine but it still drops every hour",
+    "I'd like to say thank you to [[PERSON:Grace Kim]] who handled my claim.",
+    "You can reach me on [[PHONE:(646) 555-0173]] or by email at [[EMAIL:dokafor@protonmail.com]].",
+    "it's [[EMAIL:emily dot r dot jones at gmail dot com]] all lowercase",
+    "My mobile is [[PHONE:07911 123456]] if anyone needs it.",
+    "my number is [[PHONE:two oh six, five five five, oh one nine eight]]",
+    "The charge hit my Amex ending in [[CARD:1005]] three times in one day.",
+    "i read my card number out [[CARD:four five five six seven three seven five eight six eight nine nine eight five five]] and they still couldn't find the payment",
+    "The debit card number is [[CARD:6011 0009 9013 9424]].",
+    "For verification they asked my social, it's [[NATIONAL_ID:five two one, four four, nine eight two three]].",
+    "We're at [[ADDRESS:2200 Mission College Boulevard, Santa Clara]], please send the technician there.",
+    "my address is [[ADDRESS:seventy four oak street]] and the parcel went to seventy six",
+    "Please update my address to [[ADDRESS:9 Queen's Road, Bristol]].",
+    "The refund should go to [[IBAN:FR14 2004 1010 0505 0001 3M02 606]].",
+    "It's been 3 weeks and 4 calls and I'm still being charged $79.99 a month.",
+    "The app on version 8.4.1 keeps freezing when I open the camera.",
+    "I drove 40 minutes to the store on Pine Street and it was closed.",
+    "I bought 2 tickets for the 7:30 show and only got 1 confirmation email.",
+    "Your chatbot told me to call 311, which is the city, not you.",
+    "My order number is 1 1 2 2 3 3 4 4 and tracking says delivered.",
+    "Apple Music and YouTube both play fine, just not your podcasts.",
+    "The Jackson Street branch has a broken ATM again.",
+    "We paid 1,250 dollars for the premium plan and got nothing premium.",
+    "My son [[PERSON:Ethan]] plays on the account and the parental controls don't stick.",
+    "Spoke with a supervisor named [[PERSON:Angela]] and she waived the fee, very kind.",
+    "[[PERSON:Patricia Gomez]] from billing promised a refund in 5 business days.",
+    "hi this is [[PERSON:john]] again calling about the same issue",
+    "The guy on the phone, [[PERSON:Tony]], was clearly reading a script.",
+    "Call me back at [[PHONE:+1 312 555 0147]], that's my work line.",
+    "My NI number is [[NATIONAL_ID:JG 10 37 28 D]], they needed it for the claim.",
+    "Please don't call my landline, use [[PHONE:415.555.0132]] instead.",
+    "I live on Maple Avenue, the third house on the left.",
+    "The bill went from 45 to 60 pounds with no warning.",
+    "iOS 18 broke the widget, Android users say it's fine.",
+    "Delivered to the wrong flat, number 12, should be 21.",
+    "Took 2 and a half hours to get through to someone.",
+    "My partner [[PERSON:Alex]] and I share the account.",
+    "Send it to [[ADDRESS:16 Harbour View Drive, Apt 5]] please.",
+    "The account is under [[EMAIL:bobsmith1975 at aol dot com]].",
+]
+
 _MARK = re.compile(r"\[\[([A-Z_]+):(.+?)\]\]")
 
 
@@ -696,3 +740,4 @@ if __name__ == "__main__":
     build("heldout", HELD_PII, HELD_NEUTRAL, HELD, 200, seed=2)
     build_by_hand("dev_hand", HAND_DEV)
     build_by_hand("heldout_hand", HAND_HELD)
+    build_by_hand("heldout_hand2", HAND_HELD_2)
