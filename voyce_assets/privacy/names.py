@@ -33,6 +33,13 @@ aiko akira chen hana hiroshi jin jun kenji li mei min ming sakura wei xin yuki y
 amara chidi chinedu kwame kofi ngozi oluwaseun tunde zanele
 aoife bjorn carlos diego giulia ines jorge lars lucia mateo matteo niamh oisin pablo siobhan
 sven zoe liam noah ethan mason logan aiden jayden olivia ava chloe mia harper madison
+yusuf yousef ibrahim abdul abdullah ali omar aliyah amina khadija maryam mariam fatma
+mehmet emre ayse elif lakshmi lakshman sita shreya swati sneha rekha radha ramesh mahesh
+dinesh manoj vinod ashok arun varun tarun rohit sumit amit ajay vivek harpreet gurpreet
+manpreet jaspreet simran navjot baljit kamal nasser rashid said samira yara layla noor
+huda rania dmitri sergei olga natasha irina svetlana katya ivan oleksandr andriy bogdan
+piotr tomasz agnieszka katarzyna magdalena joao thiago matheus beatriz camila valentina
+sofia isabella santiago sebastian alejandro javier joaquin ximena guadalupe lupita
 """)
 EXTRA_LAST = words("""
 patel khan sharma singh gupta kumar shah reddy rao iyer nair mehta joshi chopra malik

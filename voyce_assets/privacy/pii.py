@@ -262,21 +262,23 @@ def _address_tail(text: str, toks: list[Token], end: int, cased: bool) -> int:
         k += 1
         taken = 0
         while (t := at(k)) and t.word and t.low.isalpha() and taken < 3:
-            if t.low in _n.STOP and not (cased and t.low in _n.TOWN_WORDS):
+            if t.low in _n.STOP and t.low not in _n.TOWN_WORDS:
                 break
             if cased and not t.text[0].isupper():
                 break
             if t.low in _n.MEASURES or t.low in _n.BRANDS:
                 break
             end, k, taken = k, k + 1, taken + 1
-            if not cased:
+            # Lowercase: one word, or two where the first is "new", "san", "fort" ...
+            if not cased and (taken == 2 or t.low not in _n.TOWN_WORDS):
                 break
         if taken:
             # A state and a ZIP code.
             if at(k) and at(k).text == ",":
                 k += 1
-            t = at(k)
-            if t and len(t.text) == 2 and t.text.isupper() and t.text.isalpha():
+            t, u = at(k), at(k + 1)
+            zip_next = u is not None and u.low.isdigit() and len(u.low) == 5
+            if t and len(t.text) == 2 and t.text.isalpha() and (t.text.isupper() or zip_next):
                 end, k = k, k + 1
             t = at(k)
             if t and t.low.isdigit() and len(t.low) == 5:
@@ -294,7 +296,8 @@ def _address_tail(text: str, toks: list[Token], end: int, cased: bool) -> int:
 # an ordinary word). CUE: a name from the lists follows, or (capitalised text) any capitalised
 # word. SELF ("I'm", "this is"): only a name from the lists.
 _ANY = {("my", "name", "is"), ("my", "name's"), ("name", "is"), ("name's",), ("named",),
-        ("call", "me"), ("mr",), ("mrs",), ("ms",), ("dr",), ("mister",), ("names",)}  # fmt: skip
+        ("call", "me"), ("mr",), ("mrs",), ("ms",), ("dr",), ("mister",), ("names",),
+        ("name", "was")}  # fmt: skip
 _CUE = {("called",), ("ask", "for"), ("asked", "for"), ("asking", "for"), ("agent",), ("rep",),
         ("representative",), ("advisor",), ("adviser",), ("technician",), ("tech",),
         ("manager",), ("supervisor",), ("thanks", "to"), ("thank", "you"), ("thanks",),
@@ -354,7 +357,18 @@ def _streetlike(toks: list[Token], i: int) -> bool:
 
 
 def _surname(low: str, last: frozenset[str]) -> bool:
+    low = low.replace("'", "")  # "o'brien": the census writes OBRIEN
     return low in last and (low not in _n.AMBIGUOUS or low in _n.SURNAMES_TOO)
+
+
+def _followed_by_surname(text: str, toks: list[Token], i: int, last: frozenset[str]) -> bool:
+    nxt = toks[i + 1] if i + 1 < len(toks) else None
+    return nxt is not None and text[toks[i].end : nxt.start] == " " and _surname(nxt.low, last)
+
+
+def _between_commas(toks: list[Token], i: int) -> bool:
+    """ ", derek," : a name set off by commas ("the guy at the counter, derek, refunded me")."""
+    return 0 < i < len(toks) - 1 and toks[i - 1].text == "," and toks[i + 1].text == ","
 
 
 _DETERMINERS = frozenset(words("the a an this that these those our your their its every each"))
@@ -374,11 +388,8 @@ def _bare_name(
     if nxt and nxt.low in _n.PLACE_NOUNS:
         return False
     if not cased:
-        return (
-            not ambiguous
-            and nxt is not None
-            and _surname(nxt.low, last)
-            and text[t.end : nxt.start] == " "
+        return not ambiguous and (
+            _followed_by_surname(text, toks, i, last) or _between_commas(toks, i)
         )
     if not _capitalised(t) or (len(t.text) > 1 and t.text.isupper()):  # "HOA": an acronym
         return False
@@ -414,7 +425,12 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
         if cue == "ANY":
             ok = (cap or not cased) and not brand
         elif cue == "CUE":
-            ok = (cap and not brand) if cased else (listed and not ambiguous)
+            # Lowercase: a listed name; one that is also a word needs a surname after it.
+            ok = (
+                (cap and not brand)
+                if cased
+                else (listed and (not ambiguous or _followed_by_surname(text, toks, i, last)))
+            )
         elif cue == "SELF":
             ok = (listed or (ambiguous and cased and cap)) and (cap or not cased)
             ok = ok and low not in _n.MONTHS  # "it is april"
@@ -445,7 +461,9 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
 
 
 def _emails(text: str, toks: list[Token]) -> list[Entity]:
-    out = [Entity(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)]
+    out = (
+        [Entity(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)] if "@" in text else []
+    )
     if " at " in text.lower():
         out += [Entity(s, e, "EMAIL") for s, e in spoken_emails(toks)]
     return out

@@ -170,6 +170,21 @@ def test_offsets_point_at_the_personal_data_and_do_not_overlap(lower):
     }
 
 
+def test_every_labelled_transcript_gives_sorted_disjoint_spans_that_rebuild_the_redaction():
+    for row in load("all"):
+        for text in (row["text"], row["text"].lower(), row["text"].upper()):
+            result = redact(text)
+            spans = result.entities
+            assert all(0 <= e.start < e.end <= len(text) for e in spans)
+            assert all(a.end <= b.start for a, b in itertools.pairwise(spans))
+            assert all(text[e.start : e.end].strip() == text[e.start : e.end] for e in spans)
+            rebuilt, last = "", 0
+            for e in spans:
+                rebuilt += text[last : e.start] + PLACEHOLDERS[e.type]
+                last = e.end
+            assert result.text == rebuilt + text[last:]
+
+
 def test_one_span_per_piece_of_personal_data_the_longest_wins():
     # The IBAN's digits alone would make a card number or a phone; the email holds a name.
     text = "IBAN GB82 WEST 1234 5698 7654 32, email sarah dot johnson at gmail dot com"
@@ -227,6 +242,9 @@ def test_ordinary_feedback_keeps_its_text():
     taken = sum(e.end - e.start for _, e in found)
     assert taken <= 0.001 * sum(len(t) for t in texts)
     assert ("PERSON", "Priya") in {(e.type, t[e.start : e.end]) for t, e in found}
+    lowered = [(t, e) for t in map(str.lower, texts) for e in find(t)]
+    assert {e.type for _, e in lowered} <= {"PERSON"}
+    assert sum(e.end - e.start for _, e in lowered) <= taken
 
 
 def test_the_scorer_can_fail():
