@@ -78,6 +78,8 @@ def main() -> None:
     first_call = time.perf_counter() - started
 
     scores = {name: score(load(name), pii.find) for name in ("dev", "heldout", "all")}
+    lowered = [{**row, "text": row["text"].lower()} for row in load("heldout")]
+    scores["heldout, all lowercase"] = score(lowered, pii.find)
     examples = feedback_examples()
     redacted = [pii.find(t) for t in examples]
     kinds = Counter(e.type for found in redacted for e in found)
