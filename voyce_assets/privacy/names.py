@@ -123,6 +123,8 @@ wonderful lovely nice rude polite helpful unhelpful friendly useless quick slow 
 cancelling canceling leaving switching moving paying done finished
 sent send sending told tell telling said saying asked ask asking speak spoke spoken talk
 talked talking chat chatted chatting named call
+sales accounts reception returns shipping delivery dispatch finance legal marketing
+operations technical tech hr admin engineering billing
 hung kept put transferred refused promised gave took made left came went answered helped
 explained fixed tried started stopped hangs keeps puts
 monday tuesday wednesday thursday friday saturday sunday january february march

@@ -170,16 +170,12 @@ def _valid_ssn(digits: str) -> bool:
 
 def _ibans(text: str) -> list[Entity]:
     """IBANs with or without spaces, their check digits and country format valid."""
-    if not _IBAN.search(text):
-        return []
-    from stdnum import iban
-
     out = []
     for m in _IBAN.finditer(text):
         chars = [i for i, c in enumerate(m.group(), m.start()) if c != " "]
         compact = "".join(text[i] for i in chars)
-        for k in range(len(compact), 14, -1):
-            if iban.is_valid(compact[:k]) and (
+        for k in range(len(compact), 14, -1):  # the longest valid prefix that ends a word
+            if _valid_iban(compact[:k]) and (
                 chars[k - 1] + 1 == len(text) or not text[chars[k - 1] + 1].isalnum()
             ):
                 out.append(Entity(m.start(), chars[k - 1] + 1, "IBAN"))
@@ -232,13 +228,13 @@ def _addresses(text: str, toks: list[Token], found: list[Run], cased: bool) -> l
             name, j = name + 1, j + 1
         if not name or j >= len(toks) or toks[j].low not in _n.STREET_SUFFIXES:
             continue
-        end = j
-        end = _address_tail(text, toks, end, cased)
-        out.append(Entity(start, toks[end].end, "ADDRESS"))
+        out.append(Entity(start, toks[_address_tail(text, toks, j, cased)].end, "ADDRESS"))
     return out
 
 
 def _address_tail(text: str, toks: list[Token], end: int, cased: bool) -> int:
+    """The index of the address's last token, from its street kind (``end``) on."""
+
     def at(k: int) -> Token | None:
         return toks[k] if k < len(toks) else None
 
@@ -308,7 +304,7 @@ _CUE = {("called",), ("ask", "for"), ("asked", "for"), ("asking", "for"), ("agen
         ("aunt",), ("worked", "with"), ("kudos", "to"), ("credit", "to"), ("props", "to"),
         ("dealt", "with"), ("neighbour",), ("neighbor",), ("cousin",), ("nurse",), ("doctor",)}  # fmt: skip
 for _verb in ("speak", "spoke", "spoken", "speaking", "talk", "talked", "talking", "chat",
-              "chatted", "chatting", "spoken"):  # fmt: skip
+              "chatted", "chatting"):  # fmt: skip
     _CUE |= {(_verb, "to"), (_verb, "with")}
 _SELF = {("this", "is"), ("i'm",), ("im",), ("i", "am"), ("it's",), ("it", "is")}
 _CUE_ENDS = frozenset(c[-1] for c in _ANY | _CUE | _SELF)
@@ -367,7 +363,7 @@ def _followed_by_surname(text: str, toks: list[Token], i: int, last: frozenset[s
 
 
 def _between_commas(toks: list[Token], i: int) -> bool:
-    """ ", derek," : a name set off by commas ("the guy at the counter, derek, refunded me")."""
+    """A word set off by commas ("the guy at the counter, derek, refunded me")."""
     return 0 < i < len(toks) - 1 and toks[i - 1].text == "," and toks[i + 1].text == ","
 
 
@@ -378,8 +374,9 @@ def _bare_name(
     text: str, toks: list[Token], i: int, cased: bool, ambiguous: bool, last: frozenset[str]
 ) -> bool:
     """Whether a given name with no cue before it is a person: not a place ("the Denver
-    branch", "flew to Austin") nor a month ("the first of June"); capitalised (or, in a lowercase transcript, with a surname
-    after it); a name that is also a word ("Carol", "Mark") only mid-sentence."""
+    branch", "flew to Austin") nor a month ("the first of June"); capitalised (in lowercase
+    text: a surname after it, or commas round it); a name that is also a word ("Carol",
+    "Mark") only mid-sentence."""
     t = toks[i]
     prev = toks[i - 1] if i else None
     nxt = toks[i + 1] if i + 1 < len(toks) else None
@@ -421,7 +418,6 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
         cue = _cue(toks, i)
         ambiguous = low in _n.AMBIGUOUS
         brand = low in _n.BRANDS
-        ok = False
         if cue == "ANY":
             ok = (cap or not cased) and not brand
         elif cue == "CUE":
