@@ -12,6 +12,7 @@ streets named without a house number. See docs/privacy.md.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -69,6 +70,7 @@ _NINO = re.compile(
 
 _TWO_LETTERS = re.compile(r"\b[A-Za-z] [A-Za-z]\b")  # where letters are said one by one
 _CARD_WORDS = frozenset(words("card visa mastercard amex debit credit cc"))
+_CVV_WORDS = frozenset(words("cvv cvc cv2 cvv2 csc"))
 _SSN_WORDS = frozenset(words("social ssn security"))
 _PHONE_WORDS = frozenset(
     words("number phone mobile cell call text reach contact dial extension ext landline whatsapp")
@@ -89,6 +91,14 @@ def _last_four_cue(before: list[str]) -> bool:
         return True
     tail = before[-8:]
     return any(w == "last" and tail[k + 1] in _LAST_FOUR for k, w in enumerate(tail[:-1]))
+
+
+def _security_code_cue(before: list[str]) -> bool:
+    """'CVV', 'CVC', 'security code' among the three words before."""
+    tail = before[-4:]
+    return bool(_CVV_WORDS & set(tail[-3:])) or any(
+        a == "security" and b == "code" for a, b in itertools.pairwise(tail)
+    )
 
 
 _TITLES = frozenset(words("mr mrs ms dr"))  # "Mr. Patel": the dot ends no sentence
@@ -143,6 +153,10 @@ def _numbers(text: str, toks: list[Token], found: list[Run]) -> list[Entity]:
             # ("ending in 8812, forty nine ninety nine") are not part of it.
             kind = "NATIONAL_ID" if near & _SSN_WORDS else "CARD"
             out.append(Entity(r.start, end, kind))
+            continue
+        if n in (3, 4) and _security_code_cue(before):
+            # A card's security code: never to be kept (PCI DSS), whatever its length says.
+            out.append(Entity(r.start, r.end, "CARD"))
             continue
         if set(before[-3:]) & _REFERENCE_WORDS:
             continue

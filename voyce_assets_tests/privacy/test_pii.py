@@ -59,6 +59,8 @@ FOUND = [
     ("It was the card ending in four two four two.", "CARD", "four two four two"),
     ("They charged my visa ending 4242 again", "CARD", "4242"),
     ("the last four digits are 1881", "CARD", "1881"),
+    ("expiry next year and the CVV is 123", "CARD", "123"),
+    ("the security code is seven four one", "CARD", "seven four one"),
     # national ids
     ("My social security number is 123-45-6789.", "NATIONAL_ID", "123-45-6789"),
     (
