@@ -66,6 +66,7 @@ bench: install-dev  ## benchmarks (not part of the tests); results land in voyce
 	$(BIN)/python voyce_assets_tests/bench/bench_text.py
 	$(BIN)/python voyce_assets_tests/bench/bench_analytics.py
 	$(BIN)/python voyce_assets_tests/bench/bench_training.py
+	$(BIN)/python voyce_assets_tests/bench/bench_pii.py
 
 lint: install-dev
 	$(BIN)/ruff check .

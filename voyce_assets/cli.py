@@ -300,6 +300,34 @@ def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> No
         sys.exit(1)
 
 
+@main.command("redact")
+@click.option(
+    "--file",
+    "file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Texts, one per line ('-': stdin).",
+)
+def redact_cmd(file: str) -> None:
+    """Find personal data in texts, one per line; one JSON line each, in input order.
+
+    Keys: redacted_text (each span replaced by its placeholder: [PERSON], [EMAIL], [PHONE],
+    [CARD], [NATIONAL_ID], [ADDRESS], [IBAN]) and entities (type, start, end: offsets into
+    the input line). Local and offline.
+    """
+    import json
+
+    from voyce_assets.privacy.pii import redact
+
+    for line in _lines(None if file == "-" else file):
+        result = redact(line)
+        row = {
+            "redacted_text": result.text,
+            "entities": [e.as_dict() for e in result.entities],
+        }
+        click.echo(json.dumps(row))
+
+
 @main.command("search")
 @click.argument("query")
 @click.option(
