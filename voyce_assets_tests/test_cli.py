@@ -12,6 +12,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from deltalake import DeltaTable
 
 from voyce_assets.catalog import APP_TABLES, SCHEMAS, TABLES, VOLUMES
+from voyce_assets.ddl import privacy_ddl
 from voyce_assets_tests.conftest import subprocess_env
 
 
@@ -29,7 +30,8 @@ def test_catalog_ddl_databricks_and_postgres():
     out = voyce("catalog", "ddl", "--catalog", "voice_feedback_prod", "--location-root", "s3://l")
     assert out.returncode == 0, out.stderr
     statements = [s for s in sqlglot.parse(out.stdout, dialect="databricks") if s is not None]
-    assert len(statements) == 1 + len(SCHEMAS) + len(TABLES) + len(VOLUMES)
+    privacy = len(privacy_ddl("voice_feedback_prod"))
+    assert len(statements) == 1 + len(SCHEMAS) + len(TABLES) + privacy + len(VOLUMES)
     assert "CREATE CATALOG IF NOT EXISTS `voice_feedback_prod`" in out.stdout
     assert "LOCATION 's3://l/voice_feedback_prod/raw_data/voice_feedback'" in out.stdout
     default = voyce("catalog", "ddl")
