@@ -1,6 +1,7 @@
 """The voice stage's own resources per environment: the Transcriber (the notebooks'
 ``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``, and
-``WHISPER_LANGUAGE`` when every recording is in one known language) and ``voice_compute``,
+``WHISPER_LANGUAGE`` when every recording is in one known language, ``VOYCE_REDACT_PII=false``
+where a deployment must keep personal data unredacted) and ``voice_compute``,
 where the heavy work runs: the cluster's Spark in prod, this process on a laptop unless
 ``VOYCE_SPARK_MASTER`` names a Spark master (``local[2]``)."""
 
@@ -41,6 +42,7 @@ def resources(env: str) -> dict[str, Any]:
                         device="WHISPER_DEVICE",
                         batch_size=("BATCH_SIZE", int),
                         language="WHISPER_LANGUAGE",
+                        redact_pii="VOYCE_REDACT_PII",
                     ),
                 },
             ),
@@ -56,6 +58,7 @@ def resources(env: str) -> dict[str, Any]:
                 device="WHISPER_DEVICE",
                 batch_size=("BATCH_SIZE", int),
                 language="WHISPER_LANGUAGE",
+                redact_pii="VOYCE_REDACT_PII",
             ),
         ),
     }
