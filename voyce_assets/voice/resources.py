@@ -12,7 +12,7 @@ from typing import Any
 
 from dagster import EnvVar
 
-from voyce_assets.settings import catalog_name, from_env, voyce_home
+from voyce_assets.settings import catalog_name, env_flag, from_env, voyce_home
 from voyce_assets.voice.compute import SparkVoice, VoiceCompute
 from voyce_assets.voice.transcriber import Transcriber
 
@@ -42,8 +42,8 @@ def resources(env: str) -> dict[str, Any]:
                         device="WHISPER_DEVICE",
                         batch_size=("BATCH_SIZE", int),
                         language="WHISPER_LANGUAGE",
-                        redact_pii="VOYCE_REDACT_PII",
                     ),
+                    "redact_pii": env_flag("VOYCE_REDACT_PII"),
                 },
             ),
         }
@@ -58,7 +58,7 @@ def resources(env: str) -> dict[str, Any]:
                 device="WHISPER_DEVICE",
                 batch_size=("BATCH_SIZE", int),
                 language="WHISPER_LANGUAGE",
-                redact_pii="VOYCE_REDACT_PII",
             ),
+            redact_pii=env_flag("VOYCE_REDACT_PII"),
         ),
     }

@@ -128,6 +128,35 @@ def test_row_fields_on_and_off():
     assert off == {"redacted_text": None, "pii_entities": None, "redaction": "off"}
 
 
+@pytest.mark.parametrize(
+    ("value", "on"),
+    [(None, True), ("", True), ("false", False), ("0", False), ("OFF", False), ("flase", True)],
+)
+def test_redaction_is_a_setting_read_locally_and_in_prod(monkeypatch, value, on):
+    from voyce_assets.resources.gpu_cluster import FORWARDED_SETTINGS
+    from voyce_assets.voice.resources import resources
+
+    monkeypatch.setenv("WHISPER_MODEL_SIZE", "base")  # prod requires one
+    if value is not None:
+        monkeypatch.setenv("VOYCE_REDACT_PII", value)
+    # Off only when it says so: a typo keeps personal data redacted.
+    for env in ("local", "prod"):
+        transcriber = resources(env)["transcriber"].process_config_and_initialize()
+        assert transcriber.redact_pii is on, env
+        settings = {name: getattr(transcriber, name) for name in Transcriber.model_fields}
+        assert settings["redact_pii"] is on  # travels to the tasks, and into the chunk key
+    assert "VOYCE_REDACT_PII" in FORWARDED_SETTINGS  # the GPU cluster reads it too
+
+
+def test_the_setting_is_part_of_the_staged_chunk_key(tmp_path):
+    item = WorkItem("f", ORG, DAY.isoformat(), None, None, 0)
+    keys = {
+        on: VoiceJob("transcribe", "e/m", str(tmp_path), {"redact_pii": on}).key(Chunk(0, (item,)))
+        for on in (True, False)
+    }
+    assert keys[True] != keys[False]
+
+
 # --- real speech --------------------------------------------------------------------------
 
 
