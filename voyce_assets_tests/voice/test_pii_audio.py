@@ -42,7 +42,11 @@ from voyce_assets_tests.voice.test_bad_recordings import DAY, _mirror, _speech
 
 ORG = str(uuid.uuid4())
 TRANSCRIPTIONS = table("raw_data/transcriptions")
-EMAIL_SCRIPT = "My email is john smith at gmail dot com. The delivery was late."
+# tiny.en writes "you can email me at jon at gmail.com the delivery was late" (or runs the
+# address together, "jahnatgmail.com", depending on its packing neighbour): the spoken form,
+# which the redactor finds once it reads spoken emails. Until then the row's entities are
+# whatever it finds, and the silencing is tested on spans the test sets.
+EMAIL_SCRIPT = "You can email me at john, at gmail dot com. The delivery was late."
 PLAIN_SCRIPT = "The delivery was late again and nobody called me."
 
 
