@@ -1,9 +1,9 @@
 """``raw_data/transcriptions``: Whisper speech-to-text, one row per voice feedback.
 
-Keeps transcripts that are still valid (same engine/model, made after the current copy),
-transcribes the rest from the processed copies on ``voice_compute`` (in process, or as one
-Spark job: ``voice/compute.py``), chunk by chunk with progress staged, and replaces the
-partitions in one commit. Failures are rows with ``error_message``.
+Keeps transcripts that are still valid (same engine/model and redaction, made after the
+current copy), transcribes the rest from the processed copies on ``voice_compute`` (in
+process, or as one Spark job: ``voice/compute.py``), chunk by chunk with progress staged,
+and replaces the partitions in one commit. Failures are rows with ``error_message``.
 
 Each row also holds its redacted text and the personal data found, with the seconds that
 said it; those seconds are silenced in the processed copy (``voice/redaction.py``), which
@@ -50,8 +50,10 @@ TRANSCRIPTIONS = table("raw_data/transcriptions")
     # The step launcher is picked up as a required resource; the others are read from it too.
     required_resource_keys={"gpu_step_launcher", "lakehouse", "transcriber", "voice_compute"},
     description="One row per voice feedback of the partition; failures (corrupt, missing, "
-    "silent, too long ...) are rows with error_message. Feedback already transcribed by the "
-    "same engine/model is kept, not transcribed again.",
+    "silent, too long ...) are rows with error_message. Each row holds the text, the text with "
+    "personal data redacted and where that data is (characters and seconds); those seconds are "
+    "silenced in the processed copy. Feedback already transcribed by the same engine/model, "
+    "redacted the same way, is kept, not transcribed again.",
     checks={
         "failure_rate": f"At most {MAX_FAILURE_RATE:.0%} of each partition of the run failed.",
         "pii_audio_silent": "The audio spans of the personal data found in the run's rows are "
@@ -179,7 +181,7 @@ def pii_audio_silent_check(rows: list[dict], copies: dict[str, Path | None]) -> 
         check_name="pii_audio_silent",
         passed=not loud,
         description=(
-            f"{len(loud)} of {checked} copies with personal data not silent in its spans: "
+            f"{len(loud)} of {checked} copies with personal data not silent in their spans: "
             + ", ".join(sorted(loud))
             if loud
             else f"{spans_checked} spans in {checked} copies silent"
