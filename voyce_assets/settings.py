@@ -60,6 +60,24 @@ def catalog_name(env: str | None = None) -> str:
     return name
 
 
+# A yes/no setting is off only when it says so; anything else leaves it on.
+OFF_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+def env_flag(name: str, default: bool = True) -> bool:
+    """A yes/no tunable, read when the resources are built: unset or empty gives ``default``,
+    ``false``, ``0``, ``no`` or ``off`` (any case) gives False, anything else True.
+
+    Dagster's ``EnvVar`` cannot feed a ``bool`` field (only strings and ``EnvVar.int``), so
+    the value is read here; the GPU cluster rebuilds the resources from the same forwarded
+    variable (``resources/gpu_cluster.py``), so both read the same.
+    """
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value not in OFF_WORDS
+
+
 def from_env(**fields: str | tuple[str, type]) -> dict[str, Any]:
     """Resource keyword arguments for the fields whose variable is set, as ``EnvVar``.
 

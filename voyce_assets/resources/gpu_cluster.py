@@ -55,6 +55,7 @@ FORWARDED_SETTINGS = (
     "WHISPER_DEVICE",
     "WHISPER_LANGUAGE",
     "BATCH_SIZE",
+    "VOYCE_REDACT_PII",
     # The lakehouse's non-secret cloud settings (region, identity ids): the step writes Delta
     # straight to cloud storage with the cluster's own identity (instance profile, managed
     # identity); keys are never sent.

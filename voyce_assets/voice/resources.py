@@ -1,6 +1,7 @@
 """The voice stage's own resources per environment: the Transcriber (the notebooks'
 ``WHISPER_ENGINE``, ``WHISPER_MODEL_SIZE``, ``WHISPER_DEVICE`` and ``BATCH_SIZE``, and
-``WHISPER_LANGUAGE`` when every recording is in one known language) and ``voice_compute``,
+``WHISPER_LANGUAGE`` when every recording is in one known language, ``VOYCE_REDACT_PII=false``
+where a deployment must keep personal data unredacted) and ``voice_compute``,
 where the heavy work runs: the cluster's Spark in prod, this process on a laptop unless
 ``VOYCE_SPARK_MASTER`` names a Spark master (``local[2]``)."""
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from dagster import EnvVar
 
-from voyce_assets.settings import catalog_name, from_env, voyce_home
+from voyce_assets.settings import catalog_name, env_flag, from_env, voyce_home
 from voyce_assets.voice.compute import SparkVoice, VoiceCompute
 from voyce_assets.voice.transcriber import Transcriber
 
@@ -42,6 +43,7 @@ def resources(env: str) -> dict[str, Any]:
                         batch_size=("BATCH_SIZE", int),
                         language="WHISPER_LANGUAGE",
                     ),
+                    "redact_pii": env_flag("VOYCE_REDACT_PII"),
                 },
             ),
         }
@@ -57,5 +59,6 @@ def resources(env: str) -> dict[str, Any]:
                 batch_size=("BATCH_SIZE", int),
                 language="WHISPER_LANGUAGE",
             ),
+            redact_pii=env_flag("VOYCE_REDACT_PII"),
         ),
     }

@@ -118,10 +118,13 @@ def transcription_rows(job: VoiceJob, items: list[WorkItem]) -> list[dict]:
     """One transcriptions row per recording: a transcript, or the reason there is none.
 
     The chunk's usable copies are transcribed together (``Transcriber.transcribe_batches``:
-    packed in ``batch_size`` groups, a failing group costing only its own rows).
+    packed in ``batch_size`` groups, a failing group costing only its own rows). With
+    redaction on, each transcript's personal data is found (``voice/redaction.py``) and its
+    audio spans silenced in the copy right away (``_silence``).
     """
     from voyce_assets.feedback import row_id
-    from voyce_assets.voice.audio.normalize import read_processed
+    from voyce_assets.voice import redaction
+    from voyce_assets.voice.audio.normalize import original_samples, read_processed
     from voyce_assets.voice.transcriber import Transcriber
 
     transcriber = Transcriber(**job.settings)
@@ -131,6 +134,9 @@ def transcription_rows(job: VoiceJob, items: list[WorkItem]) -> list[dict]:
             "id": row_id(item.feedback_id, f"transcription:{transcriber.label}"),
             "voice_feedback_id": item.feedback_id,
             "transcription_text": None,
+            "redacted_text": None,
+            "pii_entities": None,
+            "redaction": redaction.label(transcriber.redact_pii),
             "transcription_engine": transcriber.label,
             "confidence_score": None,
             "language_detected": None,
@@ -147,11 +153,18 @@ def transcription_rows(job: VoiceJob, items: list[WorkItem]) -> list[dict]:
             row["error_message"] = error
             continue
         try:
-            audio.append((row, read_processed(processed)))
+            # A copy silenced by an earlier run is heard as it was before: made again from
+            # its upload, so a transcript never depends on the silence an older one made.
+            samples = None
+            if processed.silenced:
+                samples = original_samples(processed, transcriber.max_duration_seconds)
+            if samples is None:
+                samples = read_processed(processed)
+            audio.append((row, processed, samples))
         except Exception as exc:  # an unreadable copy: its own row only
             row["error_message"] = error_text(exc)
-    transcripts = transcriber.transcribe_batches([samples for _, samples in audio])
-    for (row, _), transcript in zip(audio, transcripts, strict=True):
+    transcripts = transcriber.transcribe_batches([samples for _, _, samples in audio])
+    for (row, processed, samples), transcript in zip(audio, transcripts, strict=True):
         if isinstance(transcript, Exception):  # its group failed: its own rows only
             row["error_message"] = f"transcription failed: {error_text(transcript)}"
             continue
@@ -162,10 +175,40 @@ def transcription_rows(job: VoiceJob, items: list[WorkItem]) -> list[dict]:
             word_count=transcript.word_count,
             processing_time_ms=round(transcript.processing_seconds * 1000),
             _audio_seconds=transcript.audio_seconds,
+            **redaction.fields(
+                transcript.text,
+                transcript.words,
+                transcript.audio_seconds,
+                transcriber.redact_pii,
+            ),
         )
         if not transcript.text:
             row["error_message"] = "no speech detected"
+        try:
+            _silence(processed, redaction.spans(row["pii_entities"]), samples)
+        except Exception as exc:  # the copy could not be written: no row says it is silent
+            row["error_message"] = f"silencing failed: {error_text(exc)}"
+        # After the copy is written: whatever its time says, the row is newer (see _silence).
+        row["created_at"] = _now()
     return rows
+
+
+def _silence(processed, spans: list[tuple[float, float]], samples) -> None:
+    """The copy silenced in exactly ``spans`` (its row's personal data; none when redaction
+    is off), from ``samples``, what the transcript was made from.
+
+    Written only when there is something to silence or an earlier silencing to undo (a copy
+    silenced when redaction was on and now it is off, or the personal data found changed).
+    ``normalize.silence`` keeps the copy's modification time and size, so the staged chunk
+    key (which stats the copy) and the asset's ``_still_valid`` (copy time <= the row's
+    ``created_at``) see the same copy as before and the row is reused by later runs. Where a
+    filesystem cannot set the time, the row's ``created_at`` is taken after the write, so the
+    row is still newer than its copy.
+    """
+    from voyce_assets.voice.audio.normalize import silence
+
+    if spans or processed.silenced:
+        silence(processed, spans, samples)
 
 
 def feature_rows(job: VoiceJob, items: list[WorkItem]) -> list[dict]:

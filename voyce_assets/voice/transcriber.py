@@ -86,6 +86,9 @@ class Transcript:
     word_count: int
     audio_seconds: float
     processing_seconds: float
+    # The words Whisper decoded, with their times in seconds from the recording's start
+    # (``Word.text`` keeps its leading space): where each part of ``text`` was said.
+    words: tuple[Word, ...] = ()
 
 
 def _no_speech(segments: list[tuple[float, float]]) -> float:
@@ -132,6 +135,12 @@ class Transcriber(ConfigurableResource):
     cpu_threads: int = Field(default=0, description="0: the library's default.")
     max_duration_seconds: float = Field(
         default=DEFAULT_MAX_SECONDS, description="Longer recordings are rejected before decoding."
+    )
+    redact_pii: bool = Field(
+        default=True,
+        description="VOYCE_REDACT_PII: find personal data in each transcript, keep the text "
+        "with placeholders next to it and silence it in the processed copy. Off (false) only "
+        "for a deployment that must: then nothing is redacted or silenced.",
     )
 
     @property
@@ -222,7 +231,9 @@ class Transcriber(ConfigurableResource):
             )
             parts = list(segments)
             language = info.language
-            words = [Word(w.word, w.start, w.end) for s in parts for w in s.words or []]
+            words = [
+                Word(w.word, float(w.start), float(w.end)) for s in parts for w in s.words or []
+            ]
             no_speech = _no_speech([(s.end - s.start, s.no_speech_prob) for s in parts])
             text = " ".join(s.text.strip() for s in parts).strip()
         else:
@@ -243,7 +254,9 @@ class Transcriber(ConfigurableResource):
                 if s["no_speech_prob"] < 0.6 or s["avg_logprob"] > -1.0
             ]
             words = [
-                Word(w["word"], w["start"], w["end"]) for s in kept for w in s.get("words", [])
+                Word(w["word"], float(w["start"]), float(w["end"]))
+                for s in kept
+                for w in s.get("words", [])
             ]
             no_speech = _no_speech([(s["end"] - s["start"], s["no_speech_prob"]) for s in kept])
             text = " ".join(s["text"].strip() for s in kept).strip()
@@ -256,6 +269,7 @@ class Transcriber(ConfigurableResource):
             word_count=len(text.split()),
             audio_seconds=len(samples) / TARGET_RATE,
             processing_seconds=time.perf_counter() - started,
+            words=tuple(words) if text else (),
         )
 
     def confidence(
@@ -377,6 +391,9 @@ class Transcriber(ConfigurableResource):
                 audio_seconds=seconds,
                 # The window's time, shared by length, plus the clip's own scoring.
                 processing_seconds=elapsed * seconds / total + scored,
+                # In the clip's own time: a last word Whisper let run into the gap ends with
+                # the clip (the score above reads the words as decoded).
+                words=tuple(_within(w, seconds) for w in own) if text else (),
             )
 
     def transcribe_batches(self, clips: list[np.ndarray]) -> list[Transcript | Exception]:
@@ -462,6 +479,12 @@ def _load_openai_whisper(path: Path, device: str):
         mask = alignment_heads_mask(heads, dims.n_text_layer, dims.n_text_head)
         model.register_buffer("alignment_heads", mask.to(device), persistent=False)
     return model
+
+
+def _within(word: Word, seconds: float) -> Word:
+    """``word`` with its times inside a clip of ``seconds``."""
+    start = min(max(float(word.start), 0.0), seconds)
+    return Word(word.text, start, min(max(float(word.end), start), seconds))
 
 
 def _clip_of(t: float, bounds: list[tuple[float, float]]) -> int:

@@ -1,13 +1,18 @@
 """``raw_data/transcriptions``: Whisper speech-to-text, one row per voice feedback.
 
-Keeps transcripts that are still valid (same engine/model, made after the current copy),
-transcribes the rest from the processed copies on ``voice_compute`` (in process, or as one
-Spark job: ``voice/compute.py``), chunk by chunk with progress staged, and replaces the
-partitions in one commit. Failures are rows with ``error_message``.
+Keeps transcripts that are still valid (same engine/model and redaction, made after the
+current copy), transcribes the rest from the processed copies on ``voice_compute`` (in
+process, or as one Spark job: ``voice/compute.py``), chunk by chunk with progress staged,
+and replaces the partitions in one commit. Failures are rows with ``error_message``.
+
+Each row also holds its redacted text and the personal data found, with the seconds that
+said it; those seconds are silenced in the processed copy (``voice/redaction.py``), which
+the ``pii_audio_silent`` check verifies.
 """
 
 import datetime as dt
 import time
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -25,6 +30,7 @@ from voyce_assets.feedback import Feedback, existing_rows, partition_feedback, w
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import table_asset
+from voyce_assets.voice import redaction
 from voyce_assets.voice.compute import VoiceCompute
 from voyce_assets.voice.paths import audio_paths, error_text, stage_root, work_item
 from voyce_assets.voice.tasks import VoiceJob
@@ -44,9 +50,15 @@ TRANSCRIPTIONS = table("raw_data/transcriptions")
     # The step launcher is picked up as a required resource; the others are read from it too.
     required_resource_keys={"gpu_step_launcher", "lakehouse", "transcriber", "voice_compute"},
     description="One row per voice feedback of the partition; failures (corrupt, missing, "
-    "silent, too long ...) are rows with error_message. Feedback already transcribed by the "
-    "same engine/model is kept, not transcribed again.",
-    checks={"failure_rate": f"At most {MAX_FAILURE_RATE:.0%} of each partition of the run failed."},
+    "silent, too long ...) are rows with error_message. Each row holds the text, the text with "
+    "personal data redacted and where that data is (characters and seconds); those seconds are "
+    "silenced in the processed copy. Feedback already transcribed by the same engine/model, "
+    "redacted the same way, is kept, not transcribed again.",
+    checks={
+        "failure_rate": f"At most {MAX_FAILURE_RATE:.0%} of each partition of the run failed.",
+        "pii_audio_silent": "The audio spans of the personal data found in the run's rows are "
+        "silent in their processed copies.",
+    },
 )
 def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     lakehouse: Lakehouse = context.resources.lakehouse
@@ -56,10 +68,11 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
     feedback = partition_feedback(lakehouse, dates)
     previous = existing_rows(lakehouse, TRANSCRIPTIONS, dates)
     label = transcriber.label
+    redacting = redaction.label(transcriber.redact_pii)
     rows, pending = [], []
     for item in feedback:
         old = previous.get(item.id)
-        if old and _still_valid(old, label, lakehouse, item):
+        if old and _still_valid(old, label, redacting, lakehouse, item):
             rows.append({**old, "_reused": True})
         else:
             pending.append(item)
@@ -113,7 +126,10 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
             "run_realtime_factor": round(audio_seconds / busy_seconds, 2) if busy_seconds else 0.0,
             **run.metadata,
         },
-        check_results=[failure_rate_check(rows, context.partition_keys)],
+        check_results=[
+            failure_rate_check(rows, context.partition_keys),
+            pii_audio_silent_check(rows, _copies(lakehouse, feedback)),
+        ],
     )
 
 
@@ -137,14 +153,81 @@ def failure_rate_check(rows: list[dict], partitions: list[str]) -> AssetCheckRes
     )
 
 
+def pii_audio_silent_check(rows: list[dict], copies: dict[str, Path | None]) -> AssetCheckResult:
+    """Every audio span of the personal data in ``rows`` is silent in its processed copy
+    (``copies``: feedback id -> copy path): the peak in each span is under ``SILENT_PEAK``.
+    A copy that cannot be read counts as not silent: nothing shows that it is. Fails naming
+    the feedback ids (never their text)."""
+    from voyce_assets.voice.audio.normalize import SILENT_PEAK, peak
+
+    loud: dict[str, str] = {}
+    checked = spans_checked = 0
+    for row in rows:
+        spans = redaction.spans(row.get("pii_entities"))
+        if not spans:
+            continue
+        fid = row["voice_feedback_id"]
+        checked += 1
+        spans_checked += len(spans)
+        try:
+            samples = _samples(copies.get(fid))
+        except Exception as exc:
+            loud[fid] = f"copy not readable: {error_text(exc)}"
+            continue
+        worst = max(peak(samples, a, b) for a, b in spans)
+        if worst >= SILENT_PEAK:
+            loud[fid] = f"peak {worst:.4f} inside a span (at most {SILENT_PEAK} is silent)"
+    return AssetCheckResult(
+        check_name="pii_audio_silent",
+        passed=not loud,
+        description=(
+            f"{len(loud)} of {checked} copies with personal data not silent in their spans: "
+            + ", ".join(sorted(loud))
+            if loud
+            else f"{spans_checked} spans in {checked} copies silent"
+        ),
+        metadata={
+            "rows_with_entities": checked,
+            "spans_checked": spans_checked,
+            "not_silent": MetadataValue.json(loud),
+        },
+    )
+
+
+def _samples(path: Path | None):
+    import soundfile as sf
+
+    if path is None:
+        raise FileNotFoundError("no processed copy")
+    samples, _ = sf.read(path, dtype="float32")
+    return samples
+
+
+def _copies(lakehouse: Lakehouse, feedback: list[Feedback]) -> dict[str, Path | None]:
+    """Each feedback's processed copy path (None where its path is unsafe)."""
+    out: dict[str, Path | None] = {}
+    for item in feedback:
+        try:
+            out[item.id] = audio_paths(lakehouse, item).processed
+        except Exception:
+            out[item.id] = None
+    return out
+
+
 def _stored(row: dict) -> dict:
     """The row as the table holds it (bookkeeping keys dropped)."""
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
-def _still_valid(row: dict, label: str, lakehouse: Lakehouse, item: Feedback) -> bool:
-    """A transcript to keep: same engine/model, no error, made after the current audio copy."""
+def _still_valid(
+    row: dict, label: str, redacting: str, lakehouse: Lakehouse, item: Feedback
+) -> bool:
+    """A transcript to keep: same engine/model, redacted as the settings now say (the same
+    redactor version, or both off; a row from before redaction has none), no error, made
+    after the current audio copy (silencing the copy keeps its time: ``tasks._silence``)."""
     if row["transcription_engine"] != label or row["error_message"]:
+        return False
+    if row.get("redaction") != redacting:
         return False
     try:
         copy = audio_paths(lakehouse, item).processed

@@ -17,6 +17,7 @@ from voyce_assets.voice.whisper.bundled import bundled_ct2_model, install_hint
 from voyce_assets.voice.whisper.convert import convert
 from voyce_assets.voice.whisper.ct2 import read_model
 from voyce_assets_tests.conftest import subprocess_env
+from voyce_assets_tests.voice.test_pii_audio import assert_words_fit
 
 SCRIPTS = [
     "Delivery was fast and the packaging was excellent.",
@@ -93,6 +94,9 @@ def test_openai_whisper_matches_faster_whisper_on_real_speech(checkpoint, speech
     for clip, script in zip(speech_clips, SCRIPTS, strict=True):
         a, b = openai_engine.transcribe(clip), faster.transcribe(clip)
         assert a.language == "en" and 0 < a.confidence <= 1
+        # Both engines give their words with times (what silences personal data).
+        assert_words_fit(a)
+        assert_words_fit(b)
         ours.append(_words(a.text))
         theirs.append(_words(b.text))
         refs.append(_words(script))
