@@ -42,14 +42,9 @@ def voyce_home() -> Path:
 
 
 def redact_pii() -> bool:
-    """``VOYCE_REDACT_PII``: personal data is redacted unless a deployment that must turns it
-    off with 0 / false / off (on when unset: off is never the default)."""
-    value = os.environ.get("VOYCE_REDACT_PII", "").strip().lower()
-    if value in ("", "1", "true", "on", "yes"):
-        return True
-    if value in ("0", "false", "off", "no"):
-        return False
-    raise ConfigError("VOYCE_REDACT_PII", f"must be 1 or 0 (on or off), got {value!r}")
+    """``VOYCE_REDACT_PII``: personal data is redacted (transcripts, audio, what providers
+    receive) unless a deployment that must turns it off; a typo keeps it on."""
+    return env_flag("VOYCE_REDACT_PII")
 
 
 def catalog_name(env: str | None = None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from dagster import EnvVar
 
-from voyce_assets.settings import catalog_name, env_flag, from_env, voyce_home
+from voyce_assets.settings import catalog_name, from_env, redact_pii, voyce_home
 from voyce_assets.voice.compute import SparkVoice, VoiceCompute
 from voyce_assets.voice.transcriber import Transcriber
 
@@ -43,7 +43,7 @@ def resources(env: str) -> dict[str, Any]:
                         batch_size=("BATCH_SIZE", int),
                         language="WHISPER_LANGUAGE",
                     ),
-                    "redact_pii": env_flag("VOYCE_REDACT_PII"),
+                    "redact_pii": redact_pii(),
                 },
             ),
         }
@@ -59,6 +59,6 @@ def resources(env: str) -> dict[str, Any]:
                 batch_size=("BATCH_SIZE", int),
                 language="WHISPER_LANGUAGE",
             ),
-            redact_pii=env_flag("VOYCE_REDACT_PII"),
+            redact_pii=redact_pii(),
         ),
     }
