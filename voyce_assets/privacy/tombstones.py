@@ -18,6 +18,15 @@ def subject_hash(value: object) -> str:
     return hashlib.sha256(f"{_SALT}{str(value).lower()}".encode()).hexdigest()
 
 
+def subject_hash_sql(text):
+    """``subject_hash`` in PostgreSQL, of a text expression (a ``psycopg.sql`` Composable), as
+    the digest's 32 bytes (bytea): compared with ``bytes.fromhex`` of the tombstones, without
+    spelling each row's digest in hex."""
+    from psycopg import sql
+
+    return sql.SQL("sha256(convert_to({} || lower({}), 'UTF8'))").format(sql.Literal(_SALT), text)
+
+
 def erased_hashes(lakehouse) -> frozenset[str]:
     """Every id hash in the erasure log (empty before the first erasure)."""
     from voyce_assets.catalog import table
