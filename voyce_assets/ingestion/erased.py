@@ -122,17 +122,19 @@ def resolve(
     parts = []
     for col in id_columns(table):
         value = sql.SQL("{}::text").format(sql.Identifier(col.name))
+        # A uuid's text is lowercase already.
+        cased = col.type is not UUID
         if col.name == key:
             # One value per row: hashed as the rows are read.
             statement = "SELECT {name}, {value} FROM {s}.{t} WHERE ({where}) AND {digest} {erased}"
-            digest = subject_hash_sql(value)
+            digest = subject_hash_sql(value, cased)
         else:
             # Few distinct values (a user's id repeats over their feedback): each hashed once.
             statement = (
                 "SELECT {name}, v::text FROM (SELECT DISTINCT {col} AS v FROM {s}.{t} "
                 "WHERE ({where}) AND {col} IS NOT NULL) d WHERE {digest} {erased}"
             )
-            digest = subject_hash_sql(sql.SQL("v::text"))
+            digest = subject_hash_sql(sql.SQL("v::text"), cased)
         parts.append(
             sql.SQL(statement).format(
                 name=sql.Literal(col.name),

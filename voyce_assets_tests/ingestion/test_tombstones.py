@@ -131,11 +131,15 @@ def _all_passed(result) -> bool:
 
 
 def test_postgres_hashes_an_id_as_subject_hash_does(pg_database):
-    values = [str(uuid.uuid4()), "Auto", "ÄBC-déf"]
+    """In SQL, the same hash: of a uuid's text (lowercase already: hashed without lower()),
+    and of any text (lowercased first, as subject_hash does)."""
+    cases = [(str(uuid.uuid4()), False), ("Auto", True), ("ÄBC-déf", True)]
     with psycopg.connect(pg_database) as conn:
-        for value in values:
+        for value, lowercase in cases:
             digest = conn.execute(
-                sql.SQL("SELECT encode({}, 'hex')").format(subject_hash_sql(sql.Literal(value)))
+                sql.SQL("SELECT encode({}, 'hex')").format(
+                    subject_hash_sql(sql.Literal(value), lowercase)
+                )
             ).fetchone()[0]
             assert digest == subject_hash(value), value
 
