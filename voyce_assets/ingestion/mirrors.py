@@ -31,6 +31,7 @@ from voyce_assets.ingestion.placement import RULE, partition_bounds
 from voyce_assets.ingestion.sync import Cursor, SyncResult, sync_table
 from voyce_assets.lake import open_dataset, partition_files
 from voyce_assets.partitions import partition_dates, record_partitions
+from voyce_assets.privacy.tombstones import erased_hashes
 from voyce_assets.resources import AppDatabase, Lakehouse, Pricing
 from voyce_assets.tables import table_asset
 
@@ -120,6 +121,8 @@ def _check_results(result: SyncResult) -> list[AssetCheckResult]:
                 "source_rows": sum(n for n, _ in result.source_counts.values()),
                 "mirror_rows": sum(n for n, _ in result.mirror_counts.values()),
                 "mismatched_partitions": MetadataValue.json(mismatched),
+                # Rows of the app holding an erased id: out of the mirror and of the counts.
+                "erased_rows_withheld": sum(result.withheld.values()),
             },
         ),
         AssetCheckResult(
@@ -235,6 +238,8 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
                 )
             since = Cursor(config.since_ts, config.since_id)
         uri = lakehouse.ensure_table(table)
+        # Erased subjects the app still holds stay out of the mirror (read once per run).
+        tombstones = erased_hashes(lakehouse)
         with app_db.connect() as conn:
             result = sync_table(
                 conn,
@@ -245,12 +250,15 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
                 config.pg_schema,
                 lakehouse.storage_options,
                 bounds=partition_bounds(),
+                tombstones=tombstones,
             )
         stats = result.stats
+        withheld = sum(result.withheld.values())
         context.log.info(
             f"{config.mode} sync of {table.path} for {dates[0]}..{dates[-1]}: "
             f"{stats.rows_written} rows in {result.total_seconds:.2f}s"
             + (f", {stats.quarantined} quarantined" if stats.quarantined else "")
+            + (f", {withheld} withheld as erased" if withheld else "")
         )
         costs = _cost_rows(context, result, pricing)
         # One read of the log: the run's partitions, and the whole table's size.
@@ -263,6 +271,8 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
                 key: {
                     "dagster/partition_row_count": files[key][0],
                     "rows_synced": stats.rows_per_partition.get(key, 0),
+                    # Rows of the app holding an erased subject's id, left out (a count only).
+                    "erased_rows_withheld": result.withheld.get(key, 0),
                     "bytes": files[key][1],
                     "preview": previews[key],
                     "cost_rows": MetadataValue.json(costs[key]),
@@ -277,6 +287,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             "sync_mode": config.mode,
             "run_partitions": len(dates),
             "run_rows_synced": stats.rows_written,
+            "run_erased_rows_withheld": withheld,
             "source_query_seconds": round(result.source_seconds, 3),
             "total_seconds": round(result.total_seconds, 3),
             "table_uri": MetadataValue.path(uri),

@@ -12,6 +12,13 @@ commit or a missed update in an older partition, a failed run) shows here. Every
 
 A partition whose count or checksum differs is a finding; the sensor requests its full sync.
 So are rows no partition can hold (``placement.outside_rows``): named, never synced.
+
+Rows holding an erased subject's id (``erased.py``) are out of the mirror for good, so the
+source side is compared without them: the checksummed slice leaves them out, and a partition
+whose source count exceeds the mirror's has them taken off its count (resolved for those
+days only) before it counts as a finding. An erased subject the app still holds is then no
+perpetual mismatch and never a full sync's reason; a mirror still holding one shows in its
+partition's checksum within ``checksum_every_days``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from psycopg import sql
 
 from voyce_assets.catalog import Table
 from voyce_assets.ingestion.checksum import arrow_checksums, postgres_checksums
+from voyce_assets.ingestion.erased import resolve, unnamed
 from voyce_assets.ingestion.placement import (
     DuplicateKeysError,
     Outside,
@@ -30,7 +38,7 @@ from voyce_assets.ingestion.placement import (
     finite,
     outside_rows,
 )
-from voyce_assets.ingestion.source import inspect_source
+from voyce_assets.ingestion.source import inspect_source, partition_filter
 from voyce_assets.ingestion.sync import source_counts
 from voyce_assets.lake import delta_batches, partition_files
 from voyce_assets.resources.lakehouse import Lakehouse
@@ -47,6 +55,8 @@ class SweepResult:
     outside: Outside = field(default_factory=Outside)
     # Why the table could not be compared (a source that repeats too many keys).
     error: str | None = None
+    # Source rows left out of the comparison as erased (the days that were resolved).
+    withheld: int = 0
     seconds: float = 0.0
 
     @property
@@ -77,10 +87,13 @@ def sweep_table(
     pg_schema: str = "public",
     before: dt.date | None = None,
     bounds: tuple[dt.date, dt.date] | None = None,
+    tombstones: frozenset[str] = frozenset(),
 ) -> SweepResult:
     """Compare every partition of ``table`` (those before ``before`` if given); checksum
     ``day``'s slice; name the rows outside ``bounds`` (first and last partition). ``conn``
-    is a read-only snapshot: counts and checksums see one state of the source."""
+    is a read-only snapshot: counts and checksums see one state of the source.
+    ``tombstones``: the erasure log's id hashes; the source is compared without the rows
+    holding an erased id."""
     import time
 
     started = time.perf_counter()
@@ -95,7 +108,8 @@ def sweep_table(
         return result
     source = source_counts(conn, table, pg_schema=pg_schema, exclude=exclude)
     if bounds is not None:
-        result.outside = outside_rows(conn, table, *bounds, pg_schema)
+        outside = outside_rows(conn, table, *bounds, pg_schema)
+        result.outside = Outside(outside.rows, unnamed(outside.ids, tombstones))
         first, last = (d.isoformat() for d in bounds)
         source = {k: v for k, v in source.items() if first <= k <= last}
     mirror = mirror_counts(lakehouse, table)
@@ -105,6 +119,24 @@ def sweep_table(
         mirror = {k: v for k, v in mirror.items() if k < cutoff}
     partitions = sorted(set(source) | set(mirror))
     result.compared = len(partitions)
+    scrub = scrub_slice(partitions, day, checksum_every_days)
+    # Rows a sync leaves out for an infinite timestamp are out of the content compared;
+    # the counts include them (an index-only count cannot see them), so their partition
+    # stays a finding no full sync changes (named by the rows_placed check).
+    kept = sql.SQL("{} AND {}").format(exclude, finite(table))
+    # The erased rows of the days that are short or checksummed: off the counts, out of the
+    # checksums (no tombstones: no query).
+    resolved = sorted({k for k in partitions if source.get(k, 0) > mirror.get(k, 0)} | set(scrub))
+    if tombstones and resolved:
+        days = partition_filter(table, [dt.date.fromisoformat(k) for k in resolved])
+        erased = resolve(conn, table, tombstones, days, pg_schema)
+        counted = erased.withheld(conn, sql.SQL("{} AND {}").format(days, kept), pg_schema)
+        for key, n in counted.items():
+            if key in source:
+                source[key] -= n
+                result.withheld += n
+        if erased:
+            kept = sql.SQL("{} AND {}").format(kept, erased.kept())
     for key in partitions:
         if source.get(key, 0) != mirror.get(key, 0):
             result.mismatched[key] = {
@@ -112,16 +144,10 @@ def sweep_table(
                 "mirror_rows": mirror.get(key, 0),
                 "checksum_equal": None,
             }
-    scrub = [
-        p for p in scrub_slice(partitions, day, checksum_every_days) if p not in result.mismatched
-    ]
+    scrub = [p for p in scrub if p not in result.mismatched]
     if scrub:
         dates = [dt.date.fromisoformat(p) for p in scrub]
         shape = inspect_source(conn, table, pg_schema)
-        # Rows a sync leaves out for an infinite timestamp are out of the content compared;
-        # the counts above include them (an index-only count cannot see them), so their
-        # partition stays a finding no full sync changes (named by the rows_placed check).
-        kept = sql.SQL("{} AND {}").format(exclude, finite(table))
         theirs = postgres_checksums(conn, table, dates, shape, pg_schema, kept)
         ours = (
             arrow_checksums(
@@ -163,6 +189,8 @@ def evaluation_metadata(result: SweepResult, requested: list[str], repaired: lis
             {"rows": result.outside.rows, "ids": result.outside.ids}
         ),
         "error": result.error or "",
+        # Source rows holding an erased id, compared as absent (a count, never the ids).
+        "erased_rows_withheld": result.withheld,
         "full_syncs_requested": MetadataValue.json(requested),
         "repaired_since_last_sweep": MetadataValue.json(repaired),
         "seconds": round(result.seconds, 3),

@@ -14,6 +14,7 @@ re-reads the files at rest weekly.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,7 @@ from psycopg import sql
 from voyce_assets.catalog import Table
 from voyce_assets.ddl import cdc_column
 from voyce_assets.ingestion.checksum import RowChecksums, postgres_checksums
+from voyce_assets.ingestion.erased import resolve, unnamed
 from voyce_assets.ingestion.placement import (
     Outside,
     find_duplicates,
@@ -96,6 +98,10 @@ class SyncResult:
     future: Outside = field(default_factory=Outside)
     # Partitions an incremental sync found unequal (a hard delete) and replaced.
     repaired: list[str] = field(default_factory=list)
+    # {partition: source rows left out as erased (erased.py)}: every such row of the
+    # partitions a full sync or a repair read; of an incremental sync, the changes skipped,
+    # or every such row of a day its counts were compared without them.
+    withheld: dict[str, int] = field(default_factory=dict)
 
     @property
     def mismatched(self) -> dict[str, dict]:
@@ -186,6 +192,7 @@ def sync_table(
     storage_options: dict[str, str] | None = None,
     verify: bool = True,
     bounds: tuple[dt.date, dt.date] | None = None,
+    tombstones: frozenset[str] = frozenset(),
 ) -> SyncResult:
     """Sync ``dates`` of ``table`` from ``conn`` (psycopg, snapshot) into the Delta table ``uri``.
 
@@ -193,9 +200,13 @@ def sync_table(
     changed after the cursor. ``verify``: compute what the checks compare (a full sync checks
     row checksums; an incremental one row counts, so its cost follows the change, not the
     partition). ``bounds``: the first and last partition, to count the rows outside them.
+    ``tombstones``: the erasure log's id hashes; rows holding an erased id are left out of
+    the mirror and of the evidence, and counted (``SyncResult.withheld``).
     """
     started = time.perf_counter()
-    result = _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bounds)
+    result = _sync(
+        conn, table, uri, dates, since, pg_schema, storage_options, verify, bounds, tombstones
+    )
     full = since is None
     if not full and verify:
         # Rows deleted in the app leave no trace for the cursor: a partition the merge left
@@ -205,10 +216,23 @@ def sync_table(
         _discount_unrepresentable(conn, result, pg_schema)
         extra = [d for d, m in result.mismatched.items() if m["mirror_rows"] > m["source_rows"]]
         if extra:
-            _repair(conn, result, uri, pg_schema, storage_options, bounds, extra)
+            _repair(conn, result, uri, pg_schema, storage_options, bounds, extra, tombstones)
     conn.rollback()  # read-only snapshot: nothing to commit
+    _unname_erased(result, tombstones)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def _unname_erased(result: SyncResult, tombstones: frozenset[str]) -> None:
+    """The ids the checks name (a few rows each) less the erased ones: Dagster's event log
+    cannot be edited per person, so an erased subject's id never goes there."""
+    if not tombstones:
+        return
+    result.duplicate_ids = unnamed(result.duplicate_ids, tombstones)
+    for name in ("outside", "unrepresentable", "future"):
+        found = getattr(result, name)
+        if found is not None and found.ids:
+            setattr(result, name, dataclasses.replace(found, ids=unnamed(found.ids, tombstones)))
 
 
 def _discount_unrepresentable(conn, result: SyncResult, pg_schema: str) -> None:
@@ -233,12 +257,17 @@ def _discount_unrepresentable(conn, result: SyncResult, pg_schema: str) -> None:
             result.unrepresentable = probed
 
 
-def _repair(conn, result: SyncResult, uri, pg_schema, storage_options, bounds, keys) -> None:
+def _repair(
+    conn, result: SyncResult, uri, pg_schema, storage_options, bounds, keys, tombstones
+) -> None:
     """Replace the partitions ``keys`` an incremental ``result`` left mismatched (full sync,
     same snapshot); the result then carries the repair's evidence for them."""
     days = sorted(dt.date.fromisoformat(d) for d in keys)
-    full = _sync(conn, result.table, uri, days, None, pg_schema, storage_options, True, bounds)
+    full = _sync(
+        conn, result.table, uri, days, None, pg_schema, storage_options, True, bounds, tombstones
+    )
     result.repaired = [d.isoformat() for d in days]
+    result.withheld.update(full.withheld)
     result.stats.rows_written += full.stats.rows_written
     result.stats.quarantined += full.stats.quarantined
     for name, count in full.stats.quarantined_columns.items():
@@ -259,25 +288,29 @@ def _repair(conn, result: SyncResult, uri, pg_schema, storage_options, bounds, k
         result.duplicate_count, result.duplicate_ids = full.duplicate_count, full.duplicate_ids
 
 
-def _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bounds) -> SyncResult:
+def _sync(
+    conn, table, uri, dates, since, pg_schema, storage_options, verify, bounds, tombstones
+) -> SyncResult:
     """``sync_table``'s work, in ``conn``'s open snapshot (the caller ends it)."""
     started = time.perf_counter()
     shape = inspect_source(conn, table, pg_schema)
     # Rows a repeated key's rule leaves out are left out of everything read below.
     duplicates = find_duplicates(conn, table, pg_schema)
     # ... and so are rows with a timestamp Arrow cannot hold (named, never guessed at).
-    streamed = sql.SQL("{} AND {}").format(duplicates.exclusion(), finite(table))
-    where = sql.SQL("{} AND {}").format(partition_filter(table, dates), streamed)
+    mirrorable = sql.SQL("{} AND {}").format(duplicates.exclusion(), finite(table))
     # The rows whose timestamps are looked at: the partitions, or only the changes.
     probed = partition_filter(table, dates)
+    if since is not None:
+        probed = sql.SQL("{} AND {}").format(probed, since.condition(table))
+    # ... and so are the rows holding an erased subject's id (no tombstones: no query, TRUE).
+    erased = resolve(conn, table, tombstones, probed, pg_schema)
+    streamed = sql.SQL("{} AND {}").format(mirrorable, erased.kept()) if erased else mirrorable
+    where = sql.SQL("{} AND {}").format(probed, streamed)
     # What the evidence counts: a full sync's checksums read every row anyway; an incremental
     # sync counts on the created_at index alone (an infinite timestamp elsewhere in a row
-    # needs the heap), so such a row shows as a difference and its day is replaced.
-    exclude = streamed
-    if since is not None:
-        where = sql.SQL("{} AND {}").format(where, since.condition(table))
-        probed = sql.SQL("{} AND {}").format(probed, since.condition(table))
-        exclude = duplicates.exclusion()
+    # needs the heap), so such a row shows as a difference and its day is replaced (an
+    # erased row's day is counted without it first, ``_discount_erased``).
+    exclude = streamed if since is None else duplicates.exclusion()
     full = since is None
     statement = select_statement(table, where, shape, pg_schema, order_by_event=full)
     result = SyncResult(
@@ -295,6 +328,7 @@ def _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bo
         outside=outside_rows(conn, table, *bounds, pg_schema) if bounds else None,
         unrepresentable=unrepresentable_rows(conn, table, probed, pg_schema),
         future=future_stamped(conn, table, pg_schema) if bounds else Outside(),
+        withheld=erased.withheld(conn, sql.SQL("{} AND {}").format(probed, mirrorable), pg_schema),
     )
     ours = RowChecksums(table, dates, keys=True) if full and verify else None
     with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:
@@ -323,5 +357,23 @@ def _sync(conn, table, uri, dates, since, pg_schema, storage_options, verify, bo
         count, ids = _duplicates(table, uri, dates, storage_options)
         if count:
             result.duplicate_count, result.duplicate_ids = count, ids
+    if not full and verify and tombstones:
+        _discount_erased(conn, result, tombstones, mirrorable, pg_schema)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def _discount_erased(conn, result: SyncResult, tombstones, mirrorable, pg_schema) -> None:
+    """An incremental sync counts the source on the created_at index, erased rows included;
+    the mirror never holds those. Where the mirror is short, take them off the source's
+    count (the erased ids of those days resolved and counted, only then)."""
+    short = [d for d, m in result.mismatched.items() if m["mirror_rows"] < m["source_rows"]]
+    if not short:
+        return
+    days = partition_filter(result.table, [dt.date.fromisoformat(d) for d in short])
+    erased = resolve(conn, result.table, tombstones, days, pg_schema)
+    counted = erased.withheld(conn, sql.SQL("{} AND {}").format(days, mirrorable), pg_schema)
+    for day, n in counted.items():
+        rows, checksum = result.source_counts[day]
+        result.source_counts[day] = (rows - n, checksum)
+    result.withheld.update(counted)

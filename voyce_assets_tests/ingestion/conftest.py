@@ -5,11 +5,12 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, RetryPolicy
+from dagster import AssetKey, RetryPolicy, build_sensor_context
 from deltalake import DeltaTable
 
 from voyce_assets.catalog import table
 from voyce_assets.demo.seed import DemoConfig, generate, load_rows
+from voyce_assets.ingestion.reconciliation import raw_reconciliation_sweep
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.resources.lakehouse import Lakehouse
@@ -89,3 +90,15 @@ def materializations(result, name):
         for e in result.get_asset_materialization_events()
         if e.materialization.asset_key == AssetKey(["raw_data", name])
     ]
+
+
+def sweep(instance, resources, cursor=None, every_days=7):
+    """A tick of the reconciliation sweep (checksums every ``every_days``, no CDC lag)."""
+    settings = IngestionSettings(checksum_every_days=every_days, cdc_lag_seconds=0)
+    return raw_reconciliation_sweep(
+        build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={**resources, "ingestion_settings": settings},
+        )
+    )

@@ -17,8 +17,9 @@ from voyce_assets_tests.ingestion.conftest import (
     delta_rows,
     source_rows,
     sql_rows,
+    sweep,
 )
-from voyce_assets_tests.ingestion.test_sweep import _by_table, _passed, _sweep
+from voyce_assets_tests.ingestion.test_sweep import _by_table, _passed
 
 FEEDBACK = AssetKey(["raw_data", "voice_feedback"])
 TAGS = AssetKey(["raw_data", "tags"])
@@ -102,7 +103,7 @@ def test_rows_without_a_place_are_named_and_stop_nothing(env):
         assert good in mirror and undated not in mirror and future not in mirror
 
         # The sweep goes through every table and names them too.
-        swept = _by_table(_sweep(instance, resources))
+        swept = _by_table(sweep(instance, resources))
         assert set(swept) == {
             "organizations",
             "users",
@@ -183,7 +184,7 @@ def test_a_repeated_key_keeps_its_newest_row_and_is_reported(env):
     assert len(day) == 6
     assert [r["audio_file_path"] for r in day if r["id"] == twin] == ["newer.wav"]
     with DagsterInstance.ephemeral() as instance:
-        swept = _by_table(_sweep(instance, resources, every_days=1))
+        swept = _by_table(sweep(instance, resources, every_days=1))
         assert all(_passed(m) for m in swept.values()), swept["voice_feedback"]
         first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
         sql_rows(
@@ -305,7 +306,7 @@ def test_a_source_repeating_too_many_keys_fails_its_sync_and_not_the_sweep(env):
         n=MAX_DUPLICATE_ROWS,
     )
     with DagsterInstance.ephemeral() as instance:
-        swept = _by_table(_sweep(instance, resources))
+        swept = _by_table(sweep(instance, resources))
     assert len(swept) == 6, "every table is swept"
     assert not _passed(swept["tags"]) and "restore its primary key" in swept["tags"]["error"].text
     assert _passed(swept["users"])

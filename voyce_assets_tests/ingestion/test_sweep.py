@@ -3,12 +3,11 @@
 import datetime as dt
 import json
 
-from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from voyce_assets.catalog import table
 from voyce_assets.ingestion.mirrors import build_mirror, raw_mirrors
-from voyce_assets.ingestion.reconciliation import _ranges, raw_reconciliation_sweep
-from voyce_assets.ingestion.resources import IngestionSettings
+from voyce_assets.ingestion.reconciliation import _ranges
 from voyce_assets.ingestion.sweep import scrub_slice
 from voyce_assets_tests.ingestion.conftest import (
     DAYS,
@@ -17,20 +16,10 @@ from voyce_assets_tests.ingestion.conftest import (
     delta_rows,
     source_rows,
     sql_rows,
+    sweep,
 )
 
 FEEDBACK = AssetKey(["raw_data", "voice_feedback"])
-
-
-def _sweep(instance, resources, cursor=None, every_days=7):
-    settings = IngestionSettings(checksum_every_days=every_days, cdc_lag_seconds=0)
-    return raw_reconciliation_sweep(
-        build_sensor_context(
-            instance=instance,
-            cursor=cursor,
-            resources={**resources, "ingestion_settings": settings},
-        )
-    )
 
 
 def _next_day(cursor: str) -> str:
@@ -66,7 +55,7 @@ def test_a_changed_row_with_equal_counts_is_found_by_its_checksum_and_repaired(e
     )[0][0]
     sql_rows(engine, "UPDATE voice_feedback SET status = 'failed' WHERE id = :i", i=changed)
     with DagsterInstance.ephemeral() as instance:
-        tick = _sweep(instance, resources, every_days=1)
+        tick = sweep(instance, resources, every_days=1)
         found = _by_table(tick)
         assert not _passed(found["voice_feedback"])
         mismatch = found["voice_feedback"]["mismatched"].value
@@ -86,13 +75,13 @@ def test_a_changed_row_with_equal_counts_is_found_by_its_checksum_and_repaired(e
             request.tags["dagster/asset_partition_range_end"],
         ) == (DAYS[0], DAYS[0])
         # The same day's tick again: the day is swept, nothing requested twice.
-        again = _sweep(instance, resources, cursor=tick.cursor, every_days=1)
+        again = sweep(instance, resources, cursor=tick.cursor, every_days=1)
         assert not again.run_requests and not again.asset_events
 
         assert _run(resources, request).success
         mirrored = delta_rows(resources, "raw_data/voice_feedback", DAYS[0]).to_pylist()
         assert next(r["status"] for r in mirrored if r["id"] == changed) == "failed"
-        after = _sweep(instance, resources, cursor=_next_day(tick.cursor), every_days=1)
+        after = sweep(instance, resources, cursor=_next_day(tick.cursor), every_days=1)
         found = _by_table(after)
         assert all(_passed(m) for m in found.values()) and not after.run_requests
         assert found["voice_feedback"]["repaired_since_last_sweep"].value == [DAYS[0]]
@@ -110,17 +99,17 @@ def test_a_hard_delete_in_an_old_partition_is_found_by_counts_and_repaired(env):
     )
     assert len(deleted) == 1
     with DagsterInstance.ephemeral() as instance:
-        tick = _sweep(instance, resources)  # weekly scrub: the counts find it today
+        tick = sweep(instance, resources)  # weekly scrub: the counts find it today
         found = _by_table(tick)
         assert not _passed(found["feedback_tags"])
         [request] = tick.run_requests
         assert request.asset_selection == [AssetKey(["raw_data", "feedback_tags"])]
         # The same finding tomorrow, if it could not be repaired: the same run key.
-        tomorrow = _sweep(instance, resources, cursor=_next_day(tick.cursor))
+        tomorrow = sweep(instance, resources, cursor=_next_day(tick.cursor))
         assert [r.run_key for r in tomorrow.run_requests] == [request.run_key]
         assert request.run_key.startswith("sweep:") and DAYS[0] in request.run_key
         assert _run(resources, request).success
-        after = _by_table(_sweep(instance, resources, cursor=_next_day(tick.cursor)))
+        after = _by_table(sweep(instance, resources, cursor=_next_day(tick.cursor)))
         assert all(_passed(m) for m in after.values())
     assert sorted(
         r["id"] for r in delta_rows(resources, "raw_data/feedback_tags", DAYS[0]).to_pylist()
@@ -132,7 +121,7 @@ def test_a_failed_incremental_run_is_requested_again_as_a_full_sync(env):
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
     feedback = build_mirror(table("raw_data/voice_feedback"), retry_policy=QUICK_RETRY)
     with DagsterInstance.ephemeral() as instance:
-        first = _sweep(instance, resources)
+        first = sweep(instance, resources)
         failed = materialize(
             [feedback],
             resources=resources,
@@ -154,14 +143,14 @@ def test_a_failed_incremental_run_is_requested_again_as_a_full_sync(env):
             raise_on_error=False,
         )
         assert not failed.success
-        tick = _sweep(instance, resources, cursor=first.cursor)
+        tick = sweep(instance, resources, cursor=first.cursor)
         [request] = tick.run_requests
         assert request.run_key == f"full-after-failed:{failed.run_id}"
         assert request.partition_key == DAYS[1] and request.asset_selection == [FEEDBACK]
         assert request.tags["voyce/sync_mode"] == "full"
         # Later ticks look back a little (records commit out of order) and ask again with
         # the same run key, which Dagster launches once.
-        again = _sweep(instance, resources, cursor=tick.cursor)
+        again = sweep(instance, resources, cursor=tick.cursor)
         assert [r.run_key for r in again.run_requests] == [request.run_key]
 
 
@@ -196,5 +185,5 @@ def test_partitions_inside_the_full_sync_window_are_left_to_it(env):
         t=today,
     )
     with DagsterInstance.ephemeral() as instance:
-        found = _by_table(_sweep(instance, resources))
+        found = _by_table(sweep(instance, resources))
     assert _passed(found["tags"]), "today's partition is the daily full sync's, not a finding"
