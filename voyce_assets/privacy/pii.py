@@ -60,6 +60,14 @@ _RANK = {
 }
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# An address Whisper ran together, its "at" fused to a mail provider's domain
+# ("jane.milleratgmail.com"): only the big providers, so a website ("shopat.example.com",
+# "voyce.com") is never taken for one.
+_FUSED_EMAIL = re.compile(
+    r"\b[\w.+-]+at(?:gmail|googlemail|yahoo|hotmail|outlook|live|icloud|aol|proton(?:mail)?"
+    r"|gmx|mail|yandex|zoho)\.(?:com|net|org|me|co\.uk|de|fr|ca)\b",
+    re.IGNORECASE,
+)
 _IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){3,8}")
 # UK National Insurance number: two letters (not D F I Q U V; O not second; not BG GB KN NK
 # NT TN ZZ), six digits, A-D.
@@ -476,6 +484,7 @@ def _emails(text: str, toks: list[Token]) -> list[Entity]:
     )
     if " at " in text.lower():
         out += [Entity(s, e, "EMAIL") for s, e in spoken_emails(toks)]
+    out += [Entity(m.start(), m.end(), "EMAIL") for m in _FUSED_EMAIL.finditer(text)]
     return out
 
 

@@ -34,6 +34,8 @@ FOUND = [
         "j smith underscore 42 at outlook dot co dot uk",
     ),
     ("Write to sarahj at yahoo dot com.", "EMAIL", "sarahj at yahoo dot com"),
+    # eSpeak's "jane dot miller at gmail dot com" as tiny.en wrote it, the "at" run together
+    ("You can email me at jain.mileratgmail.com.", "EMAIL", "jain.mileratgmail.com"),
     # phones
     ("Call me back on +1 (555) 123-4567.", "PHONE", "+1 (555) 123-4567"),
     ("my number is 555-123-4567", "PHONE", "555-123-4567"),
@@ -117,6 +119,7 @@ KEPT = [
     "It arrived on May 5th, not in April. Dr. Pepper machine is broken.",
     "I upgraded to the iPhone 15 Pro Max and HBO Max stopped working.",
     "Press 1 for billing, then 2, then 3. I want a b c d e f g, it's a kids app.",
+    "The help pages on voyce.com and shop.example.org were useless.",
 ]
 
 
