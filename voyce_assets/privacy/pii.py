@@ -181,6 +181,10 @@ def _numbers(text: str, toks: list[Token], found: list[Run]) -> list[Entity]:
             or (7 <= n <= 12 and near & _PHONE_WORDS)
         ) and _possible_phone(digits, plus=False):
             out.append(Entity(r.start, r.end, "PHONE"))
+        elif 7 <= n <= 15 and set(before[-4:]) & _PHONE_WORDS:
+            # Said right after "call me on", "my number is": a phone number, even one Whisper
+            # grouped wrongly or heard a digit too many in ("555-104-11-505-125").
+            out.append(Entity(r.start, r.end, "PHONE"))
     return out
 
 
@@ -478,6 +482,33 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
     return out
 
 
+# "email me at ...", "my email address is ...": what follows, to the end of the clause, is
+# the address however Whisper heard it ("eason.hand and0 at loopin.nampl") when it looks like
+# one (a dot inside a word, an @); "email me at your convenience" stays.
+_EMAIL_CUE = re.compile(
+    r"\b(?:e-?mail(?:ed)?(?: me)?(?: back)?(?: at| to| on)|my e-?mail(?: address)? is"
+    r"|e-?mail address is)\s+",
+    re.IGNORECASE,
+)
+_CLAUSE_END = re.compile(r"[.!?](?=\s|$)|[,;:!?]|\s(?:and|but|or|so|because)\s|$")
+_ADDRESS_LIKE = re.compile(r"\w\.\w|@")
+
+
+def _cued_emails(text: str) -> list[Entity]:
+    out = []
+    for cue in _EMAIL_CUE.finditer(text):
+        start = cue.end()
+        end = start + _CLAUSE_END.search(text[start:]).start()
+        span = text[start:end].rstrip()
+        if not span or len(span.split()) > 8 or not _ADDRESS_LIKE.search(span):
+            continue
+        # Up to the last piece that looks like part of an address ("... please" is not).
+        pieces = list(re.finditer(r"\S+", span))
+        last = max(i for i, p in enumerate(pieces) if _ADDRESS_LIKE.search(p.group()))
+        out.append(Entity(start, start + pieces[last].end(), "EMAIL"))
+    return out
+
+
 def _emails(text: str, toks: list[Token]) -> list[Entity]:
     out = (
         [Entity(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)] if "@" in text else []
@@ -485,6 +516,8 @@ def _emails(text: str, toks: list[Token]) -> list[Entity]:
     if " at " in text.lower():
         out += [Entity(s, e, "EMAIL") for s, e in spoken_emails(toks)]
     out += [Entity(m.start(), m.end(), "EMAIL") for m in _FUSED_EMAIL.finditer(text)]
+    if "mail" in text.lower():
+        out += _cued_emails(text)
     return out
 
 

@@ -36,7 +36,14 @@ FOUND = [
     ("Write to sarahj at yahoo dot com.", "EMAIL", "sarahj at yahoo dot com"),
     # eSpeak's "jane dot miller at gmail dot com" as tiny.en wrote it, the "at" run together
     ("You can email me at jain.mileratgmail.com.", "EMAIL", "jain.mileratgmail.com"),
+    # ... and after "email me at", however garbled, when it still looks like an address
+    (
+        "Please email me at eason.hand and0 at loopin.nampl.",
+        "EMAIL",
+        "eason.hand and0 at loopin.nampl",
+    ),
     # phones
+    ("You can call me on 555-104-11-505-125.", "PHONE", "555-104-11-505-125"),
     ("Call me back on +1 (555) 123-4567.", "PHONE", "+1 (555) 123-4567"),
     ("my number is 555-123-4567", "PHONE", "555-123-4567"),
     (
@@ -120,6 +127,8 @@ KEPT = [
     "I upgraded to the iPhone 15 Pro Max and HBO Max stopped working.",
     "Press 1 for billing, then 2, then 3. I want a b c d e f g, it's a kids app.",
     "The help pages on voyce.com and shop.example.org were useless.",
+    "My email is not working since 2 days and my email is at the bottom of the page, sorry.",
+    "Email me at your earliest convenience. I called 3 times about order 55512345.",
 ]
 
 
