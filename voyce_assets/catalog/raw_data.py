@@ -97,7 +97,12 @@ TABLES: tuple[Table, ...] = (
             Column("audio_format", allowed=("wav", "mp3", "m4a", "flac", "ogg", "webm")),
             Column("file_size_bytes", BIGINT),
             Column("upload_source", allowed=("ios", "android", "web", "api")),
-            Column("metadata", JSON, description="Free-form upload metadata (JSON object)."),
+            Column(
+                "metadata",
+                JSON,
+                free_text=True,
+                description="Free-form upload metadata (JSON object).",
+            ),
             Column("status", nullable=False, allowed=FEEDBACK_STATUSES),
             _created_at(),
             _updated_at(),

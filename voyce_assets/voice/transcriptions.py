@@ -10,7 +10,9 @@ said it; those seconds are silenced in the processed copy (``voice/redaction.py`
 the ``pii_audio_silent`` check verifies.
 """
 
+import collections
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -118,6 +120,8 @@ def transcriptions(context: AssetExecutionContext) -> MaterializeResult:
             "mean_confidence": round(
                 sum(r["confidence_score"] or 0 for r in good) / max(1, len(good)), 4
             ),
+            # How much personal data was redacted and silenced: counts by type, never text.
+            "personal_data_redacted": MetadataValue.json(_pii_counts(day_rows)),
         }
     record_partitions(context, per_partition)
     return MaterializeResult(
@@ -212,6 +216,14 @@ def _copies(lakehouse: Lakehouse, feedback: list[Feedback]) -> dict[str, Path | 
         except Exception:
             out[item.id] = None
     return out
+
+
+def _pii_counts(rows: list[dict]) -> dict[str, int]:
+    """Spans of personal data found in ``rows``, by type."""
+    counts = collections.Counter(
+        e["type"] for r in rows for e in json.loads(r.get("pii_entities") or "[]")
+    )
+    return dict(sorted(counts.items()))
 
 
 def _stored(row: dict) -> dict:
