@@ -73,7 +73,7 @@ def test_the_catalog_is_the_designs():
     """Fixed values from docs/design.md, not from the spec the DDL is made of: a table,
     schema or volume lost or renamed in the spec fails here."""
     statements = databricks_ddl(CATALOG)
-    assert len(statements) == 1 + 4 + 34 + 3
+    assert len(statements) == 1 + 4 + 35 + 3
     schemas = [_parse(s).this.db for s in statements[1:5]]
     assert schemas == ["raw_data", "processed_data", "ml_models", "analytics"]
     volumes = [tuple(_command_tokens(s)[7:10:2]) for s in statements[-3:]]
@@ -85,7 +85,7 @@ def test_the_catalog_is_the_designs():
     tables = _tables_by_name(statements)
     design = {
         "raw_data": "organizations users voice_feedback transcriptions sentiment_analysis tags "
-        "feedback_tags action_items",
+        "feedback_tags action_items erasure_log",
         "processed_data": "audio_features enhanced_transcriptions training_dataset",
         "ml_models": "model_registry predictions",
         "analytics": "daily_feedback_summary organization_metrics cost_tracking",
@@ -103,6 +103,10 @@ def test_transcriptions_table_is_the_designs():
         ("id", "STRING", True),
         ("voice_feedback_id", "STRING", True),
         ("transcription_text", "STRING", False),
+        # issue 23: the text every later stage reads, what was found, by which redactor
+        ("redacted_text", "STRING", False),
+        ("pii_entities", "STRING", False),
+        ("redaction", "STRING", False),
         ("transcription_engine", "STRING", True),
         ("confidence_score", "DOUBLE", False),
         ("language_detected", "STRING", False),
