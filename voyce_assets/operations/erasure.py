@@ -42,8 +42,13 @@ from voyce_assets.privacy.erasure import (
     Subject,
     append_log,
     erase,
+    find_by_hash,
+    purge,
+    tombstone_row,
+    tombstones_of,
     vanished_ids,
 )
+from voyce_assets.privacy.tombstones import subject_hash
 from voyce_assets.resources import Lakehouse
 from voyce_assets.tables import table_asset, table_key
 
@@ -54,7 +59,16 @@ class ErasureConfig(Config):
     """Who to erase (the Launchpad shows it; ``voyce erase`` and the cascade pass it)."""
 
     subject_type: str = Field(description=f"One of {', '.join(SUBJECT_TYPES)}.")
-    subject_ids: list[str] = Field(description="The subjects' ids (UUIDs); one log row each.")
+    subject_hashes: list[str] = Field(
+        default_factory=list,
+        description="The subjects' privacy.tombstones.subject_hash (what voyce erase and the "
+        "cascade pass): the run's config stays in Dagster's run storage, which cannot be "
+        "edited per person, so it should hold no id. One log row each.",
+    )
+    subject_ids: list[str] = Field(
+        default_factory=list,
+        description="The subjects' ids (UUIDs), when typed by hand: kept in the run's config.",
+    )
     reason: str = Field(
         default="request",
         description="request (a right-to-erasure request) or app_delete (the app deleted it).",
@@ -69,10 +83,10 @@ class ErasureConfig(Config):
 def run_config(
     subject_type: str, subject_ids: list[str], reason: str = "request", purge: bool = False
 ) -> dict:
-    """The ``erasure`` job's run config."""
+    """The ``erasure`` job's run config for ``subject_ids``, by their hashes only."""
     config = {
         "subject_type": subject_type,
-        "subject_ids": list(subject_ids),
+        "subject_hashes": [subject_hash(i) for i in subject_ids],
         "reason": reason,
         "purge": purge,
     }
@@ -92,12 +106,26 @@ def erasure_log(context: AssetExecutionContext, config: ErasureConfig) -> Materi
         raise Failure(f"an erasure is logged on the day it runs: run it for {now.date()}")
     if config.reason not in REASONS:
         raise Failure(f"reason must be one of {', '.join(REASONS)}, got {config.reason!r}")
+    bad = [h for h in config.subject_hashes if len(h) != 64 or h.strip("0123456789abcdef")]
+    if bad:
+        raise Failure(f"{len(bad)} subject_hashes are not subject_hash values (64 hex digits)")
+    lakehouse = context.resources.lakehouse
     try:
         subjects = [Subject(config.subject_type, i) for i in config.subject_ids]
+        unknown = []
+        for hashed in config.subject_hashes:
+            found = find_by_hash(lakehouse, config.subject_type, hashed)
+            if found is None:
+                unknown.append(hashed)
+            else:
+                subjects.append(found)
     except ValueError as exc:
         raise Failure(str(exc)) from None
-    lakehouse = context.resources.lakehouse
-    rows, removed, days = [], {}, set()
+    # Held nowhere any more: a tombstone all the same.
+    rows = [
+        tombstone_row(config.subject_type, h, config.reason, now, config.purge) for h in unknown
+    ]
+    removed, days = {}, set()
     for subject in subjects:
         outcome = erase(
             lakehouse,
@@ -113,6 +141,15 @@ def erasure_log(context: AssetExecutionContext, config: ErasureConfig) -> Materi
         days |= set(outcome.plan.feedback_days)
         for key, count in outcome.removed.items():
             removed[key] = removed.get(key, 0) + count
+    if config.purge and unknown:
+        # Gone from the tables already (an earlier erasure): what time travel, the change
+        # feed and the log still hold of them goes now.
+        hashes = set().union(*(tombstones_of(lakehouse, h) for h in unknown))
+        for key, count in purge(lakehouse, set(), hashes).items():
+            removed[key] = removed.get(key, 0) + count
+        for row in rows:
+            if row["subject_hash"] in unknown:
+                row["removed"] = json.dumps(removed, sort_keys=True)
     if rows:
         append_log(lakehouse, rows)
     # No id, no text: the event log cannot be edited per person.
@@ -163,6 +200,7 @@ def erasure_cascade(context: SensorEvaluationContext, lakehouse: Lakehouse):
         return SkipReason(f"every feedback of {len(days)} synced days is still in the mirror")
     today = dt.datetime.now(dt.UTC).date()
     digest = hashlib.sha256(json.dumps(missing).encode()).hexdigest()[:16]
+    # By hash: the run's config is kept in Dagster's run storage.
     return RunRequest(
         run_key=f"erasure_cascade:{digest}",
         partition_key=today.isoformat(),

@@ -7,14 +7,19 @@ the auto-tags, MLflow input examples), handed in as ``StoreEraser``s through the
 ``erasure_stores`` resource, so that the core never imports a stage.
 
 1. ``resolve``: the subject's ids from the lakehouse mirrors: a user's feedback
-   (``voice_feedback.user_id``), an organization's users and feedback, a feedback itself.
+   (``voice_feedback.user_id``), an organization's users and feedback, a feedback itself
+   (one the mirror lost: its day and audio path from the pipeline's rows and the mirror's
+   Delta history). ``find_by_hash``: the subject of a ``subject_hash``, so that a run's
+   config (kept in Dagster's run storage) needs no id.
 2. Each stage's eraser, while the rows it reads (texts, audio paths) are still there.
-3. ``delete_rows``: from every catalog table, every row holding an erased id, found by the
+3. ``delete_rows``: from every catalog table, every row naming an erased id, found by the
    spec's column types (no table named by hand): a UUID or STRING column equal to an erased
-   id, a JSON column containing one, an ARRAY<STRING> column listing one. The primary key of
-   a row removed joins the erased ids (a transcription's id, then the sentiment rows that
-   name it), until nothing new is found. One ``DeltaTable.delete`` per table.
-4. ``purge``: with ``--purge``, the superseded files are vacuumed at once (retention 0).
+   id; an id only mentioned (a JSON column containing one, an ARRAY<STRING> listing one) is
+   scrubbed and the row stays. The primary key of a row removed joins the erased ids (a
+   transcription's id, then the sentiment rows that name it), until nothing new is found.
+   Each table's days are rewritten in one overwrite commit naming the days only.
+4. ``purge``: with ``--purge``, in every table, the superseded files (VACUUM, retention 0),
+   the change-data files holding the subject and the log entries before a new checkpoint.
 5. ``log_row``: hashes only (``tombstones.subject_hash``), counts per store; the hashes of
    the subject's organizations, users and feedback are the tombstones every sync honours.
 
@@ -255,6 +260,65 @@ def _mirror_history(lakehouse, ids: set[str], days: list[dt.date], versions: int
             return
 
 
+def _hash_sources(subject_type: str) -> list[tuple[Table, str]]:
+    """Where an id of ``subject_type`` may still be found: its mirror, the columns that name
+    it, and for a feedback the pipeline's per-feedback tables (after the app deleted it)."""
+    if subject_type == "user":
+        return [(USERS, "id"), (FEEDBACK, "user_id")]
+    if subject_type == "organization":
+        return [(ORGANIZATIONS, "id"), (USERS, "organization_id"), (FEEDBACK, "organization_id")]
+    return [(FEEDBACK, "id"), *((t, "voice_feedback_id") for t in _per_feedback_tables())]
+
+
+def find_by_hash(lakehouse, subject_type: str, hashed: str) -> Subject | None:
+    """The subject whose ``subject_hash`` is ``hashed``, from the tables that may hold its
+    id (every distinct id hashed); None when none does (nothing left to erase)."""
+    if subject_type not in SUBJECT_TYPES:
+        raise ValueError(f"subject type must be one of {', '.join(SUBJECT_TYPES)}")
+    for spec, column in _hash_sources(subject_type):
+        if not lakehouse.exists(spec):
+            continue
+        values = pc.unique(lakehouse.read(spec, None, [column]).column(0)).to_pylist()
+        for value in values:
+            if value and subject_hash(value) == hashed:
+                return Subject(subject_type, value)
+    return None
+
+
+def tombstones_of(lakehouse, hashed: str) -> set[str]:
+    """The hashes earlier erasures of the subject ``hashed`` removed (its feedback, an
+    organization's users), from the log: what a purge still looks for."""
+    if not lakehouse.exists(LOG):
+        return {hashed}
+    rows = lakehouse.read(LOG, None, ["subject_hash", "erased_id_hashes"]).to_pylist()
+    return {hashed} | {
+        h for r in rows if r["subject_hash"] == hashed for h in r["erased_id_hashes"]
+    }
+
+
+def tombstone_row(
+    subject_type: str, hashed: str, reason: str, requested_at: dt.datetime, purged: bool
+) -> dict:
+    """The log row of a subject no table holds any more: nothing removed, its hash a
+    tombstone all the same (a source that still holds it never brings it back)."""
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce:erasure:{hashed}:{requested_at}")),
+        "subject_type": subject_type,
+        "subject_hash": hashed,
+        "reason": reason,
+        "requested_at": requested_at,
+        "completed_at": now,
+        "erased_id_hashes": [hashed],
+        "removed": "{}",
+        "purged": purged,
+        "vacuum_after": None if purged else now + retention(),
+        "app_still_holds": None,
+        "created_at": now,
+        "event_date": requested_at.date(),
+    }
+
+
 def app_still_holds(app_db, subject: Subject) -> bool | None:
     """Whether the app database still holds the subject; None when it cannot be reached."""
     spec = SUBJECT_TABLES[subject.type]
@@ -432,9 +496,21 @@ def delete_rows(lakehouse, plan: Plan, tables: Sequence[Table] = TABLES) -> Dele
             return out
 
 
-def _change_data_holding(lakehouse, spec: Table, ids: set[str]) -> int:
-    """Delete the table's change-data files (the change feed) that hold one of ``ids``: a
-    VACUUM by delta-rs never deletes them. Files deleted."""
+def _hashed_in(rows: pa.Table, columns: Mapping[str, str], hashes: set[str]) -> bool:
+    """Whether an id column of ``rows`` holds an id whose ``subject_hash`` is in ``hashes``."""
+    for column, how in columns.items():
+        if how != "equal":
+            continue
+        values = pc.unique(rows.column(column).cast(pa.string())).to_pylist()
+        if any(v and subject_hash(v) in hashes for v in values):
+            return True
+    return False
+
+
+def _change_data_holding(lakehouse, spec: Table, ids: set[str], hashes: set[str]) -> int:
+    """Delete the table's change-data files (the change feed) that hold one of ``ids``, or
+    an id hashing into ``hashes`` (an earlier erasure's tombstones): a VACUUM by delta-rs
+    never deletes them. Files deleted."""
     import pyarrow.parquet as pq
 
     filesystem, files = change_data_files(lakehouse.table_uri(spec))
@@ -444,7 +520,10 @@ def _change_data_holding(lakehouse, spec: Table, ids: set[str]) -> int:
             continue
         rows = pq.read_table(info.path, filesystem=filesystem)
         columns = {c: h for c, h in id_columns(spec).items() if c in rows.column_names}
-        if columns and pc.any(_holding(rows.select(list(columns)), columns, ids)).as_py():
+        if not columns:
+            continue
+        rows = rows.select(list(columns))
+        if pc.any(_holding(rows, columns, ids)).as_py() or _hashed_in(rows, columns, hashes):
             filesystem.delete_file(info.path)
             deleted += 1
     return deleted
@@ -474,11 +553,15 @@ def _truncate_log(lakehouse, spec: Table) -> int:
 
 
 def purge(
-    lakehouse, ids: set[str], paths: Iterable[str] = tuple(t.path for t in TABLES)
+    lakehouse,
+    ids: set[str],
+    hashes: Iterable[str] = (),
+    paths: Iterable[str] = tuple(t.path for t in TABLES),
 ) -> dict[str, int]:
     """Delete now what still holds the subject outside the tables' current state, in every
     table (a rerun of any stage may have left an older copy of its rows): the superseded
-    files (VACUUM, retention 0), the change-data files holding one of ``ids``, and the log
+    files (VACUUM, retention 0), the change-data files holding one of ``ids`` (or an id
+    hashing into ``hashes``: a subject an earlier erasure removed from the tables), and the log
     entries before a new checkpoint. No time travel to before this point; files another
     writer wrote but has not committed go too: run it when nothing else writes the tables."""
     from deltalake import DeltaTable
@@ -494,7 +577,7 @@ def purge(
         counts["superseded_files_vacuumed"] += len(
             target.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
         )
-        counts["change_data_files"] += _change_data_holding(lakehouse, spec, ids)
+        counts["change_data_files"] += _change_data_holding(lakehouse, spec, ids, set(hashes))
         counts["log_files"] += _truncate_log(lakehouse, spec)
     return counts
 
@@ -577,7 +660,7 @@ def erase(
     removed |= {f"rows:{path}": count for path, count in deleted.rows.items()}
     removed |= {f"scrubbed:{path}": count for path, count in deleted.scrubbed.items()}
     if purge_now:
-        removed |= purge(lakehouse, deleted.ids)
+        removed |= purge(lakehouse, deleted.ids, tombstones_of(lakehouse, subject_hash(subject.id)))
     row = log_row(plan, requested_at, removed, purge_now, still_holds)
     return Outcome(plan, removed, deleted, row)
 

@@ -22,10 +22,13 @@ from voyce_assets.privacy.erasure import (
     Plan,
     Subject,
     delete_rows,
+    find_by_hash,
     id_columns,
     log_row,
     resolve,
+    tombstone_row,
 )
+from voyce_assets.privacy.tombstones import subject_hash
 from voyce_assets.resources import Lakehouse
 from voyce_assets.text.cache import TextCache
 from voyce_assets.training.erasure import forget as forget_examples
@@ -196,3 +199,24 @@ def test_recompute_per_day_tables_on_the_days_and_windowed_views_from_the_first(
     assert "analytics/daily_feedback_summary" in keys and "analytics/platform_summary" in keys
     # Windowed views are recomputed where they have partitions: none yet.
     assert "analytics/most_active_users" not in keys
+
+
+def test_a_subject_is_found_by_its_hash_wherever_its_id_is_left(lakehouse):
+    seed_lake(lakehouse)
+    fid = feedback_id(D, 0)
+    assert find_by_hash(lakehouse, "feedback", subject_hash(fid)) == Subject("feedback", fid)
+    # The user (named only by voice_feedback.user_id in this lake) and an organization.
+    user = lakehouse.read(table("raw_data/voice_feedback")).column("user_id")[0].as_py()
+    assert find_by_hash(lakehouse, "user", subject_hash(user)) == Subject("user", user)
+    assert find_by_hash(lakehouse, "organization", subject_hash(fid)) is None
+    # A feedback gone from the mirror is still found in the pipeline's tables ...
+    plan = Plan(Subject("feedback", fid), feedback=[])
+    delete_rows(lakehouse, plan, [table("raw_data/voice_feedback")])
+    assert find_by_hash(lakehouse, "feedback", subject_hash(fid)) == Subject("feedback", fid)
+    # ... until it is gone from them too.
+    delete_rows(lakehouse, plan)
+    spec = table("raw_data/transcriptions")
+    assert fid not in set(lakehouse.read(spec).column("voice_feedback_id").to_pylist())
+    assert find_by_hash(lakehouse, "feedback", subject_hash(fid)) is None
+    row = tombstone_row("feedback", subject_hash(fid), "request", dt.datetime.now(dt.UTC), True)
+    assert row["erased_id_hashes"] == [subject_hash(fid)] and row["vacuum_after"] is None
