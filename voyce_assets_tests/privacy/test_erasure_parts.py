@@ -32,7 +32,7 @@ from voyce_assets.privacy.tombstones import subject_hash
 from voyce_assets.resources import Lakehouse
 from voyce_assets.text.cache import TextCache
 from voyce_assets.training.erasure import forget as forget_examples
-from voyce_assets_tests.text.conftest import DAYS, feedback_id, seed_lake
+from voyce_assets_tests.text.conftest import DAYS, ORGS, feedback_id, seed_lake
 
 D = DAYS[0]
 
@@ -220,3 +220,36 @@ def test_a_subject_is_found_by_its_hash_wherever_its_id_is_left(lakehouse):
     assert find_by_hash(lakehouse, "feedback", subject_hash(fid)) is None
     row = tombstone_row("feedback", subject_hash(fid), "request", dt.datetime.now(dt.UTC), True)
     assert row["erased_id_hashes"] == [subject_hash(fid)] and row["vacuum_after"] is None
+
+
+def test_an_organization_resolves_to_its_users_and_their_feedback(lakehouse):
+    seed_lake(lakehouse)
+    org, other = ORGS
+    spec = table("raw_data/users")
+    created = dt.datetime.combine(D, dt.time(8), dt.UTC)
+    users = [
+        {
+            "id": feedback_id(D, 100 + n),
+            "organization_id": o,
+            "email": f"u{n}@example.com",
+            "role": "member",
+            "created_at": created,
+            "updated_at": created,
+            "is_active": True,
+            "event_date": D,
+        }
+        for n, o in enumerate((org, org, other))
+    ]
+    lakehouse.write_partitions(
+        spec,
+        pa.Table.from_pylist(
+            users, schema=pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
+        ),
+        [D],
+    )
+    plan = resolve(lakehouse, Subject("organization", org))
+    assert plan.organizations == {org}
+    assert plan.users == {users[0]["id"], users[1]["id"]}
+    mirror = lakehouse.read(table("raw_data/voice_feedback")).to_pylist()
+    assert plan.feedback_ids == {r["id"] for r in mirror if r["organization_id"] == org}
+    assert plan.ids == {org} | plan.users | plan.feedback_ids
