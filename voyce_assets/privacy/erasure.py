@@ -676,4 +676,12 @@ def vanished_ids(lakehouse, days: Sequence[dt.date]) -> set[str]:
     for spec in _per_feedback_tables():
         if lakehouse.exists(spec):
             held |= set(lakehouse.read(spec, days, ["voice_feedback_id"]).column(0).to_pylist())
-    return held - mirror - {None}
+    missing = held - mirror - {None}
+    if missing:
+        # Moved, not deleted: the app edited its created_at, the mirror holds it on another
+        # day while the pipeline's rows wait for theirs to be redone (one narrow scan).
+        anywhere = lakehouse.read(FEEDBACK, None, ["id"]).column("id")
+        missing -= set(
+            pc.filter(anywhere, pc.is_in(anywhere, pa.array(sorted(missing)))).to_pylist()
+        )
+    return missing

@@ -27,6 +27,7 @@ from voyce_assets.privacy.erasure import (
     log_row,
     resolve,
     tombstone_row,
+    vanished_ids,
 )
 from voyce_assets.privacy.tombstones import subject_hash
 from voyce_assets.resources import Lakehouse
@@ -253,3 +254,18 @@ def test_an_organization_resolves_to_its_users_and_their_feedback(lakehouse):
     mirror = lakehouse.read(table("raw_data/voice_feedback")).to_pylist()
     assert plan.feedback_ids == {r["id"] for r in mirror if r["organization_id"] == org}
     assert plan.ids == {org} | plan.users | plan.feedback_ids
+
+
+def test_a_feedback_moved_to_another_day_has_not_vanished(lakehouse):
+    seed_lake(lakehouse)
+    mirror = table("raw_data/voice_feedback")
+    rows = lakehouse.read(mirror).to_pylist()
+    moved, gone = feedback_id(D, 0), feedback_id(D, 1)
+    other_day = DAYS[1]
+    kept = [r for r in rows if r["event_date"] == D and r["id"] not in (moved, gone)]
+    schema = pa.schema([f.with_nullable(True) for f in mirror.arrow_schema()])
+    lakehouse.write_partitions(mirror, pa.Table.from_pylist(kept, schema=schema), [D])
+    later = [r for r in rows if r["event_date"] == other_day]
+    later.append({**next(r for r in rows if r["id"] == moved), "event_date": other_day})
+    lakehouse.write_partitions(mirror, pa.Table.from_pylist(later, schema=schema), [other_day])
+    assert vanished_ids(lakehouse, [D]) == {gone}
