@@ -354,6 +354,108 @@ def search_cmd(query: str, organization_id: str | None, k: int) -> None:
         )
 
 
+# ---- erase ----------------------------------------------------------------------------------
+
+
+# Dagster's own events stay in the run's event log; the terminal gets what was removed.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def erase_subject(subject_type: str, subject_id: str, purge: bool) -> tuple[bool, list[str]]:
+    """Run the ``erasure`` job's asset for today in process, then recompute the analytics
+    partitions that counted the subject; (success, lines saying what was removed)."""
+    from dagster import AssetsDefinition, DagsterInstance, materialize
+
+    from voyce_assets.analytics.erasure import recompute_partitions
+    from voyce_assets.definitions import defs
+    from voyce_assets.operations.erasure import erasure_log, run_config
+    from voyce_assets.settings import ensure_dagster_home
+
+    ensure_dagster_home()
+    instance = DagsterInstance.get()
+    resources = dict(defs.resources or {})
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    result = materialize(
+        [erasure_log],
+        instance=instance,
+        resources=resources,
+        partition_key=today,
+        run_config={**run_config(subject_type, [subject_id], purge=purge), **_QUIET},
+        raise_on_error=False,
+    )
+    if not result.success:
+        failures = [
+            e.event_specific_data.error.message.strip() for e in result.get_step_failure_events()
+        ]
+        return False, [f"erasure failed: {'; '.join(failures) or 'see the run ' + result.run_id}"]
+    (event,) = result.get_asset_materialization_events()
+    meta = event.materialization.metadata
+    removed = meta["removed"].value
+    days = [dt.date.fromisoformat(d) for d in meta["feedback_days"].value]
+    lines = [f"{key}: {count}" for key, count in sorted(removed.items()) if count]
+    if not lines:
+        lines = ["nothing left to remove (already erased, or never held)"]
+    assets = [a for a in defs.assets or [] if isinstance(a, AssetsDefinition) and a.is_executable]
+    plan = recompute_partitions(_resource("lakehouse"), days)
+    for day, keys in plan.items():
+        rerun = materialize(
+            assets,
+            selection=keys,
+            instance=instance,
+            resources=resources,
+            partition_key=day,
+            run_config=_QUIET,
+            raise_on_error=False,
+        )
+        state = "recomputed" if rerun.success else "FAILED to recompute"
+        lines.append(f"analytics {day}: {state} {len(keys)} tables")
+        if not rerun.success:
+            return False, lines
+    lines.append(
+        "superseded Delta files vacuumed now (no time travel to before the erasure)"
+        if purge
+        else "superseded Delta files go with the weekly VACUUM after the tables' retention "
+        "(the erasure log's vacuum_after)"
+    )
+    return True, lines
+
+
+@main.command("erase")
+@click.option("--user", "user", type=click.UUID, help="Erase this user and their feedback.")
+@click.option("--feedback", "feedback", type=click.UUID, help="Erase this feedback.")
+@click.option(
+    "--organization",
+    "organization",
+    type=click.UUID,
+    help="Erase this organization, its users and their feedback.",
+)
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="Also delete the superseded Delta files now (VACUUM, retention 0: no time travel "
+    "to before the erasure).",
+)
+@_config_errors
+def erase_cmd(user, feedback, organization, purge: bool) -> None:
+    """Right to erasure: remove a user, a feedback or an organization from every table,
+    volume, cache and index, recompute the analytics days that counted them, and log the
+    request (hashed) in raw_data.erasure_log."""
+    chosen = [
+        (t, v)
+        for t, v in (("user", user), ("feedback", feedback), ("organization", organization))
+        if v
+    ]
+    if len(chosen) != 1:
+        click.echo("voyce: name exactly one of --user, --feedback, --organization", err=True)
+        sys.exit(2)
+    ((subject_type, subject_id),) = chosen
+    ok, lines = erase_subject(subject_type, str(subject_id), purge)
+    for line in lines:
+        click.echo(line, err=not ok and line is lines[-1])
+    if not ok:
+        sys.exit(1)
+
+
 @main.command("graph")
 @click.option(
     "--write", is_flag=True, help="Rewrite the graph block in docs/asset-graph.md instead."

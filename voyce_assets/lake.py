@@ -419,3 +419,37 @@ def merge_rows(
         .execute()
     )
     return stats
+
+
+def table_filesystem(uri: str):
+    """(pyarrow filesystem, path) of a Delta table's URI: a local folder, s3://, gs:// ...
+    (credentials from the environment)."""
+    from pyarrow import fs
+
+    if "://" not in uri:
+        return fs.LocalFileSystem(), uri
+    return fs.FileSystem.from_uri(uri)
+
+
+def change_data_files(uri: str) -> tuple[object, list]:
+    """(filesystem, file infos) of the table's change-data files (``_change_data/``: the
+    change feed's rows of updates and deletes). delta-rs' VACUUM never deletes them."""
+    from pyarrow import fs
+
+    filesystem, root = table_filesystem(uri)
+    selector = fs.FileSelector(
+        f"{root.rstrip('/')}/_change_data", recursive=True, allow_not_found=True
+    )
+    files = [i for i in filesystem.get_file_info(selector) if i.type == fs.FileType.File]
+    return filesystem, files
+
+
+def expire_change_data(uri: str, retain_hours: float) -> int:
+    """Delete the change-data files older than ``retain_hours`` (what VACUUM does to them on
+    Databricks); how many."""
+    filesystem, files = change_data_files(uri)
+    limit = dt.datetime.now(dt.UTC) - dt.timedelta(hours=retain_hours)
+    old = [f for f in files if f.mtime is not None and f.mtime.replace(tzinfo=dt.UTC) < limit]
+    for info in old:
+        filesystem.delete_file(info.path)
+    return len(old)

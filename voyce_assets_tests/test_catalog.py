@@ -46,9 +46,10 @@ def test_the_sixteen_design_tables_the_analytics_views_and_three_volumes():
 
     assert len(DESIGN_COLUMNS) == 16
     # Beyond DESIGN.md's tables, only the analytics views (the notebook's other queries) and
-    # the seed's monitoring metrics (analytics/pipeline_health, which the alerts read).
+    # the seed's monitoring metrics (analytics/pipeline_health, which the alerts read), and
+    # the erasure log (raw_data/erasure_log: right to erasure, and the syncs' tombstones).
     assert sorted(t.path for t in TABLES) == sorted(
-        [*DESIGN_COLUMNS, *VIEWS, "analytics/pipeline_health"]
+        [*DESIGN_COLUMNS, *VIEWS, "analytics/pipeline_health", "raw_data/erasure_log"]
     )
     assert sorted(v.path for v in VOLUMES) == [
         "ml_models/artifacts",
@@ -88,7 +89,8 @@ def test_partition_and_key_invariants(spec):
             assert f.type.tz == "UTC"
     if spec.partition_source:
         source = spec.partition_source.split(".")[-1]
-        assert source == "created_at"
+        # When the row came to be; for an erasure, when it was asked for.
+        assert source == ("requested_at" if spec.path == "raw_data/erasure_log" else "created_at")
         assert spec.lakehouse_only == (spec.partition_column,)
 
 

@@ -80,9 +80,9 @@ def test_the_catalog_is_the_designs():
     """Fixed values from docs/design.md, not from the spec the DDL is made of: a table,
     schema or volume lost or renamed in the spec fails here."""
     statements = databricks_ddl(CATALOG)
-    # Catalog, schemas, tables, the mask function with its 4 masked columns and the 6 tables
+    # Catalog, schemas, tables, the mask function with its 4 masked columns and the 7 tables
     # with free text, volumes.
-    assert len(statements) == 1 + 4 + 35 + (1 + 4 + 6) + 3
+    assert len(statements) == 1 + 4 + 35 + (1 + 4 + 7) + 3
     schemas = [_parse(s).this.db for s in statements[1:5]]
     assert schemas == ["raw_data", "processed_data", "ml_models", "analytics"]
     volumes = [tuple(_command_tokens(s)[7:10:2]) for s in statements[-3:]]
@@ -94,7 +94,7 @@ def test_the_catalog_is_the_designs():
     tables = _tables_by_name(statements)
     design = {
         "raw_data": "organizations users voice_feedback transcriptions sentiment_analysis tags "
-        "feedback_tags action_items",
+        "feedback_tags action_items erasure_log",
         "processed_data": "audio_features enhanced_transcriptions training_dataset",
         "ml_models": "model_registry predictions",
         "analytics": "daily_feedback_summary organization_metrics cost_tracking",
@@ -112,6 +112,7 @@ def test_transcriptions_table_is_the_designs():
         ("id", "STRING", True),
         ("voice_feedback_id", "STRING", True),
         ("transcription_text", "STRING", False),
+        # The text every later stage reads, what was found, by which redactor.
         ("redacted_text", "STRING", False),
         ("pii_entities", "STRING", False),
         ("redaction", "STRING", False),
@@ -219,6 +220,7 @@ def test_older_tables_get_the_statistics_columns_too():
             altered[found[1] + "/" + found[2]] = found[3].split(",")
     assert set(altered) == {
         "raw_data/users",
+        "raw_data/voice_feedback",
         "raw_data/action_items",
         "raw_data/transcriptions",
         "raw_data/sentiment_analysis",

@@ -76,6 +76,8 @@ def test_every_catalog_table_is_a_materializable_asset(voyce_home):
         "model_quality_alerts",
         "run_failure_alerts",
         "voyce_automation",
+        "erasure_cascade",
+        "erasure_recompute",
     }
     # The hourly and daily cadences are automation conditions; only these stay schedules.
     assert {s.name for s in defs.schedules} == {

@@ -1,5 +1,5 @@
 """The analytics stage's Definitions: its tables, the daily job and schedule, the alert
-sensors."""
+sensors, and the recompute of the days an erasure changed."""
 
 from dagster import Definitions
 
@@ -10,6 +10,7 @@ from voyce_assets.analytics.alerts import (
 )
 from voyce_assets.analytics.cost_tracking import cost_tracking
 from voyce_assets.analytics.daily_feedback_summary import daily_feedback_summary
+from voyce_assets.analytics.erasure import erasure_recompute
 from voyce_assets.analytics.organization_metrics import organization_metrics
 from voyce_assets.analytics.pipeline_health import pipeline_health
 from voyce_assets.analytics.schedules import analytics_job
@@ -24,5 +25,10 @@ defs = Definitions(
         *view_assets,
     ],
     jobs=[analytics_job],
-    sensors=[pipeline_health_alerts, model_quality_alerts, run_failure_alerts],
+    sensors=[
+        pipeline_health_alerts,
+        model_quality_alerts,
+        run_failure_alerts,
+        erasure_recompute,
+    ],
 )

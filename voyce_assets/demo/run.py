@@ -25,11 +25,19 @@ def _instance() -> DagsterInstance:
     return DagsterInstance.get()
 
 
+def _asks_for_config(asset: AssetsDefinition) -> bool:
+    """An asset only run when asked, with what to do (raw_data/erasure_log: who to erase)."""
+    schema = asset.op.config_schema
+    return schema is not None and schema.as_field().is_required
+
+
 def _executable_assets() -> tuple[list[AssetsDefinition], list[AssetsDefinition], dict]:
     from voyce_assets.definitions import defs
 
     executable = [
-        a for a in defs.assets or [] if isinstance(a, AssetsDefinition) and a.is_executable
+        a
+        for a in defs.assets or []
+        if isinstance(a, AssetsDefinition) and a.is_executable and not _asks_for_config(a)
     ]
     unpartitioned = [a for a in executable if a.partitions_def is None]
     partitioned = [a for a in executable if a.partitions_def is not None]

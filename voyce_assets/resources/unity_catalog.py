@@ -20,6 +20,7 @@ from pydantic import Field
 
 from voyce_assets.catalog import TABLES, VOLUMES, Table
 from voyce_assets.ddl import PII_READERS_GROUP, databricks_ddl, table_properties
+from voyce_assets.lake import expire_change_data
 from voyce_assets.resources.databricks_sql import StatementFailed, execute, head, result_table
 from voyce_assets.resources.lakehouse import Lakehouse
 
@@ -188,7 +189,9 @@ class LocalUnityCatalog(UnityCatalog):
             dry_run=False,
             enforce_retention_duration=enforce_retention,
         )
-        return VacuumResult(retain_hours=retain_hours, files_deleted=len(deleted))
+        # delta-rs leaves the change feed's files; Databricks' VACUUM deletes them too.
+        expired = expire_change_data(self.lakehouse.table_uri(table), retain_hours)
+        return VacuumResult(retain_hours=retain_hours, files_deleted=len(deleted) + expired)
 
 
 def _add_columns(dt, fields) -> None:

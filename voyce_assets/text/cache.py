@@ -133,6 +133,27 @@ def _chunks(items: list, size: int = 500) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def _forget(path: Path, keys: list[str]) -> int:
+    """Delete ``keys`` from the cache file at ``path``; overwrite and drop the freed pages."""
+    conn = sqlite3.connect(path, timeout=60)
+    try:
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.executescript(_SCHEMA)
+        removed = 0
+        with conn:
+            for chunk in _chunks(keys):
+                marks = ",".join("?" * len(chunk))
+                for table in ("analyses", "embeddings"):
+                    removed += conn.execute(
+                        f"DELETE FROM {table} WHERE key IN ({marks})", chunk
+                    ).rowcount
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+        return removed
+    finally:
+        conn.close()
+
+
 class TextCache(ConfigurableResource):
     """Content-hash cache of analyses, embeddings and submitted batches (a SQLite file)."""
 
@@ -219,6 +240,26 @@ class TextCache(ConfigurableResource):
                 sql = f"SELECT {key}, {value} FROM {table} WHERE {key} IN ({marks})"
                 found += db.execute(sql, chunk).fetchall()
         return found
+
+    # ---- erasure ----------------------------------------------------------------------------
+
+    def forget(self, keys: Iterable[str]) -> int:
+        """Remove the analyses and embeddings of ``keys`` from the local file and from the
+        durable copy (under its lock: a merge of either would otherwise bring them back),
+        leaving no trace of them in either file (secure delete, then VACUUM). Rows removed."""
+        keys = list(dict.fromkeys(keys))
+        removed = _forget(Path(self.path), keys) if Path(self.path).exists() else 0
+        if self.persist_to and Path(self.persist_to).exists():
+            durable = Path(self.persist_to)
+            with _locked(durable.with_name(durable.name + ".lock")):
+                work = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.forgetting")
+                try:
+                    shutil.copyfile(durable, work)
+                    removed += _forget(work, keys)
+                    work.replace(durable)
+                finally:
+                    work.unlink(missing_ok=True)
+        return removed
 
     # ---- analyses ---------------------------------------------------------------------------
 

@@ -191,7 +191,9 @@ def train_family(
             ),
             "feature_importance.png",
         )
-        example = train.X[:1]
+        # The example is the split's mean, never one person's row (their text's embedding
+        # is in it): an MLflow artifact is not erased with the tables.
+        example = train.X.mean(axis=0, keepdims=True)
         info = mlflow.sklearn.log_model(
             model,
             name="model",

@@ -537,3 +537,23 @@ def test_the_weekly_schedule_runs_sunday_at_four_after_training_with_seven_days_
     assert defs.resolve_schedule_def("delta_maintenance_weekly").job_name == (
         "delta_maintenance_job"
     )
+
+
+def test_vacuum_also_deletes_the_change_feeds_files_past_the_retention(lakehouse):
+    """delta-rs' VACUUM leaves ``_change_data/``; Databricks' deletes it past the retention,
+    and so does the local catalog (an erasure without purge relies on it)."""
+    import os
+
+    uri = _small_appends(lakehouse, FEEDBACK, _feedback_batch, appends=3)
+    for day in DAYS:
+        DeltaTable(uri).delete(f"event_date = '{day}' AND status = 'failed'")
+    changes = sorted((Path(uri) / "_change_data").rglob("*.parquet"))
+    assert len(changes) == 2
+    old = time.time() - 8 * 24 * 3600
+    os.utime(changes[0], (old, old))
+
+    result = _run(LocalUnityCatalog(lakehouse=lakehouse))
+    assert result.success
+    assert [p.exists() for p in changes] == [False, True]
+    [obs] = _observations(result, "raw_data/voice_feedback")
+    assert obs["files_vacuumed"].value == 1
