@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from voyce_assets.catalog import Table, table
+from voyce_assets.privacy.tombstones import without_erased
 from voyce_assets.resources.lakehouse import Lakehouse
 
 FEEDBACK = table("raw_data/voice_feedback")
@@ -45,7 +46,9 @@ def existing_rows(lakehouse: Lakehouse, spec: Table, dates) -> dict[str, dict]:
 
 
 def write_partition(lakehouse: Lakehouse, spec: Table, rows: list[dict], dates) -> None:
-    """Replace ``dates`` of a pipeline table with ``rows`` (one Delta commit)."""
+    """Replace ``dates`` of a pipeline table with ``rows`` (one Delta commit), less the rows
+    of feedback erased while the run was under way."""
+    rows = without_erased(lakehouse, rows)
     # Checked before writing: the partition is replaced whole or not at all.
     for column in spec.required_columns:
         missing = [r.get("voice_feedback_id") for r in rows if r.get(column) is None]

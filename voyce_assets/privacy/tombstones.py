@@ -41,3 +41,12 @@ def erased_hashes(lakehouse) -> frozenset[str]:
 
     rows = lakehouse.read(log, None, ["erased_id_hashes"]).column("erased_id_hashes")
     return frozenset(pc.list_flatten(rows).to_pylist())
+
+
+def without_erased(lakehouse, rows: list[dict], key: str = "voice_feedback_id") -> list[dict]:
+    """``rows`` less those of an erased feedback: a run that read them before an erasure
+    finished must not write them back (the erasure cannot stop runs already under way)."""
+    erased = erased_hashes(lakehouse) if rows else frozenset()
+    if not erased:
+        return rows
+    return [r for r in rows if subject_hash(r[key]) not in erased]

@@ -18,6 +18,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, RetryPol
 
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.privacy.tombstones import without_erased
 from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.tables import partitioned_asset
 from voyce_assets.text.embedder import DIMENSIONS, Embedder
@@ -147,6 +148,7 @@ def feedback_search_index(context: AssetExecutionContext) -> MaterializeResult:
             "text_embedding",
         ],
     ).to_pylist()
+    rows = without_erased(lakehouse, rows)
     replace_index_partitions(context.resources.app_db, rows, dates)
     record_partitions(
         context,

@@ -17,7 +17,9 @@ from voyce_assets.catalog import SENTIMENT_LABELS, table
 from voyce_assets.charts import bar_chart_png, markdown_table, png_markdown
 from voyce_assets.feedback import existing_rows, row_id, write_partition
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.privacy import pii
 from voyce_assets.resources import Lakehouse, Pricing
+from voyce_assets.settings import redact_pii
 from voyce_assets.tables import table_asset
 from voyce_assets.text.analysis import Result, text_hash
 from voyce_assets.text.checks import (
@@ -52,9 +54,13 @@ def analysable_text(transcript: dict) -> str:
 
 def redacted(transcript: dict) -> str | None:
     """The transcript the text stage may read: ``redacted_text``, or the raw text where the
-    deployment turned redaction off (``redaction`` = 'off'); None when it was never redacted."""
+    deployment has redaction off (``redaction`` = 'off' and VOYCE_REDACT_PII still off); None
+    when it was never redacted."""
     if transcript.get("redaction") == "off":
-        return transcript["transcription_text"]
+        # Made while the deployment had redaction off: raw only while it still is; once it
+        # is on again, the rows not yet transcribed anew are redacted here.
+        text = transcript["transcription_text"]
+        return pii.redact(text).text if text and redact_pii() else text
     return transcript.get("redacted_text")
 
 

@@ -175,17 +175,30 @@ def transcription_rows(job: VoiceJob, items: list[WorkItem]) -> list[dict]:
             word_count=transcript.word_count,
             processing_time_ms=round(transcript.processing_seconds * 1000),
             _audio_seconds=transcript.audio_seconds,
-            **redaction.fields(
-                transcript.text,
-                transcript.words,
-                transcript.audio_seconds,
-                transcriber.redact_pii,
-            ),
         )
-        if not transcript.text:
+        spans = None
+        try:
+            row.update(
+                redaction.fields(
+                    transcript.text,
+                    transcript.words,
+                    transcript.audio_seconds,
+                    transcriber.redact_pii,
+                )
+            )
+        except Exception as exc:  # the redactor failed on this transcript: its row only
+            # No redacted text, so nothing later reads it; the whole clip is silenced, since
+            # where its personal data is cannot be known. The error row is redone next run.
+            row.update(redacted_text=None, pii_entities=None)
+            row["redaction"] = redaction.label(transcriber.redact_pii)
+            row["error_message"] = f"redaction failed: {error_text(exc)}"
+            spans = [(0.0, transcript.audio_seconds)]
+        if not transcript.text and not row["error_message"]:
             row["error_message"] = "no speech detected"
         try:
-            _silence(processed, redaction.spans(row["pii_entities"]), samples)
+            if spans is None:
+                spans = redaction.spans(row["pii_entities"])
+            _silence(processed, spans, samples)
         except Exception as exc:  # the copy could not be written: no row says it is silent
             row["error_message"] = f"silencing failed: {error_text(exc)}"
         # After the copy is written: whatever its time says, the row is newer (see _silence).

@@ -144,3 +144,56 @@ def test_the_stage_keeps_no_personal_data_and_the_event_log_no_feedback_text(
     events = json.dumps([str(e) for e in result.all_events])
     said = set().union(*(_windows(text) for day in SAID.values() for text, _ in day))
     assert said and not (_windows(events) & said), sorted(_windows(events) & said)[:5]
+
+
+def test_rows_made_with_redaction_off_are_redacted_once_it_is_on_again(monkeypatch):
+    from voyce_assets.text.sentiment_analysis import analysable_text
+
+    said = "Please email me at sarah.connor@example.com about the refund."
+    row = {"error_message": None, "redaction": "off", "transcription_text": said}
+    monkeypatch.setenv("VOYCE_REDACT_PII", "0")
+    assert "sarah.connor@example.com" in analysable_text(row)  # the deployment's choice
+    monkeypatch.delenv("VOYCE_REDACT_PII")
+    assert analysable_text(row) == "Please email me at [EMAIL] about the refund."
+    # A row never redacted (made before redaction existed) is not read at all.
+    assert analysable_text({"error_message": None, "transcription_text": said}) == ""
+
+
+def test_a_run_under_way_writes_no_row_of_feedback_erased_meanwhile(lakehouse, text_resources):
+    """The erasure cannot stop a run that read the subject's rows before it: that run's
+    writes leave them out (the tombstones, read at write time)."""
+    import datetime as dt
+
+    from voyce_assets.catalog import table as spec
+    from voyce_assets.privacy.tombstones import subject_hash
+    from voyce_assets_tests.text.conftest import feedback_id
+
+    seed_lake(lakehouse, SAID)
+    erased = feedback_id(DAYS[0], 1)
+    log = {
+        "id": "00000000-0000-4000-8000-0000000000e1",
+        "subject_type": "feedback",
+        "subject_hash": subject_hash(erased),
+        "reason": "request",
+        "requested_at": dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
+        "erased_id_hashes": [subject_hash(erased)],
+        "purged": False,
+        "created_at": dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
+        "event_date": dt.date(2026, 11, 22),
+    }
+    lakehouse.write_partitions(spec("raw_data/erasure_log"), [log_batch(log)], [log["event_date"]])
+    assert materialize(
+        [sentiment_analysis, enhanced_transcriptions], resources=text_resources, tags=TAGS
+    ).success
+    for path in ("raw_data/sentiment_analysis", "processed_data/enhanced_transcriptions"):
+        ids = lakehouse.read(spec(path), list(DAYS), ["voice_feedback_id"]).column(0).to_pylist()
+        assert erased not in ids and len(ids) == 5, path
+
+
+def log_batch(row: dict):
+    import pyarrow as pa
+
+    from voyce_assets.catalog import table as spec
+
+    schema = pa.schema([f.with_nullable(True) for f in spec("raw_data/erasure_log").arrow_schema()])
+    return pa.RecordBatch.from_pylist([row], schema=schema)
