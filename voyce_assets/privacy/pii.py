@@ -299,7 +299,11 @@ def _address_tail(text: str, toks: list[Token], end: int, cased: bool) -> int:
         return toks[k] if k < len(toks) else None
 
     t = at(end + 1)
-    if t and t.low in _n.DIRECTIONS and len(t.low) <= 2 and (t.text.isupper() or not cased):
+    # "NW" (capitals in cased text), or "Northwest" spelled out (capitalised).
+    if t and (
+        (t.low in _n.DIRECTIONS and len(t.low) <= 2 and (t.text.isupper() or not cased))
+        or (t.low in _n.QUARTERS and (t.text[0].isupper() or not cased))
+    ):
         end += 1
     # A flat: "Apt 4", "unit 12B", "# 3", after a comma or not.
     k = end + 1

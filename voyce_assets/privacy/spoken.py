@@ -34,6 +34,19 @@ _SMALL = (set(DIGITS) - {"oh", "o", "zero", "nought", "nil"}) | set(TEENS) | set
 # after the dot (a dot and a space end a sentence).
 _GAP = re.compile(r"^(?:\s*[-,()/]?\s*|\.)$")
 _GAP_WORDS = {"dash", "hyphen"}
+# Hesitations Whisper writes inside a number ("555, uh, 123, 4567"): crossed like a comma.
+_FILLERS = frozenset({"uh", "um", "er", "erm", "uhm", "umm", "uhh", "ah", "hmm"})
+_FILLER = re.compile(r"\b(?:" + "|".join(sorted(_FILLERS)) + r")\b", re.IGNORECASE)
+
+
+def _gap(text: str) -> str:
+    """The text between two numbers as a number may cross it: 'dash' a dash, fillers gone
+    (with the commas round them one comma)."""
+    text = text.replace("dash", "-")
+    if _FILLER.search(text):
+        text = re.sub(r"\s*,[\s,]*", ", ", _FILLER.sub(" ", text))
+        text = re.sub(r"\s+", " ", text)
+    return text
 
 
 class Token:
@@ -141,9 +154,11 @@ def runs(text: str, toks: list[Token]) -> list[Run]:
         while j < n:
             k = j
             # Skip a gap: punctuation tokens or 'dash'; it must be one a number may cross.
-            while k < n and (not toks[k].word or toks[k].low in _GAP_WORDS):
+            while k < n and (
+                not toks[k].word or toks[k].low in _GAP_WORDS or toks[k].low in _FILLERS
+            ):
                 k += 1
-            if k >= n or not _GAP.match(text[toks[last].end : toks[k].start].replace("dash", "-")):
+            if k >= n or not _GAP.match(_gap(text[toks[last].end : toks[k].start])):
                 break
             nxt = _number_at(toks, k)
             if nxt is None:

@@ -125,6 +125,14 @@ FOUND = [
     ("my pin is 4821", "CARD", "4821"),
     ("the passcode was 931177", "CARD", "931177"),
     ("the code on the back is 123", "CARD", "123"),
+    # a hesitation inside a number; a quarter spelled out, then the town, state and ZIP
+    ("my number is 555, uh, 123, 4567", "PHONE", "555, uh, 123, 4567"),
+    (
+        "It went to 1600 Pennsylvania Avenue Northwest, Washington, DC 20500.",
+        "ADDRESS",
+        "1600 Pennsylvania Avenue Northwest, Washington, DC 20500",
+    ),
+    ("send it to 12 oak road southeast, leeds", "ADDRESS", "12 oak road southeast, leeds"),
 ]
 
 # Look-alikes: nothing here is personal data, and nothing may change.
