@@ -168,9 +168,7 @@ close crescent parkway pkwy highway hwy circle cir square sq row grove gardens w
 parade mews alley plaza broadway loop hill ridge
 """)
 )
-DIRECTIONS = frozenset(
-    words("n s e w ne nw se sw north south east west northeast northwest southeast southwest")
-)
+DIRECTIONS = frozenset(words("n s e w ne nw se sw north south east west"))
 # Spelled out after a street ("Pennsylvania Avenue Northwest"): the four that name a quarter.
 QUARTERS = frozenset(words("northeast northwest southeast southwest"))
 UNIT_WORDS = frozenset(words("apt apartment unit suite flat ste floor fl"))
