@@ -169,6 +169,8 @@ parade mews alley plaza broadway loop hill ridge
 """)
 )
 DIRECTIONS = frozenset(words("n s e w ne nw se sw north south east west"))
+# Spelled out after a street ("Pennsylvania Avenue Northwest"): the four that name a quarter.
+QUARTERS = frozenset(words("northeast northwest southeast southwest"))
 UNIT_WORDS = frozenset(words("apt apartment unit suite flat ste floor fl"))
 
 # Measures and counts: a number before one of these is no house number, card or phone.

@@ -32,7 +32,7 @@ ENTITY_TYPES: tuple[str, ...] = (
 )
 PLACEHOLDERS: dict[str, str] = {t: f"[{t}]" for t in ENTITY_TYPES}
 # Changes whenever what is found changes: rows redacted by another version are redone.
-VERSION = "pii/1"
+VERSION = "pii/2"
 
 
 @dataclass(frozen=True, order=True)
@@ -64,7 +64,7 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # ("jane.milleratgmail.com"): only the big providers, so a website ("shopat.example.com",
 # "voyce.com") is never taken for one.
 _FUSED_EMAIL = re.compile(
-    r"\b[\w.+-]+at(?:gmail|googlemail|yahoo|hotmail|outlook|live|icloud|aol|proton(?:mail)?"
+    r"\b[\w.+-]{1,64}at(?:gmail|googlemail|yahoo|hotmail|outlook|live|icloud|aol|proton(?:mail)?"
     r"|gmx|mail|yandex|zoho)\.(?:com|net|org|me|co\.uk|de|fr|ca)\b",
     re.IGNORECASE,
 )
@@ -83,11 +83,16 @@ _SSN_WORDS = frozenset(words("social ssn security"))
 _PHONE_WORDS = frozenset(
     words("number phone mobile cell call text reach contact dial extension ext landline whatsapp")
 )
-# Numbers that name an order, ticket, case ... not a person: kept.
+# Numbers that name an order, ticket, case ... not a person: kept, when the number follows
+# the word directly or after one of _REFERENCE_LINKS ("order number is 1234567890"; not "the
+# reservation was under 555-123-4567"). Cards and SSNs with a cue are found before this.
 _REFERENCE_WORDS = frozenset(
     words("""order ticket case confirmation reference ref tracking invoice receipt transaction
-    booking reservation model serial version flight room code pin claim policy""")
+    booking reservation model serial version flight room claim policy""")
 )
+_REFERENCE_LINKS = frozenset(words("number no nr num id code is was"))
+# A PIN or passcode: a secret of the card (or the account), never to be kept.
+_PIN_WORDS = frozenset(words("pin passcode pincode"))
 # "the card ending in 4242", "the last four digits of my card are 4242"
 _ENDING_WORDS = frozenset(words("ending ends"))
 _LAST_FOUR = frozenset(words("four 4"))
@@ -102,11 +107,28 @@ def _last_four_cue(before: list[str]) -> bool:
 
 
 def _security_code_cue(before: list[str]) -> bool:
-    """'CVV', 'CVC', 'security code' among the three words before."""
+    """'CVV', 'CVC', 'security code' among the three words before, or 'the code on the back
+    (is)' among the eight."""
     tail = before[-4:]
-    return bool(_CVV_WORDS & set(tail[-3:])) or any(
-        a == "security" and b == "code" for a, b in itertools.pairwise(tail)
+    return (
+        bool(_CVV_WORDS & set(tail[-3:]))
+        or any(a == "security" and b == "code" for a, b in itertools.pairwise(tail))
+        or any(
+            a == "code" and before[k + 1 : k + 4] == ["on", "the", "back"]
+            for k, a in enumerate(before)
+        )
     )
+
+
+def _reference(before: list[str]) -> bool:
+    """Whether the number names an order, ticket ...: a reference word among the three words
+    before, with only 'number', 'is' ... between it and the number."""
+    for w in reversed(before[-3:]):
+        if w in _REFERENCE_WORDS:
+            return True
+        if w not in _REFERENCE_LINKS:
+            return False
+    return False
 
 
 _TITLES = frozenset(words("mr mrs ms dr"))  # "Mr. Patel": the dot ends no sentence
@@ -166,11 +188,21 @@ def _numbers(text: str, toks: list[Token], found: list[Run]) -> list[Entity]:
             # A card's security code: never to be kept (PCI DSS), whatever its length says.
             out.append(Entity(r.start, r.end, "CARD"))
             continue
-        if set(before[-3:]) & _REFERENCE_WORDS:
-            continue
-        if 13 <= n <= 19 and (_luhn(digits) or (near & _CARD_WORDS and n in (15, 16))):
+        if 3 <= n <= 8 and _PIN_WORDS & set(before[-3:]):
             out.append(Entity(r.start, r.end, "CARD"))
-        elif n == 9 and (near & _SSN_WORDS or (r.groups == (3, 2, 4) and _valid_ssn(digits))):
+            continue
+        # A card or an SSN is personal even after "order", "booking", "policy" ...
+        if 13 <= n <= 19 and _luhn(digits):
+            out.append(Entity(r.start, r.end, "CARD"))
+            continue
+        if n == 9 and near & _SSN_WORDS:
+            out.append(Entity(r.start, r.end, "NATIONAL_ID"))
+            continue
+        if _reference(before):
+            continue
+        if 13 <= n <= 19 and near & _CARD_WORDS and n in (15, 16):
+            out.append(Entity(r.start, r.end, "CARD"))
+        elif n == 9 and r.groups == (3, 2, 4) and _valid_ssn(digits):
             out.append(Entity(r.start, r.end, "NATIONAL_ID"))
         elif text[r.start] == "+":
             if 8 <= n <= 15 and _possible_phone(digits, plus=True):
@@ -239,7 +271,9 @@ def _addresses(text: str, toks: list[Token], found: list[Run], cased: bool) -> l
     starts = [(r.first, r.last, r.start) for r in found if len(r.digits) <= 5]
     if _HOUSE.search(text):
         at = {t.start: i for i, t in enumerate(toks)}
-        starts += [(at[m.start()], at[m.start()], m.start()) for m in _HOUSE.finditer(text)]
+        # Only where a token starts: "d'1a" holds a match that starts mid-token.
+        houses = [(at.get(m.start()), m.start()) for m in _HOUSE.finditer(text)]
+        starts += [(i, i, start) for i, start in houses if i is not None]
     out = []
     for _first, last, start in starts:
         j, name = last + 1, 0
@@ -265,7 +299,11 @@ def _address_tail(text: str, toks: list[Token], end: int, cased: bool) -> int:
         return toks[k] if k < len(toks) else None
 
     t = at(end + 1)
-    if t and t.low in _n.DIRECTIONS and len(t.low) <= 2 and (t.text.isupper() or not cased):
+    # "NW" (capitals in cased text), or "Northwest" spelled out (capitalised).
+    if t and (
+        (t.low in _n.DIRECTIONS and len(t.low) <= 2 and (t.text.isupper() or not cased))
+        or (t.low in _n.QUARTERS and (t.text[0].isupper() or not cased))
+    ):
         end += 1
     # A flat: "Apt 4", "unit 12B", "# 3", after a comma or not.
     k = end + 1
@@ -492,13 +530,15 @@ _EMAIL_CUE = re.compile(
 )
 _CLAUSE_END = re.compile(r"[.!?](?=\s|$)|[,;:!?]|\s(?:and|but|or|so|because)\s|$")
 _ADDRESS_LIKE = re.compile(r"\w\.\w|@")
+_CUED_WINDOW = 200
 
 
 def _cued_emails(text: str) -> list[Entity]:
     out = []
     for cue in _EMAIL_CUE.finditer(text):
         start = cue.end()
-        end = start + _CLAUSE_END.search(text[start:]).start()
+        # Within a bounded window: a cue repeated thousands of times stays linear.
+        end = _CLAUSE_END.search(text, start, start + _CUED_WINDOW).start()
         span = text[start:end].rstrip()
         if not span or len(span.split()) > 8 or not _ADDRESS_LIKE.search(span):
             continue

@@ -34,6 +34,19 @@ _SMALL = (set(DIGITS) - {"oh", "o", "zero", "nought", "nil"}) | set(TEENS) | set
 # after the dot (a dot and a space end a sentence).
 _GAP = re.compile(r"^(?:\s*[-,()/]?\s*|\.)$")
 _GAP_WORDS = {"dash", "hyphen"}
+# Hesitations Whisper writes inside a number ("555, uh, 123, 4567"): crossed like a comma.
+_FILLERS = frozenset({"uh", "um", "er", "erm", "uhm", "umm", "uhh", "ah", "hmm"})
+_FILLER = re.compile(r"\b(?:" + "|".join(sorted(_FILLERS)) + r")\b", re.IGNORECASE)
+
+
+def _gap(text: str) -> str:
+    """The text between two numbers as a number may cross it: 'dash' a dash, fillers gone
+    (with the commas round them one comma)."""
+    text = text.replace("dash", "-")
+    if _FILLER.search(text):
+        text = re.sub(r"\s*,[\s,]*", ", ", _FILLER.sub(" ", text))
+        text = re.sub(r"\s+", " ", text)
+    return text
 
 
 class Token:
@@ -79,8 +92,10 @@ class Run:
         return next((end for n, end in self.ends if n == count), None)
 
 
-def _number_at(toks: list[Token], i: int) -> tuple[str, int, bool] | None:
-    """The digits that the words from ``i`` say and the index after them, or None."""
+def _number_at(toks: list[Token], i: int, hundreds: bool = True) -> tuple[str, int, bool] | None:
+    """The digits that the words from ``i`` say and the index after them, or None. After
+    "hundred (and)" only a number below a hundred may follow (``hundreds`` false), so the
+    depth is bounded whatever the text ("one hundred and one hundred and ...")."""
     t = toks[i].low
     if t.isdigit():
         return t, i + 1, False
@@ -95,11 +110,17 @@ def _number_at(toks: list[Token], i: int) -> tuple[str, int, bool] | None:
         return TENS[t] + "0", i + 1, True
     if t in DIGITS:
         if nxt == "hundred":
+            if not hundreds:
+                return None
             # "three hundred (and) twelve": one number, as a house number is said.
             k = i + 2
             if k + 1 < len(toks) and toks[k].low == "and":
                 k += 1
-            rest = _number_at(toks, k) if k < len(toks) and toks[k].low in _SMALL else None
+            rest = (
+                _number_at(toks, k, hundreds=False)
+                if k < len(toks) and toks[k].low in _SMALL
+                else None
+            )
             if rest is not None and len(rest[0]) <= 2:
                 return str(int(DIGITS[t]) * 100 + int(rest[0])), rest[1], True
             return DIGITS[t] + "00", i + 2, True
@@ -133,9 +154,11 @@ def runs(text: str, toks: list[Token]) -> list[Run]:
         while j < n:
             k = j
             # Skip a gap: punctuation tokens or 'dash'; it must be one a number may cross.
-            while k < n and (not toks[k].word or toks[k].low in _GAP_WORDS):
+            while k < n and (
+                not toks[k].word or toks[k].low in _GAP_WORDS or toks[k].low in _FILLERS
+            ):
                 k += 1
-            if k >= n or not _GAP.match(text[toks[last].end : toks[k].start].replace("dash", "-")):
+            if k >= n or not _GAP.match(_gap(text[toks[last].end : toks[k].start])):
                 break
             nxt = _number_at(toks, k)
             if nxt is None:
@@ -239,6 +262,10 @@ def spoken_emails(toks: list[Token]) -> list[tuple[int, int]]:
 # ---- letters and digits said one by one ------------------------------------------------------
 
 
+# The longest thing said one character at a time that is looked for: an IBAN (34).
+SPELLED_MAX = 34
+
+
 def spelled(toks: list[Token]) -> list[tuple[int, list[tuple[str, int]]]]:
     """Runs that start with two letters said one by one ("g b two nine n w b k six ..."):
     each as (char start, [(the characters so far, uppercase; char end) after each piece])."""
@@ -261,6 +288,8 @@ def spelled(toks: list[Token]) -> list[tuple[int, list[tuple[str, int]]]]:
             else:
                 break
             ends.append((chars, toks[j - 1].end))
+            if len(chars) >= SPELLED_MAX:
+                break
         out.append((start, ends))
         i = max(j, i + 1)
     return out

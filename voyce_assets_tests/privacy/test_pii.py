@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import subprocess
 import sys
+import time
 
 import pytest
 
-from voyce_assets.privacy.pii import ENTITY_TYPES, PLACEHOLDERS, VERSION, Entity, find, redact
+from voyce_assets.privacy.pii import (
+    ENTITY_TYPES,
+    PLACEHOLDERS,
+    Entity,
+    Redacted,
+    find,
+    redact,
+)
 from voyce_assets_tests.conftest import subprocess_env
 from voyce_assets_tests.privacy.score import load, score
 
@@ -103,6 +112,27 @@ FOUND = [
     ("my name is Mary-Jane Watson", "PERSON", "Mary-Jane Watson"),
     ("The last 4 digits of my card are 9 9 0 1.", "CARD", "9 9 0 1"),
     ("Visa ending in 8812, forty nine ninety nine a month", "CARD", "8812"),
+    # a card, an SSN, a phone after a word that names an order or a booking is still one
+    (
+        "they charged my card for the booking 4111 1111 1111 1111",
+        "CARD",
+        "4111 1111 1111 1111",
+    ),
+    ("I paid for the order 4111 1111 1111 1111", "CARD", "4111 1111 1111 1111"),
+    ("the policy holder SSN 123-45-6789", "NATIONAL_ID", "123-45-6789"),
+    ("the reservation was under 555-123-4567", "PHONE", "555-123-4567"),
+    # PINs, passcodes and security codes are secrets of the card
+    ("my pin is 4821", "CARD", "4821"),
+    ("the passcode was 931177", "CARD", "931177"),
+    ("the code on the back is 123", "CARD", "123"),
+    # a hesitation inside a number; a quarter spelled out, then the town, state and ZIP
+    ("my number is 555, uh, 123, 4567", "PHONE", "555, uh, 123, 4567"),
+    (
+        "It went to 1600 Pennsylvania Avenue Northwest, Washington, DC 20500.",
+        "ADDRESS",
+        "1600 Pennsylvania Avenue Northwest, Washington, DC 20500",
+    ),
+    ("send it to 12 oak road southeast, leeds", "ADDRESS", "12 oak road southeast, leeds"),
 ]
 
 # Look-alikes: nothing here is personal data, and nothing may change.
@@ -216,9 +246,152 @@ def test_checksums_decide_numbers():
 def test_empty_and_plain_text():
     assert find("") == []
     assert redact("").text == ""
-    assert redact("The app is great.") == redact("The app is great.")
-    assert VERSION == "pii/1"
+    assert redact("The app is great.") == Redacted("The app is great.", ())
     assert isinstance(find("my name is Sarah Johnson")[0], Entity)
+
+
+def test_redacting_twice_changes_nothing_more():
+    """A redacted text holds no personal data left to find, placeholders included."""
+    for row in load("all"):
+        for text in (row["text"], row["text"].lower()):
+            once = redact(text).text
+            assert redact(once).text == once, (text, once)
+
+
+def test_order_and_ticket_numbers_right_after_their_word_stay():
+    for text in (
+        "order number 1234567890",
+        "my confirmation number is 5551234567",
+        "booking reference 5551234567, flight 1234",
+        "the tracking number was 9400 1000 0000 0000 0000 00",
+    ):
+        assert find(text) == [], text
+
+
+def _random_text(rng: random.Random, size: int) -> str:
+    pieces = [
+        *[
+            "the",
+            "my",
+            "at",
+            "dot",
+            "is",
+            "card",
+            "number",
+            "one",
+            "hundred",
+            "and",
+            "double",
+            "oh",
+            "street",
+            "road",
+            "pin",
+        ],
+        *[
+            "a",
+            "b",
+            "c",
+            "i",
+            "o",
+            "gb82",
+            "4111",
+            "555",
+            "123-45-6789",
+            "@",
+            ".",
+            ",",
+            "'",
+            "d'1a",
+            "o'5g",
+            "-",
+            "+",
+            "(",
+            ")",
+            "#",
+            "$",
+            "221b",
+        ],
+        "email me at",
+        "\n",
+        "José",
+        "’",
+    ]
+    out, length = [], 0
+    while length < size:
+        piece = rng.choice(pieces) if rng.random() < 0.8 else str(rng.randrange(10**6))
+        out.append(piece)
+        length += len(piece) + 1
+    return " ".join(out)[:size]
+
+
+HOSTILE = [
+    "",
+    " ",
+    "...,,,!!!???",
+    "-" * 500,
+    "I'm at d'1a Main Street",
+    "it's o'5g now",
+    "one hundred and " * 1200,
+    "'1a '2b x'3c Street",
+]
+
+
+def test_hostile_input_never_raises_and_gives_disjoint_sorted_spans():
+    rng = random.Random(20261207)
+    texts = HOSTILE + [_random_text(rng, 20_000) for _ in range(3)]
+    texts += [_random_text(rng, 300) for _ in range(300)]
+    for text in texts:
+        spans = find(text)
+        assert all(0 <= e.start < e.end <= len(text) for e in spans), text[:80]
+        assert all(a.end <= b.start for a, b in itertools.pairwise(spans)), text[:80]
+        assert redact(text).entities == tuple(spans)
+
+
+# Whisper's repetition loops and other degenerate text, each 20,000 characters.
+PATHOLOGICAL = {
+    "repeated word": "I " * 10_000,
+    "repeated email cue": "email me at " * 2_000,
+    "dotted letters": "a." * 10_000,
+    "at signs": "a@" * 10_000,
+    "letters one by one": "a b " * 5_000,
+    "hundreds": "one hundred and " * 1_250,
+    "digits": "1 " * 10_000,
+    "spoken domain": "x at gmail dot " * 1_400,
+}
+
+
+def _seconds(text: str) -> float:
+    began = time.perf_counter()
+    find(text)
+    return time.perf_counter() - began
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_pathological_input_takes_about_as_long_as_a_normal_transcript(name):
+    text = PATHOLOGICAL[name][:20_000]
+    rng = random.Random(7)
+    feedback = [
+        "the",
+        "app",
+        "was",
+        "slow",
+        "and",
+        "I",
+        "called",
+        "support",
+        "twice",
+        "about",
+        "my",
+        "order",
+        "it",
+        "crashed",
+    ]
+    normal = " ".join(rng.choice(feedback) for _ in range(5_000))[: len(text)]
+    find(normal)  # name lists loaded
+    baseline = min(_seconds(normal) for _ in range(2))
+    took = min(_seconds(text) for _ in range(2))
+    # Linear inputs take a few times a normal transcript; the quadratic ones took seconds.
+    assert took <= max(1.0, 40 * baseline), (name, took, baseline)
 
 
 def test_importing_the_detector_pulls_no_model_library():
