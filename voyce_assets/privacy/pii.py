@@ -570,8 +570,7 @@ def _resolve(found: list[Entity]) -> list[Entity]:
     return sorted(kept)
 
 
-def find(text: str) -> list[Entity]:
-    """The personal data of ``text``: sorted, non-overlapping spans."""
+def _find_once(text: str) -> list[Entity]:
     if not text:
         return []
     toks = tokens(text)
@@ -585,6 +584,60 @@ def find(text: str) -> list[Entity]:
     found += _addresses(text, toks, numbers, cased)
     found += _persons(text, toks, cased)
     return _resolve(found)
+
+
+# Passes over the text with what was found replaced: a span can hide its neighbour from the
+# rules that read context (an IBAN run into a name, an SSN right after an IBAN), and the
+# redacted text must hold nothing a second look would find.
+_PASSES = 3
+
+
+def find(text: str) -> list[Entity]:
+    """The personal data of ``text``: sorted, non-overlapping spans."""
+    entities = _find_once(text)
+    for _ in range(_PASSES - 1):
+        redacted, where = _replaced(text, entities)
+        more = [e for e in _find_once(redacted) if redacted[e.start : e.end] not in _PLACED]
+        if not more:
+            break
+        entities = _resolve(entities + [_in_original(e, where) for e in more])
+    return entities
+
+
+_PLACED = frozenset(PLACEHOLDERS.values())
+
+
+def _replaced(text: str, entities: list[Entity]) -> tuple[str, list[tuple[int, int, int, int]]]:
+    """``text`` with ``entities`` replaced by placeholders, and for each placeholder its
+    (start, end) in the new text and the (start, end) it replaced."""
+    out, where, last, pos = [], [], 0, 0
+    for e in entities:
+        out.append(text[last : e.start])
+        pos += e.start - last
+        placeholder = PLACEHOLDERS[e.type]
+        out.append(placeholder)
+        where.append((pos, pos + len(placeholder), e.start, e.end))
+        pos += len(placeholder)
+        last = e.end
+    out.append(text[last:])
+    return "".join(out), where
+
+
+def _in_original(e: Entity, where: list[tuple[int, int, int, int]]) -> Entity:
+    """A span found in the replaced text, in the original's characters (a span that takes in
+    a placeholder takes in what it replaced)."""
+
+    def back(pos: int, is_end: bool) -> int:
+        shift = 0
+        for new_start, new_end, old_start, old_end in where:
+            if pos < new_start or (is_end and pos == new_start):
+                break
+            if pos < new_end or (is_end and pos == new_end):
+                return old_end if is_end else old_start
+            shift = old_end - new_end
+        return pos + shift
+
+    return Entity(back(e.start, False), back(e.end, True), e.type)
 
 
 def redact(text: str) -> Redacted:
