@@ -103,7 +103,7 @@ def test_demo_run_end_to_end_on_the_embedded_server(voyce_home):
             assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 4
         # Every other check of the range run passes (the text stage skips the bad cases:
         # counted, not failed); each run's per-asset counts are in the log.
-        assert "checks: 39 of 40 passed; failed: raw_data/transcriptions:failure_rate" in log
+        assert "checks: 40 of 41 passed; failed: raw_data/transcriptions:failure_rate" in log
         assert "materialized ml_models/model_registry (1 partitions) " in log
         assert "materialized ml_models/predictions (2 partitions) " in log
         _champion_scores_the_demo_dataset(voyce_home)

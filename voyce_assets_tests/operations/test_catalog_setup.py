@@ -7,7 +7,7 @@ from dagster import materialize
 from deltalake import DeltaTable, write_deltalake
 
 from voyce_assets.catalog import TABLES, VOLUMES, table
-from voyce_assets.ddl import DELTA_TABLE_PROPERTIES, databricks_ddl
+from voyce_assets.ddl import databricks_ddl, table_properties
 from voyce_assets.operations.catalog_setup import catalog_setup
 from voyce_assets.resources import local_resources
 from voyce_assets.resources.lakehouse import Lakehouse
@@ -35,7 +35,7 @@ def test_local_setup_creates_empty_partitioned_tables_and_volumes(voyce_home):
         assert uri == f"{voyce_home}/lakehouse/voice_feedback_dev/{spec.schema}/{spec.name}"
         dt = DeltaTable(uri)
         assert dt.metadata().partition_columns == [spec.partition_column]
-        assert dt.metadata().configuration == DELTA_TABLE_PROPERTIES
+        assert dt.metadata().configuration == table_properties(spec)
         arrow = pa.schema(dt.schema().to_arrow())
         assert arrow.names == spec.column_names
         assert [f.type for f in arrow] == [f.type for f in spec.arrow_schema()]

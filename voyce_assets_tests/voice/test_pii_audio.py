@@ -185,7 +185,10 @@ def test_every_path_carries_words_with_times(uploads):
         assert transcript.words[-1].end <= len(clip) / TARGET_RATE + 0.05
     # Packed or alone, the same words are said at about the same time.
     alone = engine.transcribe(clips[1])
-    assert [w.text for w in packed[1].words] == [w.text for w in alone.words]
+    # (Capitals follow what came before in the window: "the" packed may be "The" alone.)
+    assert [w.text.strip().lower() for w in packed[1].words] == [
+        w.text.strip().lower() for w in alone.words
+    ]
     assert (
         max(abs(a.start - b.start) for a, b in zip(packed[1].words, alone.words, strict=True)) < 0.3
     )
