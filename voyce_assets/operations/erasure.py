@@ -43,13 +43,14 @@ from voyce_assets.privacy.erasure import (
     append_log,
     erase,
     find_by_hash,
+    held_by_app,
     purge,
     tombstone_row,
     tombstones_of,
     vanished_ids,
 )
 from voyce_assets.privacy.tombstones import subject_hash
-from voyce_assets.resources import Lakehouse
+from voyce_assets.resources import AppDatabase, Lakehouse
 from voyce_assets.tables import table_asset, table_key
 
 ERASURE_JOB = "erasure"
@@ -121,6 +122,18 @@ def erasure_log(context: AssetExecutionContext, config: ErasureConfig) -> Materi
                 subjects.append(found)
     except ValueError as exc:
         raise Failure(str(exc)) from None
+    still_in_app = 0
+    if config.reason == "app_delete" and subjects:
+        # The app deleted nothing of these: the sync held their rows back from the mirror
+        # (a NULL in a required column, a repeated key, a timestamp Arrow cannot hold).
+        held = held_by_app(context.resources.app_db, config.subject_type, [s.id for s in subjects])
+        subjects = [s for s in subjects if s.id not in held]
+        still_in_app = len(held)
+        if held:
+            context.log.warning(
+                f"{still_in_app} {config.subject_type} the app still holds left alone "
+                "(missing from the mirror, not deleted)"
+            )
     # Held nowhere any more: a tombstone all the same.
     rows = [
         tombstone_row(config.subject_type, h, config.reason, now, config.purge) for h in unknown
@@ -158,6 +171,7 @@ def erasure_log(context: AssetExecutionContext, config: ErasureConfig) -> Materi
             "subjects": MetadataValue.int(len(rows)),
             "reason": config.reason,
             "purged": config.purge,
+            "still_in_app": MetadataValue.int(still_in_app),
             "removed": MetadataValue.json(removed),
             "feedback_days": MetadataValue.json(sorted(d.isoformat() for d in days)),
         }
@@ -182,7 +196,7 @@ erasure_job = define_asset_job(
     "hold for the synced days that the mirror no longer does (the app deleted them) are "
     "erased, reason app_delete.",
 )
-def erasure_cascade(context: SensorEvaluationContext, lakehouse: Lakehouse):
+def erasure_cascade(context: SensorEvaluationContext, lakehouse: Lakehouse, app_db: AppDatabase):
     after = int(context.cursor) if context.cursor else None
     fresh = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=table_key(FEEDBACK.path), after_storage_id=after),
@@ -195,7 +209,9 @@ def erasure_cascade(context: SensorEvaluationContext, lakehouse: Lakehouse):
         {dt.date.fromisoformat(r.partition_key) for r in fresh if r.partition_key is not None}
     )
     context.update_cursor(str(max(r.storage_id for r in fresh)))
-    missing = sorted(vanished_ids(lakehouse, days))
+    missing = vanished_ids(lakehouse, days)
+    # Missing from the mirror but not deleted: the sync held their rows back.
+    missing = sorted(missing - held_by_app(app_db, "feedback", missing))
     if not missing:
         return SkipReason(f"every feedback of {len(days)} synced days is still in the mirror")
     today = dt.datetime.now(dt.UTC).date()

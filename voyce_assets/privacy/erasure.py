@@ -330,6 +330,22 @@ def app_still_holds(app_db, subject: Subject) -> bool | None:
         return None
 
 
+def held_by_app(app_db, subject_type: str, ids: Iterable[str]) -> set[str]:
+    """Of ``ids``, those the app database still holds. A cascade of the app's deletes erases
+    none of them: the mirror can lack a row the app holds because the sync held it back (a
+    NULL in a required column, a repeated key, a timestamp Arrow cannot hold). Raises when
+    the app cannot be reached: nothing is erased on a guess."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    spec = SUBJECT_TABLES[subject_type]
+    with app_db.connect(snapshot=False) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id::text FROM {spec.name} WHERE id = ANY(%s::uuid[])", (wanted,))
+        held = {str(row[0]) for row in cur.fetchall()}
+        conn.rollback()
+    return held
+
+
 # ---- delete -------------------------------------------------------------------------------
 
 
