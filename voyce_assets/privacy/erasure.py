@@ -198,10 +198,24 @@ def resolve(lakehouse, subject: Subject, reason: str = "request") -> Plan:
             or row["organization_id"] in plan.organizations
         ):
             plan.feedback.append(ErasedFeedback(**row))
-    if subject.type == "feedback" and subject.id not in plan.feedback_ids:
+    if subject.type == "feedback":
+        gone = {subject.id} - plan.feedback_ids
+    else:
+        # The subject's feedback the app deleted before (the mirror synced it away; the
+        # pipeline's rows of it name no user): from every copy the mirror's folder still
+        # holds (its superseded files and change feed, until VACUUM).
+        if subject.type == "organization":
+            plan.users |= {
+                r["id"]
+                for r in mirror_history(lakehouse, USERS, {"organization_id": plan.organizations})
+            }
+        wanted = {"user_id": plan.users, "organization_id": plan.organizations}
+        gone = {r["id"] for r in mirror_history(lakehouse, FEEDBACK, wanted)}
+        gone -= plan.feedback_ids
+    if gone:
         # Gone from the mirror already (the app deleted it): its day and place from the
         # pipeline's own rows and the mirror's history.
-        plan.feedback += vanished_feedback(lakehouse, [subject.id])
+        plan.feedback += vanished_feedback(lakehouse, gone)
     plan.feedback.sort(key=lambda f: (f.event_date, f.id))
     return plan
 
@@ -218,9 +232,9 @@ def _per_feedback_tables() -> list[Table]:
 
 
 def vanished_feedback(lakehouse, ids: Iterable[str]) -> list[ErasedFeedback]:
-    """Feedback no longer in the mirror: the day the pipeline's rows put them on, and their
-    organization and audio path from the last mirror version that held them (Delta history,
-    kept until VACUUM); a feedback the pipeline never saw is left out."""
+    """Feedback no longer in the mirror: the day the pipeline's rows put them on (else the
+    mirror's), and their organization and audio path from the newest copy of their row the
+    mirror's folder still holds (``mirror_history``); one held nowhere is left out."""
     wanted = set(ids)
     days: dict[str, dt.date] = {}
     for spec in _per_feedback_tables():
@@ -230,34 +244,68 @@ def vanished_feedback(lakehouse, ids: Iterable[str]) -> list[ErasedFeedback]:
             if row["voice_feedback_id"] in wanted:
                 days.setdefault(row["voice_feedback_id"], row[spec.partition_column])
     found = {i: ErasedFeedback(i, d) for i, d in days.items()}
-    for row in _mirror_history(lakehouse, set(found), sorted(set(days.values()))):
+    for row in mirror_history(lakehouse, FEEDBACK, {"id": wanted}, HISTORY_COLUMNS):
+        row["event_date"] = days.get(row["id"], row["event_date"])
+        if row["event_date"] is None:
+            continue
         found[row["id"]] = ErasedFeedback(**row)
     return list(found.values())
 
 
-def _mirror_history(lakehouse, ids: set[str], days: list[dt.date], versions: int = 50):
-    """The newest earlier version of each of ``ids`` in the feedback mirror (``days`` only)."""
-    from deltalake import DeltaTable
+HISTORY_COLUMNS = ["id", "organization_id", "user_id", "audio_file_path"]
 
-    if not ids or not lakehouse.exists(FEEDBACK):
-        return
-    uri = lakehouse.table_uri(FEEDBACK)
-    options = lakehouse.storage_options or None
-    current = DeltaTable(uri, storage_options=options).version()
-    columns = ["id", "organization_id", "user_id", "audio_file_path", "event_date"]
-    flt = pc.field("event_date").isin(pa.array(days, pa.date32()))
-    for version in range(current - 1, max(-1, current - 1 - versions), -1):
-        try:
-            old = DeltaTable(uri, version=version, storage_options=options)
-            rows = old.to_pyarrow_dataset().to_table(columns=columns, filter=flt).to_pylist()
-        except Exception:  # vacuumed away, or before the table had these partitions
-            return
-        for row in rows:
-            if row["id"] in ids:
-                ids.discard(row["id"])
-                yield row
-        if not ids:
-            return
+
+def mirror_history(
+    lakehouse, spec: Table, wanted: Mapping[str, set[str]], columns: Sequence[str] = ("id",)
+) -> list[dict]:
+    """``columns`` and the partition column (from the file's path) of every row, in any data
+    or change-data file the table's folder still holds (its current files, those superseded
+    and not yet vacuumed, the change feed), whose column ``c`` is in ``wanted[c]`` for one of
+    ``wanted``'s columns; oldest file first. Each file is read once, those columns only,
+    however many versions the table has."""
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    wanted = {c: pa.array(sorted(v), pa.string()) for c, v in wanted.items() if v}
+    if not wanted or not lakehouse.exists(spec):
+        return []
+    filesystem, root = table_filesystem(lakehouse.table_uri(spec))
+    selector = fs.FileSelector(root.rstrip("/"), recursive=True, allow_not_found=True)
+    files = [
+        i
+        for i in filesystem.get_file_info(selector)
+        if i.type == fs.FileType.File
+        and i.path.endswith(".parquet")
+        and "/_delta_log/" not in i.path
+    ]
+    files.sort(key=lambda i: (i.mtime_ns or 0, i.path))
+    part = f"{spec.partition_column}="
+    rows: list[dict] = []
+    for info in files:
+        present = set(pq.read_schema(info.path, filesystem=filesystem).names)
+        names = [c for c in dict.fromkeys([*columns, *wanted]) if c in present]
+        if not set(wanted) & present:
+            continue
+        batches = (
+            pq.read_table(info.path, columns=names, filesystem=filesystem)
+            .combine_chunks()
+            .to_batches()
+        )
+        if not batches:
+            continue
+        (batch,) = batches
+        hit = pa.array([False] * batch.num_rows, pa.bool_())
+        for column, ids in wanted.items():
+            if column in present:
+                hit = pc.or_(hit, _matches(batch, column, "equal", ids))
+        if not pc.any(hit).as_py():
+            continue
+        day = next((p[len(part) :] for p in info.path.split("/") if p.startswith(part)), None)
+        for row in batch.filter(hit).to_pylist():
+            out = {c: row.get(c) for c in columns}
+            out[spec.partition_column] = dt.date.fromisoformat(day) if day else None
+            rows.append(out)
+    return rows
 
 
 def _hash_sources(subject_type: str) -> list[tuple[Table, str]]:

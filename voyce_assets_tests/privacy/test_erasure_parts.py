@@ -269,3 +269,29 @@ def test_a_feedback_moved_to_another_day_has_not_vanished(lakehouse):
     later.append({**next(r for r in rows if r["id"] == moved), "event_date": other_day})
     lakehouse.write_partitions(mirror, pa.Table.from_pylist(later, schema=schema), [other_day])
     assert vanished_ids(lakehouse, [D]) == {gone}
+
+
+def test_a_users_feedback_the_app_deleted_before_goes_with_the_user(lakehouse):
+    """The app deleted one of the user's feedback, a sync took it out of the mirror, and the
+    pipeline's rows of it name no user: the user's erasure finds it in the mirror's history."""
+    seed_lake(lakehouse)
+    gone = feedback_id(D, 0)
+    spec = table("raw_data/sentiment_analysis")
+    schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
+    lakehouse.write_partitions(spec, pa.Table.from_pylist([_sentiment(gone, D)], schema), [D])
+    mirror = table("raw_data/voice_feedback")
+    rows = lakehouse.read(mirror).to_pylist()
+    user = next(r["user_id"] for r in rows if r["id"] == gone)
+    kept = [r for r in rows if r["event_date"] == D and r["id"] != gone]
+    schema = pa.schema([f.with_nullable(True) for f in mirror.arrow_schema()])
+    lakehouse.write_partitions(mirror, pa.Table.from_pylist(kept, schema=schema), [D])
+    assert gone not in set(lakehouse.read(mirror).column("id").to_pylist())
+
+    plan = resolve(lakehouse, Subject("user", user))
+    (found,) = [f for f in plan.feedback if f.id == gone]
+    assert found.event_date == D and found.audio_file_path == f"{gone}.wav"
+    assert found.organization_id == ORGS[0]
+    delete_rows(lakehouse, plan)
+    for path in ("raw_data/transcriptions", "raw_data/sentiment_analysis"):
+        held = set(lakehouse.read(table(path)).column("voice_feedback_id").to_pylist())
+        assert gone not in held, path
