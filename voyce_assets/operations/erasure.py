@@ -163,6 +163,12 @@ def erasure_log(context: AssetExecutionContext, config: ErasureConfig) -> Materi
         for row in rows:
             if row["subject_hash"] in unknown:
                 row["removed"] = json.dumps(removed, sort_keys=True)
+    unchecked = sorted(k.removesuffix("_unchecked") for k in removed if k.endswith("_unchecked"))
+    if unchecked:
+        context.log.warning(
+            f"not checked, not reachable from where this ran: {', '.join(unchecked)} "
+            "(the log row's removed says so; erase again where they are mounted)"
+        )
     if rows:
         append_log(lakehouse, rows)
     # No id, no text: the event log cannot be edited per person.

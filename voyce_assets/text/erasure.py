@@ -78,9 +78,14 @@ def forget(plan: Plan, resources) -> dict[str, int]:
     ids = sorted(plan.feedback_ids)
     texts = subject_texts(resources.lakehouse, set(ids), plan.feedback_days)
     keys = cache_keys(texts, resources.embedder, resources.sentiment_analyzer)
-    cached = resources.text_cache.forget(keys) if keys else 0
+    cache = resources.text_cache
+    cached = cache.forget(keys) if keys else 0
     index, tags = _app_deletes(resources.app_db, ids) if ids else (0, 0)
-    return {"text_cache": cached, "search_index": index, "auto_tags": tags}
+    counts = {"text_cache": cached, "search_index": index, "auto_tags": tags}
+    if keys and cache.durable_unreachable():
+        # Its volume is not mounted here: not a silent 0.
+        counts["text_cache_durable_unchecked"] = 1
+    return counts
 
 
 ERASER = StoreEraser(

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from voyce_assets.analytics.erasure import recompute_partitions
-from voyce_assets.catalog import TABLES, table
+from voyce_assets.catalog import TABLES, table, volume
 from voyce_assets.feedback import row_id
 from voyce_assets.privacy.erasure import (
     ErasedFeedback,
@@ -33,6 +33,7 @@ from voyce_assets.privacy.tombstones import subject_hash
 from voyce_assets.resources import Lakehouse
 from voyce_assets.text.cache import TextCache
 from voyce_assets.training.erasure import forget as forget_examples
+from voyce_assets.voice.erasure import forget as forget_audio
 from voyce_assets_tests.text.conftest import DAYS, ORGS, feedback_id, seed_lake
 
 D = DAYS[0]
@@ -295,3 +296,33 @@ def test_a_users_feedback_the_app_deleted_before_goes_with_the_user(lakehouse):
     for path in ("raw_data/transcriptions", "raw_data/sentiment_analysis"):
         held = set(lakehouse.read(table(path)).column("voice_feedback_id").to_pylist())
         assert gone not in held, path
+
+
+def test_a_volume_not_mounted_is_reported_unchecked_not_as_nothing_found(tmp_path):
+    from voyce_assets.cli import removed_lines
+
+    fid = feedback_id(D, 0)
+    org = ORGS[0]
+    plan = Plan(
+        Subject("feedback", fid),
+        feedback=[ErasedFeedback(fid, D, org, None, f"{org}/{fid}.wav")],
+    )
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root="/nowhere")
+    counts = forget_audio(plan, SimpleNamespace(lakehouse=lakehouse))
+    assert counts == {"audio_files_unchecked": 1, "processed_audio_unchecked": 1}
+    assert "audio_files: NOT CHECKED" in "\n".join(removed_lines(counts))
+    # Mounted: a missing file is a 0, a file there is removed.
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
+    upload = lakehouse.volume_path(volume("raw_data/audio_files")) / org / f"{fid}.wav"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"RIFF")
+    lakehouse.volume_path(volume("processed_data/processed_audio")).mkdir(parents=True)
+    counts = forget_audio(plan, SimpleNamespace(lakehouse=lakehouse))
+    assert counts == {"audio_files": 1, "processed_audio": 0, "voice_staged_chunks": 0}
+    assert not upload.exists()
+    # The text cache's durable copy on a volume not mounted here.
+    cache = TextCache(path=str(tmp_path / "c.sqlite"), persist_to="/nowhere/cache/c.sqlite")
+    assert cache.durable_unreachable()
+    assert not TextCache(
+        path=str(tmp_path / "c.sqlite"), persist_to=str(tmp_path / "d.sqlite")
+    ).durable_unreachable()
