@@ -5,6 +5,7 @@ complete is asked for again."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow as pa
 import pytest
@@ -12,6 +13,7 @@ from dagster import (
     AssetKey,
     DagsterInstance,
     ResourceDefinition,
+    SkipReason,
     build_sensor_context,
     materialize,
 )
@@ -124,3 +126,46 @@ def test_a_feedback_the_app_still_holds_is_never_cascaded(app_deleted):
     assert _transcribed_ids(resources) == {held}
     logged = set(resources["lakehouse"].read(LOG).column("subject_hash").to_pylist())
     assert logged == {subject_hash(deleted)}
+
+
+def test_a_cascade_no_log_row_holds_is_asked_for_again_and_logged_on_its_day(app_deleted):
+    resources, instance, deleted, _ = app_deleted
+    first, cursor = _tick(resources, instance)
+    assert first.run_config["ops"]["raw_data__erasure_log"]["config"]["subject_hashes"] == [
+        subject_hash(deleted)
+    ]
+    # Its run failed (or never ran): nothing more the same day ...
+    again, cursor = _tick(resources, instance, cursor)
+    assert isinstance(again, SkipReason)
+    # ... and asked for again the next day, under a new run key.
+    state = json.loads(cursor)
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+    state["pending"] = dict.fromkeys(state["pending"], yesterday.isoformat())
+    retry, cursor = _tick(resources, instance, json.dumps(state))
+    assert retry.run_config == first.run_config and retry.run_key != first.run_key
+    # A run requested yesterday and run today (queued over midnight) logs on yesterday.
+    run = materialize(
+        [erasure_log],
+        partition_key=yesterday.isoformat(),
+        run_config=retry.run_config,
+        instance=instance,
+        resources=resources,
+    )
+    assert run.success
+    (row,) = resources["lakehouse"].read(LOG).to_pylist()
+    assert row["event_date"] == yesterday and row["subject_hash"] == subject_hash(deleted)
+    assert deleted not in _transcribed_ids(resources)
+    # Logged: no longer pending.
+    done, cursor = _tick(resources, instance, cursor)
+    assert isinstance(done, SkipReason) and json.loads(cursor)["pending"] == {}
+    # A day it was not requested on is refused.
+    before = (yesterday - dt.timedelta(days=1)).isoformat()
+    refused = materialize(
+        [erasure_log],
+        partition_key=before,
+        run_config=retry.run_config,
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not refused.success
