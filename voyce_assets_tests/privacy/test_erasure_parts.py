@@ -326,3 +326,28 @@ def test_a_volume_not_mounted_is_reported_unchecked_not_as_nothing_found(tmp_pat
     assert not TextCache(
         path=str(tmp_path / "c.sqlite"), persist_to=str(tmp_path / "d.sqlite")
     ).durable_unreachable()
+
+
+def test_an_analysis_keyed_by_the_text_redacted_again_is_forgotten(tmp_path):
+    """A remote analyzer redacts what it is handed once more and keys its cache by that; a
+    text whose second redaction differs from the stored one is forgotten under both keys."""
+    from voyce_assets.privacy import pii
+    from voyce_assets.text.embedder import Embedder
+    from voyce_assets.text.erasure import cache_keys
+    from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
+    from voyce_assets_tests.fakes.llm import FakeAnthropic
+
+    stored = pii.redact("my name is John Smith DE89 3704 0044 0532 0130 00 123-45-6789").text
+    assert pii.redact(stored).text != stored  # what the stage stored, as the analyzer keys it
+    cache = TextCache(path=str(tmp_path / "c.sqlite"))
+    key = "sk-test-secret-0123456789"
+    with FakeAnthropic(api_key=key) as fake:
+        analyzer = AnthropicAnalyzer(
+            api_key=key, base_url=fake.base_url, cache=cache, timeout_seconds=5
+        )
+        assert analyzer.analyze([stored])[0].ok
+    with sqlite3.connect(cache.path) as db:
+        assert db.execute("SELECT count(*) FROM analyses").fetchone()[0] == 1
+    assert cache.forget(cache_keys({stored}, Embedder(cache=cache), analyzer)) == 1
+    with sqlite3.connect(cache.path) as db:
+        assert db.execute("SELECT count(*) FROM analyses").fetchone()[0] == 0
