@@ -49,7 +49,7 @@ from voyce_assets.privacy.erasure import (
     Subject,
     append_log,
     erase,
-    find_by_hash,
+    find_by_hashes,
     held_by_app,
     purge,
     tombstone_row,
@@ -125,13 +125,9 @@ def erasure_log(context: AssetExecutionContext, config: ErasureConfig) -> Materi
     lakehouse = context.resources.lakehouse
     try:
         subjects = [Subject(config.subject_type, i) for i in config.subject_ids]
-        unknown = []
-        for hashed in config.subject_hashes:
-            found = find_by_hash(lakehouse, config.subject_type, hashed)
-            if found is None:
-                unknown.append(hashed)
-            else:
-                subjects.append(found)
+        found = find_by_hashes(lakehouse, config.subject_type, config.subject_hashes)
+        unknown = [h for h in dict.fromkeys(config.subject_hashes) if h not in found]
+        subjects += [found[h] for h in dict.fromkeys(config.subject_hashes) if h in found]
     except ValueError as exc:
         raise Failure(str(exc)) from None
     still_in_app = 0

@@ -318,19 +318,35 @@ def _hash_sources(subject_type: str) -> list[tuple[Table, str]]:
     return [(FEEDBACK, "id"), *((t, "voice_feedback_id") for t in _per_feedback_tables())]
 
 
-def find_by_hash(lakehouse, subject_type: str, hashed: str) -> Subject | None:
-    """The subject whose ``subject_hash`` is ``hashed``, from the tables that may hold its
-    id (every distinct id hashed); None when none does (nothing left to erase)."""
+def find_by_hashes(lakehouse, subject_type: str, hashes: Iterable[str]) -> dict[str, Subject]:
+    """``{hash: subject}`` of the ``hashes`` whose subject a table still holds, from the
+    tables that may hold its id: each distinct id is hashed once, however many subjects are
+    looked for; a hash none holds is left out (nothing left to erase)."""
     if subject_type not in SUBJECT_TYPES:
         raise ValueError(f"subject type must be one of {', '.join(SUBJECT_TYPES)}")
+    wanted = set(hashes)
+    found: dict[str, Subject] = {}
+    seen: set[str] = set()
     for spec, column in _hash_sources(subject_type):
+        if not wanted - set(found):
+            break
         if not lakehouse.exists(spec):
             continue
         values = pc.unique(lakehouse.read(spec, None, [column]).column(0)).to_pylist()
         for value in values:
-            if value and subject_hash(value) == hashed:
-                return Subject(subject_type, value)
-    return None
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            hashed = subject_hash(value)
+            if hashed in wanted and hashed not in found:
+                found[hashed] = Subject(subject_type, value)
+    return found
+
+
+def find_by_hash(lakehouse, subject_type: str, hashed: str) -> Subject | None:
+    """The subject whose ``subject_hash`` is ``hashed`` (``find_by_hashes``); None when no
+    table holds its id."""
+    return find_by_hashes(lakehouse, subject_type, [hashed]).get(hashed)
 
 
 def tombstones_of(lakehouse, hashed: str) -> set[str]:

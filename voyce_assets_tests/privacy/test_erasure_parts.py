@@ -23,6 +23,7 @@ from voyce_assets.privacy.erasure import (
     Subject,
     delete_rows,
     find_by_hash,
+    find_by_hashes,
     id_columns,
     log_row,
     resolve,
@@ -351,3 +352,11 @@ def test_an_analysis_keyed_by_the_text_redacted_again_is_forgotten(tmp_path):
     assert cache.forget(cache_keys({stored}, Embedder(cache=cache), analyzer)) == 1
     with sqlite3.connect(cache.path) as db:
         assert db.execute("SELECT count(*) FROM analyses").fetchone()[0] == 0
+
+
+def test_many_subjects_are_found_by_their_hashes_in_one_pass(lakehouse):
+    seed_lake(lakehouse)
+    ids = [feedback_id(D, n) for n in range(3)] + [feedback_id(DAYS[1], 0)]
+    unknown = subject_hash("00000000-0000-4000-8000-0000000000ff")
+    found = find_by_hashes(lakehouse, "feedback", [*map(subject_hash, ids), unknown])
+    assert found == {subject_hash(i): Subject("feedback", i) for i in ids}
