@@ -7,10 +7,11 @@ the auto-tags, MLflow input examples), handed in as ``StoreEraser``s through the
 ``erasure_stores`` resource, so that the core never imports a stage.
 
 1. ``resolve``: the subject's ids from the lakehouse mirrors: a user's feedback
-   (``voice_feedback.user_id``), an organization's users and feedback, a feedback itself
-   (one the mirror lost: its day and audio path from the pipeline's rows and the mirror's
-   Delta history). ``find_by_hash``: the subject of a ``subject_hash``, so that a run's
-   config (kept in Dagster's run storage) needs no id.
+   (``voice_feedback.user_id``), an organization's users and feedback, a feedback itself;
+   a feedback the mirror lost (the app deleted it) from every copy the mirror's folder
+   still holds (``mirror_history``), its day from the pipeline's rows. ``find_by_hashes``:
+   the subjects of ``subject_hash`` values, so that a run's config (kept in Dagster's run
+   storage) needs no id.
 2. Each stage's eraser, while the rows it reads (texts, audio paths) are still there.
 3. ``delete_rows``: from every catalog table, every row naming an erased id, found by the
    spec's column types (no table named by hand): a UUID or STRING column equal to an erased
