@@ -361,6 +361,19 @@ def search_cmd(query: str, organization_id: str | None, k: int) -> None:
 _QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
+def removed_lines(removed: dict[str, int]) -> list[str]:
+    """What an erasure removed, one line a store or table; a store it could not reach from
+    where it ran (``<store>_unchecked``: a volume not mounted) is said to be unchecked."""
+    lines = []
+    for key, count in sorted(removed.items()):
+        if key.endswith("_unchecked") and count:
+            store = key.removesuffix("_unchecked")
+            lines.append(f"{store}: NOT CHECKED (not reachable from here: erase again where it is)")
+        elif count:
+            lines.append(f"{key}: {count}")
+    return lines
+
+
 def erase_subject(subject_type: str, subject_id: str, purge: bool) -> tuple[bool, list[str]]:
     """Run the ``erasure`` job's asset for today in process, then recompute the analytics
     partitions that counted the subject; (success, lines saying what was removed)."""
@@ -392,7 +405,7 @@ def erase_subject(subject_type: str, subject_id: str, purge: bool) -> tuple[bool
     meta = event.materialization.metadata
     removed = meta["removed"].value
     days = [dt.date.fromisoformat(d) for d in meta["feedback_days"].value]
-    lines = [f"{key}: {count}" for key, count in sorted(removed.items()) if count]
+    lines = removed_lines(removed)
     if not lines:
         lines = ["nothing left to remove (already erased, or never held)"]
     assets = [a for a in defs.assets or [] if isinstance(a, AssetsDefinition) and a.is_executable]

@@ -7,10 +7,11 @@ the auto-tags, MLflow input examples), handed in as ``StoreEraser``s through the
 ``erasure_stores`` resource, so that the core never imports a stage.
 
 1. ``resolve``: the subject's ids from the lakehouse mirrors: a user's feedback
-   (``voice_feedback.user_id``), an organization's users and feedback, a feedback itself
-   (one the mirror lost: its day and audio path from the pipeline's rows and the mirror's
-   Delta history). ``find_by_hash``: the subject of a ``subject_hash``, so that a run's
-   config (kept in Dagster's run storage) needs no id.
+   (``voice_feedback.user_id``), an organization's users and feedback, a feedback itself;
+   a feedback the mirror lost (the app deleted it) from every copy the mirror's folder
+   still holds (``mirror_history``), its day from the pipeline's rows. ``find_by_hashes``:
+   the subjects of ``subject_hash`` values, so that a run's config (kept in Dagster's run
+   storage) needs no id.
 2. Each stage's eraser, while the rows it reads (texts, audio paths) are still there.
 3. ``delete_rows``: from every catalog table, every row naming an erased id, found by the
    spec's column types (no table named by hand): a UUID or STRING column equal to an erased
@@ -198,10 +199,24 @@ def resolve(lakehouse, subject: Subject, reason: str = "request") -> Plan:
             or row["organization_id"] in plan.organizations
         ):
             plan.feedback.append(ErasedFeedback(**row))
-    if subject.type == "feedback" and subject.id not in plan.feedback_ids:
+    if subject.type == "feedback":
+        gone = {subject.id} - plan.feedback_ids
+    else:
+        # The subject's feedback the app deleted before (the mirror synced it away; the
+        # pipeline's rows of it name no user): from every copy the mirror's folder still
+        # holds (its superseded files and change feed, until VACUUM).
+        if subject.type == "organization":
+            plan.users |= {
+                r["id"]
+                for r in mirror_history(lakehouse, USERS, {"organization_id": plan.organizations})
+            }
+        wanted = {"user_id": plan.users, "organization_id": plan.organizations}
+        gone = {r["id"] for r in mirror_history(lakehouse, FEEDBACK, wanted)}
+        gone -= plan.feedback_ids
+    if gone:
         # Gone from the mirror already (the app deleted it): its day and place from the
         # pipeline's own rows and the mirror's history.
-        plan.feedback += vanished_feedback(lakehouse, [subject.id])
+        plan.feedback += vanished_feedback(lakehouse, gone)
     plan.feedback.sort(key=lambda f: (f.event_date, f.id))
     return plan
 
@@ -218,9 +233,9 @@ def _per_feedback_tables() -> list[Table]:
 
 
 def vanished_feedback(lakehouse, ids: Iterable[str]) -> list[ErasedFeedback]:
-    """Feedback no longer in the mirror: the day the pipeline's rows put them on, and their
-    organization and audio path from the last mirror version that held them (Delta history,
-    kept until VACUUM); a feedback the pipeline never saw is left out."""
+    """Feedback no longer in the mirror: the day the pipeline's rows put them on (else the
+    mirror's), and their organization and audio path from the newest copy of their row the
+    mirror's folder still holds (``mirror_history``); one held nowhere is left out."""
     wanted = set(ids)
     days: dict[str, dt.date] = {}
     for spec in _per_feedback_tables():
@@ -230,34 +245,68 @@ def vanished_feedback(lakehouse, ids: Iterable[str]) -> list[ErasedFeedback]:
             if row["voice_feedback_id"] in wanted:
                 days.setdefault(row["voice_feedback_id"], row[spec.partition_column])
     found = {i: ErasedFeedback(i, d) for i, d in days.items()}
-    for row in _mirror_history(lakehouse, set(found), sorted(set(days.values()))):
+    for row in mirror_history(lakehouse, FEEDBACK, {"id": wanted}, HISTORY_COLUMNS):
+        row["event_date"] = days.get(row["id"], row["event_date"])
+        if row["event_date"] is None:
+            continue
         found[row["id"]] = ErasedFeedback(**row)
     return list(found.values())
 
 
-def _mirror_history(lakehouse, ids: set[str], days: list[dt.date], versions: int = 50):
-    """The newest earlier version of each of ``ids`` in the feedback mirror (``days`` only)."""
-    from deltalake import DeltaTable
+HISTORY_COLUMNS = ["id", "organization_id", "user_id", "audio_file_path"]
 
-    if not ids or not lakehouse.exists(FEEDBACK):
-        return
-    uri = lakehouse.table_uri(FEEDBACK)
-    options = lakehouse.storage_options or None
-    current = DeltaTable(uri, storage_options=options).version()
-    columns = ["id", "organization_id", "user_id", "audio_file_path", "event_date"]
-    flt = pc.field("event_date").isin(pa.array(days, pa.date32()))
-    for version in range(current - 1, max(-1, current - 1 - versions), -1):
-        try:
-            old = DeltaTable(uri, version=version, storage_options=options)
-            rows = old.to_pyarrow_dataset().to_table(columns=columns, filter=flt).to_pylist()
-        except Exception:  # vacuumed away, or before the table had these partitions
-            return
-        for row in rows:
-            if row["id"] in ids:
-                ids.discard(row["id"])
-                yield row
-        if not ids:
-            return
+
+def mirror_history(
+    lakehouse, spec: Table, wanted: Mapping[str, set[str]], columns: Sequence[str] = ("id",)
+) -> list[dict]:
+    """``columns`` and the partition column (from the file's path) of every row, in any data
+    or change-data file the table's folder still holds (its current files, those superseded
+    and not yet vacuumed, the change feed), whose column ``c`` is in ``wanted[c]`` for one of
+    ``wanted``'s columns; oldest file first. Each file is read once, those columns only,
+    however many versions the table has."""
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    wanted = {c: pa.array(sorted(v), pa.string()) for c, v in wanted.items() if v}
+    if not wanted or not lakehouse.exists(spec):
+        return []
+    filesystem, root = table_filesystem(lakehouse.table_uri(spec))
+    selector = fs.FileSelector(root.rstrip("/"), recursive=True, allow_not_found=True)
+    files = [
+        i
+        for i in filesystem.get_file_info(selector)
+        if i.type == fs.FileType.File
+        and i.path.endswith(".parquet")
+        and "/_delta_log/" not in i.path
+    ]
+    files.sort(key=lambda i: (i.mtime_ns or 0, i.path))
+    part = f"{spec.partition_column}="
+    rows: list[dict] = []
+    for info in files:
+        present = set(pq.read_schema(info.path, filesystem=filesystem).names)
+        names = [c for c in dict.fromkeys([*columns, *wanted]) if c in present]
+        if not set(wanted) & present:
+            continue
+        batches = (
+            pq.read_table(info.path, columns=names, filesystem=filesystem)
+            .combine_chunks()
+            .to_batches()
+        )
+        if not batches:
+            continue
+        (batch,) = batches
+        hit = pa.array([False] * batch.num_rows, pa.bool_())
+        for column, ids in wanted.items():
+            if column in present:
+                hit = pc.or_(hit, _matches(batch, column, "equal", ids))
+        if not pc.any(hit).as_py():
+            continue
+        day = next((p[len(part) :] for p in info.path.split("/") if p.startswith(part)), None)
+        for row in batch.filter(hit).to_pylist():
+            out = {c: row.get(c) for c in columns}
+            out[spec.partition_column] = dt.date.fromisoformat(day) if day else None
+            rows.append(out)
+    return rows
 
 
 def _hash_sources(subject_type: str) -> list[tuple[Table, str]]:
@@ -270,19 +319,35 @@ def _hash_sources(subject_type: str) -> list[tuple[Table, str]]:
     return [(FEEDBACK, "id"), *((t, "voice_feedback_id") for t in _per_feedback_tables())]
 
 
-def find_by_hash(lakehouse, subject_type: str, hashed: str) -> Subject | None:
-    """The subject whose ``subject_hash`` is ``hashed``, from the tables that may hold its
-    id (every distinct id hashed); None when none does (nothing left to erase)."""
+def find_by_hashes(lakehouse, subject_type: str, hashes: Iterable[str]) -> dict[str, Subject]:
+    """``{hash: subject}`` of the ``hashes`` whose subject a table still holds, from the
+    tables that may hold its id: each distinct id is hashed once, however many subjects are
+    looked for; a hash none holds is left out (nothing left to erase)."""
     if subject_type not in SUBJECT_TYPES:
         raise ValueError(f"subject type must be one of {', '.join(SUBJECT_TYPES)}")
+    wanted = set(hashes)
+    found: dict[str, Subject] = {}
+    seen: set[str] = set()
     for spec, column in _hash_sources(subject_type):
+        if not wanted - set(found):
+            break
         if not lakehouse.exists(spec):
             continue
         values = pc.unique(lakehouse.read(spec, None, [column]).column(0)).to_pylist()
         for value in values:
-            if value and subject_hash(value) == hashed:
-                return Subject(subject_type, value)
-    return None
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            hashed = subject_hash(value)
+            if hashed in wanted and hashed not in found:
+                found[hashed] = Subject(subject_type, value)
+    return found
+
+
+def find_by_hash(lakehouse, subject_type: str, hashed: str) -> Subject | None:
+    """The subject whose ``subject_hash`` is ``hashed`` (``find_by_hashes``); None when no
+    table holds its id."""
+    return find_by_hashes(lakehouse, subject_type, [hashed]).get(hashed)
 
 
 def tombstones_of(lakehouse, hashed: str) -> set[str]:
@@ -328,6 +393,22 @@ def app_still_holds(app_db, subject: Subject) -> bool | None:
             return cur.fetchone() is not None
     except Exception:
         return None
+
+
+def held_by_app(app_db, subject_type: str, ids: Iterable[str]) -> set[str]:
+    """Of ``ids``, those the app database still holds. A cascade of the app's deletes erases
+    none of them: the mirror can lack a row the app holds because the sync held it back (a
+    NULL in a required column, a repeated key, a timestamp Arrow cannot hold). Raises when
+    the app cannot be reached: nothing is erased on a guess."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    spec = SUBJECT_TABLES[subject_type]
+    with app_db.connect(snapshot=False) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT id::text FROM {spec.name} WHERE id = ANY(%s::uuid[])", (wanted,))
+        held = {str(row[0]) for row in cur.fetchall()}
+        conn.rollback()
+    return held
 
 
 # ---- delete -------------------------------------------------------------------------------

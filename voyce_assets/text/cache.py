@@ -243,10 +243,16 @@ class TextCache(ConfigurableResource):
 
     # ---- erasure ----------------------------------------------------------------------------
 
+    def durable_unreachable(self) -> bool:
+        """Whether there is a durable copy whose folder does not exist here (its volume not
+        mounted where this runs): ``forget`` cannot reach it."""
+        return bool(self.persist_to) and not Path(self.persist_to).parent.is_dir()
+
     def forget(self, keys: Iterable[str]) -> int:
         """Remove the analyses and embeddings of ``keys`` from the local file and from the
         durable copy (under its lock: a merge of either would otherwise bring them back),
-        leaving no trace of them in either file (secure delete, then VACUUM). Rows removed."""
+        leaving no trace of them in either file (secure delete, then VACUUM). Rows removed;
+        a durable copy this machine cannot reach is not touched (``durable_unreachable``)."""
         keys = list(dict.fromkeys(keys))
         removed = _forget(Path(self.path), keys) if Path(self.path).exists() else 0
         if self.persist_to and Path(self.persist_to).exists():

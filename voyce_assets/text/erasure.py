@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from voyce_assets.privacy import pii
 from voyce_assets.privacy.erasure import Plan, StoreEraser
 from voyce_assets.text.auto_tags import ASSIGNED_BY
 from voyce_assets.text.cache import TextCache
@@ -40,12 +41,20 @@ def subject_texts(lakehouse, ids: set[str], days: list[dt.date]) -> set[str]:
 
 
 def cache_keys(texts: set[str], embedder, analyzer) -> list[str]:
-    """The cache keys of ``texts`` under the configured embedder and analyzer."""
+    """The cache keys of ``texts`` under the configured embedder and analyzer. A remote
+    analyzer redacts the text it is handed once more and keys the cache by that text
+    (``RemoteAnalyzer.analyze``), which may differ from the stored one: its key too."""
     version = f"{analyzer.prompt_version}:{analyzer.fingerprint()}"
     keys = []
     for text in sorted(texts):
         keys.append(TextCache.embedding_key(embedder.model_name, text))
-        keys.append(TextCache.analysis_key(analyzer.provider, analyzer.model_name, version, text))
+        analysed = {text}
+        if getattr(analyzer, "redact_pii", False):
+            analysed.add(pii.redact(text).text)
+        for sent in sorted(analysed):
+            keys.append(
+                TextCache.analysis_key(analyzer.provider, analyzer.model_name, version, sent)
+            )
     return keys
 
 
@@ -78,9 +87,14 @@ def forget(plan: Plan, resources) -> dict[str, int]:
     ids = sorted(plan.feedback_ids)
     texts = subject_texts(resources.lakehouse, set(ids), plan.feedback_days)
     keys = cache_keys(texts, resources.embedder, resources.sentiment_analyzer)
-    cached = resources.text_cache.forget(keys) if keys else 0
+    cache = resources.text_cache
+    cached = cache.forget(keys) if keys else 0
     index, tags = _app_deletes(resources.app_db, ids) if ids else (0, 0)
-    return {"text_cache": cached, "search_index": index, "auto_tags": tags}
+    counts = {"text_cache": cached, "search_index": index, "auto_tags": tags}
+    if keys and cache.durable_unreachable():
+        # Its volume is not mounted here: not a silent 0.
+        counts["text_cache_durable_unchecked"] = 1
+    return counts
 
 
 ERASER = StoreEraser(

@@ -200,7 +200,8 @@ def test_an_app_delete_cascades_on_the_next_sync(in_demo):
         r["voice_feedback_id"] for r in _rows(lakehouse, "raw_data/transcriptions")
     }
 
-    with build_sensor_context(instance=instance, resources={"lakehouse": lakehouse}) as context:
+    sensor_resources = {"lakehouse": lakehouse, "app_db": resources["app_db"]}
+    with build_sensor_context(instance=instance, resources=sensor_resources) as context:
         request = erasure_cascade(context)
         # Nothing more to cascade until the next sync.
         assert isinstance(erasure_cascade(context), SkipReason)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from voyce_assets.analytics.erasure import recompute_partitions
-from voyce_assets.catalog import TABLES, table
+from voyce_assets.catalog import TABLES, table, volume
 from voyce_assets.feedback import row_id
 from voyce_assets.privacy.erasure import (
     ErasedFeedback,
@@ -23,6 +23,7 @@ from voyce_assets.privacy.erasure import (
     Subject,
     delete_rows,
     find_by_hash,
+    find_by_hashes,
     id_columns,
     log_row,
     resolve,
@@ -33,6 +34,7 @@ from voyce_assets.privacy.tombstones import subject_hash
 from voyce_assets.resources import Lakehouse
 from voyce_assets.text.cache import TextCache
 from voyce_assets.training.erasure import forget as forget_examples
+from voyce_assets.voice.erasure import forget as forget_audio
 from voyce_assets_tests.text.conftest import DAYS, ORGS, feedback_id, seed_lake
 
 D = DAYS[0]
@@ -269,3 +271,92 @@ def test_a_feedback_moved_to_another_day_has_not_vanished(lakehouse):
     later.append({**next(r for r in rows if r["id"] == moved), "event_date": other_day})
     lakehouse.write_partitions(mirror, pa.Table.from_pylist(later, schema=schema), [other_day])
     assert vanished_ids(lakehouse, [D]) == {gone}
+
+
+def test_a_users_feedback_the_app_deleted_before_goes_with_the_user(lakehouse):
+    """The app deleted one of the user's feedback, a sync took it out of the mirror, and the
+    pipeline's rows of it name no user: the user's erasure finds it in the mirror's history."""
+    seed_lake(lakehouse)
+    gone = feedback_id(D, 0)
+    spec = table("raw_data/sentiment_analysis")
+    schema = pa.schema([f.with_nullable(True) for f in spec.arrow_schema()])
+    lakehouse.write_partitions(spec, pa.Table.from_pylist([_sentiment(gone, D)], schema), [D])
+    mirror = table("raw_data/voice_feedback")
+    rows = lakehouse.read(mirror).to_pylist()
+    user = next(r["user_id"] for r in rows if r["id"] == gone)
+    kept = [r for r in rows if r["event_date"] == D and r["id"] != gone]
+    schema = pa.schema([f.with_nullable(True) for f in mirror.arrow_schema()])
+    lakehouse.write_partitions(mirror, pa.Table.from_pylist(kept, schema=schema), [D])
+    assert gone not in set(lakehouse.read(mirror).column("id").to_pylist())
+
+    plan = resolve(lakehouse, Subject("user", user))
+    (found,) = [f for f in plan.feedback if f.id == gone]
+    assert found.event_date == D and found.audio_file_path == f"{gone}.wav"
+    assert found.organization_id == ORGS[0]
+    delete_rows(lakehouse, plan)
+    for path in ("raw_data/transcriptions", "raw_data/sentiment_analysis"):
+        held = set(lakehouse.read(table(path)).column("voice_feedback_id").to_pylist())
+        assert gone not in held, path
+
+
+def test_a_volume_not_mounted_is_reported_unchecked_not_as_nothing_found(tmp_path):
+    from voyce_assets.cli import removed_lines
+
+    fid = feedback_id(D, 0)
+    org = ORGS[0]
+    plan = Plan(
+        Subject("feedback", fid),
+        feedback=[ErasedFeedback(fid, D, org, None, f"{org}/{fid}.wav")],
+    )
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root="/nowhere")
+    counts = forget_audio(plan, SimpleNamespace(lakehouse=lakehouse))
+    assert counts == {"audio_files_unchecked": 1, "processed_audio_unchecked": 1}
+    assert "audio_files: NOT CHECKED" in "\n".join(removed_lines(counts))
+    # Mounted: a missing file is a 0, a file there is removed.
+    lakehouse = Lakehouse(catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path))
+    upload = lakehouse.volume_path(volume("raw_data/audio_files")) / org / f"{fid}.wav"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"RIFF")
+    lakehouse.volume_path(volume("processed_data/processed_audio")).mkdir(parents=True)
+    counts = forget_audio(plan, SimpleNamespace(lakehouse=lakehouse))
+    assert counts == {"audio_files": 1, "processed_audio": 0, "voice_staged_chunks": 0}
+    assert not upload.exists()
+    # The text cache's durable copy on a volume not mounted here.
+    cache = TextCache(path=str(tmp_path / "c.sqlite"), persist_to="/nowhere/cache/c.sqlite")
+    assert cache.durable_unreachable()
+    assert not TextCache(
+        path=str(tmp_path / "c.sqlite"), persist_to=str(tmp_path / "d.sqlite")
+    ).durable_unreachable()
+
+
+def test_an_analysis_keyed_by_the_text_redacted_again_is_forgotten(tmp_path):
+    """A remote analyzer redacts what it is handed once more and keys its cache by that; a
+    text whose second redaction differs from the stored one is forgotten under both keys."""
+    from voyce_assets.privacy import pii
+    from voyce_assets.text.embedder import Embedder
+    from voyce_assets.text.erasure import cache_keys
+    from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
+    from voyce_assets_tests.fakes.llm import FakeAnthropic
+
+    stored = pii.redact("my name is John Smith DE89 3704 0044 0532 0130 00 123-45-6789").text
+    assert pii.redact(stored).text != stored  # what the stage stored, as the analyzer keys it
+    cache = TextCache(path=str(tmp_path / "c.sqlite"))
+    key = "sk-test-secret-0123456789"
+    with FakeAnthropic(api_key=key) as fake:
+        analyzer = AnthropicAnalyzer(
+            api_key=key, base_url=fake.base_url, cache=cache, timeout_seconds=5
+        )
+        assert analyzer.analyze([stored])[0].ok
+    with sqlite3.connect(cache.path) as db:
+        assert db.execute("SELECT count(*) FROM analyses").fetchone()[0] == 1
+    assert cache.forget(cache_keys({stored}, Embedder(cache=cache), analyzer)) == 1
+    with sqlite3.connect(cache.path) as db:
+        assert db.execute("SELECT count(*) FROM analyses").fetchone()[0] == 0
+
+
+def test_many_subjects_are_found_by_their_hashes_in_one_pass(lakehouse):
+    seed_lake(lakehouse)
+    ids = [feedback_id(D, n) for n in range(3)] + [feedback_id(DAYS[1], 0)]
+    unknown = subject_hash("00000000-0000-4000-8000-0000000000ff")
+    found = find_by_hashes(lakehouse, "feedback", [*map(subject_hash, ids), unknown])
+    assert found == {subject_hash(i): Subject("feedback", i) for i in ids}
