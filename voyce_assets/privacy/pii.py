@@ -522,14 +522,23 @@ def _persons(text: str, toks: list[Token], cased: bool) -> list[Entity]:
 
 # "email me at ...", "my email address is ...": what follows, to the end of the clause, is
 # the address however Whisper heard it ("eason.hand and0 at loopin.nampl") when it looks like
-# one (a dot inside a word, an @); "email me at your convenience" stays.
+# one (a dot inside a word, an @, "at X dot" with "dot" often heard as "not");
+# "email me at your convenience" stays.
 _EMAIL_CUE = re.compile(
     r"\b(?:e-?mail(?:ed)?(?: me)?(?: back)?(?: at| to| on)|my e-?mail(?: address)? is"
     r"|e-?mail address is)\s+",
     re.IGNORECASE,
 )
 _CLAUSE_END = re.compile(r"[.!?](?=\s|$)|[,;:!?]|\s(?:and|but|or|so|because)\s|$")
-_ADDRESS_LIKE = re.compile(r"\w\.\w|@")
+_ADDRESS_LIKE = re.compile(r"\w\.\w|@|\bat\s+\S+\s+(?:dot|not)\s+\S", re.IGNORECASE)
+_ADDRESS_PIECE = re.compile(r"\w\.\w|@")
+# The domain's last part, one or two words as heard ("not in Numple" for "dot example"),
+# never a courtesy after it.
+_AFTER_DOT = re.compile(
+    r"\b(?:dot|not)\s+(?!(?:please|thanks|thank|asap|today|now|soon)\b)[^\s,;!?]+"
+    r"(?:\s+(?!(?:please|thanks|thank|asap|today|now|soon)\b)[^\s,;!?]+)?",
+    re.IGNORECASE,
+)
 _CUED_WINDOW = 200
 
 
@@ -542,10 +551,11 @@ def _cued_emails(text: str) -> list[Entity]:
         span = text[start:end].rstrip()
         if not span or len(span.split()) > 8 or not _ADDRESS_LIKE.search(span):
             continue
-        # Up to the last piece that looks like part of an address ("... please" is not).
-        pieces = list(re.finditer(r"\S+", span))
-        last = max(i for i, p in enumerate(pieces) if _ADDRESS_LIKE.search(p.group()))
-        out.append(Entity(start, start + pieces[last].end(), "EMAIL"))
+        # Up to the last piece that looks like part of an address, or the word after the
+        # last "dot" ("... please" is not part of it).
+        ends = [p.end() for p in re.finditer(r"\S+", span) if _ADDRESS_PIECE.search(p.group())]
+        ends += [m.end() for m in _AFTER_DOT.finditer(span)]
+        out.append(Entity(start, start + max(ends), "EMAIL"))
     return out
 
 

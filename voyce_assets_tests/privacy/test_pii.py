@@ -51,6 +51,11 @@ FOUND = [
         "EMAIL",
         "eason.hand and0 at loopin.nampl",
     ),
+    (
+        "Please email me at un-renot-rosy one at northwind not in Numple.",
+        "EMAIL",
+        "un-renot-rosy one at northwind not in Numple",
+    ),
     # phones
     ("You can call me on 555-104-11-505-125.", "PHONE", "555-104-11-505-125"),
     ("Call me back on +1 (555) 123-4567.", "PHONE", "+1 (555) 123-4567"),
