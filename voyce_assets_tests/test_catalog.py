@@ -140,3 +140,23 @@ def test_each_schema_module_declares_its_schema_only():
     )
     paths = [t.path for t in TABLES]
     assert len(set(paths)) == len(paths)  # no table declared twice
+
+
+def test_previews_mask_personal_data_free_text_and_users_ids():
+    """What a preview (in Dagster's event log, which cannot forget one person) may show."""
+    users, feedback, items = (
+        table("raw_data/users"),
+        table("raw_data/voice_feedback"),
+        table("raw_data/action_items"),
+    )
+    user = {"id": "u1", "email": "a@b.c", "full_name": "Ann Bee", "role": "member"}
+    assert users.mask(user) == {"id": "***", "email": "***", "full_name": "***", "role": "member"}
+    row = {"id": "f1", "user_id": "u1", "organization_id": "o1", "metadata": '{"script": "hi"}'}
+    assert feedback.mask(row) == {
+        "id": "f1",
+        "user_id": "***",
+        "organization_id": "o1",
+        "metadata": "***",
+    }
+    item = {"assigned_to": "u1", "description": "call Ann back", "priority": "high"}
+    assert items.mask(item) == {"assigned_to": "***", "description": "***", "priority": "high"}

@@ -163,10 +163,15 @@ class Table(_Named):
         return [c.name for c in self.columns if not c.nullable]
 
     def mask(self, row: dict) -> dict:
-        """The row with its personal-data and free-text columns masked, for previews and
-        check metadata."""
-        hidden = {c.name for c in self.columns if c.sensitive}
+        """The row with its personal-data and free-text columns and users' ids masked, for
+        previews and check metadata."""
+        hidden = {c.name for c in self.columns if c.sensitive or self._names_a_person(c)}
         return {k: ("***" if k in hidden and v is not None else v) for k, v in row.items()}
+
+    def _names_a_person(self, col: Column) -> bool:
+        """A user's id (``users.id`` and every column referencing it): pseudonymous, yet it
+        ties a preview to one person, and Dagster's event log cannot forget one."""
+        return col.references == "users.id" or (self.name == "users" and col.name == "id")
 
     @property
     def stats_columns(self) -> tuple[str, ...]:
