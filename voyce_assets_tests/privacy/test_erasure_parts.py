@@ -331,14 +331,15 @@ def test_a_volume_not_mounted_is_reported_unchecked_not_as_nothing_found(tmp_pat
 
 def test_an_analysis_keyed_by_the_text_redacted_again_is_forgotten(tmp_path):
     """A remote analyzer redacts what it is handed once more and keys its cache by that; a
-    text whose second redaction differs from the stored one is forgotten under both keys."""
+    text whose second redaction differs from the stored one (stored by an older redactor,
+    which kept a PIN) is forgotten under both keys."""
     from voyce_assets.privacy import pii
     from voyce_assets.text.embedder import Embedder
     from voyce_assets.text.erasure import cache_keys
     from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
     from voyce_assets_tests.fakes.llm import FakeAnthropic
 
-    stored = pii.redact("my name is John Smith DE89 3704 0044 0532 0130 00 123-45-6789").text
+    stored = "my name is [PERSON] and my pin is 4821"  # as pii/1 left it
     assert pii.redact(stored).text != stored  # what the stage stored, as the analyzer keys it
     cache = TextCache(path=str(tmp_path / "c.sqlite"))
     key = "sk-test-secret-0123456789"
