@@ -276,7 +276,7 @@ def generate(config: DemoConfig) -> DemoData:
             org = rng.choices([o for o, _ in active], weights=[w for _, w in active])[0]
             user = rng.choice(users_by_org[org["id"]])
             topic, sentiment = rng.choice(TOPICS), rng.choice(SENTIMENTS)
-            text = feedback_script(rng, topic, sentiment, user)
+            text = feedback_script(rng, topic, sentiment)
             fmt, rate, channels = rng.choices(
                 [e[:3] for e in ENCODINGS], weights=[e[3] for e in ENCODINGS]
             )[0]

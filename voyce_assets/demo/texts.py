@@ -125,13 +125,10 @@ OPENERS = (
     "Just wanted to say, ",
 )
 
-# One closer of each sentiment has the customer say who they are, as people do: their name,
-# phone number or email, spoken (filled from the speaker's users row), so the demo's
-# transcripts carry personal data for the redactor to find and the audio to silence.
 CLOSERS = {
-    "positive": ("", " Keep it up.", " Thanks a lot, this is {full_name}."),
-    "neutral": ("", " That is all for now.", " You can call me on {phone}."),
-    "negative": ("", " Please do something about it.", " Please email me at {email}."),
+    "positive": ("", " Keep it up.", " Thanks a lot."),
+    "neutral": ("", " That is all for now.", " Just letting you know."),
+    "negative": ("", " Please do something about it.", " I expect a response."),
 }
 
 ACTION_TEMPLATES = {
@@ -144,23 +141,7 @@ ACTION_TEMPLATES = {
 }
 
 
-def feedback_script(rng: random.Random, topic: str, sentiment: str, user: dict) -> str:
-    """One to two sentences on ``topic`` with the intended ``sentiment``, said by ``user``
-    (a users row: a closer may name them, give their phone or email)."""
+def feedback_script(rng: random.Random, topic: str, sentiment: str) -> str:
+    """One to two sentences on ``topic`` with the intended ``sentiment``."""
     text = rng.choice(OPENERS) + rng.choice(SCRIPTS[topic][sentiment])
-    closer = rng.choice(CLOSERS[sentiment]).format(
-        full_name=user["full_name"],
-        phone=_spoken_phone(user["phone_number"]),
-        email=_spoken_email(user["email"]),
-    )
-    return (text + closer).strip()
-
-
-def _spoken_phone(phone: str) -> str:
-    """``+1-555-213-4498`` as a caller says it: ``555 213 4498``."""
-    return " ".join(phone.split("-")[1:])
-
-
-def _spoken_email(email: str) -> str:
-    """``jane.miller3@acme.com`` as a caller says it: ``jane dot miller3 at acme dot com``."""
-    return email.replace(".", " dot ").replace("@", " at ")
+    return (text + rng.choice(CLOSERS[sentiment])).strip()
