@@ -32,15 +32,13 @@ def subject_hash_sql(text, lowercase: bool = True):
 
 def erased_hashes(lakehouse) -> frozenset[str]:
     """Every id hash in the erasure log (empty before the first erasure)."""
-    from voyce_assets.catalog import table
-
-    log = table("raw_data/erasure_log")
-    if not lakehouse.exists(log):
-        return frozenset()
     import pyarrow.compute as pc
 
-    rows = lakehouse.read(log, None, ["erased_id_hashes"]).column("erased_id_hashes")
-    return frozenset(pc.list_flatten(rows).to_pylist())
+    from voyce_assets.catalog import table
+
+    # An empty table when the log was never written (Lakehouse.read asks once).
+    log = lakehouse.read(table("raw_data/erasure_log"), None, ["erased_id_hashes"])
+    return frozenset(pc.list_flatten(log.column("erased_id_hashes")).to_pylist())
 
 
 def without_erased(lakehouse, rows: list[dict], key: str = "voice_feedback_id") -> list[dict]:
