@@ -27,7 +27,6 @@ from dagster._serdes import deserialize_value
 
 REPO = Path(__file__).resolve().parent.parent
 LOCATION = "run_monitoring"
-INGESTION = {"voyce/ingestion": "app_tables"}
 # Seconds the test may wait for one transition (a run worker starting, a run finishing).
 WAIT = 90
 
@@ -44,10 +43,10 @@ def _instance_dir(tmp_path: Path, shipped: str) -> tuple[Path, int]:
     return home, config["concurrency"]["pools"]["default_limit"]
 
 
-def _submit(context, job_name: str, tags=None) -> str:
+def _submit(context, job_name: str, tags=None, location_name: str = LOCATION) -> str:
     """Queue a run of the location's job, built as the UI's launch builds it."""
     workspace = context.create_request_context()
-    location = workspace.get_code_location(LOCATION)
+    location = workspace.get_code_location(location_name)
     remote_job = location.get_repository("__repository__").get_full_job(job_name)
     plan = location.get_execution_plan(remote_job, {}, None, None)
     run = context.instance.create_run(
@@ -129,13 +128,13 @@ def shipped(request, monkeypatch):
     return request.param
 
 
-def _let_go(context, run_ids) -> None:
+def _let_go(context, run_ids, location_name: str = LOCATION) -> None:
     """End the runs the test left going, then wait until the code server has let go of every
     run worker: it reads the instance for each, and the instance's database goes next."""
     for run_id in run_ids:
         if not context.instance.get_run_by_id(run_id).is_finished:
             context.instance.run_launcher.terminate(run_id)
-    client = context.create_request_context().get_code_location(LOCATION).client
+    client = context.create_request_context().get_code_location(location_name).client
     _wait(
         "the code server to let go of its runs",
         lambda: not deserialize_value(client.get_current_runs(), GetCurrentRunsResult).current_runs,
@@ -175,11 +174,7 @@ def test_killed_run_workers_free_their_gpu_slots(tmp_path, shipped):
             return _event_pid(instance, run_id, DagsterEventType.STEP_START)
 
         try:
-            # The first holder is an ingestion run too.
-            holders = [
-                _submit(context, "hold_gpu_job", INGESTION if i == 0 else None)
-                for i in range(gpu_limit)
-            ]
+            holders = [_submit(context, "hold_gpu_job") for _ in range(gpu_limit)]
             runs += holders
             _wait("the holders' steps to start", lambda: all(map(started, holders)), tick=dequeue)
             assert _gpu_holders(instance) == set(holders)
@@ -192,12 +187,13 @@ def test_killed_run_workers_free_their_gpu_slots(tmp_path, shipped):
                 workers.append((worker_pid, _started(worker_pid)))
                 processes += [workers[-1], (step_pid, _started(step_pid))]
 
-            # Queued behind the holders: one by the ingestion run limit, one by the pool.
-            sync = _submit(context, "sync_job", INGESTION)
+            # Queued behind the holders by the pool; a run in no pool is not.
+            sync = _submit(context, "sync_job")
             gpu = _submit(context, "use_gpu_job")
             runs += [sync, gpu]
             dequeue()
-            assert _status(instance, sync) == _status(instance, gpu) == DagsterRunStatus.QUEUED
+            assert _status(instance, gpu) == DagsterRunStatus.QUEUED
+            assert _status(instance, sync) != DagsterRunStatus.QUEUED
 
             for worker in workers:
                 _kill(worker)
@@ -211,8 +207,6 @@ def test_killed_run_workers_free_their_gpu_slots(tmp_path, shipped):
             assert _gpu_holders(instance) == set(holders)
             dequeue()
             assert _status(instance, gpu) == DagsterRunStatus.QUEUED
-            # The ingestion run limit counts runs in progress only: it freed on its own.
-            assert _status(instance, sync) != DagsterRunStatus.QUEUED
 
             # The monitoring daemon frees the dead runs' slots once they have been over for
             # free_slots_after_run_end_seconds.

@@ -33,6 +33,7 @@ from voyce_assets.lake import open_dataset, partition_files
 from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.privacy.tombstones import erased_hashes
 from voyce_assets.resources import AppDatabase, Lakehouse, Pricing
+from voyce_assets.resources.app_db import APP_DB_POOL
 from voyce_assets.tables import table_asset
 
 # Like the notebooks' ingestion job (3 retries), with backoff so a restarting database has time.
@@ -50,6 +51,11 @@ class RawSyncConfig(Config):
     )
     since_ts: str | None = Field(default=None, description="incremental: changes after this time")
     since_id: str | None = Field(default=None, description="... and, at that time, this id")
+    days: list[str] | None = Field(
+        default=None,
+        description="incremental over a range: the days (YYYY-MM-DD) of the range that "
+        "changed; the others are left as they are. None: every day of the run.",
+    )
     pg_schema: str = Field(default="public", description="Schema of the app tables.")
 
 
@@ -205,6 +211,20 @@ def _previews(lakehouse: Lakehouse, table: Table, dates: list[dt.date]) -> dict[
     return out
 
 
+def _days_of_run(config: RawSyncConfig, run_dates: list[dt.date]) -> list[dt.date]:
+    """The days an incremental run over a range merges: ``config.days``, each inside the run."""
+    if config.mode != "incremental":
+        raise ValueError("days: only an incremental run merges some of its days")
+    try:
+        days = sorted({dt.date.fromisoformat(d) for d in config.days})
+    except ValueError as exc:
+        raise ValueError(f"days: not a list of YYYY-MM-DD dates: {config.days}") from exc
+    outside = [d.isoformat() for d in days if d not in set(run_dates)]
+    if not days or outside:
+        raise ValueError(f"days: {outside or 'none'} not among the run's partitions")
+    return days
+
+
 def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> AssetsDefinition:
     @table_asset(
         table.path,
@@ -221,6 +241,8 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
             "and timestamps Delta can hold (others are named, not mirrored).",
         },
         blocking_checks=["reconciliation"],
+        # A step of any run (a UI backfill too) takes a slot of the ingestion limit.
+        pool=APP_DB_POOL,
     )
     def mirror(
         context: AssetExecutionContext,
@@ -231,6 +253,8 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
     ) -> MaterializeResult:
         dates = partition_dates(context)
         since = None
+        if config.days is not None:
+            dates = _days_of_run(config, dates)
         if config.mode == "incremental":
             if not (config.since_ts and config.since_id):
                 raise ValueError(
@@ -279,6 +303,18 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
                     "cost_usd": float(sum(float(r["total_cost"]) for r in costs[key])),
                 }
                 for key in files
+            }
+            # A range's days without changes were left as they are: their count, no cost.
+            | {
+                key: {
+                    "dagster/partition_row_count": every.get(key, (0, 0))[0],
+                    "rows_synced": 0,
+                    "unchanged": True,
+                    "cost_rows": MetadataValue.json([]),
+                    "cost_usd": 0.0,
+                }
+                for key in context.partition_keys
+                if key not in files
             },
         )
         # What follows describes the run (and the whole table), the same on every partition.

@@ -27,6 +27,13 @@ class IngestionSettings(ConfigurableResource):
         "requests it, so a transaction that commits after stamping its rows is not skipped.",
     )
 
+    cdc_max_runs: int = Field(
+        default=4,
+        description="VOYCE_CDC_MAX_RUNS: runs one CDC tick may request at most; changed days "
+        "beyond that share runs over ranges (logins that touch every user's creation day make "
+        "a few runs, not one per day); at least 1.",
+    )
+
     checksum_every_days: int = Field(
         default=7,
         description="VOYCE_CHECKSUM_EVERY_DAYS: the reconciliation sweep checksums every "
@@ -43,6 +50,8 @@ class IngestionSettings(ConfigurableResource):
             raise ConfigError(
                 "VOYCE_CHECKSUM_EVERY_DAYS", f"must be 1 or more, got {self.checksum_every_days}"
             )
+        if self.cdc_max_runs < 1:
+            raise ConfigError("VOYCE_CDC_MAX_RUNS", f"must be 1 or more, got {self.cdc_max_runs}")
         if self.cdc_lag_seconds < 0:
             raise ConfigError(
                 "VOYCE_CDC_LAG_SECONDS", f"must be 0 or more, got {self.cdc_lag_seconds}"
@@ -57,6 +66,7 @@ def resources(env: str) -> dict[str, Any]:
             **from_env(
                 full_sync_days=("VOYCE_FULL_SYNC_DAYS", int),
                 cdc_lag_seconds=("VOYCE_CDC_LAG_SECONDS", int),
+                cdc_max_runs=("VOYCE_CDC_MAX_RUNS", int),
                 checksum_every_days=("VOYCE_CHECKSUM_EVERY_DAYS", int),
             )
         )

@@ -2,9 +2,13 @@
 
 Its cursor holds, per app table, the (timestamp, id) of the newest change already requested.
 A tick reads all six tables in one REPEATABLE READ snapshot, groups the changed rows by their
-partition (UTC date of created_at), and requests one run per changed partition with the changed
-tables, in incremental mode, starting from the old cursor. The cursor then moves to the newest
-change it saw, never further: what is past it has been requested.
+partition (UTC date of created_at), and requests incremental runs of the changed tables starting
+from the old cursor: one per run of consecutive changed days, and never more than
+``cdc_max_runs`` (``VOYCE_CDC_MAX_RUNS``) a tick: beyond that, the nearest groups share a run
+over their range, which merges only the days that changed (logins that bump ``updated_at`` on
+users created over two years make a few runs, not 700). Every run's steps are in the app
+database's pool, the one ingestion limit. The cursor then moves to the newest change it saw,
+never further: what is past it has been requested.
 
 The first tick only records where the tables stand (an empty table starts before its first
 row); history is loaded by a backfill or the daily full sync. Changes younger than
@@ -16,6 +20,7 @@ run keeps its cursor in its run config: re-executing it replays exactly those ch
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
@@ -46,6 +51,68 @@ def _load(cursor: str | None) -> dict[str, Cursor]:
 
 def _dump(cursors: dict[str, Cursor]) -> str:
     return json.dumps({k: {"ts": c.ts, "id": c.id} for k, c in sorted(cursors.items())})
+
+
+def coalesce(days: list[str], max_runs: int) -> list[list[str]]:
+    """The changed days (sorted partition keys) in at most ``max_runs`` groups of neighbours:
+    consecutive days share a group; while there are too many groups, the two with the
+    smallest gap between them become one. Each group is one run over its range."""
+    groups: list[list[str]] = []
+    for day in days:
+        if groups and _gap(groups[-1], [day]) == 0:
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    while len(groups) > max_runs:
+        i = min(range(len(groups) - 1), key=lambda j: _gap(groups[j], groups[j + 1]))
+        groups[i : i + 2] = [groups[i] + groups[i + 1]]
+    return groups
+
+
+def _gap(before: list[str], after: list[str]) -> int:
+    """Days between the end of one group and the start of the next (0: they touch)."""
+    end, start = dt.date.fromisoformat(before[-1]), dt.date.fromisoformat(after[0])
+    return (start - end).days - 1
+
+
+def _request(days: list[str], by_partition: dict[str, list[str]], cursors) -> RunRequest:
+    """One incremental run over ``days``' range: each changed table merges its changes after
+    its cursor, in the days it changed (a day of the range without changes is left as it is)."""
+    paths = sorted({p for day in days for p in by_partition[day]})
+    # Each asset's op is named by Dagster from its key; ask the asset, never spell it.
+    run_config = RunConfig(
+        ops={
+            MIRRORS[path].op.name: RawSyncConfig(
+                mode="incremental",
+                since_ts=cursors[path].ts,
+                since_id=cursors[path].id,
+                # Only on a range: a one-day run's day is its partition.
+                days=[d for d in days if path in by_partition[d]] if len(days) > 1 else None,
+            )
+            for path in paths
+        }
+    )
+    evidence = [days, paths, {p: [cursors[p].ts, cursors[p].id] for p in paths}]
+    digest = hashlib.sha256(json.dumps(evidence).encode()).hexdigest()[:16]
+    # The tables, for the sweep to re-request as a full sync if the run fails.
+    tags = {
+        "voyce/sync_mode": "incremental",
+        "voyce/ingestion": "cdc",
+        "voyce/tables": ",".join(paths),
+    }
+    if len(days) == 1:
+        partition_key = days[0]
+    else:
+        partition_key = None
+        tags["dagster/asset_partition_range_start"] = days[0]
+        tags["dagster/asset_partition_range_end"] = days[-1]
+    return RunRequest(
+        run_key=f"cdc:{days[0]}:{days[-1]}:{digest}",
+        partition_key=partition_key,
+        asset_selection=[MIRRORS[path].key for path in paths],
+        run_config=run_config,
+        tags=tags,
+    )
 
 
 @sensor(
@@ -86,36 +153,10 @@ def raw_cdc_sensor(
         # Not mirrored until the app gives them a date inside the partitions; the mirror's
         # rows_placed check and the sweep name them.
         context.log.warning(f"changed rows no partition holds, not mirrored: {skipped}")
-    requests = []
-    for partition, paths in sorted(by_partition.items()):
-        # Each asset's op is named by Dagster from its key; ask the asset, never spell it.
-        run_config = RunConfig(
-            ops={
-                MIRRORS[path].op.name: RawSyncConfig(
-                    mode="incremental", since_ts=cursors[path].ts, since_id=cursors[path].id
-                )
-                for path in paths
-            }
-        )
-        digest = hashlib.sha256(
-            json.dumps(
-                [partition, sorted(paths), {p: [cursors[p].ts, cursors[p].id] for p in paths}]
-            ).encode()
-        ).hexdigest()[:16]
-        requests.append(
-            RunRequest(
-                run_key=f"cdc:{partition}:{digest}",
-                partition_key=partition,
-                asset_selection=[MIRRORS[path].key for path in paths],
-                run_config=run_config,
-                # The tables, for the sweep to re-request as a full sync if the run fails.
-                tags={
-                    "voyce/sync_mode": "incremental",
-                    "voyce/ingestion": "cdc",
-                    "voyce/tables": ",".join(sorted(paths)),
-                },
-            )
-        )
+    requests = [
+        _request(group, by_partition, cursors)
+        for group in coalesce(sorted(by_partition), ingestion_settings.check().cdc_max_runs)
+    ]
     cursor = _dump(new_cursors)
     if not requests:
         return SensorResult(skip_reason=SkipReason("no changes since the cursor"), cursor=cursor)

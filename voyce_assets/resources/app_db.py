@@ -27,6 +27,10 @@ from sqlalchemy.engine import URL, Engine, make_url
 from voyce_assets.settings import ConfigError
 
 DEFAULT_DATABASE = "voyce"
+# The Dagster pool of every step that reads the app tables (the mirrors, the sweep's checksums):
+# its limit is the one ingestion limit, whoever launched the run (a sensor, the schedule, a UI
+# backfill), so the app's database never serves more syncs at once than it allows.
+APP_DB_POOL = "app_db"
 CONNECT_TIMEOUT_SECONDS = 5
 
 

@@ -226,3 +226,107 @@ def test_a_day_changed_three_times_merges_each_time(env):
         )
     )
     assert mirror == source
+
+
+def test_changes_on_many_days_make_few_runs_that_merge_only_those_days(env):
+    """Rows of 12 scattered days changed at once (logins bumping rows created over months):
+    a tick requests at most ``cdc_max_runs`` runs, each over a range whose changed days it
+    merges and whose other days it leaves as they are; afterwards every day equals the
+    source."""
+    engine, resources = env
+    resources = {
+        **resources,
+        "ingestion_settings": IngestionSettings(cdc_lag_seconds=0, cdc_max_runs=3),
+    }
+    start = dt.date.fromisoformat(DAYS[0]) - dt.timedelta(days=60)
+    offsets = (0, 1, 2, 9, 17, 30, 31, 40, 47, 52, 58, 59)
+    changed = [start + dt.timedelta(days=d) for d in offsets]
+    between = start + dt.timedelta(days=5)  # inside a range, with a row, not changed
+    for day in [between, *changed]:
+        sql_rows(
+            engine,
+            "INSERT INTO voice_feedback (id, organization_id, user_id, audio_file_path, "
+            "metadata, status, created_at, updated_at) SELECT gen_random_uuid(), "
+            "organization_id, user_id, 'old/' || :d || '.wav', metadata, 'pending', :t, :t "
+            "FROM voice_feedback ORDER BY id LIMIT 1",
+            d=day.isoformat(),
+            t=dt.datetime.combine(day, dt.time(12), dt.UTC),
+        )
+    span = {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": DAYS[-1],
+    }
+    feedback = next(a for a in raw_mirrors if a.key == FEEDBACK)
+    assert materialize([feedback], resources=resources, tags=span).success
+    with DagsterInstance.ephemeral() as instance:
+        first = raw_cdc_sensor(build_sensor_context(instance=instance, resources=resources))
+        sql_rows(
+            engine,
+            "UPDATE voice_feedback SET status = 'completed', updated_at = now() "
+            "WHERE audio_file_path LIKE 'old/%' AND audio_file_path <> :b",
+            b=f"old/{between}.wav",
+        )
+        tick = raw_cdc_sensor(
+            build_sensor_context(cursor=first.cursor, instance=instance, resources=resources)
+        )
+    assert 1 < len(tick.run_requests) <= 3
+    covered = []
+    for request in tick.run_requests:
+        if request.partition_key:
+            days = [request.partition_key]
+            run = materialize(
+                [feedback],
+                resources=resources,
+                partition_key=request.partition_key,
+                run_config=request.run_config,
+            )
+        else:
+            days = request.run_config["ops"][feedback.op.name]["config"]["days"]
+            assert days[0] == request.tags["dagster/asset_partition_range_start"]
+            assert days[-1] == request.tags["dagster/asset_partition_range_end"]
+            run = materialize(
+                [feedback], resources=resources, tags=request.tags, run_config=request.run_config
+            )
+        assert run.success and all(c.passed for c in checks_by_name(run).values())
+        covered += days
+        for event in run.get_asset_materialization_events():
+            metadata = event.materialization.metadata
+            if event.partition in days:
+                assert metadata["rows_synced"].value == 1
+            else:  # a day of the range without changes: left as it was
+                assert metadata["unchanged"].value is True
+    assert covered == [d.isoformat() for d in changed]  # each changed day in one run
+    for day in [between, *changed]:
+        key = day.isoformat()
+        mirror = delta_rows(resources, "raw_data/voice_feedback", key).to_pylist()
+        source = sql_rows(
+            engine,
+            "SELECT id::text, status::text FROM voice_feedback "
+            "WHERE (created_at AT TIME ZONE 'UTC')::date = :d",
+            d=day,
+        )
+        assert sorted((r["id"], r["status"]) for r in mirror) == sorted(map(tuple, source)), key
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_coalesced_groups_cover_each_changed_day_once_in_at_most_the_limit(seed):
+    import random
+
+    from voyce_assets.ingestion.sensors import coalesce
+
+    rng = random.Random(seed)
+    first = dt.date(2026, 1, 1)
+    days = sorted(
+        {
+            (first + dt.timedelta(days=rng.randrange(120))).isoformat()
+            for _ in range(rng.randrange(1, 40))
+        }
+    )
+    limit = rng.randrange(1, 8)
+    groups = coalesce(days, limit)
+    assert len(groups) <= limit
+    assert [d for g in groups for d in g] == days  # in order, each once
+    if len(groups) < limit:  # under the limit, only neighbouring days share a run
+        for group in groups:
+            spans = dt.date.fromisoformat(group[-1]) - dt.date.fromisoformat(group[0])
+            assert spans.days == len(group) - 1
