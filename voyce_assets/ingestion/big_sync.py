@@ -53,9 +53,10 @@ class BigSync(ConfigurableResource):
         "days, read side by side; each is one connection to the app database.",
     )
     fetch_size: int = Field(default=10_000, description="Rows per JDBC round trip.")
-    chunk_days: int = Field(
-        default=1,
-        description="Days brought back to the driver at once (its memory holds one chunk).",
+    chunk_rows: int = Field(
+        default=500_000,
+        description="Rows brought back to the driver at once (its memory holds one chunk): "
+        "a bigger day is read in parts, smaller days together.",
     )
 
     def choose(
@@ -135,7 +136,7 @@ class LocalSparkSync(BigSync):
         settings = dict(
             num_partitions=self.num_partitions,
             fetch_size=self.fetch_size,
-            chunk_days=self.chunk_days,
+            chunk_rows=self.chunk_rows,
         )
         if host.startswith("/"):
             with loopback_bridge(host, int(params.get("port") or 5432)) as port:

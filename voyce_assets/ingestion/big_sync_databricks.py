@@ -149,7 +149,7 @@ class DatabricksSparkSync(BigSync):
             "pg_schema": pg_schema,
             "num_partitions": self.num_partitions,
             "fetch_size": self.fetch_size,
-            "chunk_days": self.chunk_days,
+            "chunk_rows": self.chunk_rows,
         }
         invocation = pipes.run(
             context=context,
@@ -193,7 +193,7 @@ def run_remote(params: dict[str, Any], app_db, lakehouse, spark) -> SyncResult:
             jdbc_source(conn),
             num_partitions=params["num_partitions"],
             fetch_size=params["fetch_size"],
-            chunk_days=params["chunk_days"],
+            chunk_rows=params["chunk_rows"],
         )
         return sync_table(
             conn,

@@ -1,9 +1,10 @@
 """Big full syncs read by Spark's JDBC source instead of one COPY stream.
 
 A full sync above a row threshold (an initial load, a backfill, a large day) reads its rows
-with Spark: each day range is split into ``num_partitions`` time slices, each slice one JDBC
-query on the created_at index, read side by side by the executors. The rows come back to the
-driver as Arrow, one chunk of days at a time (memory stays one chunk, whatever the run), and
+with Spark: the run's days are planned as chunks of at most ``chunk_rows`` rows (a big day
+cut in hours, small days joined), each chunk split into ``num_partitions`` time slices, one
+JDBC query each on the created_at index, read side by side by the executors. The rows come
+back to the driver as Arrow, one chunk at a time (memory stays one chunk, whatever the run), and
 go through the same writer as the host path (``lake.replace_partitions``): one overwrite
 commit, the same NOT NULL quarantine, the same checksum tap, the same reconciliation.
 
@@ -20,6 +21,7 @@ of its plans and logs, and no error of ours repeats it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import socket
 import threading
@@ -32,7 +34,8 @@ import pyarrow as pa
 from psycopg import sql
 
 from voyce_assets.catalog import Table
-from voyce_assets.ingestion.source import SESSION, _contiguous
+from voyce_assets.ingestion.source import SESSION
+from voyce_assets.ingestion.sync import source_counts
 
 # Rows per batch handed to the writer (the host path's batches are about this size).
 BATCH_ROWS = 65_536
@@ -81,28 +84,41 @@ def jdbc_source(conn, host: str | None = None, port: int | None = None) -> JdbcS
     )
 
 
-def slices(table: Table, dates: list[dt.date], per_chunk: int, chunk_days: int):
-    """[(chunk's days, [JDBC predicate per time slice])]: the run's days in chunks of up to
-    ``chunk_days`` consecutive days, each cut into ``per_chunk`` equal ranges of created_at
-    (ranges an index on it answers; together they hold each row exactly once)."""
+def chunks(
+    table: Table, counts: dict[dt.date, int], per_chunk: int, chunk_rows: int
+) -> list[list[str]]:
+    """The run's days as chunks of JDBC predicates, each chunk one Spark job whose rows the
+    driver holds at once. ``counts``: rows per day (the days to read). A day of more than
+    ``chunk_rows`` rows is cut into that many equal time ranges, consecutive days of fewer
+    are joined, up to ``chunk_rows`` a chunk (rows assumed even over a day's hours); each
+    chunk is cut into ``per_chunk`` equal ranges of created_at read side by side. Ranges an
+    index on created_at answers, together holding each row of the days exactly once."""
+    pieces: list[tuple[dt.datetime, dt.datetime, float]] = []
+    for day in sorted(counts):
+        start = dt.datetime.combine(day, dt.time(), dt.UTC)
+        n = max(1, math.ceil(counts[day] / chunk_rows))
+        step = dt.timedelta(days=1) / n
+        pieces += [(start + step * i, start + step * (i + 1), counts[day] / n) for i in range(n)]
+    ranges: list[tuple[dt.datetime, dt.datetime]] = []
+    rows = 0.0
+    for lo, hi, n in pieces:
+        if ranges and ranges[-1][1] == lo and rows + n <= chunk_rows:
+            ranges[-1] = (ranges[-1][0], hi)
+            rows += n
+        else:
+            ranges.append((lo, hi))
+            rows = n
     column = f'"{table.partition_source}"'
     out = []
-    for first, last in _contiguous(dates):
-        day = first
-        while day <= last:
-            end = min(last, day + dt.timedelta(days=chunk_days - 1))
-            start = dt.datetime.combine(day, dt.time(), dt.UTC)
-            stop = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
-            step = (stop - start) / per_chunk
-            edges = [start + step * i for i in range(per_chunk)] + [stop]
-            predicates = [
-                f"{column} >= '{lo.isoformat()}' AND {column} < '{hi.isoformat()}'"
-                for lo, hi in pairwise(edges)
+    for lo, hi in ranges:
+        step = (hi - lo) / per_chunk
+        edges = [lo + step * i for i in range(per_chunk)] + [hi]
+        out.append(
+            [
+                f"{column} >= '{a.isoformat()}' AND {column} < '{b.isoformat()}'"
+                for a, b in pairwise(edges)
             ]
-            out.append(
-                ([day + dt.timedelta(days=i) for i in range((end - day).days + 1)], predicates)
-            )
-            day = end + dt.timedelta(days=1)
+        )
     return out
 
 
@@ -114,10 +130,12 @@ class SparkJdbcReader:
     source: JdbcSource
     num_partitions: int = 4
     fetch_size: int = 10_000
-    chunk_days: int = 1
+    chunk_rows: int = 500_000
 
     @contextmanager
-    def batches(self, conn, table: Table, statement: sql.Composable, dates: list[dt.date]):
+    def batches(
+        self, conn, table: Table, statement: sql.Composable, dates: list[dt.date], pg_schema: str
+    ):
         with conn.cursor() as cur:
             snapshot = cur.execute("SELECT pg_export_snapshot()").fetchone()[0]
         init = "; ".join(
@@ -129,10 +147,18 @@ class SparkJdbcReader:
         )
         props = self.source.properties(self.fetch_size, init)
         subquery = f"({statement.as_string(conn)}) AS voyce_sync"
-        yield self._read(table, dates, subquery, props)
+        # Rows per day, counted on the created_at index in the same snapshot: chunk sizes.
+        counts = source_counts(conn, table, dates, pg_schema)
+        plan = chunks(
+            table,
+            {dt.date.fromisoformat(d): n for d, n in counts.items()},
+            self.num_partitions,
+            self.chunk_rows,
+        )
+        yield self._read(table, plan, subquery, props)
 
-    def _read(self, table, dates, subquery, props) -> Iterator[pa.RecordBatch]:
-        for _days, predicates in slices(table, dates, self.num_partitions, self.chunk_days):
+    def _read(self, table, plan, subquery, props) -> Iterator[pa.RecordBatch]:
+        for predicates in plan:
             frame = self.spark.read.jdbc(
                 self.source.url, subquery, predicates=predicates, properties=props
             )

@@ -363,7 +363,7 @@ def _sync(
     rows = (
         stream_batches(conn, statement)
         if reader is None
-        else reader.batches(conn, table, statement, dates)
+        else reader.batches(conn, table, statement, dates, pg_schema)
     )
     with rows as batches, ThreadPoolExecutor(1) as pool:
         # PostgreSQL's side of the evidence, on this connection while the rows stream on theirs.
