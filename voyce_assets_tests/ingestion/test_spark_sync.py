@@ -23,7 +23,7 @@ from voyce_assets.ingestion.big_sync_databricks import (
     run_remote,
 )
 from voyce_assets.ingestion.mirrors import raw_mirrors
-from voyce_assets.ingestion.spark_sync import loopback_bridge, slices
+from voyce_assets.ingestion.spark_sync import JdbcSource, SparkJdbcReader, chunks, loopback_bridge
 from voyce_assets.ingestion.sync import sync_table
 from voyce_assets.privacy.tombstones import subject_hash
 from voyce_assets.resources.app_db import EmbeddedAppDatabase
@@ -43,7 +43,8 @@ def big_sync():
     active = SparkSession.getActiveSession()
     if active is not None:
         active.stop()
-    engine = LocalSparkSync(master="local[2]", num_partitions=3)
+    # Chunks of 8 rows: a day in parts and several Spark jobs per sync, as on a big table.
+    engine = LocalSparkSync(master="local[2]", num_partitions=3, chunk_rows=8)
     yield engine
     engine.session().stop()
 
@@ -83,16 +84,28 @@ def _sorted_rows(uri: str) -> list[dict]:
     return data.take(pc.sort_indices(data, [("id", "ascending")])).to_pylist()
 
 
-def test_slices_cover_each_day_once_in_time_order():
-    days = [dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 5)]
-    chunks = slices(FEEDBACK, days, per_chunk=3, chunk_days=2)
-    assert [c[0] for c in chunks] == [days[:2], days[2:3], days[3:]]
-    first = chunks[0][1]
-    assert first[0].startswith("\"created_at\" >= '2026-03-01T00:00:00+00:00'")
-    assert first[-1].endswith("< '2026-03-03T00:00:00+00:00'")
-    # Each slice starts where the one before it stopped: no row falls between or in two.
-    for a, b in pairwise(first):
-        assert a.split("< ")[1] == b.split(">= ")[1].split(" AND")[0]
+def _bounds(predicate: str) -> tuple[str, str]:
+    return predicate.split("'")[1], predicate.split("'")[3]
+
+
+def test_chunks_cover_each_day_once_in_time_order_and_bounded():
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(5)]
+    # A big day cut in two, small days joined, a gap (03-04 not read) never bridged.
+    counts = {days[0]: 100, days[1]: 100, days[2]: 900, days[4]: 0}
+    plan = chunks(FEEDBACK, counts, per_chunk=3, chunk_rows=500)
+    spans = [(_bounds(c[0])[0], _bounds(c[-1])[1]) for c in plan]
+    assert spans == [
+        ("2026-03-01T00:00:00+00:00", "2026-03-03T00:00:00+00:00"),
+        ("2026-03-03T00:00:00+00:00", "2026-03-03T12:00:00+00:00"),
+        ("2026-03-03T12:00:00+00:00", "2026-03-04T00:00:00+00:00"),
+        ("2026-03-05T00:00:00+00:00", "2026-03-06T00:00:00+00:00"),
+    ]
+    assert plan[0][0].startswith("\"created_at\" >= '2026-03-01T00:00:00+00:00'")
+    # Within a chunk each slice starts where the one before it stopped.
+    for chunk in plan:
+        assert len(chunk) == 3
+        for a, b in pairwise(chunk):
+            assert _bounds(a)[1] == _bounds(b)[0]
 
 
 def test_spark_jdbc_sync_equals_the_host_sync(env, tmp_path, big_sync):
@@ -212,7 +225,7 @@ def test_the_cluster_side_sync_is_the_local_one(env, tmp_path, big_sync):
         "pg_schema": "public",
         "num_partitions": 2,
         "fetch_size": 5,
-        "chunk_days": 2,
+        "chunk_rows": 10,
     }
     url = resources["app_db"].url()
     socket_dir, port = url.query["host"], url.port or 5432
@@ -261,3 +274,10 @@ def test_the_cpu_cluster_follows_its_settings_and_the_spec_holds_no_secret(prod_
     spelled = json.dumps(task)
     for name in ("POSTGRES_PASSWORD", "DATABRICKS_TOKEN"):
         assert prod_env[name] not in spelled
+
+
+def test_the_password_travels_as_a_property_never_in_the_url_or_a_repr():
+    source = JdbcSource(url="jdbc:postgresql://db:5432/voyce", user="u", password="pw-never-shown")
+    shown = source.url + repr(source) + repr(SparkJdbcReader(None, source))
+    assert "pw-never-shown" not in shown
+    assert source.properties(10, "")["password"] == "pw-never-shown"
