@@ -32,7 +32,7 @@ from voyce_assets.ingestion.big_sync import BigSync, CpuJobCluster
 from voyce_assets.ingestion.sync import SyncResult
 from voyce_assets.settings import SECRET_KEYS, SECRET_SCOPE, from_env, secret_env
 
-RUNNER = Path(__file__).parents[1] / "resources" / "remote" / "big_sync_main.py"
+RUNNER = Path(__file__).parent / "remote" / "big_sync_main.py"
 # What the cluster's side rebuilds its resources from (never secrets: see ``secret_refs``).
 FORWARDED = (
     "VOYCE_ENV",

@@ -17,6 +17,7 @@ from voyce_assets.catalog import table
 from voyce_assets.environments import resources_for
 from voyce_assets.ingestion.big_sync import CPU_NODE_TYPES, LocalSparkSync
 from voyce_assets.ingestion.big_sync_databricks import (
+    RUNNER,
     DatabricksSparkSync,
     decode_result,
     encode_result,
@@ -262,6 +263,7 @@ def test_the_cpu_cluster_follows_its_settings_and_the_spec_holds_no_secret(prod_
         assert isinstance(sync, DatabricksSparkSync) and sync.min_rows == 2_000_000
         task = sync.task("/Volumes/v/staging", {})
     cluster = task["new_cluster"]
+    assert RUNNER.is_file() and task["spark_python_task"]["python_file"].endswith(RUNNER.name)
     assert cluster["num_workers"] == 6 and "autoscale" not in cluster
     assert cluster["node_type_id"] == CPU_NODE_TYPES["azure"]
     assert cluster["driver_node_type_id"] == "Standard_E8ds_v5"
