@@ -72,12 +72,22 @@ class DatabricksSparkSync(BigSync):
 
     host: str = Field(description="DATABRICKS_HOST, with its scheme.")
     token: str = Field(description="DATABRICKS_TOKEN (from the environment; never shown).")
-    volume: str = Field(description="VOYCE_PIPES_VOLUME: staging and Pipes messages.")
+    volume: str | None = Field(
+        default=None,
+        description="VOYCE_PIPES_VOLUME: staging and Pipes messages; unset, big syncs stay "
+        "on the host (a deployment without it still syncs).",
+    )
     cluster: CpuJobCluster = Field(description="The CPU job cluster (VOYCE_CPU_*).")
     wheel: str | None = Field(default=None, description="VOYCE_WHEEL, installed on the cluster.")
     poll_interval_seconds: float = Field(default=10.0)
     max_wait_seconds: int = Field(default=6 * 3600, description="Then the run is cancelled.")
     cancel_wait_seconds: int = Field(default=600)
+
+    def choose(self, conn, table, dates, pg_schema="public") -> tuple[str, str]:
+        engine, why = super().choose(conn, table, dates, pg_schema)
+        if engine == "spark" and not self.volume:
+            return "host", f"{why}, but no VOYCE_PIPES_VOLUME to stage the CPU cluster's run on"
+        return engine, why
 
     def task(self, staging: str, params: dict[str, Any]) -> dict[str, Any]:
         """The submitted task: the runner on the CPU cluster, the project as its libraries."""
@@ -231,8 +241,7 @@ def databricks_spark_sync(**settings) -> DatabricksSparkSync:
     return DatabricksSparkSync(
         host=EnvVar("DATABRICKS_HOST"),
         token=EnvVar("DATABRICKS_TOKEN"),
-        volume=EnvVar("VOYCE_PIPES_VOLUME"),
         cluster=cluster,
-        **from_env(wheel="VOYCE_WHEEL"),
+        **from_env(wheel="VOYCE_WHEEL", volume="VOYCE_PIPES_VOLUME"),
         **settings,
     )

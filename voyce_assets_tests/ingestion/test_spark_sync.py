@@ -253,6 +253,10 @@ def delta_rows_after_host_sync(resources, tmp_path) -> list[dict]:
 
 
 def test_the_cpu_cluster_follows_its_settings_and_the_spec_holds_no_secret(prod_env, monkeypatch):
+    # Without a staging volume the resource still builds (big syncs then stay on the host).
+    monkeypatch.delenv("VOYCE_PIPES_VOLUME", raising=False)
+    with resources_for("prod")["big_sync"].process_config_and_initialize_cm() as bare:
+        assert bare.volume is None
     monkeypatch.setenv("VOYCE_LAKEHOUSE_ROOT", "abfss://lake@voyceprod.dfs.core.windows.net/uc")
     monkeypatch.setenv("VOYCE_PIPES_VOLUME", "/Volumes/voice_feedback_prod/ml_models/artifacts")
     monkeypatch.setenv("VOYCE_CPU_WORKERS", "6")
