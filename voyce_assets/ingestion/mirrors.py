@@ -245,7 +245,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         with app_db.connect() as conn:
             # A full sync of many rows (an initial load, a backfill) reads with Spark.
             engine, why = (
-                ("host", "incremental")
+                ("host", "an incremental sync merges its changes on the host")
                 if since
                 else big_sync.choose(conn, table, dates, config.pg_schema)
             )
