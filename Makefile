@@ -61,6 +61,7 @@ test: install-dev lint browser  ## lint, then the whole test suite
 bench: install-dev  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/
 	$(BIN)/python voyce_assets_tests/bench/bench_raw_sync.py
 	$(BIN)/python voyce_assets_tests/bench/bench_sweep.py
+	$(BIN)/python voyce_assets_tests/bench/bench_spark_sync.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice_spark.py
 	$(BIN)/python voyce_assets_tests/bench/bench_text.py
