@@ -13,7 +13,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-dev demo seed test lint format ui stop clean bench browser wheel
+.PHONY: install install-dev demo seed test lint format ui stop clean bench browser jdbc wheel
 
 # The install, in this order:
 # - torch first, pinned: the CPU build; a looser range pulls a multi-GB CUDA build;
@@ -55,12 +55,18 @@ browser:  ## Debian's chromium, which the report test opens the HTML in (install
 		apt-get install -y -q --no-install-recommends chromium \
 		|| { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; }
 
-test: install-dev lint browser  ## lint, then the whole test suite
+jdbc:  ## Debian's PostgreSQL JDBC driver, which the Spark big-sync tests read with (installed when missing)
+	@test -f /usr/share/java/postgresql.jar || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends libpostgresql-jdbc-java \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends libpostgresql-jdbc-java; }; }
+
+test: install-dev lint browser jdbc  ## lint, then the whole test suite
 	$(BIN)/pytest -n 2 --dist loadfile
 
-bench: install-dev  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/
+bench: install-dev jdbc  ## benchmarks (not part of the tests); results land in voyce_assets_tests/bench/results/
 	$(BIN)/python voyce_assets_tests/bench/bench_raw_sync.py
 	$(BIN)/python voyce_assets_tests/bench/bench_sweep.py
+	$(BIN)/python voyce_assets_tests/bench/bench_spark_sync.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice.py
 	$(BIN)/python voyce_assets_tests/bench/bench_voice_spark.py
 	$(BIN)/python voyce_assets_tests/bench/bench_text.py

@@ -27,6 +27,7 @@ from dagster import (
 from pydantic import Field
 
 from voyce_assets.catalog import APP_TABLES, Table
+from voyce_assets.ingestion.big_sync import BigSync
 from voyce_assets.ingestion.placement import RULE, partition_bounds
 from voyce_assets.ingestion.sync import Cursor, SyncResult, sync_table
 from voyce_assets.lake import open_dataset, partition_files
@@ -250,6 +251,7 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         app_db: AppDatabase,
         lakehouse: Lakehouse,
         pricing: Pricing,
+        big_sync: BigSync,
     ) -> MaterializeResult:
         dates = partition_dates(context)
         since = None
@@ -265,16 +267,36 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         # Erased subjects the app still holds stay out of the mirror (read once per run).
         tombstones = erased_hashes(lakehouse)
         with app_db.connect() as conn:
-            result = sync_table(
-                conn,
+            # A full sync of many rows (an initial load, a backfill) reads with Spark.
+            engine, why = (
+                ("host", "an incremental sync merges its changes on the host")
+                if since
+                else big_sync.choose(conn, table, dates, config.pg_schema)
+            )
+            if engine == "host":
+                result = sync_table(
+                    conn,
+                    table,
+                    uri,
+                    dates,
+                    since,
+                    config.pg_schema,
+                    lakehouse.storage_options,
+                    bounds=partition_bounds(),
+                    tombstones=tombstones,
+                )
+        if engine == "spark":
+            context.log.info(f"{table.path}: Spark JDBC sync ({why})")
+            result = big_sync.sync(
+                context,
+                app_db,
                 table,
                 uri,
                 dates,
-                since,
                 config.pg_schema,
                 lakehouse.storage_options,
-                bounds=partition_bounds(),
-                tombstones=tombstones,
+                partition_bounds(),
+                tombstones,
             )
         stats = result.stats
         withheld = sum(result.withheld.values())
@@ -321,6 +343,9 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         metadata = {
             "dagster/row_count": sum(rows for rows, _ in every.values()),
             "sync_mode": config.mode,
+            # What read the rows, and why (big_sync.BigSync.choose).
+            "sync_engine": result.engine,
+            "sync_engine_reason": why,
             "run_partitions": len(dates),
             "run_rows_synced": stats.rows_written,
             "run_erased_rows_withheld": withheld,

@@ -8,6 +8,7 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from voyce_assets.ingestion.big_sync import BigSync, LocalSparkSync
 from voyce_assets.settings import ConfigError, from_env
 
 
@@ -59,9 +60,24 @@ class IngestionSettings(ConfigurableResource):
         return self
 
 
+def big_sync(env: str) -> BigSync:
+    """Where a full sync above ``VOYCE_SPARK_SYNC_MIN_ROWS`` runs: a local Spark session, or
+    a CPU job cluster on Databricks."""
+    settings = from_env(
+        min_rows=("VOYCE_SPARK_SYNC_MIN_ROWS", int),
+        num_partitions=("VOYCE_SPARK_SYNC_PARTITIONS", int),
+    )
+    if env == "prod":
+        from voyce_assets.ingestion.big_sync_databricks import databricks_spark_sync
+
+        return databricks_spark_sync(**settings)
+    return LocalSparkSync(**settings, **from_env(master="VOYCE_SPARK_SYNC_MASTER"))
+
+
 def resources(env: str) -> dict[str, Any]:
     # The same settings in every environment; each can be overridden by its variable.
     return {
+        "big_sync": big_sync(env),
         "ingestion_settings": IngestionSettings(
             **from_env(
                 full_sync_days=("VOYCE_FULL_SYNC_DAYS", int),
@@ -69,5 +85,5 @@ def resources(env: str) -> dict[str, Any]:
                 cdc_max_runs=("VOYCE_CDC_MAX_RUNS", int),
                 checksum_every_days=("VOYCE_CHECKSUM_EVERY_DAYS", int),
             )
-        )
+        ),
     }

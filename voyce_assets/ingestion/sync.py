@@ -96,6 +96,8 @@ class SyncResult:
     unrepresentable: Outside = field(default_factory=Outside)
     # Rows whose CDC stamp lies over a day ahead (placement.future_stamped).
     future: Outside = field(default_factory=Outside)
+    # What read the rows: "host" (one COPY stream) or "spark" (Spark JDBC, spark_sync.py).
+    engine: str = "host"
     # Partitions an incremental sync found unequal (a hard delete) and replaced.
     repaired: list[str] = field(default_factory=list)
     # {partition: source rows left out as erased (erased.py)}: every such row of the
@@ -193,6 +195,7 @@ def sync_table(
     verify: bool = True,
     bounds: tuple[dt.date, dt.date] | None = None,
     tombstones: frozenset[str] = frozenset(),
+    reader=None,
 ) -> SyncResult:
     """Sync ``dates`` of ``table`` from ``conn`` (psycopg, snapshot) into the Delta table ``uri``.
 
@@ -201,11 +204,24 @@ def sync_table(
     row checksums; an incremental one row counts, so its cost follows the change, not the
     partition). ``bounds``: the first and last partition, to count the rows outside them.
     ``tombstones``: the erasure log's id hashes; rows holding an erased id are left out of
-    the mirror and of the evidence, and counted (``SyncResult.withheld``).
+    the mirror and of the evidence, and counted (``SyncResult.withheld``). ``reader``: what
+    reads a full sync's rows instead of one COPY stream (``spark_sync.SparkJdbcReader``).
     """
     started = time.perf_counter()
+    if reader is not None and since is not None:
+        raise ValueError("only a full sync reads through another reader")
     result = _sync(
-        conn, table, uri, dates, since, pg_schema, storage_options, verify, bounds, tombstones
+        conn,
+        table,
+        uri,
+        dates,
+        since,
+        pg_schema,
+        storage_options,
+        verify,
+        bounds,
+        tombstones,
+        reader,
     )
     full = since is None
     if not full and verify:
@@ -289,7 +305,17 @@ def _repair(
 
 
 def _sync(
-    conn, table, uri, dates, since, pg_schema, storage_options, verify, bounds, tombstones
+    conn,
+    table,
+    uri,
+    dates,
+    since,
+    pg_schema,
+    storage_options,
+    verify,
+    bounds,
+    tombstones,
+    reader=None,
 ) -> SyncResult:
     """``sync_table``'s work, in ``conn``'s open snapshot (the caller ends it)."""
     started = time.perf_counter()
@@ -312,7 +338,9 @@ def _sync(
     # erased row's day is counted without it first, ``_discount_erased``).
     exclude = streamed if since is None else duplicates.exclusion()
     full = since is None
-    statement = select_statement(table, where, shape, pg_schema, order_by_event=full)
+    # Spark orders each slice itself (a subquery's ORDER BY would not survive its slicing).
+    ordered = full and reader is None
+    statement = select_statement(table, where, shape, pg_schema, order_by_event=ordered)
     result = SyncResult(
         table=table,
         mode="full" if full else "incremental",
@@ -329,9 +357,15 @@ def _sync(
         unrepresentable=unrepresentable_rows(conn, table, probed, pg_schema),
         future=future_stamped(conn, table, pg_schema) if bounds else Outside(),
         withheld=erased.withheld(conn, sql.SQL("{} AND {}").format(probed, mirrorable), pg_schema),
+        engine="host" if reader is None else "spark",
     )
     ours = RowChecksums(table, dates, keys=True) if full and verify else None
-    with stream_batches(conn, statement) as batches, ThreadPoolExecutor(1) as pool:
+    rows = (
+        stream_batches(conn, statement)
+        if reader is None
+        else reader.batches(conn, table, statement, dates, pg_schema)
+    )
+    with rows as batches, ThreadPoolExecutor(1) as pool:
         # PostgreSQL's side of the evidence, on this connection while the rows stream on theirs.
         theirs: Future | None = None
         if verify:

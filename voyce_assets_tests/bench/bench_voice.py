@@ -33,6 +33,7 @@ def main() -> None:
     from voyce_assets.catalog import volume
     from voyce_assets.demo.seed import DemoConfig, seed
     from voyce_assets.feedback import partition_feedback
+    from voyce_assets.ingestion.big_sync import LocalSparkSync
     from voyce_assets.ingestion.mirrors import raw_mirrors
     from voyce_assets.resources.app_db import (
         EmbeddedAppDatabase,
@@ -70,6 +71,7 @@ def main() -> None:
             "app_db": EmbeddedAppDatabase(source_url=url, data_dir=str(data_dir.parent / "unused")),
             "lakehouse": lakehouse,
             "pricing": Pricing(),
+            "big_sync": LocalSparkSync(),
             "transcriber": transcriber,
             "voice_compute": VoiceCompute(),
             "gpu_step_launcher": None,

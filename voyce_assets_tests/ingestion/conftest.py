@@ -10,6 +10,7 @@ from deltalake import DeltaTable
 
 from voyce_assets.catalog import table
 from voyce_assets.demo.seed import DemoConfig, generate, load_rows
+from voyce_assets.ingestion.big_sync import LocalSparkSync
 from voyce_assets.ingestion.reconciliation import raw_reconciliation_sweep
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
@@ -36,6 +37,8 @@ def env(pg_database, tmp_path):
         ),
         "pricing": Pricing(),
         "ingestion_settings": IngestionSettings(),
+        # Never Spark at the default threshold on these few rows (test_spark_sync sets one).
+        "big_sync": LocalSparkSync(),
     }
     yield engine, resources
     engine.dispose()

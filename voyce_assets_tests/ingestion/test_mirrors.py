@@ -20,6 +20,7 @@ from deltalake import DeltaTable
 
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.demo.seed import generate, load_rows
+from voyce_assets.ingestion.big_sync import LocalSparkSync
 from voyce_assets.ingestion.cdc import find_changes
 from voyce_assets.ingestion.mirrors import build_mirror, raw_mirrors
 from voyce_assets.ingestion.resources import IngestionSettings
@@ -460,6 +461,7 @@ def test_postgres_restarted_mid_sync_is_retried(tmp_path):
                 catalog="c", root_uri=str(tmp_path / "lake"), volumes_root=str(tmp_path / "v")
             ),
             "pricing": Pricing(),
+            "big_sync": LocalSparkSync(),
         }
         restarted = []
 

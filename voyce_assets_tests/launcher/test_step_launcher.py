@@ -23,6 +23,7 @@ from deltalake import DeltaTable
 
 from voyce_assets.catalog import table, volume
 from voyce_assets.demo.seed import DemoConfig, seed
+from voyce_assets.ingestion.big_sync import LocalSparkSync
 from voyce_assets.ingestion.mirrors import raw_mirrors
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.resources.lakehouse import Lakehouse
@@ -136,6 +137,7 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
                 "app_db": EmbeddedAppDatabase(source_url=pg_database, data_dir=str(tmp_path / "x")),
                 "lakehouse": lakehouse,
                 "pricing": Pricing(),
+                "big_sync": LocalSparkSync(),
                 "transcriber": Transcriber(),
                 "voice_compute": VoiceCompute(),
                 "gpu_step_launcher": ResourceDefinition.none_resource(),

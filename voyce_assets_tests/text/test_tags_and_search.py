@@ -16,6 +16,7 @@ from deltalake import DeltaTable
 from voyce_assets.catalog import table
 from voyce_assets.demo.seed import DemoConfig, create_app_schema, generate, load_rows
 from voyce_assets.feedback import row_id
+from voyce_assets.ingestion.big_sync import LocalSparkSync
 from voyce_assets.ingestion.cdc import find_changes, latest_cursor
 from voyce_assets.ingestion.mirrors import MIRRORS
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
@@ -42,7 +43,12 @@ def _demo(pg_database, lakehouse, text_resources, tmp_path):
         create_app_schema(conn)
     load_rows(engine, data)
     app_db = EmbeddedAppDatabase(source_url=pg_database, data_dir=str(tmp_path / "unused"))
-    resources = {**text_resources, "app_db": app_db, "auto_tagger": AutoTagger()}
+    resources = {
+        **text_resources,
+        "app_db": app_db,
+        "auto_tagger": AutoTagger(),
+        "big_sync": LocalSparkSync(),
+    }
     mirror = materialize([MIRRORS["raw_data/voice_feedback"]], resources=resources, tags=RANGE)
     assert mirror.success
     transcripts = []

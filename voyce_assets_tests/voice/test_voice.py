@@ -16,6 +16,7 @@ from deltalake import DeltaTable
 
 from voyce_assets.demo import speech
 from voyce_assets.demo.seed import DemoConfig, seed
+from voyce_assets.ingestion.big_sync import LocalSparkSync
 from voyce_assets.ingestion.mirrors import raw_mirrors
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.resources.lakehouse import Lakehouse
@@ -282,6 +283,7 @@ def test_voice_assets_on_the_demo(pg_database, tmp_path):
         "app_db": EmbeddedAppDatabase(source_url=pg_database, data_dir=str(tmp_path / "unused")),
         "lakehouse": lakehouse,
         "pricing": Pricing(),
+        "big_sync": LocalSparkSync(),
         "transcriber": Transcriber(),
         "voice_compute": VoiceCompute(),
         "gpu_step_launcher": None,
