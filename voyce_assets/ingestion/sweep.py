@@ -24,6 +24,8 @@ partition's checksum within ``checksum_every_days``.
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from psycopg import sql
@@ -43,6 +45,9 @@ from voyce_assets.ingestion.sync import source_counts
 from voyce_assets.lake import delta_batches, partition_files
 from voyce_assets.resources.lakehouse import Lakehouse
 
+# Mirror rows checksummed together (one statement, one scan) before progress is recorded.
+CHECKSUM_BATCH_ROWS = 2_000_000
+
 
 @dataclass
 class SweepResult:
@@ -53,6 +58,8 @@ class SweepResult:
     # {partition: {"source_rows", "mirror_rows", "checksum_equal"}}
     mismatched: dict[str, dict] = field(default_factory=dict)
     outside: Outside = field(default_factory=Outside)
+    # The day's checksum slice less the partitions the counts found: the checksum run's work.
+    scrub: list[str] = field(default_factory=list)
     # Why the table could not be compared (a source that repeats too many keys).
     error: str | None = None
     # Source rows left out of the comparison as erased (the days that were resolved).
@@ -78,7 +85,7 @@ def scrub_slice(partitions: list[str], day: dt.date, every_days: int) -> list[st
     return [p for p in partitions if dt.date.fromisoformat(p).toordinal() % every_days == turn]
 
 
-def sweep_table(
+def count_table(
     conn,
     table: Table,
     lakehouse: Lakehouse,
@@ -89,13 +96,12 @@ def sweep_table(
     bounds: tuple[dt.date, dt.date] | None = None,
     tombstones: frozenset[str] = frozenset(),
 ) -> SweepResult:
-    """Compare every partition of ``table`` (those before ``before`` if given); checksum
-    ``day``'s slice; name the rows outside ``bounds`` (first and last partition). ``conn``
-    is a read-only snapshot: counts and checksums see one state of the source.
-    ``tombstones``: the erasure log's id hashes; the source is compared without the rows
+    """Compare the counts of every partition of ``table`` (those before ``before`` if given);
+    name the rows outside ``bounds`` (first and last partition); leave ``day``'s checksum
+    slice, less the partitions the counts already found, in ``result.scrub``. No data is
+    read: the sensor's part of the sweep. ``conn`` is a read-only snapshot.
+    ``tombstones``: the erasure log's id hashes; the source is counted without the rows
     holding an erased id."""
-    import time
-
     started = time.perf_counter()
     result = SweepResult(table=table, day=day)
     # The rows a repeated key's rule leaves out are out of the mirror: out of the counts too.
@@ -119,24 +125,17 @@ def sweep_table(
         mirror = {k: v for k, v in mirror.items() if k < cutoff}
     partitions = sorted(set(source) | set(mirror))
     result.compared = len(partitions)
-    scrub = scrub_slice(partitions, day, checksum_every_days)
-    # Rows a sync leaves out for an infinite timestamp are out of the content compared;
-    # the counts include them (an index-only count cannot see them), so their partition
-    # stays a finding no full sync changes (named by the rows_placed check).
-    kept = sql.SQL("{} AND {}").format(exclude, finite(table))
-    # The erased rows of the days that are short or checksummed: off the counts, out of the
-    # checksums (no tombstones: no query).
-    resolved = sorted({k for k in partitions if source.get(k, 0) > mirror.get(k, 0)} | set(scrub))
-    if tombstones and resolved:
-        days = partition_filter(table, [dt.date.fromisoformat(k) for k in resolved])
+    # The erased rows of the days that are short: off their counts (no tombstones: no query).
+    short = sorted(k for k in partitions if source.get(k, 0) > mirror.get(k, 0))
+    if tombstones and short:
+        days = partition_filter(table, [dt.date.fromisoformat(k) for k in short])
         erased = resolve(conn, table, tombstones, days, pg_schema)
+        kept = sql.SQL("{} AND {}").format(exclude, finite(table))
         counted = erased.withheld(conn, sql.SQL("{} AND {}").format(days, kept), pg_schema)
         for key, n in counted.items():
             if key in source:
                 source[key] -= n
                 result.withheld += n
-        if erased:
-            kept = sql.SQL("{} AND {}").format(kept, erased.kept())
     for key in partitions:
         if source.get(key, 0) != mirror.get(key, 0):
             result.mismatched[key] = {
@@ -144,11 +143,63 @@ def sweep_table(
                 "mirror_rows": mirror.get(key, 0),
                 "checksum_equal": None,
             }
-    scrub = [p for p in scrub if p not in result.mismatched]
-    if scrub:
-        dates = [dt.date.fromisoformat(p) for p in scrub]
-        shape = inspect_source(conn, table, pg_schema)
-        theirs = postgres_checksums(conn, table, dates, shape, pg_schema, kept)
+    result.scrub = [
+        p for p in scrub_slice(partitions, day, checksum_every_days) if p not in result.mismatched
+    ]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def checksum_batches(partitions: list[str], rows: dict[str, int]) -> list[list[str]]:
+    """``partitions`` in order, grouped so that each group holds at most
+    ``CHECKSUM_BATCH_ROWS`` mirror rows (a bigger partition is a group of its own) and at
+    most 31 partitions: one PostgreSQL statement and one Delta scan each, progress recorded
+    after each."""
+    out: list[list[str]] = []
+    held = 0
+    for key in sorted(partitions):
+        n = rows.get(key, 0)
+        if out and held + n <= CHECKSUM_BATCH_ROWS and len(out[-1]) < 31:
+            out[-1].append(key)
+            held += n
+        else:
+            out.append([key])
+            held = n
+    return out
+
+
+def checksum_partitions(
+    conn,
+    table: Table,
+    lakehouse: Lakehouse,
+    partitions: list[str],
+    pg_schema: str = "public",
+    tombstones: frozenset[str] = frozenset(),
+) -> Iterator[dict[str, dict]]:
+    """The content checksums of ``partitions``, source against mirror, a batch of partitions
+    at a time (``checksum_batches``): yields {partition: {"source_rows", "mirror_rows",
+    "checksum_equal"}} after each batch, so the caller records progress as it goes.
+
+    Memory stays flat whatever a partition's size: PostgreSQL sums its rows' hashes
+    server-side (one row per day comes back), and the mirror's rows stream through
+    ``RowChecksums`` in batches of 64k rows. Raises ``DuplicateKeysError`` for a source
+    that repeats too many keys (the counts name it)."""
+    if not partitions:
+        return
+    exclude = find_duplicates(conn, table, pg_schema).exclusion()
+    # Rows a sync leaves out for an infinite timestamp are out of the content compared.
+    kept = sql.SQL("{} AND {}").format(exclude, finite(table))
+    shape = inspect_source(conn, table, pg_schema)
+    mirror = mirror_counts(lakehouse, table)
+    for batch in checksum_batches(partitions, mirror):
+        dates = [dt.date.fromisoformat(p) for p in batch]
+        where = kept
+        if tombstones:
+            # The erased ids of these days only: out of the checksummed source rows.
+            erased = resolve(conn, table, tombstones, partition_filter(table, dates), pg_schema)
+            if erased:
+                where = sql.SQL("{} AND {}").format(kept, erased.kept())
+        theirs = postgres_checksums(conn, table, dates, shape, pg_schema, where)
         ours = (
             arrow_checksums(
                 table,
@@ -163,16 +214,15 @@ def sweep_table(
             if mirror
             else {}
         )
-        for key in scrub:
-            if theirs.get(key) != ours.get(key, (0, 0)):
-                result.mismatched[key] = {
-                    "source_rows": source.get(key, 0),
-                    "mirror_rows": mirror.get(key, 0),
-                    "checksum_equal": False,
-                }
-        result.checksummed = scrub
-    result.seconds = time.perf_counter() - started
-    return result
+        found = {}
+        for key in batch:
+            source, target = theirs.get(key, (0, 0)), ours.get(key, (0, 0))
+            found[key] = {
+                "source_rows": source[0],
+                "mirror_rows": target[0],
+                "checksum_equal": source == target,
+            }
+        yield found
 
 
 def evaluation_metadata(result: SweepResult, requested: list[str], repaired: list[str]) -> dict:

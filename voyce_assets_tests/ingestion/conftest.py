@@ -10,7 +10,10 @@ from deltalake import DeltaTable
 
 from voyce_assets.catalog import table
 from voyce_assets.demo.seed import DemoConfig, generate, load_rows
-from voyce_assets.ingestion.reconciliation import raw_reconciliation_sweep
+from voyce_assets.ingestion.reconciliation import (
+    raw_reconciliation_checksum_job,
+    raw_reconciliation_sweep,
+)
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.resources.lakehouse import Lakehouse
@@ -101,4 +104,15 @@ def sweep(instance, resources, cursor=None, every_days=7):
             cursor=cursor,
             resources={**resources, "ingestion_settings": settings},
         )
+    )
+
+
+def checksum_run(instance, resources, request, **kwargs):
+    """The sweep's checksum run as the sensor requested it, in this process."""
+    return raw_reconciliation_checksum_job.execute_in_process(
+        run_config=request.run_config,
+        instance=instance,
+        resources={k: v for k, v in resources.items() if k != "pricing"},
+        tags=request.tags,
+        **kwargs,
     )
