@@ -116,3 +116,32 @@ def checksum_run(instance, resources, request, **kwargs):
         tags=request.tags,
         **kwargs,
     )
+
+
+def full_sweep(instance, resources, cursor=None, every_days=7, sweep_day=None):
+    """A day's whole sweep: a tick (the counts), the checksum run it requests, and the next
+    tick (the run's findings as full syncs). ``sweep_day``: the run's, as another day's
+    sweep (the sensor's day is today's). Returns ({table: the observations' metadata, the
+    tick's and the run's}, the full syncs requested, the cursor)."""
+    tick = sweep(instance, resources, cursor=cursor, every_days=every_days)
+    found: dict[str, list] = {}
+    for event in tick.asset_events:
+        found.setdefault(event.asset_key.path[-1], []).append(event.metadata)
+    syncs = [r for r in tick.run_requests if r.job_name != raw_reconciliation_checksum_job.name]
+    for request in tick.run_requests:
+        if request.job_name != raw_reconciliation_checksum_job.name:
+            continue
+        if sweep_day:
+            request.run_config["ops"]["reconciliation_checksums"]["config"]["sweep_day"] = sweep_day
+        run = checksum_run(instance, resources, request)
+        assert run.success
+        for event in run.all_events:
+            if event.is_asset_observation:
+                observation = event.asset_observation_data.asset_observation
+                if observation.partition is None:
+                    found.setdefault(observation.asset_key.path[-1], []).append(
+                        observation.metadata
+                    )
+        tick = sweep(instance, resources, cursor=tick.cursor, every_days=every_days)
+        syncs += tick.run_requests
+    return found, syncs, tick.cursor
