@@ -202,7 +202,8 @@ def checked_partitions(instance: DagsterInstance, path: str, sweep_day: str) -> 
 
 def _record(context, path: str, sweep_day: str, kind: str, found: dict[str, dict]) -> None:
     for partition, evidence in sorted(found.items()):
-        wrong = evidence["checksum_equal"] is False or evidence["checksum_equal"] is None
+        # A count that differs (no verdict) or a checksum that does.
+        wrong = evidence["checksum_equal"] is not True
         context.log_event(
             AssetObservation(
                 asset_key=MIRRORS[path].key,
@@ -382,8 +383,11 @@ def raw_reconciliation_sweep(
     state["failed_after"] = now.timestamp()
     requests += _new_findings(context, state)
     today = now.date()
+    fresh = {"done": [], "scrub": {}, "count_in_job": [], "requested": False}
     if state.get("day") != today.isoformat():
-        state.update(day=today.isoformat(), done=[], scrub={}, count_in_job=[], requested=False)
+        state.update(day=today.isoformat(), **fresh)
+    for key, value in fresh.items():
+        state.setdefault(key, value)  # a cursor written before the checksum run
     pending: dict[str, list[str]] = state.setdefault("pending", {})
     window_start = today - dt.timedelta(days=settings.full_sync_days - 1)
     valid = set(daily_partitions.get_partition_keys())
