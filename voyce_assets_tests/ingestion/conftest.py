@@ -11,7 +11,10 @@ from deltalake import DeltaTable
 from voyce_assets.catalog import table
 from voyce_assets.demo.seed import DemoConfig, generate, load_rows
 from voyce_assets.ingestion.big_sync import LocalSparkSync
-from voyce_assets.ingestion.reconciliation import raw_reconciliation_sweep
+from voyce_assets.ingestion.reconciliation import (
+    raw_reconciliation_checksum_job,
+    raw_reconciliation_sweep,
+)
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, sqlalchemy_url
 from voyce_assets.resources.lakehouse import Lakehouse
@@ -105,3 +108,43 @@ def sweep(instance, resources, cursor=None, every_days=7):
             resources={**resources, "ingestion_settings": settings},
         )
     )
+
+
+def checksum_run(instance, resources, request, **kwargs):
+    """The sweep's checksum run as the sensor requested it, in this process."""
+    return raw_reconciliation_checksum_job.execute_in_process(
+        run_config=request.run_config,
+        instance=instance,
+        resources={k: v for k, v in resources.items() if k != "pricing"},
+        tags=request.tags,
+        **kwargs,
+    )
+
+
+def full_sweep(instance, resources, cursor=None, every_days=7, sweep_day=None):
+    """A day's whole sweep: a tick (the counts), the checksum run it requests, and the next
+    tick (the run's findings as full syncs). ``sweep_day``: the run's, as another day's
+    sweep (the sensor's day is today's). Returns ({table: the observations' metadata, the
+    tick's and the run's}, the full syncs requested, the cursor)."""
+    tick = sweep(instance, resources, cursor=cursor, every_days=every_days)
+    found: dict[str, list] = {}
+    for event in tick.asset_events:
+        found.setdefault(event.asset_key.path[-1], []).append(event.metadata)
+    syncs = [r for r in tick.run_requests if r.job_name != raw_reconciliation_checksum_job.name]
+    for request in tick.run_requests:
+        if request.job_name != raw_reconciliation_checksum_job.name:
+            continue
+        if sweep_day:
+            request.run_config["ops"]["reconciliation_checksums"]["config"]["sweep_day"] = sweep_day
+        run = checksum_run(instance, resources, request)
+        assert run.success
+        for event in run.all_events:
+            if event.is_asset_observation:
+                observation = event.asset_observation_data.asset_observation
+                if observation.partition is None:
+                    found.setdefault(observation.asset_key.path[-1], []).append(
+                        observation.metadata
+                    )
+        tick = sweep(instance, resources, cursor=tick.cursor, every_days=every_days)
+        syncs += tick.run_requests
+    return found, syncs, tick.cursor

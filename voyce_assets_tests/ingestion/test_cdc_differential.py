@@ -17,13 +17,17 @@ from dagster import DagsterInstance, build_sensor_context, materialize
 
 from voyce_assets.catalog import JSON, STRING, UUID, table
 from voyce_assets.ingestion.mirrors import raw_mirrors
-from voyce_assets.ingestion.reconciliation import raw_reconciliation_sweep
+from voyce_assets.ingestion.reconciliation import (
+    raw_reconciliation_checksum_job,
+    raw_reconciliation_sweep,
+)
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.ingestion.sensors import raw_cdc_sensor
-from voyce_assets_tests.ingestion.conftest import DAYS, RANGE, delta_rows, sql_rows
+from voyce_assets_tests.ingestion.conftest import DAYS, RANGE, checksum_run, delta_rows, sql_rows
 
 ROUNDS = int(os.environ.get("VOYCE_CDC_ROUNDS", "50"))
 SEED = int(os.environ.get("VOYCE_CDC_SEED", "20261206"))
+CHECKSUMS = raw_reconciliation_checksum_job.name
 COMPARED = ("raw_data/voice_feedback", "raw_data/action_items", "raw_data/tags")
 
 
@@ -194,7 +198,21 @@ def test_randomized_cdc_rounds_keep_the_mirror_equal_to_the_source(env):
                     )
                 )
                 sweep_cursor = swept.cursor
-                for request in swept.run_requests or []:
+                requests = list(swept.run_requests or [])
+                for request in [r for r in requests if r.job_name == CHECKSUMS]:
+                    # Each round's sweep is a day of its own: its checksum run too.
+                    ops = request.run_config["ops"]["reconciliation_checksums"]["config"]
+                    ops["sweep_day"] = (dt.date(2000, 1, 1) + dt.timedelta(days=round_)).isoformat()
+                    assert checksum_run(instance, resources, request).success, where
+                    # The next tick turns what the checksum run found into full syncs.
+                    swept = raw_reconciliation_sweep(
+                        build_sensor_context(
+                            cursor=sweep_cursor, instance=instance, resources=resources
+                        )
+                    )
+                    sweep_cursor = swept.cursor
+                    requests += swept.run_requests or []
+                for request in [r for r in requests if r.job_name != CHECKSUMS]:
                     _execute(resources, request, by_key, where + " [sweep]")
             for path in COMPARED:
                 source, mirror = _source(engine, path, days), _mirror(resources, path, days)

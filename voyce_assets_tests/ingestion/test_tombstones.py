@@ -2,6 +2,7 @@
 the CDC merge and the sweep, while the app database still holds the subject."""
 
 import datetime as dt
+import json
 import uuid
 
 import psycopg
@@ -20,9 +21,9 @@ from voyce_assets_tests.ingestion.conftest import (
     RANGE,
     checks_by_name,
     delta_rows,
+    full_sweep,
     materializations,
     sql_rows,
-    sweep,
 )
 
 ERASURE_LOG = table("raw_data/erasure_log")
@@ -238,10 +239,6 @@ def test_a_cdc_change_of_an_erased_row_is_skipped_and_the_others_merged(env):
     assert next(r["status"] for r in merged if r["id"] == other) == "failed"
 
 
-def _observations(tick) -> dict[str, dict]:
-    return {e.asset_key.path[-1]: e.metadata for e in tick.asset_events}
-
-
 @pytest.mark.parametrize("every_days", [1, 7])
 def test_the_sweep_compares_the_app_without_the_erased_rows(env, every_days):
     """An erased subject the app still holds is no mismatch and requests no sync, whether
@@ -250,34 +247,35 @@ def test_the_sweep_compares_the_app_without_the_erased_rows(env, every_days):
     tombstones = _erase(resources, *_subjects(engine))
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
     with DagsterInstance.ephemeral() as instance:
-        tick = sweep(instance, resources, every_days=every_days)
-    found = _observations(tick)
+        found, syncs, _ = full_sweep(instance, resources, every_days=every_days)
     assert set(found) == {s.name for s in APP_TABLES}
-    assert all(m["passed"].value for m in found.values()), {
-        k: m["mismatched"].value for k, m in found.items()
+    assert all(m["passed"].value for ms in found.values() for m in ms), {
+        k: [m["mismatched"].value for m in ms] for k, ms in found.items()
     }
-    assert not tick.run_requests
-    assert found["voice_feedback"]["erased_rows_withheld"].value >= 1
+    assert not syncs
+    assert found["voice_feedback"][0]["erased_rows_withheld"].value >= 1
     _assert_mirrors_are_the_source_without(engine, resources, tombstones)
 
 
 def test_a_mirror_still_holding_an_erased_subject_is_found_and_resynced_without_it(env):
     """Mirrored before the erasure (and not yet removed from the mirror): the sweep's
-    comparison without the erased rows finds those partitions; its full syncs leave them
-    out; the next sweep passes."""
+    comparison without the erased rows finds those partitions (their checksums: the counts
+    are equal); its full syncs leave them out; the next sweep passes."""
     engine, resources = env
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
     tombstones = _erase(resources, *_subjects(engine))
     with DagsterInstance.ephemeral() as instance:
-        tick = sweep(instance, resources, every_days=1)
-        found = _observations(tick)
-        assert not found["voice_feedback"]["passed"].value and tick.run_requests
-        for request in tick.run_requests:
+        found, syncs, cursor = full_sweep(instance, resources, every_days=1)
+        assert not all(m["passed"].value for m in found["voice_feedback"]) and syncs
+        for request in syncs:
             selected = [a for a in raw_mirrors if a.key in set(request.asset_selection)]
             assert materialize(selected, resources=resources, tags=request.tags).success
         _assert_mirrors_are_the_source_without(engine, resources, tombstones)
-        again = _observations(sweep(instance, resources, every_days=1))
-    assert all(m["passed"].value for m in again.values())
+        tomorrow = {**json.loads(cursor), "day": None}
+        again, syncs, _ = full_sweep(
+            instance, resources, json.dumps(tomorrow), every_days=1, sweep_day="2000-01-01"
+        )
+    assert all(m["passed"].value for ms in again.values() for m in ms) and not syncs
 
 
 def test_tombstones_of_ids_the_app_does_not_hold_change_nothing(env):
