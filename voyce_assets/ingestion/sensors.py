@@ -3,9 +3,9 @@
 Its cursor holds, per app table, the (timestamp, id) of the newest change already requested.
 A tick reads all six tables in one REPEATABLE READ snapshot, groups the changed rows by their
 partition (UTC date of created_at), and requests incremental runs of the changed tables starting
-from the old cursor: one per run of consecutive changed days, and never more than
-``cdc_max_runs`` (``VOYCE_CDC_MAX_RUNS``) a tick: beyond that, the nearest groups share a run
-over their range, which merges only the days that changed (logins that bump ``updated_at`` on
+from the old cursor: one per changed partition, and never more than ``cdc_max_runs``
+(``VOYCE_CDC_MAX_RUNS``) a tick: beyond that, consecutive days and then the nearest groups
+share a run over their range, which merges only the days that changed (logins that bump ``updated_at`` on
 users created over two years make a few runs, not 700). Every run's steps are in the app
 database's pool, the one ingestion limit. The cursor then moves to the newest change it saw,
 never further: what is past it has been requested.
@@ -54,9 +54,11 @@ def _dump(cursors: dict[str, Cursor]) -> str:
 
 
 def coalesce(days: list[str], max_runs: int) -> list[list[str]]:
-    """The changed days (sorted partition keys) in at most ``max_runs`` groups of neighbours:
-    consecutive days share a group; while there are too many groups, the two with the
-    smallest gap between them become one. Each group is one run over its range."""
+    """The changed days (sorted partition keys) in at most ``max_runs`` groups, one run each:
+    a day each when they are few enough; else consecutive days share a group and, while there
+    are too many groups, the two with the smallest gap between them become one."""
+    if len(days) <= max_runs:
+        return [[day] for day in days]
     groups: list[list[str]] = []
     for day in days:
         if groups and _gap(groups[-1], [day]) == 0:

@@ -326,7 +326,9 @@ def test_coalesced_groups_cover_each_changed_day_once_in_at_most_the_limit(seed)
     groups = coalesce(days, limit)
     assert len(groups) <= limit
     assert [d for g in groups for d in g] == days  # in order, each once
-    if len(groups) < limit:  # under the limit, only neighbouring days share a run
+    if len(days) <= limit:  # few enough: a run each, as before
+        assert groups == [[d] for d in days]
+    elif len(groups) < limit:  # under the limit after joining neighbours: only those
         for group in groups:
             spans = dt.date.fromisoformat(group[-1]) - dt.date.fromisoformat(group[0])
             assert spans.days == len(group) - 1
