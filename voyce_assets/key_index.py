@@ -184,8 +184,9 @@ class _Writer:
     committed as one transaction. The last row has no id and carries ``v`` even when nothing
     else does."""
 
-    def __init__(self, index_uri: str, table: Table, version: int, storage_options) -> None:
+    def __init__(self, index_uri: str, table: Table, mirror, version: int, storage_options):
         self.uri = index_uri
+        self.of = _identity(mirror)
         self.schema = _schema(table)
         self.version = version
         self.storage_options = storage_options
@@ -263,6 +264,7 @@ class _Writer:
                 Schema.from_arrow(self.schema),
                 self.adds,
                 mode="overwrite",
+                description=self.of,
                 storage_options=so,
             )
             return
@@ -271,12 +273,18 @@ class _Writer:
         )
 
 
+def _identity(mirror) -> str:
+    """What the index says it indexes: the mirror's Delta table id (a table dropped and
+    created again restarts its versions: an index of the old one would look current)."""
+    return f"key index of Delta table {mirror.metadata().id}"
+
+
 def build(uri: str, table: Table, mirror, storage_options=None, sort_rows=SORT_ROWS) -> int:
     """Write the index afresh from the mirror's snapshot ``mirror`` (a ``DeltaTable``), as one
     commit; the entries written."""
     actions = pa.table(mirror.get_add_actions(flatten=True))
     total = sum(_rows(actions))
-    writer = _Writer(location(uri), table, mirror.version(), storage_options)
+    writer = _Writer(location(uri), table, mirror, mirror.version(), storage_options)
     for rows in _in_order(_scan(mirror, table), total, sort_rows, writer.schema.remove(3)):
         writer.write(rows)
     entries = writer.rows
@@ -320,6 +328,10 @@ def lookup(uri: str, table: Table, keys: list[str], mirror, storage_options=None
         found.metrics["built"] = True
         log.info("%s: key index built from a scan of the mirror", table.path)
     index = DeltaTable(index_uri, storage_options=so)
+    if index.metadata().description != _identity(mirror):
+        log.info("%s: key index of another table (created again?): built again", table.path)
+        drop(uri, storage_options)
+        return lookup(uri, table, keys, mirror, storage_options)
     files = pa.table(index.get_add_actions(flatten=True))
     covered = max(files["max.v"].to_pylist()) if files.num_rows else -1
     if covered > mirror.version():
@@ -360,7 +372,7 @@ def _catch_up(uri, table, mirror, covered: int, wanted, storage_options, found: 
         )
         if p not in known
     }
-    writer = _Writer(location(uri), table, mirror.version(), storage_options)
+    writer = _Writer(location(uri), table, mirror, mirror.version(), storage_options)
     hits = []
 
     def tapped():
@@ -478,7 +490,7 @@ def _maintain(uri, table, mirror, index, files: pa.Table, storage_options, found
             top = pc.max(entries.column("v")).as_py()
             entries = entries.filter(pc.is_valid(entries.column("id")))
             unique = entries.select(["id", "day", "at"]).group_by(["id", "day", "at"]).aggregate([])
-            writer = _Writer(location(uri), table, top, storage_options)
+            writer = _Writer(location(uri), table, mirror, top, storage_options)
             writer.write(unique.sort_by("id"))
             now = int(time.time() * 1000)
             writer.commit("append", [RemoveAction(p, True, now, size=n) for p, n in segments])

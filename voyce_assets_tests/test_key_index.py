@@ -321,3 +321,23 @@ def test_many_catch_ups_are_merged_into_one_segment_and_still_find_moved_rows(mi
     assert merged
     files = DeltaTable(key_index.location(uri)).get_add_actions(flatten=True)
     assert pa.table(files).num_rows <= key_index.MAX_SEGMENT_FILES + 2
+
+
+def test_an_index_of_a_mirror_created_again_is_not_trusted(tmp_path):
+    """The mirror dropped and created again restarts its versions: its old index would look
+    current and know none of the new rows; it is built again instead."""
+    import shutil
+
+    uri = _create(tmp_path)
+    old = Model(random.Random(1), per_day=10)
+    _full_sync(uri, old, DAYS)
+    for _ in range(3):  # the old index covers a version the new table has not reached
+        _merge(uri, [old.new(0)])
+    shutil.rmtree(uri)
+    uri = _create(tmp_path)
+    model = Model(random.Random(2), per_day=10)
+    _full_sync(uri, model, DAYS)
+    row = model.day(DAYS[3])[0]
+    stats = _merge(uri, [model.move(row["id"], 1)])
+    _assert_equal(uri, model)
+    assert stats.key_index["built"]
