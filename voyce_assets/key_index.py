@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 SUFFIX = ".keys"
 # Small row groups: a lookup reads about one group per changed key, whatever the table's size.
 ROWS_PER_GROUP = 1024
-# ... and small files, so that it reads few footers.
-ROWS_PER_FILE = 128 * ROWS_PER_GROUP
+# Files of 512 groups: each file read costs a few ms (open, footer, reads) whatever it
+# reads, so fewer files beat smaller footers (measured at 1M and 10M entries).
+ROWS_PER_FILE = 512 * ROWS_PER_GROUP
 # Catch-up segments merged into one past this many files.
 MAX_SEGMENT_FILES = 16
 # Built again when it holds this many times the mirror's rows (stale entries, duplicates).

@@ -50,7 +50,7 @@ class WriteStats:
     key_index: dict = field(default_factory=dict)
 
 
-def open_dataset(uri: str, table: Table, storage_options=None, dates=None):
+def open_dataset(uri: str, table: Table, storage_options=None, dates=None, snapshot=None):
     """The Delta table as a pyarrow dataset in the spec's schema, whatever each writer chose.
 
     Files of one table disagree on text types: ``write_deltalake`` writes ``string``, delta-rs'
@@ -60,14 +60,16 @@ def open_dataset(uri: str, table: Table, storage_options=None, dates=None):
     columns on the batches (``scan``).
 
     ``dates``: made of those partitions' files alone (a dataset of every file costs
-    milliseconds a file to make, filtered or not).
+    milliseconds a file to make, filtered or not). ``snapshot``: a ``DeltaTable`` already
+    loaded (its log not read again).
     """
     from deltalake import DeltaTable
 
     pruning = None
     if dates is not None:
         pruning = [(table.partition_column, "in", sorted({d.isoformat() for d in dates}))]
-    return DeltaTable(uri, storage_options=storage_options or None).to_pyarrow_dataset(
+    snapshot = snapshot or DeltaTable(uri, storage_options=storage_options or None)
+    return snapshot.to_pyarrow_dataset(
         schema=pa.schema([f.with_nullable(True) for f in table.arrow_schema()]),
         file_pruning_predicate=pruning,
     )
@@ -80,11 +82,12 @@ def delta_batches(
     columns=None,
     storage_options=None,
     fragments_ahead: int = 1,
+    snapshot=None,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``dates`` (every partition when None) as record batches in the spec's
     types, streamed with little read-ahead (``fragments_ahead`` files at once: more for a
     narrow scan of many files on cloud storage)."""
-    dataset = open_dataset(uri, table, storage_options, dates)
+    dataset = open_dataset(uri, table, storage_options, dates, snapshot)
     flt = None
     if dates is not None:
         flt = pc.field(table.partition_column).isin(pa.array(sorted(set(dates)), pa.date32()))
@@ -334,7 +337,9 @@ def _write(uri, reader, dates, table: Table, storage_options) -> None:
     )
 
 
-def _copies(uri, table: Table, source: pa.Table, storage_options, days=None) -> list[tuple]:
+def _copies(
+    uri, table: Table, source: pa.Table, storage_options, days=None, snapshot=None
+) -> list[tuple]:
     """(key, event timestamp, partition) of every row of the table, in ``days`` (every
     partition when None), whose primary key is among ``source``'s: one narrow scan of the key
     column (no statistic skips a random UUID), the keys matched on each batch
@@ -343,9 +348,8 @@ def _copies(uri, table: Table, source: pa.Table, storage_options, days=None) -> 
     wanted = source[key].combine_chunks()
     found: list[tuple] = []
     # Three narrow columns of every file: several files in flight (each is one small read).
-    for batch in delta_batches(
-        uri, table, days, [key, when, table.partition_column], storage_options, fragments_ahead=8
-    ):
+    columns = [key, when, table.partition_column]
+    for batch in delta_batches(uri, table, days, columns, storage_options, 8, snapshot):
         hits = batch.filter(pc.is_in(batch.column(key), value_set=wanted))
         found += zip(*(hits.column(c).to_pylist() for c in (0, 1, 2)), strict=True)
     return found
@@ -380,7 +384,7 @@ def _located(uri, table: Table, source: pa.Table, target, storage_options, stats
         return [(i, at[i], new[i][0]) for i in found.where]
     wider = {d for places in found.where.values() for d, _ in places} | set(days)
     stats.key_index["partitions_read"] = len(wider)
-    return _copies(uri, table, source, storage_options, sorted(wider))
+    return _copies(uri, table, source, storage_options, sorted(wider), target)
 
 
 def merge_rows(
