@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from voyce_assets import key_index
 from voyce_assets.catalog import Table
 
 # Parquet files of a partition stay small enough that a MERGE of recent changes (rows are
@@ -27,6 +29,8 @@ from voyce_assets.catalog import Table
 TARGET_FILE_BYTES = 8 << 20
 MAX_ROWS_PER_GROUP = 128_000
 QUARANTINE_PREVIEW = 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,9 +46,11 @@ class WriteStats:
     merge_metrics: dict = field(default_factory=dict)
     # Partitions an incremental MERGE moved rows out of (their created_at changed).
     moved_from: list[str] = field(default_factory=list)
+    # What finding the moved rows cost (``key_index.lookup``'s metrics).
+    key_index: dict = field(default_factory=dict)
 
 
-def open_dataset(uri: str, table: Table, storage_options=None):
+def open_dataset(uri: str, table: Table, storage_options=None, dates=None, snapshot=None):
     """The Delta table as a pyarrow dataset in the spec's schema, whatever each writer chose.
 
     Files of one table disagree on text types: ``write_deltalake`` writes ``string``, delta-rs'
@@ -52,11 +58,20 @@ def open_dataset(uri: str, table: Table, storage_options=None):
     compare a ``string`` filter with a ``string_view`` file's statistics. Filter a dataset from
     here on its partition column only (which lives in the paths, not the files); filter other
     columns on the batches (``scan``).
+
+    ``dates``: made of those partitions' files alone (a dataset of every file costs
+    milliseconds a file to make, filtered or not). ``snapshot``: a ``DeltaTable`` already
+    loaded (its log not read again).
     """
     from deltalake import DeltaTable
 
-    return DeltaTable(uri, storage_options=storage_options or None).to_pyarrow_dataset(
-        schema=pa.schema([f.with_nullable(True) for f in table.arrow_schema()])
+    pruning = None
+    if dates is not None:
+        pruning = [(table.partition_column, "in", sorted({d.isoformat() for d in dates}))]
+    snapshot = snapshot or DeltaTable(uri, storage_options=storage_options or None)
+    return snapshot.to_pyarrow_dataset(
+        schema=pa.schema([f.with_nullable(True) for f in table.arrow_schema()]),
+        file_pruning_predicate=pruning,
     )
 
 
@@ -67,11 +82,12 @@ def delta_batches(
     columns=None,
     storage_options=None,
     fragments_ahead: int = 1,
+    snapshot=None,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``dates`` (every partition when None) as record batches in the spec's
     types, streamed with little read-ahead (``fragments_ahead`` files at once: more for a
     narrow scan of many files on cloud storage)."""
-    dataset = open_dataset(uri, table, storage_options)
+    dataset = open_dataset(uri, table, storage_options, dates, snapshot)
     flt = None
     if dates is not None:
         flt = pc.field(table.partition_column).isin(pa.array(sorted(set(dates)), pa.date32()))
@@ -321,20 +337,54 @@ def _write(uri, reader, dates, table: Table, storage_options) -> None:
     )
 
 
-def _copies(uri, table: Table, source: pa.Table, storage_options) -> list[tuple]:
-    """(key, event timestamp, partition) of every row of the table whose primary key is among
-    ``source``'s: one narrow scan of the key column (no statistic skips a random UUID), the
-    keys matched on each batch (``open_dataset`` says why not in the scan's filter)."""
+def _copies(
+    uri, table: Table, source: pa.Table, storage_options, days=None, snapshot=None
+) -> list[tuple]:
+    """(key, event timestamp, partition) of every row of the table, in ``days`` (every
+    partition when None), whose primary key is among ``source``'s: one narrow scan of the key
+    column (no statistic skips a random UUID), the keys matched on each batch
+    (``open_dataset`` says why not in the scan's filter)."""
     key, when = table.primary_key[0], table.partition_source
     wanted = source[key].combine_chunks()
     found: list[tuple] = []
     # Three narrow columns of every file: several files in flight (each is one small read).
-    for batch in delta_batches(
-        uri, table, None, [key, when, table.partition_column], storage_options, fragments_ahead=8
-    ):
+    columns = [key, when, table.partition_column]
+    for batch in delta_batches(uri, table, days, columns, storage_options, 8, snapshot):
         hits = batch.filter(pc.is_in(batch.column(key), value_set=wanted))
         found += zip(*(hits.column(c).to_pylist() for c in (0, 1, 2)), strict=True)
     return found
+
+
+def _located(uri, table: Table, source: pa.Table, target, storage_options, stats) -> list[tuple]:
+    """``_copies`` of ``source``'s keys at the cost of the change, not of the table.
+
+    The key index (``key_index``) names every (day, created_at) each key may have. When each
+    key's only entries are its new row's own day and created_at, or it has none (a new row),
+    no copy can be elsewhere nor edited: nothing to read. Otherwise the copies are read from
+    the partitions the index names (and the run's), which hold every real copy. An index
+    that cannot be read is a cache lost: the whole table is scanned, as before it existed,
+    and the index is dropped (the next MERGE builds it again).
+    """
+    key, when, part = table.primary_key[0], table.partition_source, table.partition_column
+    ids = source[key].to_pylist()
+    try:
+        found = key_index.lookup(uri, table, ids, target, storage_options)
+    except Exception as exc:
+        log.warning("%s: key index unusable (%s); scanning the table's keys", table.path, exc)
+        stats.key_index = {"unusable": True}
+        with suppress(Exception):  # built again by the next MERGE
+            key_index.drop(uri, storage_options)
+        return _copies(uri, table, source, storage_options)
+    stats.key_index = dict(found.metrics)
+    days, stamps = source[part].to_pylist(), source[when].cast(pa.int64()).to_pylist()
+    new = {i: (d, t) for i, d, t in zip(ids, days, stamps, strict=True)}
+    if all(places <= {new[i]} for i, places in found.where.items()):
+        # Each key is where its new row goes, with the same created_at, or nowhere yet.
+        at = dict(zip(ids, source[when].to_pylist(), strict=True))
+        return [(i, at[i], new[i][0]) for i in found.where]
+    wider = {d for places in found.where.values() for d, _ in places} | set(days)
+    stats.key_index["partitions_read"] = len(wider)
+    return _copies(uri, table, source, storage_options, sorted(wider), target)
 
 
 def merge_rows(
@@ -357,7 +407,7 @@ def merge_rows(
     keys = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
     inside = set(dates)
     traced = len(table.primary_key) == 1 and table.partition_source is not None
-    copies = _copies(uri, table, source, storage_options) if traced else []
+    copies = _located(uri, table, source, target, storage_options, stats) if traced else []
     stamps = (
         dict(
             zip(
@@ -394,16 +444,21 @@ def merge_rows(
         )
         return stats
     # created_at was edited in the app: the row is still where it was, perhaps in another
-    # partition. The MERGE reaches those partitions too, in one commit: a row with no copy
-    # in its new partition is moved there; a copy left elsewhere when one is already home (a
-    # full sync wrote it there) is deleted. Never two copies.
-    key = table.primary_key[0]
-    home = {ident for ident, _, day in copies if day in inside}
+    # partition. The MERGE reaches those partitions too, in one commit, and keeps one copy of
+    # each row: the one already in its new partition (a full sync wrote it there), else the
+    # one in the latest partition holding it, updated (so moved); any other copy is deleted.
+    # Never two copies, even when the old partition is one of the run's own.
+    key, part = table.primary_key[0], table.partition_column
+    new_day = dict(zip(source[key].to_pylist(), source[part].to_pylist(), strict=True))
+    keep: dict = {}
+    for ident, _, day in copies:
+        if keep.get(ident) != new_day[ident]:
+            keep[ident] = day if day == new_day[ident] else max(day, keep.get(ident, day))
     source = source.append_column(
-        "_home", pa.array([ident in home for ident in source[key].to_pylist()], pa.bool_())
+        "_keep", pa.array([keep.get(i) for i in new_day], source.schema.field(part).type)
     )
     columns = {c: f"s.{c}" for c in table.column_names}
-    stats.moved_from = [d.isoformat() for d in elsewhere]
+    stats.moved_from = sorted({d.isoformat() for i, _, d in copies if d != new_day[i]})
     stats.merge_metrics = (
         target.merge(
             source=source,
@@ -411,9 +466,7 @@ def merge_rows(
             source_alias="s",
             target_alias="t",
         )
-        .when_matched_delete(
-            predicate=f"s._home AND NOT ({partition_predicate(table, dates, alias='t')})"
-        )
+        .when_matched_delete(predicate=f"t.{part} <> s._keep")
         .when_matched_update(updates=columns)
         .when_not_matched_insert(updates=columns)
         .execute()

@@ -360,6 +360,9 @@ def build_mirror(table: Table, retry_policy: RetryPolicy = INGEST_RETRY) -> Asse
         if stats.moved_from:
             # Rows whose created_at the app edited, moved here out of these partitions.
             metadata["moved_from_partitions"] = MetadataValue.json(stats.moved_from)
+        if stats.key_index:
+            # What finding moved rows cost: built, files caught up, row groups read.
+            metadata["key_index"] = MetadataValue.json(stats.key_index)
         if stats.merge_metrics:
             metadata["merge"] = MetadataValue.json(
                 {k: v for k, v in stats.merge_metrics.items() if isinstance(v, int)}

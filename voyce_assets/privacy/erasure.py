@@ -20,7 +20,8 @@ the auto-tags, MLflow input examples), handed in as ``StoreEraser``s through the
    transcription's id, then the sentiment rows that name it), until nothing new is found.
    Each table's days are rewritten in one overwrite commit naming the days only.
 4. ``purge``: with ``--purge``, in every table, the superseded files (VACUUM, retention 0),
-   the change-data files holding the subject and the log entries before a new checkpoint.
+   the change-data files holding the subject, the log entries before a new checkpoint and
+   the key index (``key_index``: ids; ``delete_rows`` drops it already where rows went).
 5. ``log_row``: hashes only (``tombstones.subject_hash``), counts per store; the hashes of
    the subject's organizations, users and feedback are the tombstones every sync honours.
 
@@ -42,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import ResourceDefinition
 
+from voyce_assets import key_index
 from voyce_assets.catalog import (
     ARRAY_STRING,
     JSON,
@@ -569,6 +571,9 @@ def delete_rows(lakehouse, plan: Plan, tables: Sequence[Table] = TABLES) -> Dele
             removed, scrubbed = _rewrite(lakehouse, spec, found.days, erased)
             if removed:
                 out.rows[spec.path] = out.rows.get(spec.path, 0) + removed
+                # Its key index holds the removed rows' ids: gone with them (a cache, built
+                # again by the next MERGE from the mirror, which no longer holds them).
+                key_index.drop(lakehouse.table_uri(spec), lakehouse.storage_options)
             if scrubbed:
                 out.scrubbed[spec.path] = out.scrubbed.get(spec.path, 0) + scrubbed
             out.days[spec.path] = sorted(set(out.days.get(spec.path, [])) | found.days)
@@ -642,12 +647,17 @@ def purge(
     """Delete now what still holds the subject outside the tables' current state, in every
     table (a rerun of any stage may have left an older copy of its rows): the superseded
     files (VACUUM, retention 0), the change-data files holding one of ``ids`` (or an id
-    hashing into ``hashes``: a subject an earlier erasure removed from the tables), and the log
-    entries before a new checkpoint. No time travel to before this point; files another
+    hashing into ``hashes``: a subject an earlier erasure removed from the tables), the log
+    entries before a new checkpoint, and the table's key index. No time travel to before this point; files another
     writer wrote but has not committed go too: run it when nothing else writes the tables."""
     from deltalake import DeltaTable
 
-    counts = {"superseded_files_vacuumed": 0, "change_data_files": 0, "log_files": 0}
+    counts = {
+        "superseded_files_vacuumed": 0,
+        "change_data_files": 0,
+        "log_files": 0,
+        "key_indexes_dropped": 0,
+    }
     for path in sorted(set(paths)):
         spec = table(path)
         if not lakehouse.exists(spec):
@@ -660,6 +670,10 @@ def purge(
         )
         counts["change_data_files"] += _change_data_holding(lakehouse, spec, ids, set(hashes))
         counts["log_files"] += _truncate_log(lakehouse, spec)
+        # The key index's files and log hold ids too (``delete_rows`` dropped it already
+        # where rows went; a rebuild since read the mirror as it is now): none left.
+        dropped = key_index.drop(lakehouse.table_uri(spec), lakehouse.storage_options)
+        counts["key_indexes_dropped"] += dropped
     return counts
 
 

@@ -4,8 +4,12 @@ Builds ``voice_feedback`` with N rows in one partition of a fresh embedded Postg
 reports, in one run: rows/s and peak RSS of our full sync into Delta, of plain
 ``COPY (SELECT ...) TO STDOUT`` into /dev/null (psql, the physical limit) and of
 ``pandas.read_sql`` + ``write_deltalake`` (the naive way); our sync's RSS at N/4 and N rows
-(flat = streaming); the CDC sensor's tick with no change; and an incremental MERGE of 1,000
-changed rows against a full sync of the same partition.
+(flat = streaming); the CDC sensor's tick with no change; an incremental MERGE of 1,000
+changed rows against a full sync of the same partition; and merge scaling: 1,000 changed
+rows (a few of them moved to another day) merged into a mirror of 1M rows in 100 partitions
+and of 10M rows in 1,000, each in its own process (time and peak RSS should not grow with
+the table). ``--quick``: a tenth of every size. The last line printed is ``merge scaling R``
+(R = MERGE time at the large table / at the small one).
 
 Each contender runs in its own process so peak RSS (ru_maxrss) is its own.
 """
@@ -190,7 +194,9 @@ def tick_and_merge(url, lake, changed: int) -> dict:
     import adbc_driver_postgresql.dbapi  # noqa: F401
     import sqlalchemy as sa
     from dagster import DagsterInstance, build_sensor_context
+    from deltalake import DeltaTable
 
+    from voyce_assets import key_index
     from voyce_assets.catalog import table
     from voyce_assets.ingestion.resources import IngestionSettings
     from voyce_assets.ingestion.sensors import _load, raw_cdc_sensor
@@ -231,6 +237,10 @@ def tick_and_merge(url, lake, changed: int) -> dict:
         assert len(tick.run_requests) == 1
         since = _load(first.cursor)["raw_data/voice_feedback"]
         uri = lakehouse.table_uri(spec)
+        # The key index is built once per table (the first MERGE would): not part of a MERGE.
+        started = time.perf_counter()
+        key_index.build(uri, spec, DeltaTable(uri))
+        out["index_build_s"] = time.perf_counter() - started
         started = time.perf_counter()
         with app.connect() as conn:
             merged = sync_table(conn, spec, uri, [DAY], since=since)
@@ -246,17 +256,200 @@ def tick_and_merge(url, lake, changed: int) -> dict:
     return out
 
 
+# ---- merge scaling: the same changes into a 10x larger table -------------------------------
+
+MERGE_START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+MOVED = 10
+
+
+def _feedback_rows(ids, stamps, status: str):
+    import pyarrow as pa
+
+    from voyce_assets.catalog import table
+
+    n = len(ids)
+    return pa.table(
+        {
+            "id": ids,
+            "organization_id": ["00000000-0000-4000-8000-000000000001"] * n,
+            "user_id": [None] * n,
+            "audio_file_path": [f"org/{i}.m4a" for i in ids],
+            "audio_duration_seconds": [12.5] * n,
+            "audio_format": ["m4a"] * n,
+            "file_size_bytes": [40_000] * n,
+            "upload_source": ["ios"] * n,
+            "metadata": ['{"topic": "checkout"}'] * n,
+            "status": [status] * n,
+            "created_at": stamps,
+            "updated_at": stamps,
+            "event_date": [s.date() for s in stamps],
+        },
+        schema=table("raw_data/voice_feedback").arrow_schema(),
+    )
+
+
+def _changes(uri, parts: int, rng, status: str, moved: int):
+    """1,000 changed rows: updates of the last two days' rows, and ``moved`` rows of older
+    days whose created_at moved to the last day."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    days = [(MERGE_START + dt.timedelta(days=parts - k)).date() for k in (1, 2)]
+    moved = min(moved, parts - 2)
+    old = sorted(rng.sample(range(parts - 2), moved))
+    olds = [(MERGE_START + dt.timedelta(days=d)).date() for d in old]
+    dataset = DeltaTable(uri).to_pyarrow_dataset()
+    recent = dataset.to_table(filter=pc.field("event_date").isin(pa.array(days)))
+    picked = sorted(rng.sample(range(recent.num_rows), 1_000 - moved))
+    ids = [recent["id"][i].as_py() for i in picked]
+    stamps = [recent["created_at"][i].as_py() for i in picked]
+    for day in olds:
+        one = dataset.to_table(filter=pc.field("event_date") == pa.scalar(day)).slice(0, 1)
+        ids.append(one["id"][0].as_py())
+        stamps.append(MERGE_START + dt.timedelta(days=parts - 1, seconds=rng.randrange(86_400)))
+    return _feedback_rows(ids, stamps, status)
+
+
+def merge_child(mode: str, lake: str, rows: int, parts: int) -> None:
+    """One step of the merge-scaling section, in its own process: build the mirror, build
+    its key index (and run one earlier MERGE, whose files the timed one catches up on), the
+    timed MERGE, or the old lookup (the full scan of the keys) for comparison."""
+    import random
+    import uuid
+
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable, write_deltalake
+
+    from voyce_assets import key_index
+    from voyce_assets.catalog import table
+    from voyce_assets.lake import _copies, merge_rows
+    from voyce_assets.resources.lakehouse import Lakehouse
+
+    spec = table("raw_data/voice_feedback")
+    lakehouse = Lakehouse(catalog="bench", root_uri=lake, volumes_root=lake)
+    uri = lakehouse.table_uri(spec)
+    rng = random.Random(rows)
+    out: dict = {"rows": rows, "partitions": parts}
+    started = time.perf_counter()
+    if mode == "mirror":
+        lakehouse.ensure_table(spec)
+        per_day = rows // parts
+        for first in range(0, parts, 50):
+            ids, stamps = [], []
+            for day in range(first, min(parts, first + 50)):
+                base = MERGE_START + dt.timedelta(days=day)
+                step = 86_399 / per_day
+                for k in range(per_day):
+                    ids.append(str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+                    stamps.append(base + dt.timedelta(seconds=k * step))
+            write_deltalake(uri, _feedback_rows(ids, stamps, "pending"), mode="append")
+    elif mode == "index":
+        target = DeltaTable(uri)
+        out["entries"] = key_index.build(uri, spec, target)
+        out["index_build_s"] = time.perf_counter() - started
+        earlier = _changes(uri, parts, rng, "processing", 0)
+        merge_rows(uri, spec, earlier.to_batches(), sorted(set(earlier["event_date"].to_pylist())))
+        pq.write_table(
+            _changes(uri, parts, random.Random(parts), "completed", MOVED),
+            f"{lake}/changes.parquet",
+        )
+    elif mode == "merge":
+        changes = pq.read_table(f"{lake}/changes.parquet")
+        started = time.perf_counter()
+        stats = merge_rows(
+            uri, spec, changes.to_batches(), sorted(set(changes["event_date"].to_pylist()))
+        )
+        out["moved_from"] = len(stats.moved_from)
+        out["key_index"] = stats.key_index
+        out["files_rewritten"] = stats.merge_metrics.get("num_target_files_removed")
+    else:  # the old lookup: every row's key, created_at and day
+        changes = pq.read_table(f"{lake}/changes.parquet")
+        started = time.perf_counter()
+        out["copies"] = len(_copies(uri, spec, changes, None))
+    out["seconds"] = time.perf_counter() - started
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(out, default=str))
+
+
+def merge_scaling(lake: str, rows: int, parts: int) -> dict:
+    """The merge-scaling section at (rows, parts) and ten times both, each step a child."""
+    from voyce_assets_tests.bench.common import run_script
+
+    out = {}
+    for label, n, p in (("small", rows, parts), ("large", rows * 10, parts * 10)):
+        where = f"{lake}/merge_{label}"
+        args = ["--lake", where, "--rows", str(n), "--parts", str(p)]
+        print(f"merge scaling: building {n:,} rows in {p} partitions ...", flush=True)
+        run_script(__file__, "--merge-child", "mirror", *args)
+        index = run_script(__file__, "--merge-child", "index", *args)
+        merge = run_script(__file__, "--merge-child", "merge", *args)
+        scan = run_script(__file__, "--merge-child", "scan", *args)
+        out[label] = {"index": index, "merge": merge, "scan": scan}
+    return out
+
+
+def render_scaling(r: dict) -> list[str]:
+    small, large = r["small"], r["large"]
+    lines = [
+        "",
+        f"Merge scaling: 1,000 changed rows ({small['merge']['moved_from']} and "
+        f"{large['merge']['moved_from']} of them moved from older days to the last) merged "
+        "into a mirror built with write_deltalake, each MERGE in its own process after one "
+        "earlier MERGE (whose files the index catches up on); the old lookup is the full scan "
+        "of (id, created_at, day) the MERGE made before the key index.",
+        "",
+        "| mirror | MERGE s | peak RSS MB | index row groups read | index build s | "
+        "old lookup (full key scan) s | its peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for x in (small, large):
+        lines.append(
+            f"| {x['index']['rows']:,} rows, {x['index']['partitions']:,} partitions | "
+            f"{x['merge']['seconds']:.2f} | {x['merge']['peak_rss_mb']:,.0f} | "
+            f"{x['merge']['key_index'].get('row_groups_read')} | {x['index']['index_build_s']:.1f} | "
+            f"{x['scan']['seconds']:.2f} | {x['scan']['peak_rss_mb']:,.0f} |"
+        )
+    ratio = large["merge"]["seconds"] / small["merge"]["seconds"]
+    rss = large["merge"]["peak_rss_mb"] / small["merge"]["peak_rss_mb"]
+    lines += [
+        "",
+        f"- MERGE time at 10x the table: {ratio:.2f}x (goal <= 1.5); peak RSS {rss:.2f}x "
+        "(goal within 20%)",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changed", type=int, default=1_000)
     parser.add_argument("--output", type=Path, default=HERE / "results" / "raw_sync.md")
+    parser.add_argument("--quick", action="store_true", help="a tenth of every size")
+    parser.add_argument(
+        "--only-merge-scaling", action="store_true", help="the merge-scaling section alone"
+    )
     parser.add_argument("--child")
+    parser.add_argument("--merge-child")
+    parser.add_argument("--parts", type=int)
     parser.add_argument("--url")
     parser.add_argument("--lake")
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.url, args.lake)
+    if args.merge_child:
+        return merge_child(args.merge_child, args.lake, args.rows, args.parts)
+    scale = 10 if args.quick else 1
+    args.rows //= scale
+    if args.only_merge_scaling:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="voyce-bench-") as lake:
+            scaling = merge_scaling(lake, 1_000_000 // scale, 100 // scale)
+        print("\n".join(render_scaling(scaling)))
+        print(f"merge scaling {_ratio(scaling):.2f}")
+        return None
 
     from voyce_assets.resources.app_db import (
         libpq_url,
@@ -282,10 +475,19 @@ def main() -> None:
             results[name] = measure(name, url, str(data_dir.parent / f"lake_{name}"), runs)
         print("measuring sensor tick and merge ...", flush=True)
         cdc = tick_and_merge(url, str(data_dir.parent / "lake_ours_0"), args.changed)
+        scaling = merge_scaling(str(data_dir.parent), 1_000_000 // scale, 100 // scale)
         report = render(args.rows, args.changed, results, cdc)
+        report += "\n".join(render_scaling(scaling))
         print(report)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
+        if not args.quick:  # the results file holds the latest full-size run
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(report)
+    print(f"merge scaling {_ratio(scaling):.2f}")
+    return None
+
+
+def _ratio(scaling: dict) -> float:
+    return scaling["large"]["merge"]["seconds"] / scaling["small"]["merge"]["seconds"]
 
 
 def render(rows, changed, r, cdc) -> str:
@@ -327,7 +529,8 @@ def render(rows, changed, r, cdc) -> str:
             f"- CDC sensor tick, no change ({rows:,}-row table): {cdc['tick_no_change_s'] * 1000:.1f} ms (goal < 200 ms)",
             f"- incremental MERGE of {cdc['merge_rows']:,} changed rows (the most recent ones) into the {rows:,}-row "
             f"partition: {cdc['merge_s']:.2f} s ({cdc['merge_files_rewritten']} file(s) rewritten) vs full sync "
-            f"with checks {cdc['full_verified_s']:.2f} s: {ratio:.1f}x cheaper (goal >= 10x)",
+            f"with checks {cdc['full_verified_s']:.2f} s: {ratio:.1f}x cheaper (goal >= 10x); "
+            f"the table's key index built once before: {cdc['index_build_s']:.2f} s",
             "",
         ]
     )
