@@ -33,6 +33,7 @@ import os
 import tempfile
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -166,6 +167,10 @@ def _in_order(batches, total: int, sort_rows: int, schema: pa.Schema):
             format="parquet",
             partitioning=ds.partitioning(pa.schema([("b", pa.string())]), flavor="hive"),
             existing_data_behavior="overwrite_or_ignore",
+            # Every bucket may get rows from one batch (4,096 past 512M rows: pyarrow's
+            # default stops at 1,024 and the build would fail on the tables that need it most).
+            max_partitions=16**digits,
+            max_open_files=max(1024, 16**digits),
         )
         spilled = ds.dataset(
             spill,
@@ -245,7 +250,9 @@ class _Writer:
 
     def commit(self, mode: str, removes=()) -> None:
         """The segment (its last row, with no id, included) as one commit; ``removes``: files
-        it replaces (``mode`` append)."""
+        it replaces (``mode`` append). Only a build (``overwrite``) creates the index: a
+        catch-up or a merge of segments that finds it dropped (an erasure, a lost cache) or
+        already past what it read is discarded, never the start of a partial index."""
         from deltalake import DeltaTable, Schema
         from deltalake.transaction import create_table_with_add_actions
 
@@ -259,7 +266,8 @@ class _Writer:
         )
         self._close()
         so = self.storage_options or None
-        if not DeltaTable.is_deltatable(self.uri, storage_options=so):
+        exists = DeltaTable.is_deltatable(self.uri, storage_options=so)
+        if mode == "overwrite" and not exists:
             create_table_with_add_actions(
                 self.uri,
                 Schema.from_arrow(self.schema),
@@ -269,9 +277,32 @@ class _Writer:
                 storage_options=so,
             )
             return
-        DeltaTable(self.uri, storage_options=so).create_write_transaction(
-            [*self.adds, *removes], mode=mode, schema=self.schema
-        )
+        if not exists:
+            self.discard()
+            return
+        index = DeltaTable(self.uri, storage_options=so)
+        if mode != "overwrite":
+            files = pa.table(index.get_add_actions(flatten=True))
+            held = set(files["path"].to_pylist())
+            covered = max(files["max.v"].to_pylist()) if files.num_rows else -1
+            # A merge whose segments are gone (a rebuild since), or a catch-up the index
+            # already covers (rebuilt from a newer mirror, e.g. after an erasure): it would
+            # only bring back what the index no longer holds.
+            if (removes and not {r.path for r in removes} <= held) or (
+                not removes and covered >= self.version
+            ):
+                self.discard()
+                return
+        index.create_write_transaction([*self.adds, *removes], mode=mode, schema=self.schema)
+
+    def discard(self) -> None:
+        """Delete the files written and not committed (they hold ids)."""
+        if self._file is not None:
+            self._close()
+        for add in self.adds:
+            with suppress(Exception):
+                self.fs.delete_file(add.path)
+        self.adds = []
 
 
 def _identity(mirror) -> str:
@@ -282,15 +313,25 @@ def _identity(mirror) -> str:
 
 def build(uri: str, table: Table, mirror, storage_options=None, sort_rows=SORT_ROWS) -> int:
     """Write the index afresh from the mirror's snapshot ``mirror`` (a ``DeltaTable``), as one
-    commit; the entries written."""
-    actions = pa.table(mirror.get_add_actions(flatten=True))
-    total = sum(_rows(actions))
-    writer = _Writer(location(uri), table, mirror, mirror.version(), storage_options)
-    for rows in _in_order(_scan(mirror, table), total, sort_rows, writer.schema.remove(3)):
-        writer.write(rows)
-    entries = writer.rows
-    writer.commit("overwrite")
-    return entries
+    commit; the entries written. If the mirror gained a commit while it was read (an erasure
+    among them, perhaps: its rows must not come back through the index), it reads the newest
+    snapshot instead (``mirror`` is moved to it)."""
+    from deltalake import DeltaTable
+
+    so = storage_options or None
+    for _ in range(3):
+        actions = pa.table(mirror.get_add_actions(flatten=True))
+        total = sum(_rows(actions))
+        writer = _Writer(location(uri), table, mirror, mirror.version(), storage_options)
+        for rows in _in_order(_scan(mirror, table), total, sort_rows, writer.schema.remove(3)):
+            writer.write(rows)
+        if DeltaTable(uri, storage_options=so).version() == mirror.version():
+            entries = writer.rows
+            writer.commit("overwrite")
+            return entries
+        writer.discard()
+        mirror.update_incremental()
+    raise RuntimeError(f"{table.path}: the mirror kept changing while its key index was built")
 
 
 def drop(uri: str, storage_options=None) -> bool:

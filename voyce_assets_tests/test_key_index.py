@@ -341,3 +341,45 @@ def test_an_index_of_a_mirror_created_again_is_not_trusted(tmp_path):
     stats = _merge(uri, [model.move(row["id"], 1)])
     _assert_equal(uri, model)
     assert stats.key_index["built"]
+
+
+def test_a_catch_up_that_finds_the_index_dropped_never_starts_a_partial_one(mirror):
+    """A lookup's catch-up reads the files added since the index's version; the index is
+    dropped meanwhile (an erasure, a lost cache). Its segment must not become an index of its
+    own: that index would know only the new files and hide every older row from the next
+    MERGE's search (a moved row would be mirrored twice)."""
+    uri, model = mirror
+    _merge(uri, [model.new(1)])  # the index exists
+    covered = DeltaTable(key_index.location(uri)).version()
+    assert covered >= 0
+    fresh = model.new(3)
+    write_deltalake(uri, _arrow([fresh]), mode="append")  # a commit the index has not seen
+    assert key_index.drop(uri)
+    snapshot = DeltaTable(uri)
+    found = key_index.Found()
+    wanted = pa.array([fresh["id"]], pa.string())
+    # The index covered the version before the hand-written commit.
+    assert key_index._catch_up(uri, SPEC, snapshot, snapshot.version() - 1, wanted, None, found)
+    assert not DeltaTable.is_deltatable(key_index.location(uri))
+    leftovers = list(Path(key_index.location(uri)).glob("*.parquet"))
+    assert not leftovers, "a discarded segment's files (ids) were left behind"
+    # The next MERGE builds a whole index and moves an old row once.
+    old = model.day(DAYS[0])[3]
+    stats = _merge(uri, [model.move(old["id"], 5)])
+    assert stats.key_index["built"] and stats.moved_from == [DAYS[0].isoformat()]
+    _assert_equal(uri, model)
+
+
+def test_a_build_that_read_an_older_mirror_reads_the_newest_instead(mirror):
+    """A commit lands while the index is built from an older snapshot (an erasure's rewrite,
+    whose rows must not come back through the index): the build reads the newest one."""
+    uri, model = mirror
+    old = DeltaTable(uri)
+    gone = model.day(DAYS[2])[0]
+    del model.rows[gone["id"]]
+    _full_sync(uri, model, [DAYS[2]])  # the rewrite, after the snapshot was taken
+    key_index.build(uri, SPEC, old)
+    assert old.version() == DeltaTable(uri).version()  # moved to the newest
+    held = pa.table(DeltaTable(key_index.location(uri)).to_pyarrow_table())["id"].to_pylist()
+    assert gone["id"] not in held
+    assert set(model.rows) <= set(held)
