@@ -27,6 +27,7 @@ from dagster._serdes import deserialize_value
 
 REPO = Path(__file__).resolve().parent.parent
 LOCATION = "run_monitoring"
+INGESTION = {"voyce/ingestion": "app_tables"}
 # Seconds the test may wait for one transition (a run worker starting, a run finishing).
 WAIT = 90
 
@@ -174,7 +175,11 @@ def test_killed_run_workers_free_their_gpu_slots(tmp_path, shipped):
             return _event_pid(instance, run_id, DagsterEventType.STEP_START)
 
         try:
-            holders = [_submit(context, "hold_gpu_job") for _ in range(gpu_limit)]
+            # The first holder is an ingestion run too.
+            holders = [
+                _submit(context, "hold_gpu_job", INGESTION if i == 0 else None)
+                for i in range(gpu_limit)
+            ]
             runs += holders
             _wait("the holders' steps to start", lambda: all(map(started, holders)), tick=dequeue)
             assert _gpu_holders(instance) == set(holders)
@@ -187,13 +192,12 @@ def test_killed_run_workers_free_their_gpu_slots(tmp_path, shipped):
                 workers.append((worker_pid, _started(worker_pid)))
                 processes += [workers[-1], (step_pid, _started(step_pid))]
 
-            # Queued behind the holders by the pool; a run in no pool is not.
-            sync = _submit(context, "sync_job")
+            # Queued behind the holders: one by the ingestion run limit, one by the pool.
+            sync = _submit(context, "sync_job", INGESTION)
             gpu = _submit(context, "use_gpu_job")
             runs += [sync, gpu]
             dequeue()
-            assert _status(instance, gpu) == DagsterRunStatus.QUEUED
-            assert _status(instance, sync) != DagsterRunStatus.QUEUED
+            assert _status(instance, sync) == _status(instance, gpu) == DagsterRunStatus.QUEUED
 
             for worker in workers:
                 _kill(worker)
@@ -207,6 +211,8 @@ def test_killed_run_workers_free_their_gpu_slots(tmp_path, shipped):
             assert _gpu_holders(instance) == set(holders)
             dequeue()
             assert _status(instance, gpu) == DagsterRunStatus.QUEUED
+            # The ingestion run limit counts runs in progress only: it freed on its own.
+            assert _status(instance, sync) != DagsterRunStatus.QUEUED
 
             # The monitoring daemon frees the dead runs' slots once they have been over for
             # free_slots_after_run_end_seconds.

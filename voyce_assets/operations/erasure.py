@@ -58,6 +58,7 @@ from voyce_assets.privacy.erasure import (
 )
 from voyce_assets.privacy.tombstones import erased_hashes, subject_hash
 from voyce_assets.resources import AppDatabase, Lakehouse
+from voyce_assets.resources.app_db import APP_DB_POOL
 from voyce_assets.tables import table_asset, table_key
 
 ERASURE_JOB = "erasure"
@@ -105,6 +106,8 @@ def run_config(
 @table_asset(
     LOG.path,
     required_resource_keys={"lakehouse", "app_db", "erasure_stores"},
+    # It asks the app database and rewrites the mirrors: never beside a sync of them.
+    pool=APP_DB_POOL,
     description="Materialized by the `erasure` job only (`voyce erase` locally), for the "
     "partition of the day the run is requested, with the subjects in its run config.",
 )
