@@ -41,6 +41,7 @@ from voyce_assets.ingestion.sync import source_counts
 BATCH_ROWS = 65_536
 # Where Debian's libpostgresql-jdbc-java puts the driver.
 DEBIAN_JDBC_JAR = "/usr/share/java/postgresql.jar"
+MICROSECOND = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,14 @@ def jdbc_source(conn, host: str | None = None, port: int | None = None) -> JdbcS
     )
 
 
+def cut(lo: dt.datetime, hi: dt.datetime, n: int) -> list[dt.datetime]:
+    """``n + 1`` edges cutting ``[lo, hi)`` in ``n`` near-equal ranges, in whole microseconds
+    (``timedelta / n`` rounds its step, and ``n`` rounded steps miss ``hi`` by up to ``n``
+    microseconds): the first edge ``lo``, the last exactly ``hi``, never decreasing."""
+    span = (hi - lo) // MICROSECOND
+    return [lo + MICROSECOND * (span * i // n) for i in range(n)] + [hi]
+
+
 def chunks(
     table: Table, counts: dict[dt.date, int], per_chunk: int, chunk_rows: int
 ) -> list[list[str]]:
@@ -97,8 +106,8 @@ def chunks(
     for day in sorted(counts):
         start = dt.datetime.combine(day, dt.time(), dt.UTC)
         n = max(1, math.ceil(counts[day] / chunk_rows))
-        step = dt.timedelta(days=1) / n
-        pieces += [(start + step * i, start + step * (i + 1), counts[day] / n) for i in range(n)]
+        edges = cut(start, start + dt.timedelta(days=1), n)
+        pieces += [(lo, hi, counts[day] / n) for lo, hi in pairwise(edges)]
     ranges: list[tuple[dt.datetime, dt.datetime]] = []
     rows = 0.0
     for lo, hi, n in pieces:
@@ -111,8 +120,7 @@ def chunks(
     column = f'"{table.partition_source}"'
     out = []
     for lo, hi in ranges:
-        step = (hi - lo) / per_chunk
-        edges = [lo + step * i for i in range(per_chunk)] + [hi]
+        edges = cut(lo, hi, per_chunk)
         out.append(
             [
                 f"{column} >= '{a.isoformat()}' AND {column} < '{b.isoformat()}'"
