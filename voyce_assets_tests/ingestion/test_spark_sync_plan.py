@@ -3,12 +3,16 @@ instant of its days exactly once, the loopback bridge outlives a failed connecti
 result read back from the volume is data only."""
 
 import datetime as dt
+import os
+import socket
+import tempfile
+import threading
 from itertools import pairwise
 
 import pytest
 
 from voyce_assets.catalog import table
-from voyce_assets.ingestion.spark_sync import chunks
+from voyce_assets.ingestion.spark_sync import chunks, loopback_bridge
 
 FEEDBACK = table("raw_data/voice_feedback")
 US = dt.timedelta(microseconds=1)
@@ -66,3 +70,46 @@ def test_slices_are_contiguous_and_hold_each_instant_once(n):
             if t < _midnight(last + dt.timedelta(days=1)):
                 holders = [s for s in slices if s[0] <= t < s[1]]
                 assert len(holders) == 1, (n, counts, per_chunk, t, holders)
+
+
+def _echo_server(path: str) -> socket.socket:
+    """A unix socket at ``path`` answering each connection with what it is sent."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(1024):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_the_bridge_outlives_a_failed_connection_and_closes_its_sockets():
+    port = 5999
+    with tempfile.TemporaryDirectory(dir="/tmp") as socket_dir:  # short: a unix path's limit
+        with loopback_bridge(socket_dir, port) as tcp:
+            # No server on the unix socket yet: the client sees its connection end at once.
+            with socket.create_connection(("127.0.0.1", tcp), timeout=5) as early:
+                assert early.recv(16) == b""
+            server = _echo_server(os.path.join(socket_dir, f".s.PGSQL.{port}"))
+            try:
+                # The bridge still accepts, and forwards, both ways.
+                later = socket.create_connection(("127.0.0.1", tcp), timeout=5)
+                for message in (b"ping", b"pong"):
+                    later.sendall(message)
+                    assert later.recv(16) == message
+            finally:
+                server.close()
+        # Its sockets closed on exit: the live connection ends, the port takes no more.
+        assert later.recv(16) == b""
+        later.close()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", tcp), timeout=5).close()
