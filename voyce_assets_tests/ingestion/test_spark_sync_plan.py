@@ -2,8 +2,12 @@
 instant of its days exactly once, the loopback bridge outlives a failed connection, and the
 result read back from the volume is data only."""
 
+import base64
+import dataclasses
 import datetime as dt
+import json
 import os
+import pickle
 import socket
 import tempfile
 import threading
@@ -12,7 +16,12 @@ from itertools import pairwise
 import pytest
 
 from voyce_assets.catalog import table
+from voyce_assets.ingestion.big_sync_databricks import decode_result, encode_result
+from voyce_assets.ingestion.placement import Outside
+from voyce_assets.ingestion.source import SourceShape
 from voyce_assets.ingestion.spark_sync import chunks, loopback_bridge
+from voyce_assets.ingestion.sync import SyncResult
+from voyce_assets.lake import WriteStats
 
 FEEDBACK = table("raw_data/voice_feedback")
 US = dt.timedelta(microseconds=1)
@@ -113,3 +122,76 @@ def test_the_bridge_outlives_a_failed_connection_and_closes_its_sockets():
         later.close()
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", tcp), timeout=5).close()
+
+
+def _full_result() -> SyncResult:
+    """A result with every field set to something other than its default."""
+    return SyncResult(
+        table=FEEDBACK,
+        mode="full",
+        dates=[dt.date(2026, 3, 1), dt.date(2026, 3, 2)],
+        shape=SourceShape(
+            table="voice_feedback",
+            extra_columns=["x"],
+            missing_nullable=["y"],
+            source_types={"id": "uuid", "created_at": "timestamp with time zone"},
+        ),
+        stats=WriteStats(
+            rows_written=7,
+            rows_per_partition={"2026-03-01": 3, "2026-03-02": 4},
+            rows_per_partition_organization={("2026-03-01", "org"): 3, ("2026-03-02", None): 4},
+            quarantined=1,
+            quarantined_columns={"organization_id": 1},
+            quarantine_preview=[{"id": "a", "created_at": "2026-03-01 00:00:00+00:00"}],
+            merge_metrics={"num_target_rows_inserted": 2},
+            moved_from=["2026-02-28"],
+            key_index={"built": True, "row_groups_read": 3},
+        ),
+        source_seconds=1.25,
+        total_seconds=2.5,
+        source_counts={"2026-03-01": (4, 2**63 + 5), "2026-03-02": (4, -17)},
+        mirror_counts={"2026-03-01": (3, 12), "2026-03-02": (4, -17)},
+        duplicate_ids=["d"],
+        duplicate_count=2,
+        duplicate_rows_dropped=1,
+        checksummed=False,
+        outside=Outside(rows=2, ids=["o1", "o2"]),
+        unrepresentable=Outside(rows=1, ids=["u"]),
+        future=Outside(rows=3, ids=["f"]),
+        engine="spark",
+        repaired=["2026-03-02"],
+        withheld={"2026-03-01": 5},
+    )
+
+
+def test_the_result_message_round_trips_as_json():
+    result = _full_result()
+    text = encode_result(result)
+    assert isinstance(json.loads(text), dict)  # data, readable by anyone
+    back = decode_result(text)
+    assert back == result
+    assert back.stats.rows_per_partition_organization == {
+        ("2026-03-01", "org"): 3,
+        ("2026-03-02", None): 4,
+    }
+    assert back.mismatched == result.mismatched and back.source_counts["2026-03-01"][1] == 2**63 + 5
+    # The defaults too (no outside rows looked for).
+    bare = dataclasses.replace(result, outside=None, stats=WriteStats())
+    assert decode_result(encode_result(bare)) == bare
+
+
+class _Payload:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_a_result_message_never_runs_code(tmp_path):
+    """Whoever can write the volume's messages could once run code where they were read."""
+    marker = tmp_path / "ran"
+    planted = base64.b64encode(pickle.dumps(_Payload(str(marker)))).decode()
+    with pytest.raises(ValueError):
+        decode_result(planted)
+    assert not marker.exists()
