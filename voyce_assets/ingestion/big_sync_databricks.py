@@ -15,11 +15,11 @@ and writes Delta with its own identity.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import datetime as dt
 import io
+import json
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,10 @@ from pydantic import Field
 
 from voyce_assets.catalog import Table
 from voyce_assets.ingestion.big_sync import BigSync, CpuJobCluster
+from voyce_assets.ingestion.placement import Outside
+from voyce_assets.ingestion.source import SourceShape
 from voyce_assets.ingestion.sync import SyncResult
+from voyce_assets.lake import WriteStats
 from voyce_assets.settings import SECRET_KEYS, SECRET_SCOPE, from_env, secret_env
 
 RUNNER = Path(__file__).parent / "remote" / "big_sync_main.py"
@@ -59,12 +62,73 @@ def secret_refs() -> dict[str, str]:
 
 
 def encode_result(result: SyncResult) -> str:
-    # Both sides run the same code (the zip staged for the run): a pickle round-trips exactly.
-    return base64.b64encode(pickle.dumps(result)).decode()
+    """The sync's result as JSON text: data only, never code (the message is read back from
+    the volume, which others may write to; see ``decode_result``)."""
+    stats = dataclasses.asdict(result.stats)
+    stats["rows_per_partition_organization"] = [
+        [day, org, n] for (day, org), n in result.stats.rows_per_partition_organization.items()
+    ]
+    return json.dumps(
+        {
+            "table": result.table.path,
+            "mode": result.mode,
+            "dates": [d.isoformat() for d in result.dates],
+            "shape": dataclasses.asdict(result.shape),
+            "stats": stats,
+            "source_seconds": result.source_seconds,
+            "total_seconds": result.total_seconds,
+            "source_counts": result.source_counts,
+            "mirror_counts": result.mirror_counts,
+            "duplicate_ids": result.duplicate_ids,
+            "duplicate_count": result.duplicate_count,
+            "duplicate_rows_dropped": result.duplicate_rows_dropped,
+            "checksummed": result.checksummed,
+            "outside": None if result.outside is None else dataclasses.asdict(result.outside),
+            "unrepresentable": dataclasses.asdict(result.unrepresentable),
+            "future": dataclasses.asdict(result.future),
+            "engine": result.engine,
+            "repaired": result.repaired,
+            "withheld": result.withheld,
+        },
+        default=str,
+    )
 
 
 def decode_result(text: str) -> SyncResult:
-    return pickle.loads(base64.b64decode(text))
+    """The ``SyncResult`` of ``encode_result``'s text. JSON only, read into the known fields:
+    whoever can write the volume can spoil a result, never run code here."""
+    from voyce_assets.catalog import table as table_spec
+
+    data = json.loads(text)
+
+    def counts(value: dict) -> dict[str, tuple[int, int]]:
+        return {day: tuple(pair) for day, pair in value.items()}
+
+    stats = dict(data["stats"])
+    stats["rows_per_partition_organization"] = {
+        (day, org): n for day, org, n in stats["rows_per_partition_organization"]
+    }
+    return SyncResult(
+        table=table_spec(data["table"]),
+        mode=data["mode"],
+        dates=[dt.date.fromisoformat(d) for d in data["dates"]],
+        shape=SourceShape(**data["shape"]),
+        stats=WriteStats(**stats),
+        source_seconds=data["source_seconds"],
+        total_seconds=data["total_seconds"],
+        source_counts=counts(data["source_counts"]),
+        mirror_counts=counts(data["mirror_counts"]),
+        duplicate_ids=data["duplicate_ids"],
+        duplicate_count=data["duplicate_count"],
+        duplicate_rows_dropped=data["duplicate_rows_dropped"],
+        checksummed=data["checksummed"],
+        outside=None if data["outside"] is None else Outside(**data["outside"]),
+        unrepresentable=Outside(**data["unrepresentable"]),
+        future=Outside(**data["future"]),
+        engine=data["engine"],
+        repaired=data["repaired"],
+        withheld=data["withheld"],
+    )
 
 
 class DatabricksSparkSync(BigSync):

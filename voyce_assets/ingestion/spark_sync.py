@@ -25,6 +25,7 @@ import math
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from voyce_assets.ingestion.sync import source_counts
 BATCH_ROWS = 65_536
 # Where Debian's libpostgresql-jdbc-java puts the driver.
 DEBIAN_JDBC_JAR = "/usr/share/java/postgresql.jar"
+MICROSECOND = dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,14 @@ def jdbc_source(conn, host: str | None = None, port: int | None = None) -> JdbcS
     )
 
 
+def cut(lo: dt.datetime, hi: dt.datetime, n: int) -> list[dt.datetime]:
+    """``n + 1`` edges cutting ``[lo, hi)`` in ``n`` near-equal ranges, in whole microseconds
+    (``timedelta / n`` rounds its step, and ``n`` rounded steps miss ``hi`` by up to ``n``
+    microseconds): the first edge ``lo``, the last exactly ``hi``, never decreasing."""
+    span = (hi - lo) // MICROSECOND
+    return [lo + MICROSECOND * (span * i // n) for i in range(n)] + [hi]
+
+
 def chunks(
     table: Table, counts: dict[dt.date, int], per_chunk: int, chunk_rows: int
 ) -> list[list[str]]:
@@ -97,8 +107,8 @@ def chunks(
     for day in sorted(counts):
         start = dt.datetime.combine(day, dt.time(), dt.UTC)
         n = max(1, math.ceil(counts[day] / chunk_rows))
-        step = dt.timedelta(days=1) / n
-        pieces += [(start + step * i, start + step * (i + 1), counts[day] / n) for i in range(n)]
+        edges = cut(start, start + dt.timedelta(days=1), n)
+        pieces += [(lo, hi, counts[day] / n) for lo, hi in pairwise(edges)]
     ranges: list[tuple[dt.datetime, dt.datetime]] = []
     rows = 0.0
     for lo, hi, n in pieces:
@@ -111,8 +121,7 @@ def chunks(
     column = f'"{table.partition_source}"'
     out = []
     for lo, hi in ranges:
-        step = (hi - lo) / per_chunk
-        edges = [lo + step * i for i in range(per_chunk)] + [hi]
+        edges = cut(lo, hi, per_chunk)
         out.append(
             [
                 f"{column} >= '{a.isoformat()}' AND {column} < '{b.isoformat()}'"
@@ -179,12 +188,25 @@ def loopback_bridge(socket_dir: str, port: int) -> Iterator[int]:
     """A TCP port on 127.0.0.1 forwarding to PostgreSQL's unix socket in ``socket_dir``.
 
     The embedded server of a laptop listens on a unix socket only, and the JDBC driver speaks
-    TCP only; production databases are reached over TCP and never need this."""
+    TCP only; production databases are reached over TCP and never need this. A connection
+    whose unix socket cannot be reached is closed at once (its client sees the connection
+    end, not a hang) and the bridge goes on accepting; every socket is closed on exit."""
     path = os.path.join(socket_dir, f".s.PGSQL.{port}")
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    open_sockets: list[socket.socket] = [listener]
+    lock = threading.Lock()
+    live: set[socket.socket] = {listener}
+    closing = threading.Event()
+
+    def close(*sockets: socket.socket) -> None:
+        for s in sockets:
+            with lock:
+                live.discard(s)
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked on it
+            with suppress(OSError):
+                s.close()
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
         with suppress(OSError):
@@ -193,22 +215,47 @@ def loopback_bridge(socket_dir: str, port: int) -> Iterator[int]:
         with suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
 
-    def accept() -> None:
-        with suppress(OSError):
-            while True:
-                client, _ = listener.accept()
-                server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                server.connect(path)
-                open_sockets.extend((client, server))
-                for a, b in ((client, server), (server, client)):
-                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+    def relay(client: socket.socket) -> None:
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            server.connect(path)
+        except OSError:
+            close(client, server)  # this connection only
+            return
+        with lock:
+            if closing.is_set():
+                server.close()
+                return
+            live.add(server)
+        back = threading.Thread(target=pump, args=(server, client), daemon=True)
+        back.start()
+        pump(client, server)
+        back.join()
+        close(client, server)
 
-    threading.Thread(target=accept, name="voyce-pg-bridge", daemon=True).start()
+    def accept() -> None:
+        while not closing.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                if closing.is_set():
+                    return
+                time.sleep(0.01)  # e.g. out of file descriptors for a moment: try again
+                continue
+            with lock:
+                if closing.is_set():
+                    client.close()
+                    return
+                live.add(client)
+            threading.Thread(target=relay, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, name="voyce-pg-bridge", daemon=True)
+    thread.start()
     try:
         yield listener.getsockname()[1]
     finally:
-        for s in open_sockets:
-            with suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)  # wakes the threads blocked on them
-            with suppress(OSError):
-                s.close()
+        closing.set()
+        with lock:
+            sockets = list(live)
+        close(*sockets)
+        thread.join(timeout=5)
