@@ -5,8 +5,9 @@ visible and is repaired, and no tick does more than a tick can.
 incremental run that failed or was canceled (its changes are lost to the CDC cursor, which
 had moved past them). Each UTC day it **counts** every partition of every app table
 (``sweep.count_table``: an index-only GROUP BY in PostgreSQL, the Delta log), a few tables per
-tick within a time budget that also bounds each statement (``statement_timeout``), so a tick
-stays well inside Dagster's 60 s sensor timeout; a table whose counts alone outgrow the
+tick within one deadline (each statement's ``statement_timeout`` is what is left of it, set
+before each, and the Delta log is read within it too), so a tick stays well inside Dagster's
+60 s sensor timeout; a table whose counts alone outgrow the
 budget has them done by the checksum run instead. Once every table is counted, it requests
 one run of ``raw_reconciliation_checksum_job`` for the day: the **content checksums** of the
 rolling slice, which read the partitions on both sides and take minutes on a big day.
@@ -60,6 +61,7 @@ from voyce_assets.ingestion.placement import DuplicateKeysError, partition_bound
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.ingestion.schedules import raw_full_sync_job
 from voyce_assets.ingestion.sweep import (
+    OutOfTime,
     SweepResult,
     checksum_partitions,
     count_table,
@@ -373,12 +375,13 @@ def _new_findings(context, state: dict) -> list[RunRequest]:
 
 
 def _count(app_db: AppDatabase, seconds: float, **kwargs) -> SweepResult | None:
-    """``count_table`` with no statement running longer than ``seconds`` (None if one would)."""
+    """``count_table`` within ``seconds`` in all: each statement's timeout is what is left,
+    the Delta log read within it too (None if they do not fit)."""
+    deadline = time.monotonic() + seconds
     with app_db.connect() as conn:
         try:
-            conn.execute(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
-            return count_table(conn, **kwargs)
-        except psycopg.errors.QueryCanceled:
+            return count_table(conn, deadline=deadline, **kwargs)
+        except (psycopg.errors.QueryCanceled, OutOfTime):
             return None
         finally:
             conn.rollback()
