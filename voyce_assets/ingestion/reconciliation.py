@@ -16,8 +16,10 @@ The run records each partition it checked as an observation on the mirror asset,
 partition, after each batch (``sweep.checksum_partitions``): the event log is the progress.
 A run killed mid-way, retried, re-executed or requested again reads back the day's records
 and checks only the rest; with nothing left it reads the log and stops, the app database
-untouched. The sensor reads the new records on its next tick (a storage-id cursor) and
-requests a full sync of every partition found to differ.
+untouched. The sensor reads the new records on
+its next tick (reading back ``FINDINGS_LOOKBACK_SECONDS`` before the last one, since records
+can commit out of storage-id order) and requests a full sync of every partition found to
+differ, once.
 
 Each table gets an observation on its mirror from the sensor (counts: partitions compared,
 mismatched with both counts, full syncs requested, partitions repaired since the last sweep)
@@ -83,6 +85,8 @@ RECORDS_PAGE = 1000
 # Run records can be committed a little out of order: look back this far every tick (the
 # run keys keep a failed run from being requested twice).
 FAILED_RUN_LOOKBACK_SECONDS = 600.0
+# The checksum runs' records likewise (their storage ids can commit out of order too).
+FINDINGS_LOOKBACK_SECONDS = 600.0
 
 
 def _ranges(days: list[str], longest: int = 31) -> list[tuple[str, str]]:
@@ -348,29 +352,38 @@ def raw_reconciliation_checksum_job():
     reconciliation_checksums()
 
 
-def _new_findings(context, state: dict) -> list[RunRequest]:
-    """Full syncs for what the checksum runs found since the last tick; moves the cursor."""
+def _new_findings(context, state: dict, now: float) -> list[RunRequest]:
+    """Full syncs for what the checksum runs found since the last tick. Records can commit
+    out of storage-id order, so each tick reads back ``FINDINGS_LOOKBACK_SECONDS`` before the
+    last one; the findings already requested in that window (their storage ids, in
+    ``asked``) are not requested again."""
     instance = context.instance
-    if "seen" not in state:
-        # The first tick starts watching now.
-        state["seen"] = instance.event_log_storage.get_maximum_record_id() or 0
-        return []
+    since = state.pop("findings_after", None)
+    state["findings_after"] = now
+    if since is None and "seen" not in state:
+        return []  # the first tick starts watching now
+    # A cursor from before the lookback ("seen": a storage id) reads back from now.
+    state.pop("seen", None)
+    after = (now if since is None else since) - FINDINGS_LOOKBACK_SECONDS
+    asked = set(state.get("asked", []))
+    still: set[int] = set()
     requests = []
-    seen = state["seen"]
     valid = set(daily_partitions.get_partition_keys())
     pending: dict[str, list[str]] = state.setdefault("pending", {})
     for spec in APP_TABLES:
-        flt = AssetRecordsFilter(asset_key=MIRRORS[spec.path].key, after_storage_id=state["seen"])
+        flt = AssetRecordsFilter(asset_key=MIRRORS[spec.path].key, after_timestamp=after)
         found: dict[str, dict] = {}
         for storage_id, partition, metadata in _records(instance, spec.path, flt):
-            seen = max(seen, storage_id)
             if partition and metadata.get("finding") and partition in valid:
-                found[partition] = _evidence(metadata)
+                still.add(storage_id)
+                if storage_id not in asked:
+                    found[partition] = _evidence(metadata)
         if found:
             requests += _repairs(spec.path, found, sorted(found))
             pending[spec.path] = sorted(set(pending.get(spec.path, [])) | set(found))
             context.log.info(f"{spec.path}: the checksum run found {sorted(found)}")
-    state["seen"] = seen
+    # What the window no longer holds is never read again.
+    state["asked"] = sorted(still)
     return requests
 
 
@@ -413,7 +426,7 @@ def raw_reconciliation_sweep(
         _failed_incremental_runs(context, state["failed_after"]) if "failed_after" in state else []
     )
     state["failed_after"] = now.timestamp()
-    requests += _new_findings(context, state)
+    requests += _new_findings(context, state, now.timestamp())
     today = now.date()
     fresh = {"done": [], "scrub": {}, "count_in_job": [], "requested": False}
     if state.get("day") != today.isoformat():

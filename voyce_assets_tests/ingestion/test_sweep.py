@@ -11,7 +11,7 @@ import time
 import uuid
 
 import sqlalchemy as sa
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, materialize
+from dagster import AssetKey, AssetObservation, AssetRecordsFilter, DagsterInstance, materialize
 
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.ingestion import reconciliation
@@ -508,3 +508,42 @@ def test_a_tick_keeps_to_one_deadline_however_many_statements_a_table_takes(env,
     finally:
         sql_rows(engine, f"DROP OWNED BY {role}")
         sql_rows(engine, f"DROP ROLE {role}")
+
+
+def test_a_finding_committed_out_of_storage_id_order_is_still_requested_once(env):
+    _, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    key = MIRRORS["raw_data/voice_feedback"].key
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+
+    def finding(day):
+        instance.report_runless_asset_event(
+            AssetObservation(
+                asset_key=key,
+                partition=day,
+                metadata={
+                    "sweep_day": today,
+                    CHECKED: "checksum",
+                    "finding": True,
+                    "source_rows": 2,
+                    "mirror_rows": 2,
+                    "checksum_equal": False,
+                },
+            )
+        )
+
+    with DagsterInstance.ephemeral() as instance:
+        tick = sweep(instance, resources, every_days=1)
+        finding(DAYS[0])
+        finding(DAYS[1])
+        # The next tick ran when DAYS[1]'s record had committed and DAYS[0]'s (a lower
+        # storage id) had not: a storage-id cursor is already past both.
+        state = json.loads(tick.cursor)
+        state["seen"] = instance.event_log_storage.get_maximum_record_id()
+        later = sweep(instance, resources, cursor=json.dumps(state), every_days=1)
+        repairs = _split(later)[1]
+        starts = [r.tags["dagster/asset_partition_range_start"] for r in repairs]
+        assert DAYS[0] in starts
+        assert sorted(starts) == sorted(set(starts))
+        # Looking back again next tick, nothing is requested twice.
+        assert not _split(sweep(instance, resources, cursor=later.cursor, every_days=1))[1]
