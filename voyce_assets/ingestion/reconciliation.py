@@ -16,7 +16,8 @@ The run records each partition it checked as an observation on the mirror asset,
 partition, after each batch (``sweep.checksum_partitions``): the event log is the progress.
 A run killed mid-way, retried, re-executed or requested again reads back the day's records
 and checks only the rest; with nothing left it reads the log and stops, the app database
-untouched. The sensor reads the new records on
+untouched. A run that fails after its retries or is canceled is requested again by the
+sensor with the same config (at most three runs a day). The sensor reads the new records on
 its next tick (reading back ``FINDINGS_LOOKBACK_SECONDS`` before the last one, since records
 can commit out of storage-id order) and requests a full sync of every partition found to
 differ, once.
@@ -55,6 +56,7 @@ from dagster import (
     op,
     sensor,
 )
+from dagster._core.storage.tags import RUN_KEY_TAG
 from pydantic import Field
 
 from voyce_assets.catalog import APP_TABLES, table
@@ -87,6 +89,9 @@ RECORDS_PAGE = 1000
 FAILED_RUN_LOOKBACK_SECONDS = 600.0
 # The checksum runs' records likewise (their storage ids can commit out of order too).
 FINDINGS_LOOKBACK_SECONDS = 600.0
+# A day's checksum run that failed (after its retries) or was canceled is requested again,
+# resuming where it stopped, until the day has had this many.
+CHECKSUM_ATTEMPTS = 3
 
 
 def _ranges(days: list[str], longest: int = 31) -> list[tuple[str, str]]:
@@ -387,6 +392,37 @@ def _new_findings(context, state: dict, now: float) -> list[RunRequest]:
     return requests
 
 
+def _checksum_key(day: dt.date, attempt: int) -> str:
+    return f"sweep-checksums:{day}" + ("" if attempt == 1 else f":{attempt}")
+
+
+def _checksum_again(context, state: dict, today: dt.date) -> list[RunRequest]:
+    """The day's checksum run again, with the same config, if its last attempt failed (after
+    its retries) or was canceled: it resumes where that one stopped. At most
+    ``CHECKSUM_ATTEMPTS`` a day."""
+    attempt = state["attempt"]
+    if attempt >= CHECKSUM_ATTEMPTS:
+        return []
+    runs = context.instance.get_runs(
+        filters=RunsFilter(tags={RUN_KEY_TAG: _checksum_key(today, attempt)}), limit=1
+    )
+    if not runs or runs[0].status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        return []
+    state["attempt"] = attempt + 1
+    context.log.warning(
+        f"checksum run {runs[0].run_id} ended {runs[0].status.value}: requested again "
+        f"({attempt + 1} of {CHECKSUM_ATTEMPTS})"
+    )
+    return [
+        RunRequest(
+            run_key=_checksum_key(today, attempt + 1),
+            job_name=raw_reconciliation_checksum_job.name,
+            run_config=runs[0].run_config,
+            tags=SWEEP_TAGS,
+        )
+    ]
+
+
 def _count(app_db: AppDatabase, seconds: float, **kwargs) -> SweepResult | None:
     """``count_table`` within ``seconds`` in all: each statement's timeout is what is left,
     the Delta log read within it too (None if they do not fit)."""
@@ -428,7 +464,7 @@ def raw_reconciliation_sweep(
     state["failed_after"] = now.timestamp()
     requests += _new_findings(context, state, now.timestamp())
     today = now.date()
-    fresh = {"done": [], "scrub": {}, "count_in_job": [], "requested": False}
+    fresh = {"done": [], "scrub": {}, "count_in_job": [], "requested": False, "attempt": 1}
     if state.get("day") != today.isoformat():
         state.update(day=today.isoformat(), **fresh)
     for key, value in fresh.items():
@@ -509,7 +545,7 @@ def raw_reconciliation_sweep(
             )
             requests.append(
                 RunRequest(
-                    run_key=f"sweep-checksums:{today}",
+                    run_key=_checksum_key(today, 1),
                     job_name=raw_reconciliation_checksum_job.name,
                     run_config={
                         "ops": {"reconciliation_checksums": {"config": config.model_dump()}}
@@ -518,6 +554,8 @@ def raw_reconciliation_sweep(
                 )
             )
         state.update(requested=True, scrub={})
+    elif state["requested"]:
+        requests += _checksum_again(context, state, today)
     cursor = json.dumps(state, sort_keys=True)
     if not requests and not events:
         return SensorResult(skip_reason=SkipReason("swept today; nothing found"), cursor=cursor)

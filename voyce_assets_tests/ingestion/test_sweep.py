@@ -20,6 +20,7 @@ from voyce_assets.ingestion.reconciliation import (
     CHECKED,
     _ranges,
     checked_partitions,
+    raw_reconciliation_checksum_job,
 )
 from voyce_assets.ingestion.sweep import checksum_batches, scrub_slice
 from voyce_assets.resources.app_db import EmbeddedAppDatabase
@@ -547,3 +548,34 @@ def test_a_finding_committed_out_of_storage_id_order_is_still_requested_once(env
         assert sorted(starts) == sorted(set(starts))
         # Looking back again next tick, nothing is requested twice.
         assert not _split(sweep(instance, resources, cursor=later.cursor, every_days=1))[1]
+
+
+def test_a_failed_checksum_run_is_requested_again_at_most_three_times_a_day(env):
+    _, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    with DagsterInstance.ephemeral() as instance:
+        tick = sweep(instance, resources, every_days=1)
+        run, _ = _split(tick)
+        cursor, keys = tick.cursor, [run.run_key]
+        # A run that succeeds is not requested again.
+        assert not sweep(instance, resources, cursor=cursor, every_days=1).run_requests
+        for _ in range(4):
+            failed = instance.create_run_for_job(
+                raw_reconciliation_checksum_job,
+                run_config=run.run_config,
+                tags={**run.tags, "dagster/run_key": keys[-1]},
+            )
+            instance.report_run_failed(failed)
+            tick = sweep(instance, resources, cursor=cursor, every_days=1)
+            cursor = tick.cursor
+            again, repairs = _split(tick)
+            assert not repairs
+            if again is None:
+                break
+            # The same day's work: the run resumes where the failed one stopped.
+            assert again.run_config == run.run_config
+            assert again.tags["voyce/ingestion"] == "sweep"
+            keys.append(again.run_key)
+            # Requested once per failure.
+            assert not sweep(instance, resources, cursor=cursor, every_days=1).run_requests
+        assert len(keys) == 3 == len(set(keys))
