@@ -5,8 +5,9 @@ visible and is repaired, and no tick does more than a tick can.
 incremental run that failed or was canceled (its changes are lost to the CDC cursor, which
 had moved past them). Each UTC day it **counts** every partition of every app table
 (``sweep.count_table``: an index-only GROUP BY in PostgreSQL, the Delta log), a few tables per
-tick within a time budget that also bounds each statement (``statement_timeout``), so a tick
-stays well inside Dagster's 60 s sensor timeout; a table whose counts alone outgrow the
+tick within one deadline (each statement's ``statement_timeout`` is what is left of it, set
+before each, and the Delta log is read within it too), so a tick stays well inside Dagster's
+60 s sensor timeout; a table whose counts alone outgrow the
 budget has them done by the checksum run instead. Once every table is counted, it requests
 one run of ``raw_reconciliation_checksum_job`` for the day: the **content checksums** of the
 rolling slice, which read the partitions on both sides and take minutes on a big day.
@@ -15,8 +16,11 @@ The run records each partition it checked as an observation on the mirror asset,
 partition, after each batch (``sweep.checksum_partitions``): the event log is the progress.
 A run killed mid-way, retried, re-executed or requested again reads back the day's records
 and checks only the rest; with nothing left it reads the log and stops, the app database
-untouched. The sensor reads the new records on its next tick (a storage-id cursor) and
-requests a full sync of every partition found to differ.
+untouched. A run that fails after its retries or is canceled is requested again by the
+sensor with the same config (at most three runs a day). The sensor reads the new records on
+its next tick (reading back ``FINDINGS_LOOKBACK_SECONDS`` before the last one, since records
+can commit out of storage-id order) and requests a full sync of every partition found to
+differ, once.
 
 Each table gets an observation on its mirror from the sensor (counts: partitions compared,
 mismatched with both counts, full syncs requested, partitions repaired since the last sweep)
@@ -52,6 +56,7 @@ from dagster import (
     op,
     sensor,
 )
+from dagster._core.storage.tags import RUN_KEY_TAG
 from pydantic import Field
 
 from voyce_assets.catalog import APP_TABLES, table
@@ -60,6 +65,7 @@ from voyce_assets.ingestion.placement import DuplicateKeysError, partition_bound
 from voyce_assets.ingestion.resources import IngestionSettings
 from voyce_assets.ingestion.schedules import raw_full_sync_job
 from voyce_assets.ingestion.sweep import (
+    OutOfTime,
     SweepResult,
     checksum_partitions,
     count_table,
@@ -81,6 +87,11 @@ RECORDS_PAGE = 1000
 # Run records can be committed a little out of order: look back this far every tick (the
 # run keys keep a failed run from being requested twice).
 FAILED_RUN_LOOKBACK_SECONDS = 600.0
+# The checksum runs' records likewise (their storage ids can commit out of order too).
+FINDINGS_LOOKBACK_SECONDS = 600.0
+# A day's checksum run that failed (after its retries) or was canceled is requested again,
+# resuming where it stopped, until the day has had this many.
+CHECKSUM_ATTEMPTS = 3
 
 
 def _ranges(days: list[str], longest: int = 31) -> list[tuple[str, str]]:
@@ -346,39 +357,80 @@ def raw_reconciliation_checksum_job():
     reconciliation_checksums()
 
 
-def _new_findings(context, state: dict) -> list[RunRequest]:
-    """Full syncs for what the checksum runs found since the last tick; moves the cursor."""
+def _new_findings(context, state: dict, now: float) -> list[RunRequest]:
+    """Full syncs for what the checksum runs found since the last tick. Records can commit
+    out of storage-id order, so each tick reads back ``FINDINGS_LOOKBACK_SECONDS`` before the
+    last one; the findings already requested in that window (their storage ids, in
+    ``asked``) are not requested again."""
     instance = context.instance
-    if "seen" not in state:
-        # The first tick starts watching now.
-        state["seen"] = instance.event_log_storage.get_maximum_record_id() or 0
-        return []
+    since = state.pop("findings_after", None)
+    state["findings_after"] = now
+    if since is None and "seen" not in state:
+        return []  # the first tick starts watching now
+    # A cursor from before the lookback ("seen": a storage id) reads back from now.
+    state.pop("seen", None)
+    after = (now if since is None else since) - FINDINGS_LOOKBACK_SECONDS
+    asked = set(state.get("asked", []))
+    still: set[int] = set()
     requests = []
-    seen = state["seen"]
     valid = set(daily_partitions.get_partition_keys())
     pending: dict[str, list[str]] = state.setdefault("pending", {})
     for spec in APP_TABLES:
-        flt = AssetRecordsFilter(asset_key=MIRRORS[spec.path].key, after_storage_id=state["seen"])
+        flt = AssetRecordsFilter(asset_key=MIRRORS[spec.path].key, after_timestamp=after)
         found: dict[str, dict] = {}
         for storage_id, partition, metadata in _records(instance, spec.path, flt):
-            seen = max(seen, storage_id)
             if partition and metadata.get("finding") and partition in valid:
-                found[partition] = _evidence(metadata)
+                still.add(storage_id)
+                if storage_id not in asked:
+                    found[partition] = _evidence(metadata)
         if found:
             requests += _repairs(spec.path, found, sorted(found))
             pending[spec.path] = sorted(set(pending.get(spec.path, [])) | set(found))
             context.log.info(f"{spec.path}: the checksum run found {sorted(found)}")
-    state["seen"] = seen
+    # What the window no longer holds is never read again.
+    state["asked"] = sorted(still)
     return requests
 
 
+def _checksum_key(day: dt.date, attempt: int) -> str:
+    return f"sweep-checksums:{day}" + ("" if attempt == 1 else f":{attempt}")
+
+
+def _checksum_again(context, state: dict, today: dt.date) -> list[RunRequest]:
+    """The day's checksum run again, with the same config, if its last attempt failed (after
+    its retries) or was canceled: it resumes where that one stopped. At most
+    ``CHECKSUM_ATTEMPTS`` a day."""
+    attempt = state["attempt"]
+    if attempt >= CHECKSUM_ATTEMPTS:
+        return []
+    runs = context.instance.get_runs(
+        filters=RunsFilter(tags={RUN_KEY_TAG: _checksum_key(today, attempt)}), limit=1
+    )
+    if not runs or runs[0].status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        return []
+    state["attempt"] = attempt + 1
+    context.log.warning(
+        f"checksum run {runs[0].run_id} ended {runs[0].status.value}: requested again "
+        f"({attempt + 1} of {CHECKSUM_ATTEMPTS})"
+    )
+    return [
+        RunRequest(
+            run_key=_checksum_key(today, attempt + 1),
+            job_name=raw_reconciliation_checksum_job.name,
+            run_config=runs[0].run_config,
+            tags=SWEEP_TAGS,
+        )
+    ]
+
+
 def _count(app_db: AppDatabase, seconds: float, **kwargs) -> SweepResult | None:
-    """``count_table`` with no statement running longer than ``seconds`` (None if one would)."""
+    """``count_table`` within ``seconds`` in all: each statement's timeout is what is left,
+    the Delta log read within it too (None if they do not fit)."""
+    deadline = time.monotonic() + seconds
     with app_db.connect() as conn:
         try:
-            conn.execute(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
-            return count_table(conn, **kwargs)
-        except psycopg.errors.QueryCanceled:
+            return count_table(conn, deadline=deadline, **kwargs)
+        except (psycopg.errors.QueryCanceled, OutOfTime):
             return None
         finally:
             conn.rollback()
@@ -410,9 +462,9 @@ def raw_reconciliation_sweep(
         _failed_incremental_runs(context, state["failed_after"]) if "failed_after" in state else []
     )
     state["failed_after"] = now.timestamp()
-    requests += _new_findings(context, state)
+    requests += _new_findings(context, state, now.timestamp())
     today = now.date()
-    fresh = {"done": [], "scrub": {}, "count_in_job": [], "requested": False}
+    fresh = {"done": [], "scrub": {}, "count_in_job": [], "requested": False, "attempt": 1}
     if state.get("day") != today.isoformat():
         state.update(day=today.isoformat(), **fresh)
     for key, value in fresh.items():
@@ -493,7 +545,7 @@ def raw_reconciliation_sweep(
             )
             requests.append(
                 RunRequest(
-                    run_key=f"sweep-checksums:{today}",
+                    run_key=_checksum_key(today, 1),
                     job_name=raw_reconciliation_checksum_job.name,
                     run_config={
                         "ops": {"reconciliation_checksums": {"config": config.model_dump()}}
@@ -502,6 +554,8 @@ def raw_reconciliation_sweep(
                 )
             )
         state.update(requested=True, scrub={})
+    elif state["requested"]:
+        requests += _checksum_again(context, state, today)
     cursor = json.dumps(state, sort_keys=True)
     if not requests and not events:
         return SensorResult(skip_reason=SkipReason("swept today; nothing found"), cursor=cursor)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,6 +80,44 @@ class SweepResult:
         return not self.mismatched and not self.outside.rows and not self.error
 
 
+class OutOfTime(Exception):
+    """The counts' deadline passed before they were done."""
+
+
+def _bound(conn, deadline: float | None) -> None:
+    """Before each step of the counts: no statement runs past ``deadline`` (a
+    ``time.monotonic()`` value; None: unbounded). Raises ``OutOfTime`` once it has passed."""
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    if left <= 0.01:
+        raise OutOfTime
+    conn.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(left * 1000))])
+
+
+def _before(deadline: float | None, read):
+    """``read()``, given up at ``deadline`` (``OutOfTime``): a log replay cannot be
+    cancelled, so it reads on a thread of its own that is left to finish."""
+    if deadline is None:
+        return read()
+    out: dict = {}
+
+    def work() -> None:
+        try:
+            out["value"] = read()
+        except BaseException as exc:  # handed to the caller
+            out["error"] = exc
+
+    worker = threading.Thread(target=work, name="sweep-mirror-counts", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        raise OutOfTime
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def mirror_counts(lakehouse: Lakehouse, table: Table) -> dict[str, int]:
     """{partition: rows} of the whole Delta mirror, from the log alone."""
     if not lakehouse.exists(table):
@@ -103,30 +142,36 @@ def count_table(
     before: dt.date | None = None,
     bounds: tuple[dt.date, dt.date] | None = None,
     tombstones: frozenset[str] = frozenset(),
+    deadline: float | None = None,
 ) -> SweepResult:
     """Compare the counts of every partition of ``table`` (those before ``before`` if given);
     name the rows outside ``bounds`` (first and last partition); leave ``day``'s checksum
     slice, less the partitions the counts already found, in ``result.scrub``. No data is
     read: the sensor's part of the sweep. ``conn`` is a read-only snapshot.
     ``tombstones``: the erasure log's id hashes; the source is counted without the rows
-    holding an erased id."""
+    holding an erased id. ``deadline`` (``time.monotonic()``): every statement's timeout is
+    what is left of it, set before each, and the Delta log is read within it; past it,
+    ``OutOfTime`` (a statement cut short: ``QueryCanceled``)."""
     started = time.perf_counter()
     result = SweepResult(table=table, day=day)
     # The rows a repeated key's rule leaves out are out of the mirror: out of the counts too.
     try:
+        _bound(conn, deadline)
         exclude = find_duplicates(conn, table, pg_schema).exclusion()
     except DuplicateKeysError as exc:
         # A source this broken is a finding of its own table; the other tables are swept.
         result.error = str(exc)
         result.seconds = time.perf_counter() - started
         return result
+    _bound(conn, deadline)
     source = source_counts(conn, table, pg_schema=pg_schema, exclude=exclude)
     if bounds is not None:
+        _bound(conn, deadline)
         outside = outside_rows(conn, table, *bounds, pg_schema)
         result.outside = Outside(outside.rows, unnamed(outside.ids, tombstones))
         first, last = (d.isoformat() for d in bounds)
         source = {k: v for k, v in source.items() if first <= k <= last}
-    mirror = mirror_counts(lakehouse, table)
+    mirror = _before(deadline, lambda: mirror_counts(lakehouse, table))
     if before is not None:
         cutoff = before.isoformat()
         source = {k: v for k, v in source.items() if k < cutoff}
@@ -137,8 +182,10 @@ def count_table(
     short = sorted(k for k in partitions if source.get(k, 0) > mirror.get(k, 0))
     if tombstones and short:
         days = partition_filter(table, [dt.date.fromisoformat(k) for k in short])
+        _bound(conn, deadline)
         erased = resolve(conn, table, tombstones, days, pg_schema)
         kept = sql.SQL("{} AND {}").format(exclude, finite(table))
+        _bound(conn, deadline)
         counted = erased.withheld(conn, sql.SQL("{} AND {}").format(days, kept), pg_schema)
         for key, n in counted.items():
             if key in source:

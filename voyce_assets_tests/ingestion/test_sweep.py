@@ -8,13 +8,20 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, materialize
+import sqlalchemy as sa
+from dagster import AssetKey, AssetObservation, AssetRecordsFilter, DagsterInstance, materialize
 
 from voyce_assets.catalog import APP_TABLES, table
 from voyce_assets.ingestion import reconciliation
 from voyce_assets.ingestion.mirrors import MIRRORS, build_mirror, raw_mirrors
-from voyce_assets.ingestion.reconciliation import CHECKED, _ranges, checked_partitions
+from voyce_assets.ingestion.reconciliation import (
+    CHECKED,
+    _ranges,
+    checked_partitions,
+    raw_reconciliation_checksum_job,
+)
 from voyce_assets.ingestion.sweep import checksum_batches, scrub_slice
 from voyce_assets.resources.app_db import EmbeddedAppDatabase
 from voyce_assets_tests.ingestion.conftest import (
@@ -455,3 +462,120 @@ def test_checksum_batches_hold_a_big_partition_alone():
         ["2026-03-02"],
         ["2026-03-03", "2026-03-04"],
     ]
+
+
+def test_a_tick_keeps_to_one_deadline_however_many_statements_a_table_takes(env, monkeypatch):
+    """Each statement of a table's counts is slow (a row-level security policy that sleeps
+    once per statement, for a reader that is not the owner): none alone outlasts the
+    budget, together they would; the tick still ends at its deadline."""
+    engine, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    first = APP_TABLES[0].name  # the tick counts it first, with the whole budget
+    role = f"slow_{uuid.uuid4().hex[:8]}"
+    budget, pause = 2.0, 1.8
+    sql_rows(engine, f"CREATE ROLE {role} LOGIN PASSWORD 'slow'")
+    try:
+        sql_rows(
+            engine,
+            f"GRANT USAGE ON SCHEMA public TO {role}; "
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; "
+            "CREATE FUNCTION slow_gate() RETURNS boolean LANGUAGE plpgsql AS "
+            f"$$ BEGIN PERFORM pg_sleep({pause}); RETURN true; END $$; "
+            f"ALTER TABLE {first} ENABLE ROW LEVEL SECURITY; "
+            # A scalar subquery: evaluated once per statement that reads a row.
+            f"CREATE POLICY slow ON {first} FOR SELECT TO {role} USING ((SELECT slow_gate()))",
+        )
+        # A row no partition holds: the count of such rows reads one too (a second
+        # statement that sleeps).
+        sql_rows(
+            engine,
+            f"CREATE TEMP TABLE odd AS SELECT * FROM {first} LIMIT 1; "
+            "UPDATE odd SET id = gen_random_uuid(), created_at = '2000-01-01'; "
+            f"INSERT INTO {first} SELECT * FROM odd",
+        )
+        url = sa.engine.make_url(resources["app_db"].source_url).set(username=role, password="slow")
+        slow = EmbeddedAppDatabase(
+            source_url=url.render_as_string(hide_password=False), data_dir="/nonexistent"
+        )
+        monkeypatch.setattr(reconciliation, "SWEEP_BUDGET_SECONDS", budget)
+        with DagsterInstance.ephemeral() as instance:
+            started = time.monotonic()
+            tick = sweep(instance, {**resources, "app_db": slow}, every_days=1)
+            took = time.monotonic() - started
+        state = json.loads(tick.cursor)
+        assert took < budget + 1.0, f"the tick took {took:.1f} s on a {budget} s budget"
+        # Not counted in time: left to the checksum run, as a table too big for a tick.
+        assert state["count_in_job"] == [APP_TABLES[0].path]
+    finally:
+        sql_rows(engine, f"DROP OWNED BY {role}")
+        sql_rows(engine, f"DROP ROLE {role}")
+
+
+def test_a_finding_committed_out_of_storage_id_order_is_still_requested_once(env):
+    _, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    key = MIRRORS["raw_data/voice_feedback"].key
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+
+    def finding(day):
+        instance.report_runless_asset_event(
+            AssetObservation(
+                asset_key=key,
+                partition=day,
+                metadata={
+                    "sweep_day": today,
+                    CHECKED: "checksum",
+                    "finding": True,
+                    "source_rows": 2,
+                    "mirror_rows": 2,
+                    "checksum_equal": False,
+                },
+            )
+        )
+
+    with DagsterInstance.ephemeral() as instance:
+        tick = sweep(instance, resources, every_days=1)
+        finding(DAYS[0])
+        finding(DAYS[1])
+        # The next tick ran when DAYS[1]'s record had committed and DAYS[0]'s (a lower
+        # storage id) had not: a storage-id cursor is already past both.
+        state = json.loads(tick.cursor)
+        state["seen"] = instance.event_log_storage.get_maximum_record_id()
+        later = sweep(instance, resources, cursor=json.dumps(state), every_days=1)
+        repairs = _split(later)[1]
+        starts = [r.tags["dagster/asset_partition_range_start"] for r in repairs]
+        assert DAYS[0] in starts
+        assert sorted(starts) == sorted(set(starts))
+        # Looking back again next tick, nothing is requested twice.
+        assert not _split(sweep(instance, resources, cursor=later.cursor, every_days=1))[1]
+
+
+def test_a_failed_checksum_run_is_requested_again_at_most_three_times_a_day(env):
+    _, resources = env
+    assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
+    with DagsterInstance.ephemeral() as instance:
+        tick = sweep(instance, resources, every_days=1)
+        run, _ = _split(tick)
+        cursor, keys = tick.cursor, [run.run_key]
+        # A run that succeeds is not requested again.
+        assert not sweep(instance, resources, cursor=cursor, every_days=1).run_requests
+        for _ in range(4):
+            failed = instance.create_run_for_job(
+                raw_reconciliation_checksum_job,
+                run_config=run.run_config,
+                tags={**run.tags, "dagster/run_key": keys[-1]},
+            )
+            instance.report_run_failed(failed)
+            tick = sweep(instance, resources, cursor=cursor, every_days=1)
+            cursor = tick.cursor
+            again, repairs = _split(tick)
+            assert not repairs
+            if again is None:
+                break
+            # The same day's work: the run resumes where the failed one stopped.
+            assert again.run_config == run.run_config
+            assert again.tags["voyce/ingestion"] == "sweep"
+            keys.append(again.run_key)
+            # Requested once per failure.
+            assert not sweep(instance, resources, cursor=cursor, every_days=1).run_requests
+        assert len(keys) == 3 == len(set(keys))
