@@ -26,13 +26,9 @@ from psycopg import sql
 from pydantic import Field, PrivateAttr
 
 from voyce_assets.catalog import Table
-from voyce_assets.ingestion.spark_sync import (
-    SparkJdbcReader,
-    jdbc_jar,
-    jdbc_source,
-    loopback_bridge,
-)
+from voyce_assets.ingestion.spark_sync import SparkJdbcReader, jdbc_source, loopback_bridge
 from voyce_assets.ingestion.sync import SyncResult, source_counts, sync_table
+from voyce_assets.spark import jdbc_jar
 
 DEFAULT_MIN_ROWS = 5_000_000
 
@@ -125,6 +121,14 @@ class LocalSparkSync(BigSync):
                 .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536")
                 .getOrCreate()
             )
+            # getOrCreate hands back a session this process already runs, as it was built:
+            # one without the driver jar cannot load it (say so before reading anything).
+            jars = self._session.sparkContext.getConf().get("spark.jars", "")
+            if jdbc_jar() not in jars.split(","):
+                raise RuntimeError(
+                    "a Spark session without the PostgreSQL JDBC driver already runs in this "
+                    "process; stop it (or run the big sync in a step of its own)"
+                )
         return self._session
 
     @contextmanager

@@ -41,7 +41,6 @@ from voyce_assets.ingestion.sync import source_counts
 # Rows per batch handed to the writer (the host path's batches are about this size).
 BATCH_ROWS = 65_536
 # Where Debian's libpostgresql-jdbc-java puts the driver.
-DEBIAN_JDBC_JAR = "/usr/share/java/postgresql.jar"
 MICROSECOND = dt.timedelta(microseconds=1)
 
 
@@ -176,11 +175,6 @@ class SparkJdbcReader:
             chunk = frame.sortWithinPartitions(table.partition_source).toArrow()
             yield from chunk.to_batches(max_chunksize=BATCH_ROWS)
             del chunk
-
-
-def jdbc_jar() -> str:
-    """The PostgreSQL JDBC driver's jar: ``VOYCE_JDBC_JAR``, else Debian's."""
-    return os.environ.get("VOYCE_JDBC_JAR") or DEBIAN_JDBC_JAR
 
 
 @contextmanager

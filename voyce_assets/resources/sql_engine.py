@@ -25,7 +25,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.spark import is_live
+from voyce_assets.spark import is_live, with_local_jars
 
 Params = Mapping[str, str | int | float | dt.date]
 # An input table, or how to read it: an engine that reads the catalog itself never calls it.
@@ -151,7 +151,8 @@ class SparkEngine(SqlEngine):
             from pyspark.sql import SparkSession
 
             self._session = (
-                SparkSession.builder.master(self.master)
+                with_local_jars(SparkSession.builder)
+                .master(self.master)
                 .appName("voyce-analytics")
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.shuffle.partitions", "4")

@@ -29,7 +29,7 @@ from typing import Any
 from dagster import ConfigurableResource, Failure
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.spark import is_live
+from voyce_assets.spark import is_live, with_local_jars
 from voyce_assets.voice.chunks import Chunk, Stage, WorkItem, cut, deal
 from voyce_assets.voice.tasks import WORK, ChunkDone, VoiceJob, run_task
 
@@ -200,6 +200,7 @@ class SparkVoice(VoiceCompute):
                         os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1),
                     )
                 )
+                builder = with_local_jars(builder)
             self._session = builder.getOrCreate()
             _ship_code(self._session)
         return self._session

@@ -39,11 +39,12 @@ DATES = [dt.date.fromisoformat(d) for d in DAYS]
 def big_sync():
     """One local[2] session for the module (a start is ~8 s); a session another test file
     left running is stopped first, so this one has the JDBC driver on its class path."""
-    from pyspark.sql import SparkSession
+    from pyspark import SparkContext
 
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        active.stop()
+    # The process's one SparkContext, whoever started it (getActiveSession sees only this
+    # thread's): a context started without the JDBC jar cannot be given it.
+    if SparkContext._active_spark_context is not None:
+        SparkContext._active_spark_context.stop()
     # Chunks of 8 rows: a day in parts and several Spark jobs per sync, as on a big table.
     engine = LocalSparkSync(master="local[2]", num_partitions=3, chunk_rows=8)
     yield engine
