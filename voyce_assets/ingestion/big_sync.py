@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from abc import abstractmethod
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -75,6 +76,7 @@ class BigSync(ConfigurableResource):
             return "spark", f"{rows} rows in the run's days (>= {self.min_rows})"
         return "host", f"{rows} rows in the run's days (< {self.min_rows})"
 
+    @abstractmethod
     def sync(
         self,
         context,
@@ -87,7 +89,8 @@ class BigSync(ConfigurableResource):
         bounds: tuple[dt.date, dt.date] | None,
         tombstones: frozenset[str],
     ) -> SyncResult:
-        raise NotImplementedError
+        """Sync ``dates`` of ``table`` reading with Spark (the run's context, for a remote
+        run's logs)."""
 
 
 class LocalSparkSync(BigSync):
