@@ -190,32 +190,43 @@ def test_a_hard_delete_in_an_old_partition_is_found_by_counts_and_repaired(env):
     ) == sorted(str(r[0]) for r in source_rows(engine, "raw_data/feedback_tags", DAYS[0]))
 
 
+def _failed_incremental(feedback, resources, instance, tags=None, partition_key=None, **config):
+    """An incremental run of ``feedback`` that fails (its schema does not exist), as the CDC
+    sensor would have requested it (its tags, its cursor, ``config``'s extra fields)."""
+    return materialize(
+        [feedback],
+        resources=resources,
+        partition_key=partition_key,
+        instance=instance,
+        tags={
+            **(tags or {}),
+            "voyce/sync_mode": "incremental",
+            "voyce/tables": "raw_data/voice_feedback",
+        },
+        run_config={
+            "ops": {
+                "raw_data__voice_feedback": {
+                    "config": {
+                        "mode": "incremental",
+                        "since_ts": "2026-03-01T00:00:00+00:00",
+                        "since_id": "00000000-0000-0000-0000-000000000000",
+                        "pg_schema": "no_such_schema",
+                        **config,
+                    }
+                }
+            }
+        },
+        raise_on_error=False,
+    )
+
+
 def test_a_failed_incremental_run_is_requested_again_as_a_full_sync(env):
     _, resources = env
     assert materialize(raw_mirrors, resources=resources, tags=RANGE).success
     feedback = build_mirror(table("raw_data/voice_feedback"), retry_policy=QUICK_RETRY)
     with DagsterInstance.ephemeral() as instance:
         first = sweep(instance, resources)
-        failed = materialize(
-            [feedback],
-            resources=resources,
-            partition_key=DAYS[1],
-            instance=instance,
-            tags={"voyce/sync_mode": "incremental", "voyce/tables": "raw_data/voice_feedback"},
-            run_config={
-                "ops": {
-                    "raw_data__voice_feedback": {
-                        "config": {
-                            "mode": "incremental",
-                            "since_ts": "2026-03-01T00:00:00+00:00",
-                            "since_id": "00000000-0000-0000-0000-000000000000",
-                            "pg_schema": "no_such_schema",
-                        }
-                    }
-                }
-            },
-            raise_on_error=False,
-        )
+        failed = _failed_incremental(feedback, resources, instance, partition_key=DAYS[1])
         assert not failed.success
         tick = sweep(instance, resources, cursor=first.cursor)
         [request] = tick.run_requests
@@ -236,29 +247,8 @@ def test_a_failed_incremental_run_over_a_range_resyncs_only_its_changed_days(env
     feedback = build_mirror(table("raw_data/voice_feedback"), retry_policy=QUICK_RETRY)
     with DagsterInstance.ephemeral() as instance:
         first = sweep(instance, resources)
-        failed = materialize(
-            [feedback],
-            resources=resources,
-            instance=instance,
-            tags={
-                **RANGE,
-                "voyce/sync_mode": "incremental",
-                "voyce/tables": "raw_data/voice_feedback",
-            },
-            run_config={
-                "ops": {
-                    "raw_data__voice_feedback": {
-                        "config": {
-                            "mode": "incremental",
-                            "since_ts": "2026-03-01T00:00:00+00:00",
-                            "since_id": "00000000-0000-0000-0000-000000000000",
-                            "days": [DAYS[0], DAYS[2]],
-                            "pg_schema": "no_such_schema",
-                        }
-                    }
-                }
-            },
-            raise_on_error=False,
+        failed = _failed_incremental(
+            feedback, resources, instance, tags=RANGE, days=[DAYS[0], DAYS[2]]
         )
         assert not failed.success
         tick = sweep(instance, resources, cursor=first.cursor)
