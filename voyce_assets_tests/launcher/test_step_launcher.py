@@ -155,7 +155,16 @@ def test_whisper_step_runs_on_the_cluster_and_its_events_and_rows_come_back(
         assert result.success, _step_error(result)
 
     # It ran on the "cluster": one one-time run, on a new GPU cluster, staged through DBFS.
-    (run,) = workspace.runs.values()
+    runs = list(workspace.runs.values())
+    retried = [
+        e.event_specific_data.error.to_string()
+        for e in _events(result, DagsterEventType.STEP_UP_FOR_RETRY)
+    ]
+    assert len(runs) == 1, (
+        retried,
+        [(r.result_state, workspace.output(r.run_id)[-3000:]) for r in runs],
+    )
+    (run,) = runs
     task = run.spec["tasks"][0]
     cluster = task["new_cluster"]
     assert "gpu-ml" in cluster["spark_version"] and cluster["autoscale"] == {
