@@ -9,6 +9,7 @@ cached), so cost tracking is computed from the table itself.
 import collections
 import datetime as dt
 import json
+from dataclasses import asdict
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, RetryPolicy
 
@@ -21,7 +22,7 @@ from voyce_assets.privacy import pii
 from voyce_assets.resources import Lakehouse, Pricing
 from voyce_assets.settings import redact_pii
 from voyce_assets.tables import table_asset
-from voyce_assets.text.analysis import Result, text_hash
+from voyce_assets.text.analysis import TOKEN_FIELDS, Result, text_hash
 from voyce_assets.text.checks import (
     SENTIMENT_CHECKS,
     failure_rate_check,
@@ -75,8 +76,7 @@ def _row(analyzer: SentimentAnalyzer, label: str, transcript: dict, text: str, r
         "model_version": analyzer.prompt_version,
         "provider": analyzer.provider,
         "api_mode": result.mode,
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
+        **asdict(result.tokens),
         "cached": result.cached,
         "text_sha256": text_hash(text),
         "processing_time_ms": round(result.seconds * 1000),
@@ -109,7 +109,7 @@ def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing)
     ok = [r for r in rows if not r["error_message"]]
     labels = collections.Counter(r["sentiment_label"] for r in ok)
     cost = sum(
-        pricing.token_cost(r["provider"], r["api_mode"], r["input_tokens"], r["output_tokens"])
+        pricing.token_cost(r["provider"], r["api_mode"], **{k: r[k] for k in TOKEN_FIELDS})
         for r in rows
     )
     distribution = {label: labels.get(label, 0) for label in SENTIMENT_LABELS}
@@ -119,8 +119,7 @@ def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing)
         "cached": sum(1 for r in rows if r["cached"]),
         "failed": len(rows) - len(ok),
         "skipped_no_text": len(skipped),
-        "input_tokens": sum(r["input_tokens"] for r in rows),
-        "output_tokens": sum(r["output_tokens"] for r in rows),
+        **{k: sum(r[k] for r in rows) for k in TOKEN_FIELDS},
         "token_cost_usd": float(cost),
         "label_distribution": MetadataValue.json(distribution),
         "preview": markdown_table(rows[:10], PREVIEW_COLUMNS),

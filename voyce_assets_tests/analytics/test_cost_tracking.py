@@ -99,6 +99,8 @@ FIXTURE = {
             "model_used": "claude",
             "input_tokens": 1000,
             "output_tokens": 200,
+            "cache_write_tokens": 10_000,
+            "cache_read_tokens": 100_000,
             "cached": False,
             "day": D1,
         },
@@ -109,6 +111,7 @@ FIXTURE = {
             "model_used": "claude",
             "input_tokens": 2000,
             "output_tokens": 400,
+            "cache_read_tokens": 20_000,
             "cached": False,
             "day": D1,
         },
@@ -186,6 +189,17 @@ STAGE_COSTS = {
     # batch: 2,000 at $1.5/M; 400 at $7.5/M
     (A, "llm_api", "sentiment_analysis_input", "anthropic.batch_input_mtok"): (0.002, "0.003"),
     (A, "llm_api", "sentiment_analysis_output", "anthropic.batch_output_mtok"): (0.0004, "0.003"),
+    # the prompt cache: 10,000 written at $3.75/M, 100,000 read at $0.30/M; batch reads
+    # 20,000 at $0.15/M (no batch write: that direction's zero quantity is not a row)
+    (A, "llm_api", "sentiment_analysis_cache_write", "anthropic.cache_write_mtok"): (
+        0.01,
+        "0.0375",
+    ),
+    (A, "llm_api", "sentiment_analysis_cache_read", "anthropic.cache_read_mtok"): (0.1, "0.03"),
+    (A, "llm_api", "sentiment_analysis_cache_read", "anthropic.batch_cache_read_mtok"): (
+        0.02,
+        "0.003",
+    ),
     # one text at $0.0009 per thousand: 0.0000009, to the micro-dollar
     (B, "compute", "sentiment_analysis", "local.ktext"): (0.001, "0.000001"),
     # f2's vector came from the cache: one text each, $0.0007 per thousand

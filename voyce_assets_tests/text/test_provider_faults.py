@@ -5,10 +5,13 @@ Official SDKs against the fakes in ``voyce_assets_tests/fakes/llm.py``."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from dagster import materialize
 
 from voyce_assets.catalog import table
+from voyce_assets.text.analysis import TOKEN_FIELDS
 from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
 from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable
 from voyce_assets.text.providers.openai import OpenAIAnalyzer
@@ -109,7 +112,8 @@ def test_an_unusable_provider_fails_the_step_before_writing(lakehouse, text_reso
 def test_throttling_on_every_attempt_fails_the_step_to_be_retried(cache):
     with FakeAnthropic(api_key=KEY, throttled_requests=100) as fake:
         with pytest.raises(ProviderDown, match="every call of 2 failed"):
-            claude(fake, cache, max_retries=2, max_concurrency=1).analyze(["one", "two"])
+            limits = {"max_retries": 0, "rate_limit_retries": 2, "max_concurrency": 1}
+            claude(fake, cache, **limits).analyze(["one", "two"])
         assert fake.calls["messages"] == 2 * 3  # each text: the call and two retries
     # Throttled for fewer attempts than the retries: the SDK waits it out, as told.
     with FakeOpenAI(api_key=KEY, throttled_requests=2, retry_after="0.2") as fake:
@@ -146,17 +150,50 @@ def test_a_truncated_answer_is_that_texts_error_never_half_an_analysis(cache):
 # --- prompt-cache usage --------------------------------------------------------------------------
 
 
-def test_cache_tokens_are_counted_once(cache, tmp_path):
+@pytest.mark.parametrize("mode", ["messages", "batch"])
+def test_the_instructions_are_read_from_the_prompt_cache_after_the_first_request(
+    cache, tmp_path, mode
+):
+    from voyce_assets.resources import Pricing
     from voyce_assets.text.cache import TextCache
 
-    text = ["the app crashed twice today"]
+    settings = {"mode": mode, "batch_poll_seconds": 0.01, "max_concurrency": 1}
+    texts = ["the app crashed twice today", "lovely driver, thanks"]
     with FakeAnthropic(api_key=KEY) as fake:
-        plain = claude(fake, cache).analyze(text)[0]
-        fake.cache_read_tokens = 900
+        first, second = (claude(fake, cache, **settings).analyze([t])[0] for t in texts)
+        sent = fake.request_bodies[0]
+        system = (sent["requests"][0]["params"] if mode == "batch" else sent)["system"]
         other = TextCache(path=str(tmp_path / "other.sqlite"))
-        read = claude(fake, other).analyze(text)[0]
-    # Anthropic's input_tokens leave out what came from the cache: it is counted on top.
-    assert read.input_tokens == plain.input_tokens + 900
+        plain = claude(fake, other, prompt_caching=False, **settings).analyze(texts[1:])[0]
+    # The fixed instructions carry the breakpoint; the feedback comes after it.
+    assert system[-1]["cache_control"] == {"type": "ephemeral"}
+    fixed = first.cache_write_tokens
+    assert fixed > 1024 and first.cache_read_tokens == 0
+    # The second request reads them from the cache instead of paying them in full again.
+    assert second.cache_read_tokens == fixed and second.cache_write_tokens == 0
+    assert second.input_tokens < 100 and plain.input_tokens == second.input_tokens + fixed
+    assert plain.cache_read_tokens == plain.cache_write_tokens == 0
+    pricing = Pricing()
+
+    def cost(r):
+        return pricing.token_cost("anthropic", mode, **{k: getattr(r, k) for k in TOKEN_FIELDS})
+
+    # Read at 0.1x the input price instead of 1x: the saving is 0.9x of the fixed tokens.
+    price = pricing.unit_cost(
+        ("anthropic.batch_" if mode == "batch" else "anthropic.") + "input_mtok"
+    )
+    saved = cost(plain) - cost(second)
+    assert saved == price * Decimal(fixed) * Decimal("0.9") / Decimal(1_000_000)
+    # The first request writes them at 1.25x: a quarter of their price more, once.
+    out = pricing.unit_cost(
+        ("anthropic.batch_" if mode == "batch" else "anthropic.") + "output_mtok"
+    )
+    billed = price * (first.input_tokens + Decimal("1.25") * fixed) + out * first.output_tokens
+    assert cost(first) == billed / Decimal(1_000_000)
+
+
+def test_openai_cached_prompt_tokens_are_not_counted_twice(cache):
+    text = ["the app crashed twice today"]
     with FakeOpenAI(api_key=KEY, cached_prompt_tokens=600) as fake:
         result = gpt(fake, cache).analyze(text)[0]
         sent = len(str(fake.request_bodies[0]))

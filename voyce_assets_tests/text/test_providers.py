@@ -88,12 +88,13 @@ def test_a_wrong_key_fails_at_once_and_never_shows(cache):
 def test_a_provider_down_or_throttling_fails_the_step_to_be_retried(cache):
     with FakeAnthropic(api_key=KEY) as fake:
         dead = fake.base_url
-        # Every call of the chunk refused for load (429), the SDK's retries spent: no rows of
+        # Every call of the chunk refused for load (429), the retries spent: no rows of
         # errors, a failure the step's RetryPolicy retries.
+        spent = {"max_retries": 0, "rate_limit_retries": 0}
         with pytest.raises(ProviderDown, match="every call of 2 failed"):
-            claude(fake, cache, max_retries=0).analyze(["[429] one", "[429] two"])
+            claude(fake, cache, **spent).analyze(["[429] one", "[429] two"])
         # One text's 429 among good answers is that text's error only.
-        results = claude(fake, cache, max_retries=0).analyze(["[429] three", "fine"])
+        results = claude(fake, cache, **spent).analyze(["[429] three", "fine"])
         assert [r.ok for r in results] == [False, True] and "429" in results[0].error
     with pytest.raises(ProviderDown, match="APIConnectionError"):
         claude(type("F", (), {"base_url": dead}), cache, max_retries=0, timeout_seconds=1).analyze(
@@ -211,10 +212,16 @@ def test_sentiment_asset_with_claude_costs_and_never_shows_the_key(
         mat = event.step_materialization_data.materialization
         meta[mat.partition] = {k: v.value for k, v in mat.metadata.items()}
     for values in meta.values():
-        # $3 / $15 per million tokens, from the price table, per partition.
-        expected = (values["input_tokens"] * 3 + values["output_tokens"] * 15) / 1e6
+        # $3 / $15 per million tokens, cache writes $3.75 and reads $0.30, from the price
+        # table, per partition.
+        expected = (
+            values["input_tokens"] * 3
+            + values["output_tokens"] * 15
+            + values["cache_write_tokens"] * 3.75
+            + values["cache_read_tokens"] * 0.30
+        ) / 1e6
         assert values["token_cost_usd"] == pytest.approx(expected)
-        assert values["input_tokens"] > 0
+        assert values["input_tokens"] > 0 and values["cache_read_tokens"] > 0
 
 
 def test_a_batch_survives_a_lost_cluster_through_the_durable_copy(tmp_path):
