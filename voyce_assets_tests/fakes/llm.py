@@ -300,6 +300,8 @@ class _LocalServer:
     # The most requests being served at once (what a client-side limit bounds).
     max_in_flight: int = field(default=0, init=False)
     _in_flight: int = field(default=0, init=False, repr=False)
+    # (time.monotonic(), status) of each reply as it was sent.
+    replies: list[tuple[float, int]] = field(default_factory=list, init=False)
 
     @property
     def origin(self) -> str:
@@ -363,10 +365,13 @@ class _LocalServer:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            return self._dispatch(method, path, headers, body, len(raw))
+            reply = self._dispatch(method, path, headers, body, len(raw))
         finally:
             with self._lock:
                 self._in_flight -= 1
+        with self._lock:
+            self.replies.append((time.monotonic(), reply.status))
+        return reply
 
     def _dispatch(
         self, method: str, path: str, headers: dict[str, str], body: Any, size: int
@@ -412,6 +417,8 @@ class FakeAnthropic(_LocalServer):
     retry_after: str = "0.05"
     # How long a [timeout] request waits before answering.
     slow_seconds: float = 2.0
+    # How long every Messages request takes to answer (a model's latency).
+    reply_seconds: float = 0.0
     # How many retrieves a batch stays in_progress before it ends (exercises polling).
     batch_polls_before_end: int = 1
     # The models there are; any other is a 404 not_found_error (a batch item errors so).
@@ -563,6 +570,8 @@ class FakeAnthropic(_LocalServer):
                 return self._error(status, kind, f"Injected {kind}.", **extra)
         if self._first("[timeout]", feedback):
             self._pause(self.slow_seconds)
+        if self.reply_seconds:
+            self._pause(self.reply_seconds)
         return self._ok(self._message(body, feedback))
 
     def _prompt_usage(self, params: dict) -> dict[str, Any]:

@@ -123,6 +123,25 @@ def test_throttling_on_every_attempt_fails_the_step_to_be_retried(cache):
     assert all(gap >= 0.2 for gap in gaps)
 
 
+def test_a_429_pauses_every_call_for_its_retry_after_within_the_limit_in_flight(cache):
+    texts = [f"parcel {n} arrived late again" for n in range(12)]
+    with FakeAnthropic(api_key=KEY, throttled_requests=1, retry_after="0.6") as fake:
+        fake.reply_seconds = 0.05  # each answer takes a while: calls overlap
+        analyzer = claude(fake, cache, max_concurrency=3, max_retries=0, rate_limit_retries=1)
+        results = analyzer.analyze(texts)
+        [refused] = [t for t, status in fake.replies if status == 429]
+        sent = fake.request_times
+    # Waited out and sent again: every text answered, the refused one with one more call.
+    assert all(r.ok for r in results) and fake.calls["messages"] == len(texts) + 1
+    # Never more than the limit in flight, and the limit used.
+    assert fake.max_in_flight == 3
+    # The retry-after held every thread, not only the refused call: nothing was sent while it
+    # ran (what was on its way when the 429 came back left within a moment of it).
+    during = [t for t in sent if refused + 0.1 < t < refused + 0.6]
+    assert during == [], [round(t - refused, 3) for t in during]
+    assert max(sent) >= refused + 0.6
+
+
 # --- answers cut off at the output limit -------------------------------------------------------
 
 
