@@ -150,13 +150,34 @@ def test_batch_mode_collects_every_result_kind_and_retries_once(cache):
     assert [r.cached for r in again] == [True, True, True, False, False, False]
 
 
+def test_several_batches_run_at_once_and_every_answer_is_collected_once(cache):
+    texts = [f"order {n}: the parcel was late and the box was broken" for n in range(11)]
+    texts += [texts[0], "[malformed] checkout failed"]  # a repeat, and one asked twice
+    settings = {"mode": "batch", "batch_poll_seconds": 0.01}
+    limits = {"batch_max_requests": 3, "batch_max_in_flight": 3}
+    with FakeAnthropic(api_key=KEY, batch_polls_before_end=3) as fake:
+        results = claude(fake, cache, **settings, **limits).analyze(texts)
+        created = [b for b in fake.request_bodies if isinstance(b, dict) and "requests" in b]
+        in_progress = fake.max_batches_in_progress
+        sent = [r["custom_id"] for b in created for r in b["requests"]]
+    # 12 distinct texts: three batches of 3 side by side, then the last 3; then the retry of
+    # the one invalid answer.
+    assert [len(b["requests"]) for b in created] == [3, 3, 3, 3, 1]
+    assert in_progress == 3
+    # Nothing sent twice, nothing lost, nothing mixed up.
+    assert len(sent) == len(set(sent)) == 13
+    assert all(r.ok for r in results)
+    for text, result in zip(texts, results, strict=True):
+        assert result.analysis.summary == analyse_feedback(text)["summary"]
+
+
 def test_a_restarted_run_resumes_its_batch_instead_of_paying_twice(cache):
     texts = ["the driver was lovely", "wrong size again, so annoying"]
     with FakeAnthropic(api_key=KEY, batch_polls_before_end=1000) as fake:
         impatient = claude(
             fake, cache, mode="batch", batch_poll_seconds=0.01, batch_timeout_hours=1e-6
         )
-        with pytest.raises(TimeoutError, match="the next run resumes it"):
+        with pytest.raises(TimeoutError, match="the next run resumes them"):
             impatient.analyze(texts)
         assert fake.calls["batches.create"] == 1
         fake.batch_polls_before_end = 0

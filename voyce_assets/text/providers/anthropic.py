@@ -1,10 +1,16 @@
 """Claude through the official ``anthropic`` SDK: structured output by forced tool use.
 
-Two modes. ``messages``: one Messages API call per text, ``max_concurrency`` at a time, the
-SDK retrying 429/529/5xx and timeouts (honouring ``retry-after``). ``batch``: the Message
-Batches API at half price for scheduled runs: submit, poll, collect. The batch id is kept in
-the cache under a hash of its requests, so a run that restarts (a retry, a crash) resumes the
-batch it paid for instead of submitting a second one.
+Two modes. ``messages``: one Messages API call per text, at most ``max_concurrency`` in
+flight; a 429/529 pauses every call for the ``retry-after`` the API named (``Throttle``), and
+5xx/timeouts are sent again after a backoff. ``batch``: the Message Batches API at half price
+for scheduled runs: up to ``batch_max_in_flight`` batches submitted, polled and collected side
+by side. The batch id is kept in the cache under a hash of its requests, so a run that
+restarts (a retry, a crash) resumes the batches it paid for instead of submitting new ones.
+
+Both modes mark the fixed instructions (the tool with its schema, then the system prompt) as
+a prompt-cache breakpoint: the first request writes them to Anthropic's cache at 1.25x the
+input price, the next ones within 5 minutes read them at 0.1x; only the feedback is paid in
+full. A result's tokens say which was which (``Tokens``), and the cost prices each.
 
 A batch is never paid for twice. Each request's ``custom_id`` is that hash, and the intent to
 create a batch is in the (durable) cache before the create is sent, which the SDK never
@@ -118,6 +124,11 @@ class AnthropicAnalyzer(RemoteAnalyzer):
     )
     batch_poll_seconds: float = Field(default=30.0, description="Between batch status polls.")
     batch_max_requests: int = Field(default=10_000, description="Requests per submitted batch.")
+    batch_max_in_flight: int = Field(
+        default=4,
+        description="Batches submitted and waited on at once (each of batch_max_requests): "
+        "a day's transcripts are several batches, run side by side, not one after another.",
+    )
     batch_create_settle_seconds: float = Field(
         default=300.0,
         description="A create begun less long ago and not listed may still be in flight "
@@ -181,7 +192,9 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         return InvalidAnalysis(f"no {TOOL_NAME} call in the answer (stop: {message.stop_reason})")
 
     def _chunk_size(self) -> int:
-        return self.batch_max_requests if self.mode == "batch" else self.batch_size
+        if self.mode == "batch":
+            return self.batch_max_requests * max(1, self.batch_max_in_flight)
+        return self.batch_size
 
     def _analyze(self, texts: list[str]) -> list[Result]:
         if self.mode == "batch":
@@ -253,12 +266,14 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                     live.add(batch_id)
             except anthropic.NotFoundError:
                 pass  # deleted or expired from the API (29 days): submit again
-        new = {key: r for key, r in requests.items() if pending.get(key) not in live}
-        if new:
-            batch_id = self._create(new)
-            self._submitted.extend(new)
-            live.add(batch_id)
+        new = [key for key in requests if pending.get(key) not in live]
         self._submitted.extend(k for k in requests if pending.get(k) in live)
+        size = max(1, self.batch_max_requests)
+        for start in range(0, len(new), size):
+            # Each batch kept as soon as it is made: one refused later loses none before it.
+            part = {key: requests[key] for key in new[start : start + size]}
+            live.add(self._create(part))
+            self._submitted.extend(part)
         return live
 
     def _create(self, requests: dict[str, dict]) -> str:
@@ -354,35 +369,47 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         self.cache.forget_batch_items(self._submitted)
         self._submitted.clear()
 
-    def _wait(self, batch_id: str):
+    def _collect(self, batch_ids: set[str], wanted: dict[str, str]) -> dict[str, Any]:
+        """``{text id: individual result}`` from ``batch_ids``, all in flight at once: each
+        polled in turn, its results read as soon as it ends. ``wanted``: ``{custom_id: text
+        id}`` (a resumed batch may hold texts of other runs: left out)."""
         client = self.client()
         deadline = time.monotonic() + self.batch_timeout_hours * 3600
-        while True:
-            batch = client.messages.batches.retrieve(batch_id)
-            if batch.processing_status == "ended":
-                return batch
+        answers: dict[str, Any] = {}
+        waiting = sorted(batch_ids)
+        while waiting:
+            still = []
+            for batch_id in waiting:
+                batch = client.messages.batches.retrieve(batch_id)
+                if batch.processing_status != "ended":
+                    still.append((batch_id, batch.processing_status))
+                    continue
+                for item in client.messages.batches.results(batch_id):
+                    if item.custom_id in wanted:
+                        answers[wanted[item.custom_id]] = item.result
+            waiting = [batch_id for batch_id, _ in still]
+            if not waiting:
+                break
             if time.monotonic() > deadline:
+                batch_id, status = still[0]
                 raise TimeoutError(
-                    f"anthropic batch {batch_id} still {batch.processing_status} after "
-                    f"{self.batch_timeout_hours} h; the next run resumes it"
+                    f"anthropic batch {batch_id} still {status} after "
+                    f"{self.batch_timeout_hours} h ({len(still)} unfinished); the next run "
+                    "resumes them"
                 )
             time.sleep(self.batch_poll_seconds)
+        return answers
 
     def _run_batch(self, texts: dict[str, str], attempt: int) -> dict[str, Any]:
-        """``{text id: individual result}`` for ``{text id: text}``, each paid once."""
+        """``{text id: individual result}`` for ``{text id: text}``, each paid once: up to
+        ``batch_max_in_flight`` batches of ``batch_max_requests`` at a time."""
         requests, text_ids = {}, {}
         for tid, text in texts.items():
             params = self._params(text)
             key = self._request_key(params, attempt)
             requests[key] = {"custom_id": key, "params": params}
             text_ids[key] = tid
-        answers: dict[str, Any] = {}
-        for batch_id in sorted(self._submit_or_resume(requests)):
-            self._wait(batch_id)
-            for item in self.client().messages.batches.results(batch_id):
-                if item.custom_id in text_ids:  # a resumed batch may hold texts of other runs
-                    answers[text_ids[item.custom_id]] = item.result
-        return answers
+        return self._collect(self._submit_or_resume(requests), text_ids)
 
     def _fail_if_unusable(self, answers: dict[str, Any]) -> None:
         """A batch whose every request errored for the same reason no retry fixes (an
