@@ -7,11 +7,15 @@ them twice). Only successful analyses are kept: a failure is retried by the next
 served from here.
 
 The durable copy (``persist_to``) is shared by every step, and two text steps may run at
-once: persisting merges this file's rows into it (under a lock, by an atomic replace), and
-restoring merges its rows into this file, so neither step's rows (a batch it paid for) are
-lost to the other's copy. A batch request is one row whatever its state (creating, in a
-batch, done), and a merge keeps the newer row of a request: a request done with is never
-brought back by a copy that still waits for it.
+once. It is a base file and a folder of segments (``persist_to`` + ``.d``): persisting writes
+the rows this file gained since its last persist as one new segment (nothing when there are
+none), so its cost follows what changed, not the size of the cache; restoring merges the
+files not merged here before. Neither step's rows (a batch it paid for) are lost to the
+other's. When the segments outnumber ``_COMPACT_SEGMENTS`` or outweigh the base, they are
+merged into a new base (under a lock, by an atomic replace) and deleted: each byte is
+rewritten a bounded number of times. A batch request is one row whatever its state
+(creating, in a batch, done), and a merge keeps the newer row of a request: a request done
+with is never brought back by a copy that still waits for it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,19 @@ CREATE TABLE IF NOT EXISTS batch_items (
     request_key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, created_at TEXT NOT NULL
 );
 """
+# This file's own bookkeeping, never copied: rows written here that the durable copy does not
+# hold yet (``unsent``), and the parts of the durable copy merged in already (``merged``).
+_LOCAL = """
+CREATE TABLE IF NOT EXISTS unsent (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tbl, key));
+CREATE TABLE IF NOT EXISTS merged (name TEXT PRIMARY KEY);
+"""
+# Each table's key column (``unsent.key`` names a row by it).
+_KEYS = {"analyses": "key", "embeddings": "key", "batch_items": "request_key"}
+# A durable copy with this many segments, or whose segments outweigh its base file, is
+# compacted into the base (so a fresh restore reads few files, and each byte is rewritten a
+# bounded number of times: the cost of a persist follows what it adds).
+_COMPACT_SEGMENTS = 256
+_COMPACT_MIN_BYTES = 4 * 1024 * 1024
 _DONE = "done"
 _ISO = "microseconds"  # created_at strings of one length compare as times
 
@@ -128,6 +145,60 @@ def _merge(target: sqlite3.Connection, source: Path) -> None:
         target.execute("DETACH DATABASE src")
 
 
+def _segments(durable: Path) -> Path:
+    """The folder of a durable copy's segments: each persist's new rows, one file each."""
+    return durable.with_name(durable.name + ".d")
+
+
+def _base_name(durable: Path) -> str | None:
+    """What identifies the base file's contents now (it changes only when compacted)."""
+    try:
+        stat = durable.stat()
+    except FileNotFoundError:
+        return None
+    return f"base:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _parts(durable: Path) -> list[tuple[str, Path]]:
+    """``(name, path)`` of every file of a durable copy: the base first, then the segments
+    in the order they were written."""
+    parts = []
+    base = _base_name(durable)
+    if base is not None:
+        parts.append((base, durable))
+    folder = _segments(durable)
+    if folder.is_dir():
+        parts += [(p.name, p) for p in sorted(folder.glob("*.sqlite"))]
+    return parts
+
+
+def _compact(durable: Path, work: Path, drop: list[str] | None = None) -> int:
+    """Merge every file of the durable copy into a new base (less the analyses and
+    embeddings of ``drop``, overwritten), replace the base with it and delete the segments it
+    holds. Call under the durable copy's lock. Rows dropped."""
+    parts = _parts(durable)
+    work.unlink(missing_ok=True)
+    if durable.exists():
+        shutil.copyfile(durable, work)
+    target = sqlite3.connect(work)
+    try:
+        target.executescript(_SCHEMA)
+        for _, path in parts:
+            if path != durable:
+                _merge(target, path)
+        target.commit()
+    finally:
+        target.close()
+    removed = _forget(work, drop) if drop else 0
+    tmp = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.tmp")
+    shutil.copyfile(work, tmp)
+    tmp.replace(durable)
+    for _, path in parts:
+        if path != durable:
+            path.unlink(missing_ok=True)
+    return removed
+
+
 def _chunks(items: list, size: int = 500) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -147,6 +218,8 @@ def _forget(path: Path, keys: list[str]) -> int:
                     removed += conn.execute(
                         f"DELETE FROM {table} WHERE key IN ({marks})", chunk
                     ).rowcount
+                with contextlib.suppress(sqlite3.OperationalError):  # a durable file has none
+                    conn.execute(f"DELETE FROM unsent WHERE key IN ({marks})", chunk)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("VACUUM")
         return removed
@@ -161,8 +234,9 @@ class TextCache(ConfigurableResource):
     persist_to: str | None = Field(
         default=None,
         description="A durable copy (a Unity Catalog volume in prod): read at the start of a "
-        "step, written back after it and whenever a batch is submitted. SQLite itself needs "
-        "local disk (volumes take whole files, not its random writes).",
+        "step; what the step added is written to it after the step and whenever a batch is "
+        "submitted (a new segment file of the new rows). SQLite itself needs local disk "
+        "(volumes take whole files, not its random writes).",
     )
 
     def setup_for_execution(self, context) -> None:
@@ -172,51 +246,107 @@ class TextCache(ConfigurableResource):
         self.persist()
 
     def restore(self) -> None:
-        """Merge the durable copy's rows into the local file (a fresh cluster's is empty)."""
-        if not self.persist_to or not Path(self.persist_to).exists():
+        """Merge the durable copy's rows into the local file (a fresh cluster's is empty):
+        only its files not merged here before (the segments other steps persisted since)."""
+        if not self.persist_to:
             return
+        durable = Path(self.persist_to)
         local = Path(self.path)
         local.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(5):
+            parts = _parts(durable)
+            with self._db() as db:
+                done = {row[0] for row in db.execute("SELECT name FROM merged")}
+            try:
+                for name, path in parts:
+                    if name not in done:
+                        self._merge_in(name, path)
+            except FileNotFoundError:
+                continue  # compacted meanwhile: its rows are in the new base
+            with self._db() as db:  # forget the names of files that are gone
+                names = [name for name, _ in parts]
+                marks = ",".join("?" * len(names)) or "''"
+                db.execute(f"DELETE FROM merged WHERE name NOT IN ({marks})", names)
+            return
+        raise TimeoutError(f"{durable}: compacted five times while restoring")
+
+    def _merge_in(self, name: str, path: Path) -> None:
         # Read from a private copy: the durable file may be replaced while we read it.
+        local = Path(self.path)
         copy = local.with_name(f"{local.name}.{uuid.uuid4().hex}.restoring")
         try:
-            shutil.copyfile(self.persist_to, copy)
+            shutil.copyfile(path, copy)
             with self._db() as db:
                 _merge(db, copy)
+                db.execute("INSERT OR IGNORE INTO merged VALUES (?)", (name,))
         finally:
             copy.unlink(missing_ok=True)
 
     def persist(self) -> None:
-        """Merge the local rows into ``persist_to`` (under its lock, by an atomic replace):
-        rows another step persisted meanwhile stay."""
+        """Add the rows written here since the last persist to ``persist_to``, as a new
+        segment file of those rows only (nothing when there are none): what a persist writes
+        follows what changed, not the size of the cache. Rows another step persisted stay,
+        in its own segments; now and then the segments are compacted into the base file."""
         if not self.persist_to or not Path(self.path).exists():
             return
         durable = Path(self.persist_to)
-        durable.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(self.path).with_name(f"{Path(self.path).name}.{uuid.uuid4().hex}.persisting")
+        local = Path(self.path)
+        with self._db() as db:
+            last = db.execute("SELECT max(rowid) FROM unsent").fetchone()[0]
+        if last is None:
+            return
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.sqlite"
+        segment = local.with_name(f"{local.name}.{name}")
+        work = local.with_name(f"{local.name}.{uuid.uuid4().hex}.compacting")
         try:
+            out = sqlite3.connect(segment)
+            try:
+                out.executescript(_SCHEMA)
+                out.execute("ATTACH DATABASE ? AS src", (str(local),))
+                with out:
+                    for table, key in _KEYS.items():
+                        out.execute(
+                            f"INSERT OR REPLACE INTO {table} SELECT t.* FROM src.{table} t "
+                            f"JOIN src.unsent u ON u.tbl = ? AND u.key = t.{key} "
+                            "WHERE u.rowid <= ?",
+                            (table, last),
+                        )
+                out.execute("DETACH DATABASE src")
+            finally:
+                out.close()
+            folder = _segments(durable)
+            folder.mkdir(parents=True, exist_ok=True)
             for _ in range(3):
                 with _locked(durable.with_name(durable.name + ".lock")) as still_ours:
-                    work.unlink(missing_ok=True)
-                    if durable.exists():
-                        shutil.copyfile(durable, work)
-                    still_ours()  # refreshed between the long copies
-                    target = sqlite3.connect(work)
-                    try:
-                        target.executescript(_SCHEMA)
-                        _merge(target, Path(self.path))
-                        target.commit()
-                    finally:
-                        target.close()
-                    tmp = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.tmp")
-                    shutil.copyfile(work, tmp)
-                    if still_ours():  # broken meanwhile: another holder's copy may be newer
-                        tmp.replace(durable)
-                        return
-                    tmp.unlink(missing_ok=True)
-            raise TimeoutError(f"{durable}: lost its lock three times while persisting")
+                    tmp = folder / f"{name}.tmp"
+                    shutil.copyfile(segment, tmp)
+                    if not still_ours():  # broken meanwhile: a compaction may be under way
+                        tmp.unlink(missing_ok=True)
+                        continue
+                    tmp.replace(folder / name)
+                    self._maybe_compact(durable, work)
+                    break
+            else:
+                raise TimeoutError(f"{durable}: lost its lock three times while persisting")
+            with self._db() as db:
+                # Sent: our own segment is merged here already.
+                db.execute("DELETE FROM unsent WHERE rowid <= ?", (last,))
+                db.execute("INSERT OR IGNORE INTO merged VALUES (?)", (name,))
         finally:
+            segment.unlink(missing_ok=True)
             work.unlink(missing_ok=True)
+
+    @staticmethod
+    def _maybe_compact(durable: Path, work: Path) -> None:
+        folder = _segments(durable)
+        sizes = [p.stat().st_size for p in folder.glob("*.sqlite")]
+        base = durable.stat().st_size if durable.exists() else 0
+        if len(sizes) >= _COMPACT_SEGMENTS or sum(sizes) >= max(base, _COMPACT_MIN_BYTES):
+            _compact(durable, work)
+
+    def _unsent(self, db: sqlite3.Connection, table: str, keys: Iterable[str]) -> None:
+        """Mark rows of ``table`` written here: the next persist sends them."""
+        db.executemany("INSERT OR REPLACE INTO unsent VALUES (?, ?)", [(table, k) for k in keys])
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -224,7 +354,7 @@ class TextCache(ConfigurableResource):
         conn = sqlite3.connect(self.path, timeout=60)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + _LOCAL)
             with conn:
                 yield conn
         finally:
@@ -255,14 +385,14 @@ class TextCache(ConfigurableResource):
         a durable copy this machine cannot reach is not touched (``durable_unreachable``)."""
         keys = list(dict.fromkeys(keys))
         removed = _forget(Path(self.path), keys) if Path(self.path).exists() else 0
-        if self.persist_to and Path(self.persist_to).exists():
-            durable = Path(self.persist_to)
+        durable = Path(self.persist_to) if self.persist_to else None
+        if durable is not None and _parts(durable):
+            # Base and segments merged into one new base without them, the segments deleted:
+            # no file of the durable copy keeps a trace.
             with _locked(durable.with_name(durable.name + ".lock")):
                 work = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.forgetting")
                 try:
-                    shutil.copyfile(durable, work)
-                    removed += _forget(work, keys)
-                    work.replace(durable)
+                    removed += _compact(durable, work, keys)
                 finally:
                     work.unlink(missing_ok=True)
         return removed
@@ -286,6 +416,7 @@ class TextCache(ConfigurableResource):
         rows = [(k, r.to_json()) for k, r in results.items() if r.ok]
         with self._db() as db:
             db.executemany("INSERT OR REPLACE INTO analyses VALUES (?, ?)", rows)
+            self._unsent(db, "analyses", (k for k, _ in rows))
 
     # ---- embeddings -------------------------------------------------------------------------
 
@@ -301,6 +432,7 @@ class TextCache(ConfigurableResource):
         rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()]
         with self._db() as db:
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)", rows)
+            self._unsent(db, "embeddings", (k for k, _ in rows))
 
     # ---- batches ----------------------------------------------------------------------------
     # Each request submitted in a Message Batch, by the hash of the request itself, until its
@@ -315,6 +447,7 @@ class TextCache(ConfigurableResource):
         rows = [(k, batch_id, created_at) for k in request_keys]
         with self._db() as db:
             db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?, ?, ?)", rows)
+            self._unsent(db, "batch_items", (k for k, _, _ in rows))
         self.persist()  # a batch paid for must be found again, even after a lost cluster
 
     def forget_batch_items(self, request_keys: Iterable[str]) -> None:
@@ -324,6 +457,7 @@ class TextCache(ConfigurableResource):
         rows = [(k, _DONE, now.isoformat(timespec=_ISO)) for k in request_keys]
         with self._db() as db:
             db.executemany("INSERT OR REPLACE INTO batch_items VALUES (?, ?, ?)", rows)
+            self._unsent(db, "batch_items", (k for k, _, _ in rows))
             db.execute(
                 "DELETE FROM batch_items WHERE batch_id = ? AND created_at < ?",
                 (_DONE, (now - _DONE_KEPT).isoformat(timespec=_ISO)),

@@ -127,3 +127,64 @@ def test_an_analysis_cached_before_a_bound_was_tightened_is_not_served(tmp_path)
     with sqlite3.connect(cache.path) as db:
         db.execute("INSERT INTO analyses VALUES (?, ?)", ("old", stored))
     assert set(cache.get_analyses(["ok", "old"])) == {"ok"}
+
+
+def _rows(path, table: str = "analyses") -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {k for (k,) in db.execute(f"SELECT key FROM {table}")}
+
+
+def test_each_persist_writes_only_what_is_new_and_the_copy_holds_the_union(tmp_path):
+    durable = tmp_path / "volume" / "c.db"
+    segments = tmp_path / "volume" / "c.db.d"
+    first = _cache(tmp_path, "run-1")
+    for n in range(300):
+        _analysis(first, f"old-{n}")
+    first.persist()
+    [one] = segments.iterdir()
+    assert len(_rows(one)) == 300
+
+    second = _cache(tmp_path, "run-2")  # a fresh cluster: everything read once
+    second.restore()
+    _analysis(second, "new-1")
+    second.put_embeddings({"vector-1": np.ones(3)})
+    second.persist()
+    [two] = set(segments.iterdir()) - {one}
+    # The second copy wrote the two new rows, not the 300 it found: its cost follows them.
+    assert _rows(two) == {"new-1"} and _rows(two, "embeddings") == {"vector-1"}
+    assert two.stat().st_size < one.stat().st_size / 4
+    assert not durable.exists()  # nothing rewrote the rest
+    # Nothing new: nothing written at all.
+    second.persist()
+    first.persist()
+    assert set(segments.iterdir()) == {one, two}
+
+    fresh = _cache(tmp_path, "run-3")
+    fresh.restore()
+    keys = [f"old-{n}" for n in range(300)] + ["new-1"]
+    assert set(fresh.get_analyses(keys)) == set(keys) and set(fresh.get_embeddings(["vector-1"]))
+    # A restore reads only what it has not merged before: the first run now gets one file.
+    _analysis(fresh, "newer")
+    fresh.persist()
+    first.restore()
+    assert set(first.get_analyses(["new-1", "newer"])) == {"new-1", "newer"}
+
+
+def test_segments_are_compacted_into_the_base_and_nothing_is_lost(tmp_path, monkeypatch):
+    from voyce_assets.text import cache as module
+
+    monkeypatch.setattr(module, "_COMPACT_SEGMENTS", 3)
+    writer, reader = _cache(tmp_path, "writer"), _cache(tmp_path, "reader")
+    for n in range(7):
+        _analysis(writer, f"k{n}")
+        writer.persist()
+        if n == 1:
+            reader.restore()  # has read the base-less copy's first two segments
+    durable = tmp_path / "volume" / "c.db"
+    segments = list((tmp_path / "volume" / "c.db.d").iterdir())
+    assert durable.exists() and len(segments) < 3
+    assert _rows(durable) | set().union(*(_rows(s) for s in segments)) == {
+        f"k{n}" for n in range(7)
+    }
+    reader.restore()  # the files it had merged are gone: the new base is read instead
+    assert set(reader.get_analyses([f"k{n}" for n in range(7)])) == {f"k{n}" for n in range(7)}
