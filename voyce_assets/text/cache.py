@@ -23,19 +23,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field, ValidationError
 
-from voyce_assets.text.analysis import Result
+from voyce_assets.text.analysis import Result, Tokens
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS analyses (key TEXT PRIMARY KEY, result TEXT NOT NULL);
@@ -43,6 +45,11 @@ CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NUL
 CREATE TABLE IF NOT EXISTS batch_items (
     request_key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS billed (
+    id TEXT PRIMARY KEY, key TEXT NOT NULL, tokens TEXT NOT NULL, created_at TEXT NOT NULL,
+    recorded INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS billed_key ON billed (key);
 """
 # This file's own bookkeeping, never copied: rows written here that the durable copy does not
 # hold yet (``unsent``), and the parts of the durable copy merged in already (``merged``).
@@ -51,7 +58,7 @@ CREATE TABLE IF NOT EXISTS unsent (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY
 CREATE TABLE IF NOT EXISTS merged (name TEXT PRIMARY KEY);
 """
 # Each table's key column (``unsent.key`` names a row by it).
-_KEYS = {"analyses": "key", "embeddings": "key", "batch_items": "request_key"}
+_KEYS = {"analyses": "key", "embeddings": "key", "batch_items": "request_key", "billed": "id"}
 # A durable copy with this many segments, or whose segments outweigh its base file, is
 # compacted into the base (so a fresh restore reads few files, and each byte is rewritten a
 # bounded number of times: the cost of a persist follows what it adds).
@@ -70,6 +77,8 @@ INSERT INTO batch_items SELECT request_key, batch_id, created_at FROM src.batch_
     ON CONFLICT (request_key) DO UPDATE
     SET batch_id = excluded.batch_id, created_at = excluded.created_at
     WHERE excluded.created_at > batch_items.created_at;
+INSERT INTO billed SELECT id, key, tokens, created_at, recorded FROM src.billed WHERE 1
+    ON CONFLICT (id) DO UPDATE SET recorded = max(billed.recorded, excluded.recorded);
 """
 # Done requests are kept this long (a batch's results live 29 days), then pruned.
 _DONE_KEPT = dt.timedelta(days=30)
@@ -218,6 +227,7 @@ def _forget(path: Path, keys: list[str]) -> int:
                     removed += conn.execute(
                         f"DELETE FROM {table} WHERE key IN ({marks})", chunk
                     ).rowcount
+                conn.execute(f"DELETE FROM billed WHERE key IN ({marks})", chunk)
                 with contextlib.suppress(sqlite3.OperationalError):  # a durable file has none
                     conn.execute(f"DELETE FROM unsent WHERE key IN ({marks})", chunk)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -417,6 +427,55 @@ class TextCache(ConfigurableResource):
         with self._db() as db:
             db.executemany("INSERT OR REPLACE INTO analyses VALUES (?, ?)", rows)
             self._unsent(db, "analyses", (k for k, _ in rows))
+
+    # ---- tokens billed, until a written row records them -----------------------------------
+    # Every call the provider billed, success or not, is kept here by the analysis key of its
+    # text the moment its answer arrives, until a row that carries it is written (``recorded``):
+    # a step that fails after paying (a later chunk down, a crash) leaves them here, and the
+    # row its retry writes for that text (an answer from the cache by then) carries them.
+    # Recorded entries stay marked, a while, so a merge of an older copy does not revive them.
+
+    def bill(self, billed: Iterable[tuple[str, Tokens]]) -> None:
+        """Keep what calls billed: ``(analysis key, tokens)`` each."""
+        now = dt.datetime.now(dt.UTC).isoformat(timespec=_ISO)
+        rows = [
+            (uuid.uuid4().hex, key, json.dumps(asdict(tokens)), now)
+            for key, tokens in billed
+            if tokens
+        ]
+        if not rows:
+            return
+        with self._db() as db:
+            db.executemany("INSERT INTO billed VALUES (?, ?, ?, ?, 0)", rows)
+            self._unsent(db, "billed", (row[0] for row in rows))
+
+    def unrecorded(self, keys: Iterable[str]) -> dict[str, Tokens]:
+        """What was billed for each of ``keys`` and is in no written row yet."""
+        out: dict[str, Tokens] = {}
+        with self._db() as db:
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT key, tokens FROM billed WHERE recorded = 0 AND key IN ({marks})"
+                for key, tokens in db.execute(sql, chunk):
+                    out[key] = out.get(key, Tokens()) + Tokens(**json.loads(tokens))
+        return out
+
+    def recorded(self, keys: Iterable[str]) -> None:
+        """The tokens billed for ``keys`` are in written rows now: not to be counted again."""
+        keys = list(dict.fromkeys(keys))
+        old = (dt.datetime.now(dt.UTC) - _DONE_KEPT).isoformat(timespec=_ISO)
+        with self._db() as db:
+            for chunk in _chunks(keys):
+                marks = ",".join("?" * len(chunk))
+                ids = [
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT id FROM billed WHERE recorded = 0 AND key IN ({marks})", chunk
+                    )
+                ]
+                db.executemany("UPDATE billed SET recorded = 1 WHERE id = ?", [(i,) for i in ids])
+                self._unsent(db, "billed", ids)
+            db.execute("DELETE FROM billed WHERE recorded = 1 AND created_at < ?", (old,))
 
     # ---- embeddings -------------------------------------------------------------------------
 

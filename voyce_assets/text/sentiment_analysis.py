@@ -171,6 +171,9 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
                 f"voice_feedback {row['voice_feedback_id']}: {row['error_message']}"
             )
     write_partition(lakehouse, SENTIMENT, rows, dates)
+    # The rows carry every token billed for their texts (an earlier failed attempt's too):
+    # recorded now, so a later run counts none of them again.
+    analyzer.recorded()
     pricing: Pricing = context.resources.pricing
     rows_by_day = by_partition(context, rows, lambda r: r["event_date"])
     skipped_by_day = by_partition(context, skipped, lambda t: t["event_date"])

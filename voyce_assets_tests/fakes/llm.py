@@ -439,12 +439,18 @@ class FakeAnthropic(_LocalServer):
     # the caller's process dies before it can look for the batch.
     down_after_lost_create: bool = False
     down: bool = False
+    # Messages requests answered before the API goes down (every later one a 500); None:
+    # never.
+    down_after_messages: int | None = None
     # Batches outlive clients: a new client can retrieve one by id (resume after a crash).
     batches: dict[str, _Batch] = field(default_factory=dict, init=False)
     # The prompt cache: (model, prefix hash) -> when the entry expires (time.monotonic()).
     prompt_cache: dict[tuple[str, str], float] = field(default_factory=dict, init=False)
     # The most batches in progress at once (as a create found them).
     max_batches_in_progress: int = field(default=0, init=False)
+    # The usage of every message answered (a Messages reply or a succeeded batch request):
+    # what the API billed.
+    billed: list[dict[str, Any]] = field(default_factory=list, init=False)
 
     @property
     def base_url(self) -> str:
@@ -484,7 +490,8 @@ class FakeAnthropic(_LocalServer):
         }
         if self.api_key not in presented:
             return self._error(401, "authentication_error", "invalid x-api-key")
-        if self.down:
+        late = self.down_after_messages is not None and endpoint == "messages"
+        if self.down or (late and self.calls["messages"] > self.down_after_messages):
             return self._error(500, "api_error", "Internal server error.")
         if self.out_of_credit:
             return self._error(
@@ -640,6 +647,9 @@ class FakeAnthropic(_LocalServer):
             stop, content = "tool_use", [{**block, "input": analysis}]
         if stop != "max_tokens":
             output_tokens = max(1, len(json.dumps(content)) // 4)
+        usage = {**self._prompt_usage(params), "output_tokens": output_tokens}
+        with self._lock:
+            self.billed.append(usage)
         return {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
@@ -649,7 +659,7 @@ class FakeAnthropic(_LocalServer):
             "stop_reason": stop,
             "stop_sequence": None,
             "stop_details": stop_details,
-            "usage": {**self._prompt_usage(params), "output_tokens": output_tokens},
+            "usage": usage,
         }
 
     def _create_batch(self, body: dict) -> _Reply:

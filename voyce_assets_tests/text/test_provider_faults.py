@@ -307,3 +307,65 @@ def test_a_create_still_in_flight_is_never_replaced_by_a_second_one(cache):
         results = claude(fake, cache, **BATCH, batch_create_settle_seconds=0).analyze(texts)
         assert fake.calls["batches.create"] == sent + 1 and len(fake.batches) == 1
     assert all(r.ok for r in results)
+
+
+# --- tokens billed by an attempt that failed are recorded, once --------------------------------
+
+
+def _billed(fake) -> dict[str, int]:
+    names = {
+        "input_tokens": "input_tokens",
+        "output_tokens": "output_tokens",
+        "cache_creation_input_tokens": "cache_write_tokens",
+        "cache_read_input_tokens": "cache_read_tokens",
+    }
+    return {ours: sum(u[theirs] for u in fake.billed) for theirs, ours in names.items()}
+
+
+def test_tokens_a_failed_step_paid_for_are_in_its_retrys_rows_once(
+    lakehouse, text_resources, cache
+):
+    from voyce_assets.feedback import existing_rows
+    from voyce_assets.text.sentiment_analysis import SENTIMENT, TRANSCRIPTIONS, analysable_text
+    from voyce_assets_tests.text.conftest import DAYS, TRANSCRIPTS, feedback_id
+
+    # The first text sent is paid twice: an invalid answer, then a valid one.
+    day = list(TRANSCRIPTS[DAYS[0]])
+    first = min(
+        (n for n, (t, e) in enumerate(day) if t and not e), key=lambda n: feedback_id(DAYS[0], n)
+    )
+    day[first] = (f"[malformed] {day[first][0]}", None)
+    seed_lake(lakehouse, {**TRANSCRIPTS, DAYS[0]: day})
+    transcripts = sorted(
+        existing_rows(lakehouse, TRANSCRIPTIONS, None).values(),
+        key=lambda t: (t["event_date"], t["voice_feedback_id"]),
+    )
+    texts = [analysable_text(t) for t in transcripts if analysable_text(t)]
+    assert "[malformed]" in texts[0]
+    limits = {"batch_size": 2, "max_concurrency": 1, "max_retries": 0}
+    with FakeAnthropic(api_key=KEY, down_after_messages=3) as fake:
+        # The first attempt: the first chunk is answered (one text twice), then the API goes
+        # down: the step fails before writing a row, having paid for three answers.
+        with pytest.raises(ProviderDown):
+            claude(fake, cache, **limits).analyze(texts)
+        paid_first = _billed(fake)
+        assert len(fake.billed) == 3
+        fake.down_after_messages = None
+        resources = {**text_resources, "sentiment_analyzer": claude(fake, cache, **limits)}
+        assert materialize([sentiment_analysis], resources=resources, tags=TAGS).success
+        rows = lakehouse.read(SENTIMENT).to_pylist()
+        # Everything the API billed, the failed attempt included, is in the rows: once.
+        for name, total in _billed(fake).items():
+            assert sum(r[name] for r in rows) == total, name
+        # The texts answered before the failure came from the cache and carry what they cost.
+        carried = [r for r in rows if r["cached"]]
+        assert len(carried) == 2
+        assert sum(r["input_tokens"] + r["cache_write_tokens"] for r in carried) == (
+            paid_first["input_tokens"] + paid_first["cache_write_tokens"]
+        )
+        # A later run pays nothing and records nothing again.
+        assert materialize([sentiment_analysis], resources=resources, tags=TAGS).success
+        again = lakehouse.read(SENTIMENT).to_pylist()
+        assert len(fake.billed) == 3 + len(texts) - 2
+    assert all(r["cached"] for r in again)
+    assert sum(r[k] for r in again for k in TOKEN_FIELDS) == 0

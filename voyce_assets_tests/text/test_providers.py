@@ -105,8 +105,14 @@ def test_a_provider_down_or_throttling_fails_the_step_to_be_retried(cache):
 def test_cache_means_no_second_call_and_a_new_prompt_version_pays_again(cache):
     texts = ["the courier was rude", "great support", "the courier was rude"]
     with FakeAnthropic(api_key=KEY) as fake:
-        first = claude(fake, cache).analyze(texts)
+        analyzer = claude(fake, cache)
+        first = analyzer.analyze(texts)
         assert fake.calls["messages"] == 2  # a repeated text is sent once
+        # ... and its tokens are counted once: on its first row.
+        assert first[0].input_tokens > 0 and first[2].input_tokens == 0 and first[2].ok
+        # Until its rows are written, what was paid is still to be recorded.
+        assert claude(fake, cache).analyze(texts)[0].input_tokens == first[0].input_tokens
+        analyzer.recorded()
         second = claude(fake, cache).analyze(texts)
         assert fake.calls["messages"] == 2
         assert all(r.cached and r.input_tokens == 0 for r in second)
@@ -164,8 +170,10 @@ def test_several_batches_run_at_once_and_every_answer_is_collected_once(cache):
     # the one invalid answer.
     assert [len(b["requests"]) for b in created] == [3, 3, 3, 3, 1]
     assert in_progress == 3
-    # Nothing sent twice, nothing lost, nothing mixed up.
+    # Nothing sent twice, nothing lost, nothing mixed up; every token billed counted once.
     assert len(sent) == len(set(sent)) == 13
+    billed = sum(u["input_tokens"] + u["output_tokens"] for u in fake.billed)
+    assert sum(r.input_tokens + r.output_tokens for r in results) == billed
     assert all(r.ok for r in results)
     for text, result in zip(texts, results, strict=True):
         assert result.analysis.summary == analyse_feedback(text)["summary"]

@@ -27,6 +27,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import asdict
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr
@@ -440,6 +441,14 @@ class AnthropicAnalyzer(RemoteAnalyzer):
             self._fail_if_unusable(answers)
             elapsed = (time.perf_counter() - started) / max(1, len(todo))
             retry: dict[str, str] = {}
+            # Every succeeded request is billed, valid or not: kept before anything else.
+            self._bill(
+                [
+                    (todo[cid], Result(**asdict(tokens_of(a.message.usage))))
+                    for cid, a in answers.items()
+                    if cid in todo and getattr(a, "type", None) == "succeeded"
+                ]
+            )
             for cid in todo:
                 result = out[cid]
                 result.seconds += elapsed

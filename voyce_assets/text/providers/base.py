@@ -18,7 +18,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, ClassVar
 
 from dagster import ConfigurableResource
@@ -55,6 +55,11 @@ class SentimentAnalyzer(ConfigurableResource):
     )
     cache: TextCache = Field(description="Content-hash cache: nothing is paid for twice.")
 
+    # Of the ``analyze`` under way: each text sent, by its analysis key; the keys whose billed
+    # tokens its results carry.
+    _keys: dict[str, str] = PrivateAttr(default_factory=dict)
+    _counted: list[str] = PrivateAttr(default_factory=list)
+
     @property
     @abstractmethod
     def model_name(self) -> str:
@@ -79,7 +84,13 @@ class SentimentAnalyzer(ConfigurableResource):
         """One uncached, validated ``Result`` per text (each text distinct and non-empty)."""
 
     def analyze(self, texts: list[str]) -> list[Result]:
-        """One ``Result`` per text, in order; ``cached`` says no provider call was made."""
+        """One ``Result`` per text, in order; ``cached`` says no provider call was made.
+
+        A text's tokens are all that was billed for it and is in no written row yet: this
+        call's, and those of an earlier attempt that paid but never wrote its rows (a step
+        that failed after some chunks, whose answers come from the cache now). Whoever writes
+        the rows says so afterwards (``recorded``), so the next call does not count them
+        again. A text given twice is paid and counted once (its first row)."""
         out: list[Result | None] = [None] * len(texts)
         keys: dict[int, str] = {}
         version = self.fingerprint()
@@ -95,10 +106,10 @@ class SentimentAnalyzer(ConfigurableResource):
         for i, key in keys.items():
             if key in known:
                 hit = known[key]
-                # The cached row cost nothing this time: its tokens were billed once already.
                 out[i] = Result(analysis=hit.analysis, mode=hit.mode, cached=True)
             else:
                 todo.setdefault(key, texts[i])
+        self._keys = {text: key for key, text in todo.items()}
         if todo:
             fresh: dict[str, Result] = {}
             pending = list(todo.items())
@@ -113,7 +124,36 @@ class SentimentAnalyzer(ConfigurableResource):
             for i, key in keys.items():
                 if out[i] is None:
                     out[i] = fresh[key]
+        unrecorded = self.cache.unrecorded(keys.values())
+        counted: set[str] = set()
+        for i, key in keys.items():
+            result = out[i]
+            assert result is not None
+            if key in counted:  # the same text again: no call of its own
+                out[i] = Result(
+                    analysis=result.analysis,
+                    error=result.error,
+                    mode=result.mode,
+                    cached=result.ok,
+                    transient=result.transient,
+                )
+                continue
+            counted.add(key)
+            if key in unrecorded:
+                out[i] = replace(result, **asdict(unrecorded[key]))
+        self._counted = sorted(k for k in counted if k in unrecorded)
         return [r for r in out if r is not None]
+
+    def recorded(self) -> None:
+        """The results of the last ``analyze`` are in written rows: the tokens they carried
+        are recorded (the next call counts none of them again)."""
+        self.cache.recorded(self._counted)
+        self._counted = []
+
+    def _bill(self, billed: list[tuple[str, Result]]) -> None:
+        """Keep what the provider billed for these texts (of the ``analyze`` under way) as
+        their answers arrive: a step that fails later has paid for them all the same."""
+        self.cache.bill((self._keys[text], r.tokens) for text, r in billed if text in self._keys)
 
     def _chunk_size(self) -> int:
         return self.batch_size
@@ -405,19 +445,23 @@ class RemoteAnalyzer(SentimentAnalyzer):
         """``_one``, the SDK's errors sorted: an unusable provider, or this text's error."""
         tokens = Tokens()
         try:
-            return self._one(text)
+            result = self._one(text)
+            self._bill([(text, result)])
+            return result
         except Retried as retried:
             exc, tokens = retried.error, retried.tokens
         except self._sdk_error() as error:
             exc = error
-        if unusable(exc):
-            raise ProviderUnusable(f"{self.provider}: {error_text(exc, self.api_key)}")
-        return Result(
+        result = Result(
             error=f"{self.provider}: {error_text(exc, self.api_key)}",
             mode="messages",
             transient=transient(exc),
             **asdict(tokens),
         )
+        self._bill([(text, result)])  # an invalid first answer was paid for
+        if unusable(exc):
+            raise ProviderUnusable(f"{self.provider}: {error_text(exc, self.api_key)}")
+        return result
 
     def _analyze_messages(self, texts: list[str]) -> list[Result]:
         self.client()  # made once, before the threads share it
