@@ -67,19 +67,22 @@ _COMPACT_MIN_BYTES = 4 * 1024 * 1024
 _DONE = "done"
 _ISO = "microseconds"  # created_at strings of one length compare as times
 
-# Rows of ``source`` that ``_merge`` copies into ``target`` (a database ATTACHed as ``src``).
+# Rows of ``source`` that ``_merge`` copies into ``target`` (a database ATTACHed as ``src``),
+# by table: a table the source lacks (a copy written before it existed) is skipped.
 # Analyses and embeddings of one key are the same answer, whoever made them; of a batch
 # request's rows, the newer wins.
-_MERGE = """
-INSERT OR IGNORE INTO analyses SELECT key, result FROM src.analyses;
-INSERT OR IGNORE INTO embeddings SELECT key, vector FROM src.embeddings;
+_MERGE = {
+    "analyses": "INSERT OR IGNORE INTO analyses SELECT key, result FROM src.analyses",
+    "embeddings": "INSERT OR IGNORE INTO embeddings SELECT key, vector FROM src.embeddings",
+    "batch_items": """
 INSERT INTO batch_items SELECT request_key, batch_id, created_at FROM src.batch_items WHERE 1
     ON CONFLICT (request_key) DO UPDATE
     SET batch_id = excluded.batch_id, created_at = excluded.created_at
-    WHERE excluded.created_at > batch_items.created_at;
+    WHERE excluded.created_at > batch_items.created_at""",
+    "billed": """
 INSERT INTO billed SELECT id, key, tokens, created_at, recorded FROM src.billed WHERE 1
-    ON CONFLICT (id) DO UPDATE SET recorded = max(billed.recorded, excluded.recorded);
-"""
+    ON CONFLICT (id) DO UPDATE SET recorded = max(billed.recorded, excluded.recorded)""",
+}
 # Done requests are kept this long (a batch's results live 29 days), then pruned.
 _DONE_KEPT = dt.timedelta(days=30)
 
@@ -149,7 +152,19 @@ def _merge(target: sqlite3.Connection, source: Path) -> None:
     target.executescript(_SCHEMA)
     target.execute("ATTACH DATABASE ? AS src", (str(source),))
     try:
-        target.executescript(f"BEGIN; {_MERGE} COMMIT;")
+        tables = {
+            row[0]
+            for row in target.execute("SELECT name FROM src.sqlite_master WHERE type = 'table'")
+        }
+        target.execute("BEGIN")
+        try:
+            for table, sql in _MERGE.items():
+                if table in tables:
+                    target.execute(sql)
+            target.execute("COMMIT")
+        except BaseException:
+            target.execute("ROLLBACK")  # an open transaction would keep ``src`` attached
+            raise
     finally:
         target.execute("DETACH DATABASE src")
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from voyce_assets.text.analysis import FeedbackAnalysis, Result
+from voyce_assets.text.analysis import FeedbackAnalysis, Result, Tokens
 from voyce_assets.text.cache import TextCache
 
 ANALYSIS = FeedbackAnalysis(
@@ -188,3 +188,39 @@ def test_segments_are_compacted_into_the_base_and_nothing_is_lost(tmp_path, monk
     }
     reader.restore()  # the files it had merged are gone: the new base is read instead
     assert set(reader.get_analyses([f"k{n}" for n in range(7)])) == {f"k{n}" for n in range(7)}
+
+
+def test_a_copy_written_before_the_billed_ledger_restores_with_its_rows(tmp_path):
+    # The durable copy main wrote: one file, three tables, no ``billed`` ledger.
+    durable = tmp_path / "volume" / "c.db"
+    durable.parent.mkdir(parents=True)
+    stored = Result(analysis=ANALYSIS, input_tokens=10).to_json()
+    with sqlite3.connect(durable) as db:
+        db.executescript(
+            """
+            CREATE TABLE analyses (key TEXT PRIMARY KEY, result TEXT NOT NULL);
+            CREATE TABLE embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL);
+            CREATE TABLE batch_items (
+                request_key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, created_at TEXT NOT NULL
+            );
+            """
+        )
+        db.execute("INSERT INTO analyses VALUES (?, ?)", ("old", stored))
+        db.execute(
+            "INSERT INTO batch_items VALUES (?, ?, ?)",
+            ("r1", "msgbatch_1", "2026-12-01T10:00:00.000000+00:00"),
+        )
+    db.close()
+    cache = _cache(tmp_path, "step-1")
+    cache.restore()
+    assert set(cache.get_analyses(["old"])) == {"old"}
+    assert cache.pending_batches(["r1"]) == {"r1": "msgbatch_1"}
+    # And it is compacted with the new segments like any base.
+    _analysis(cache, "new")
+    cache.bill([("new", Tokens(input_tokens=5))])
+    cache.persist()
+    cache.forget(["nobody"])
+    fresh = _cache(tmp_path, "step-2")
+    fresh.restore()
+    assert set(fresh.get_analyses(["old", "new"])) == {"old", "new"}
+    assert fresh.unrecorded(["new"]) == {"new": Tokens(input_tokens=5)}
