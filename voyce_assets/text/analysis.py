@@ -214,6 +214,9 @@ class Result:
     seconds: float = 0.0
     # Failed for load or transport (429/5xx/timeouts), not for this text: never stored.
     transient: bool = False
+    # The provider's ids of the calls whose tokens this carries (a Messages response's id):
+    # what the billed ledger knows them by, so that nothing is counted twice.
+    calls: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

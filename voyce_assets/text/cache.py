@@ -450,19 +450,25 @@ class TextCache(ConfigurableResource):
     # row its retry writes for that text (an answer from the cache by then) carries them.
     # Recorded entries stay marked, a while, so a merge of an older copy does not revive them.
 
-    def bill(self, billed: Iterable[tuple[str, Tokens]]) -> None:
-        """Keep what calls billed: ``(analysis key, tokens)`` each."""
+    def bill(self, billed: Iterable[tuple[str, str, Tokens]]) -> None:
+        """Keep what calls billed: ``(id, analysis key, tokens)`` each, ``id`` the provider's
+        for what billed them (a batch's request, a Messages response). One already kept (a
+        resumed batch's results read again) is not kept twice."""
         now = dt.datetime.now(dt.UTC).isoformat(timespec=_ISO)
         rows = [
-            (uuid.uuid4().hex, key, json.dumps(asdict(tokens)), now)
-            for key, tokens in billed
+            (ledger_id, key, json.dumps(asdict(tokens)), now)
+            for ledger_id, key, tokens in billed
             if tokens
         ]
         if not rows:
             return
         with self._db() as db:
-            db.executemany("INSERT INTO billed VALUES (?, ?, ?, ?, 0)", rows)
-            self._unsent(db, "billed", (row[0] for row in rows))
+            new = [
+                row[0]
+                for row in rows
+                if db.execute("INSERT OR IGNORE INTO billed VALUES (?, ?, ?, ?, 0)", row).rowcount
+            ]
+            self._unsent(db, "billed", new)
 
     def unrecorded(self, keys: Iterable[str]) -> dict[str, Tokens]:
         """What was billed for each of ``keys`` and is in no written row yet."""

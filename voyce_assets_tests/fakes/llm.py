@@ -421,6 +421,8 @@ class FakeAnthropic(_LocalServer):
     reply_seconds: float = 0.0
     # How many retrieves a batch stays in_progress before it ends (exercises polling).
     batch_polls_before_end: int = 1
+    # Batches created once this many exist stay in_progress until ``release_batches``.
+    hold_batches_after: int | None = None
     # The models there are; any other is a 404 not_found_error (a batch item errors so).
     models: tuple[str, ...] = ANTHROPIC_MODELS
     # Schema keywords a tool's input_schema may not use (400 invalid_request_error).
@@ -686,6 +688,8 @@ class FakeAnthropic(_LocalServer):
             created_at=_now(),
         )
         with self._lock:
+            if self.hold_batches_after is not None and len(self.batches) >= self.hold_batches_after:
+                batch.polls_left = 1 << 62
             self.batches[batch.id] = batch
             open_now = sum(b.processing_status != "ended" for b in self.batches.values())
             self.max_batches_in_progress = max(self.max_batches_in_progress, open_now)
@@ -721,6 +725,13 @@ class FakeAnthropic(_LocalServer):
             "first_id": page[0]["id"] if page else None,
             "last_id": page[-1]["id"] if page else None,
         }
+
+    def release_batches(self) -> None:
+        """Held batches end at their next retrieve; later ones are not held."""
+        with self._lock:
+            self.hold_batches_after = None
+            for batch in self.batches.values():
+                batch.polls_left = min(batch.polls_left, self.batch_polls_before_end)
 
     def _poll(self, batch: _Batch) -> dict:
         with self._lock:

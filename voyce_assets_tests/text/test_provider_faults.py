@@ -369,3 +369,21 @@ def test_tokens_a_failed_step_paid_for_are_in_its_retrys_rows_once(
         assert len(fake.billed) == 3 + len(texts) - 2
     assert all(r["cached"] for r in again)
     assert sum(r[k] for r in again for k in TOKEN_FIELDS) == 0
+
+
+def test_a_resumed_batch_bills_what_it_collected_before_once(cache):
+    """The retry batch of an invalid answer is still running when the step gives up: the
+    first batch was collected and billed, but its requests are not done with yet. The next
+    run resumes both batches and reads the first one's results again: billed once."""
+    texts = ["[malformed] the parcel came late", "the driver was kind"]
+    with FakeAnthropic(api_key=KEY, hold_batches_after=1) as fake:
+        analyzer = claude(fake, cache, **BATCH, batch_timeout_hours=0.5 / 3600)
+        with pytest.raises(TimeoutError, match="the next run resumes them"):
+            analyzer.analyze(texts)
+        assert len(fake.batches) == 2 and len(fake.billed) == 3
+        fake.release_batches()
+        results = claude(fake, cache, **BATCH).analyze(texts)
+        assert fake.calls["batches.create"] == 2  # resumed, nothing sent again
+        assert all(r.ok for r in results)
+    for name, total in _billed(fake).items():
+        assert sum(getattr(r, name) for r in results) == total, name

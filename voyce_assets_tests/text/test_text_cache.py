@@ -217,7 +217,7 @@ def test_a_copy_written_before_the_billed_ledger_restores_with_its_rows(tmp_path
     assert cache.pending_batches(["r1"]) == {"r1": "msgbatch_1"}
     # And it is compacted with the new segments like any base.
     _analysis(cache, "new")
-    cache.bill([("new", Tokens(input_tokens=5))])
+    cache.bill([("msg_1", "new", Tokens(input_tokens=5))])
     cache.persist()
     cache.forget(["nobody"])
     fresh = _cache(tmp_path, "step-2")

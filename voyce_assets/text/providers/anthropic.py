@@ -27,7 +27,6 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import asdict
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr
@@ -219,7 +218,7 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
         def call():
             message = throttle.call(lambda: client.messages.create(**self._params(text)))
-            return self._answer(message), tokens_of(message.usage)
+            return self._answer(message), tokens_of(message.usage), message.id
 
         return validated_twice(call, "messages", self.topics)
 
@@ -370,13 +369,15 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         self.cache.forget_batch_items(self._submitted)
         self._submitted.clear()
 
-    def _collect(self, batch_ids: set[str], wanted: dict[str, str]) -> dict[str, Any]:
-        """``{text id: individual result}`` from ``batch_ids``, all in flight at once: each
-        polled in turn, its results read as soon as it ends. ``wanted``: ``{custom_id: text
-        id}`` (a resumed batch may hold texts of other runs: left out)."""
+    def _collect(self, batch_ids: set[str], wanted: dict[str, str]) -> dict[str, tuple[Any, str]]:
+        """``{text id: (individual result, batch id/custom_id)}`` from ``batch_ids``, all in
+        flight at once: each polled in turn, its results read as soon as it ends. ``wanted``:
+        ``{custom_id: text id}`` (a resumed batch may hold texts of other runs: left out).
+        The second is what the billed ledger knows the answer by: the same when a resumed
+        batch's results are read again."""
         client = self.client()
         deadline = time.monotonic() + self.batch_timeout_hours * 3600
-        answers: dict[str, Any] = {}
+        answers: dict[str, tuple[Any, str]] = {}
         waiting = sorted(batch_ids)
         while waiting:
             still = []
@@ -387,7 +388,8 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                     continue
                 for item in client.messages.batches.results(batch_id):
                     if item.custom_id in wanted:
-                        answers[wanted[item.custom_id]] = item.result
+                        source = f"{batch_id}/{item.custom_id}"
+                        answers[wanted[item.custom_id]] = (item.result, source)
             waiting = [batch_id for batch_id, _ in still]
             if not waiting:
                 break
@@ -401,9 +403,10 @@ class AnthropicAnalyzer(RemoteAnalyzer):
             time.sleep(self.batch_poll_seconds)
         return answers
 
-    def _run_batch(self, texts: dict[str, str], attempt: int) -> dict[str, Any]:
-        """``{text id: individual result}`` for ``{text id: text}``, each paid once: up to
-        ``batch_max_in_flight`` batches of ``batch_max_requests`` at a time."""
+    def _run_batch(self, texts: dict[str, str], attempt: int) -> dict[str, tuple[Any, str]]:
+        """``{text id: (individual result, its ledger id)}`` for ``{text id: text}``, each
+        paid once (``_collect``): up to ``batch_max_in_flight`` batches of
+        ``batch_max_requests`` at a time."""
         requests, text_ids = {}, {}
         for tid, text in texts.items():
             params = self._params(text)
@@ -437,15 +440,16 @@ class AnthropicAnalyzer(RemoteAnalyzer):
             if not todo:
                 break
             started = time.perf_counter()
-            answers = self._run_batch(todo, attempt)
+            collected = self._run_batch(todo, attempt)
+            answers = {cid: answer for cid, (answer, _) in collected.items()}
             self._fail_if_unusable(answers)
             elapsed = (time.perf_counter() - started) / max(1, len(todo))
             retry: dict[str, str] = {}
             # Every succeeded request is billed, valid or not: kept before anything else.
             self._bill(
                 [
-                    (todo[cid], Result(**asdict(tokens_of(a.message.usage))))
-                    for cid, a in answers.items()
+                    (todo[cid], source, tokens_of(a.message.usage))
+                    for cid, (a, source) in collected.items()
                     if cid in todo and getattr(a, "type", None) == "succeeded"
                 ]
             )

@@ -15,6 +15,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -150,10 +151,16 @@ class SentimentAnalyzer(ConfigurableResource):
         self.cache.recorded(self._counted)
         self._counted = []
 
-    def _bill(self, billed: list[tuple[str, Result]]) -> None:
+    def _bill(self, billed: list[tuple[str, str, Tokens]]) -> None:
         """Keep what the provider billed for these texts (of the ``analyze`` under way) as
-        their answers arrive: a step that fails later has paid for them all the same."""
-        self.cache.bill((self._keys[text], r.tokens) for text, r in billed if text in self._keys)
+        their answers arrive: a step that fails later has paid for them all the same.
+        ``(text, id, tokens)`` each, ``id`` the provider's for what billed them (a batch
+        request, a Messages response): an answer read again (a resumed batch) is kept once."""
+        self.cache.bill(
+            (ledger_id, self._keys[text], tokens)
+            for text, ledger_id, tokens in billed
+            if text in self._keys
+        )
 
     def _chunk_size(self) -> int:
         return self.batch_size
@@ -168,7 +175,7 @@ def validated_twice(
     """Call a provider for one text, validate (topics kept only from ``topics``), and retry
     once if the answer is invalid.
 
-    ``call`` returns ``(raw answer, tokens billed)``; the raw answer is an ``InvalidAnalysis``
+    ``call`` returns ``(raw answer, tokens billed, the response's id)``; the raw answer is an ``InvalidAnalysis``
     when it holds no analysis (a refusal, no tool call), a ``Truncated`` one when the answer
     was cut off at the output limit: that is the text's error at once, as the same request
     would be cut again. Both attempts' tokens are billed, so both are counted, also when the
@@ -176,15 +183,17 @@ def validated_twice(
     """
     started = time.perf_counter()
     billed = Tokens()
+    calls: tuple[str, ...] = ()
     error = ""
     for attempt in range(2):
         try:
-            raw, used = call()
+            raw, used, call_id = call()
         except Exception as exc:
             if attempt == 0:
                 raise
-            raise Retried(exc, billed) from exc
+            raise Retried(exc, billed, calls) from exc
         billed += used
+        calls += (call_id,)
         if isinstance(raw, Truncated):
             error = str(raw)
             break
@@ -194,18 +203,31 @@ def validated_twice(
             error = f"invalid answer after a retry: {exc}"
             continue
         return Result(
-            analysis=analysis, mode=mode, seconds=time.perf_counter() - started, **asdict(billed)
+            analysis=analysis,
+            mode=mode,
+            seconds=time.perf_counter() - started,
+            calls=calls,
+            **asdict(billed),
         )
-    return Result(error=error, mode=mode, seconds=time.perf_counter() - started, **asdict(billed))
+    return Result(
+        error=error, mode=mode, seconds=time.perf_counter() - started, calls=calls, **asdict(billed)
+    )
+
+
+def _ledger_id(calls: tuple[str, ...]) -> str:
+    """The billed ledger's id of what ``calls`` (the responses' ids) billed; a fresh one
+    where a response had none."""
+    return "+".join(c for c in calls if c) if all(calls) and calls else uuid.uuid4().hex
 
 
 class Retried(Exception):
     """The retry of an invalid answer failed: its error, and the first attempt's tokens."""
 
-    def __init__(self, error: Exception, tokens: Tokens):
+    def __init__(self, error: Exception, tokens: Tokens, calls: tuple[str, ...] = ()):
         super().__init__(str(error))
         self.error = error
         self.tokens = tokens
+        self.calls = calls
 
 
 class ProviderDown(RuntimeError):
@@ -443,22 +465,23 @@ class RemoteAnalyzer(SentimentAnalyzer):
 
     def _call_one(self, text: str) -> Result:
         """``_one``, the SDK's errors sorted: an unusable provider, or this text's error."""
-        tokens = Tokens()
+        tokens, calls = Tokens(), ()
         try:
             result = self._one(text)
-            self._bill([(text, result)])
+            self._bill([(text, _ledger_id(result.calls), result.tokens)])
             return result
         except Retried as retried:
-            exc, tokens = retried.error, retried.tokens
+            exc, tokens, calls = retried.error, retried.tokens, retried.calls
         except self._sdk_error() as error:
             exc = error
         result = Result(
             error=f"{self.provider}: {error_text(exc, self.api_key)}",
             mode="messages",
             transient=transient(exc),
+            calls=calls,
             **asdict(tokens),
         )
-        self._bill([(text, result)])  # an invalid first answer was paid for
+        self._bill([(text, _ledger_id(calls), tokens)])  # an invalid first answer was paid for
         if unusable(exc):
             raise ProviderUnusable(f"{self.provider}: {error_text(exc, self.api_key)}")
         return result

@@ -72,7 +72,7 @@ class OpenAIAnalyzer(RemoteAnalyzer):
                 raw = InvalidAnalysis("empty answer")
             else:
                 raw = message.content
-            return raw, tokens
+            return raw, tokens, completion.id
 
         return validated_twice(call, "messages", self.topics)
 
