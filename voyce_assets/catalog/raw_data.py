@@ -264,9 +264,14 @@ TABLES: tuple[Table, ...] = (
                 "input_tokens",
                 BIGINT,
                 description="Input tokens billed at the full input price (beside the prompt "
-                "cache's); 0 if cached, unless an earlier attempt's were not recorded yet.",
+                "cache's). Cached: what the row written before for this transcription "
+                "carried, and an earlier failed attempt's not recorded yet.",
             ),
-            Column("output_tokens", BIGINT, description="Billed output tokens (0 if cached)."),
+            Column(
+                "output_tokens",
+                BIGINT,
+                description="Billed output tokens (cached: as input_tokens says).",
+            ),
             Column(
                 "cache_write_tokens",
                 BIGINT,

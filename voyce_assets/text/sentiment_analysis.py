@@ -105,6 +105,28 @@ def analyse_transcripts(
     ], skipped
 
 
+def carry_costs(lakehouse: Lakehouse, rows: list[dict], dates) -> None:
+    """Rows answered from the cache keep what their text cost when the partition was written
+    before: a re-run (the hourly automation on today and yesterday, a backfill) replaces the
+    day's rows, and its cost would drop to 0 otherwise. A cached row gets the tokens of the
+    row written for the same transcription before (same provider, model and mode: priced
+    alike) on top of what it carries now (billed since, and in no written row)."""
+    cached = [r for r in rows if r["cached"]]
+    if not cached or not lakehouse.exists(SENTIMENT):
+        return
+    before = {
+        r["id"]: r
+        for r in lakehouse.read(
+            SENTIMENT, dates, ["id", "provider", "model_used", "api_mode", *TOKEN_FIELDS]
+        ).to_pylist()
+    }
+    for row in cached:
+        old = before.get(row["id"])
+        if old and all(old[k] == row[k] for k in ("provider", "model_used", "api_mode")):
+            for k in TOKEN_FIELDS:
+                row[k] += old[k] or 0  # NULL: written before the column existed
+
+
 def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing) -> dict:
     ok = [r for r in rows if not r["error_message"]]
     labels = collections.Counter(r["sentiment_label"] for r in ok)
@@ -170,6 +192,7 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
             context.log.warning(
                 f"voice_feedback {row['voice_feedback_id']}: {row['error_message']}"
             )
+    carry_costs(lakehouse, rows, dates)
     write_partition(lakehouse, SENTIMENT, rows, dates)
     # The rows carry every token billed for their texts (an earlier failed attempt's too):
     # recorded now, so a later run counts none of them again.

@@ -363,12 +363,22 @@ def test_tokens_a_failed_step_paid_for_are_in_its_retrys_rows_once(
         assert sum(r["input_tokens"] + r["cache_write_tokens"] for r in carried) == (
             paid_first["input_tokens"] + paid_first["cache_write_tokens"]
         )
-        # A later run pays nothing and records nothing again.
+        # A later run of the same days pays nothing, and its rows (answers from the cache)
+        # keep what the texts cost: the days' cost is the same, nothing counted twice.
         assert materialize([sentiment_analysis], resources=resources, tags=TAGS).success
         again = lakehouse.read(SENTIMENT).to_pylist()
         assert len(fake.billed) == 3 + len(texts) - 2
-    assert all(r["cached"] for r in again)
-    assert sum(r[k] for r in again for k in TOKEN_FIELDS) == 0
+        assert all(r["cached"] for r in again)
+        for name, total in _billed(fake).items():
+            assert sum(r[name] for r in again) == total, name
+        by_id = {r["id"]: r for r in rows}
+        assert all(r[k] == by_id[r["id"]][k] for r in again for k in TOKEN_FIELDS)
+        # And again: still the same.
+        assert materialize([sentiment_analysis], resources=resources, tags=TAGS).success
+        third = lakehouse.read(SENTIMENT).to_pylist()
+    assert sorted((r["id"], *(r[k] for k in TOKEN_FIELDS)) for r in third) == sorted(
+        (r["id"], *(r[k] for k in TOKEN_FIELDS)) for r in again
+    )
 
 
 def test_a_resumed_batch_bills_what_it_collected_before_once(cache):
