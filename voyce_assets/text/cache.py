@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from dagster import ConfigurableResource
@@ -147,10 +148,29 @@ def _locked(
                 path.unlink()
 
 
+class LockLost(RuntimeError):
+    """The durable copy's lock was broken while we held it (taken for a dead holder's): what
+    we were about to replace may be another holder's newer file."""
+
+
+def _connect(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
+    """A connection to ``path`` that opens URI file names (``_merge`` attaches read-only)."""
+    return sqlite3.connect(f"file:{quote(str(path.absolute()))}", uri=True, timeout=timeout)
+
+
 def _merge(target: sqlite3.Connection, source: Path) -> None:
-    """Copy ``source``'s rows into ``target`` (``_MERGE``), in one transaction."""
+    """Copy ``source``'s rows into ``target`` (``_MERGE``), in one transaction. ``source`` is
+    opened read-only: one gone meanwhile is ``FileNotFoundError``, never made again (empty).
+    ``target`` must be opened by ``_connect``."""
     target.executescript(_SCHEMA)
-    target.execute("ATTACH DATABASE ? AS src", (str(source),))
+    try:
+        target.execute(
+            "ATTACH DATABASE ? AS src", (f"file:{quote(str(source.absolute()))}?mode=ro",)
+        )
+    except sqlite3.OperationalError as exc:
+        if not source.exists():
+            raise FileNotFoundError(source) from exc
+        raise
     try:
         tables = {
             row[0]
@@ -196,27 +216,42 @@ def _parts(durable: Path) -> list[tuple[str, Path]]:
     return parts
 
 
-def _compact(durable: Path, work: Path, drop: list[str] | None = None) -> int:
+def _compact(
+    durable: Path, work: Path, still_ours: Callable[[], bool], drop: list[str] | None = None
+) -> int:
     """Merge every file of the durable copy into a new base (less the analyses and
     embeddings of ``drop``, overwritten), replace the base with it and delete the segments it
-    holds. Call under the durable copy's lock. Rows dropped."""
+    holds. Call under the durable copy's lock (``still_ours``: ``_locked``'s, asked between
+    files, which keeps the lock fresh, and before the replace): ``LockLost`` when it was
+    broken meanwhile, and nothing replaced or deleted (another holder may have replaced the
+    base since, or erased rows: ours would lose its rows or bring them back). Rows dropped."""
     parts = _parts(durable)
     work.unlink(missing_ok=True)
     if durable.exists():
         shutil.copyfile(durable, work)
-    target = sqlite3.connect(work)
+    target = _connect(work)
     try:
         target.executescript(_SCHEMA)
         for _, path in parts:
+            if not still_ours():
+                raise LockLost(f"{durable}: lock broken while compacting")
             if path != durable:
-                _merge(target, path)
+                try:
+                    _merge(target, path)
+                except FileNotFoundError:  # only another compaction deletes one
+                    raise LockLost(f"{durable}: {path.name} compacted by another") from None
         target.commit()
     finally:
         target.close()
     removed = _forget(work, drop) if drop else 0
     tmp = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.tmp")
-    shutil.copyfile(work, tmp)
-    tmp.replace(durable)
+    try:
+        shutil.copyfile(work, tmp)
+        if not still_ours():
+            raise LockLost(f"{durable}: lock broken while compacting")
+        tmp.replace(durable)
+    finally:
+        tmp.unlink(missing_ok=True)
     for _, path in parts:
         if path != durable:
             path.unlink(missing_ok=True)
@@ -349,7 +384,9 @@ class TextCache(ConfigurableResource):
                         tmp.unlink(missing_ok=True)
                         continue
                     tmp.replace(folder / name)
-                    self._maybe_compact(durable, work)
+                    # Lost meanwhile: the segment is in place; a later persist compacts.
+                    with contextlib.suppress(LockLost):
+                        self._maybe_compact(durable, work, still_ours)
                     break
             else:
                 raise TimeoutError(f"{durable}: lost its lock three times while persisting")
@@ -362,12 +399,15 @@ class TextCache(ConfigurableResource):
             work.unlink(missing_ok=True)
 
     @staticmethod
-    def _maybe_compact(durable: Path, work: Path) -> None:
+    def _maybe_compact(durable: Path, work: Path, still_ours: Callable[[], bool]) -> None:
         folder = _segments(durable)
-        sizes = [p.stat().st_size for p in folder.glob("*.sqlite")]
+        sizes = []
+        for part in folder.glob("*.sqlite"):
+            with contextlib.suppress(FileNotFoundError):
+                sizes.append(part.stat().st_size)
         base = durable.stat().st_size if durable.exists() else 0
         if len(sizes) >= _COMPACT_SEGMENTS or sum(sizes) >= max(base, _COMPACT_MIN_BYTES):
-            _compact(durable, work)
+            _compact(durable, work, still_ours)
 
     def _unsent(self, db: sqlite3.Connection, table: str, keys: Iterable[str]) -> None:
         """Mark rows of ``table`` written here: the next persist sends them."""
@@ -376,7 +416,7 @@ class TextCache(ConfigurableResource):
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=60)
+        conn = _connect(Path(self.path), timeout=60)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA + _LOCAL)
@@ -414,12 +454,18 @@ class TextCache(ConfigurableResource):
         if durable is not None and _parts(durable):
             # Base and segments merged into one new base without them, the segments deleted:
             # no file of the durable copy keeps a trace.
-            with _locked(durable.with_name(durable.name + ".lock")):
-                work = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.forgetting")
-                try:
-                    removed += _compact(durable, work, keys)
-                finally:
-                    work.unlink(missing_ok=True)
+            for _ in range(3):
+                with _locked(durable.with_name(durable.name + ".lock")) as still_ours:
+                    work = durable.with_name(f"{durable.name}.{uuid.uuid4().hex}.forgetting")
+                    try:
+                        removed += _compact(durable, work, still_ours, keys)
+                        break
+                    except LockLost:
+                        continue  # replaced nothing: again, with the lock and the files as now
+                    finally:
+                        work.unlink(missing_ok=True)
+            else:
+                raise TimeoutError(f"{durable}: lost its lock three times while erasing")
         return removed
 
     # ---- analyses ---------------------------------------------------------------------------

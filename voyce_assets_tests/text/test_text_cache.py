@@ -10,6 +10,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from voyce_assets.text.analysis import FeedbackAnalysis, Result, Tokens
 from voyce_assets.text.cache import TextCache
@@ -224,3 +225,60 @@ def test_a_copy_written_before_the_billed_ledger_restores_with_its_rows(tmp_path
     fresh.restore()
     assert set(fresh.get_analyses(["old", "new"])) == {"old", "new"}
     assert fresh.unrecorded(["new"]) == {"new": Tokens(input_tokens=5)}
+
+
+def _durable_with_segments(tmp_path, monkeypatch, n: int = 5):
+    """A durable copy of a base and segments (``n`` rows): ``(durable, segments)``."""
+    from voyce_assets.text import cache as module
+
+    monkeypatch.setattr(module, "_COMPACT_SEGMENTS", 3)
+    writer = _cache(tmp_path, "writer")
+    for k in range(n):
+        _analysis(writer, f"k{k}")
+        writer.persist()
+    durable = tmp_path / "volume" / "c.db"
+    segments = sorted((tmp_path / "volume" / "c.db.d").glob("*.sqlite"))
+    assert durable.exists() and segments
+    return durable, segments
+
+
+def test_a_compaction_that_lost_its_lock_replaces_nothing(tmp_path, monkeypatch):
+    """A compaction (or an erasure's) that ran past the lock's stale_after: another holder
+    may have replaced the base since (its rows would be lost) or erased rows (they would come
+    back). It replaces nothing and deletes no segment."""
+    from voyce_assets.text.cache import LockLost, _compact
+
+    durable, segments = _durable_with_segments(tmp_path, monkeypatch)
+    base = durable.read_bytes()
+    work = tmp_path / "work.sqlite"
+    with pytest.raises(LockLost):
+        _compact(durable, work, still_ours=lambda: False)
+    assert durable.read_bytes() == base and all(s.exists() for s in segments)
+    assert not list(durable.parent.glob("*.tmp"))
+    # Lost while merging (refreshed between the files): the same.
+    answers = iter([True, False])
+    with pytest.raises(LockLost):
+        _compact(durable, work, still_ours=lambda: next(answers, False))
+    assert durable.read_bytes() == base and all(s.exists() for s in segments)
+
+
+def test_a_segment_deleted_meanwhile_is_never_made_again_empty(tmp_path, monkeypatch):
+    """Another compaction deleted a segment between the listing and its merge (ours had lost
+    the lock): attaching it must not create an empty file where it was (a later restore
+    would read that), and nothing is replaced."""
+    from voyce_assets.text.cache import LockLost, _compact
+
+    durable, segments = _durable_with_segments(tmp_path, monkeypatch)
+    base = durable.read_bytes()
+    gone = segments[-1]
+
+    def another_compaction_ran() -> bool:
+        gone.unlink(missing_ok=True)
+        return True
+
+    with pytest.raises(LockLost):
+        _compact(durable, tmp_path / "work.sqlite", still_ours=another_compaction_ran)
+    assert not gone.exists() and durable.read_bytes() == base
+    fresh = _cache(tmp_path, "fresh")
+    fresh.restore()  # no empty file to trip on
+    assert fresh.get_analyses(["k0"])
