@@ -53,12 +53,26 @@ CREATE TABLE IF NOT EXISTS billed (
 CREATE INDEX IF NOT EXISTS billed_key ON billed (key);
 """
 # This file's own bookkeeping, never copied: rows written here that the durable copy does not
-# hold yet (``unsent``), and the parts of the durable copy merged in already (``merged``).
+# hold yet (``outbox``), and the parts of the durable copy merged in already (``merged``). A
+# row written again is numbered anew (``seq``), above every number given before, never one
+# reused: a persist sends and clears the rows up to the number it read first, so a row
+# written while it runs is left for the next one.
 _LOCAL = """
-CREATE TABLE IF NOT EXISTS unsent (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tbl, key));
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, key TEXT NOT NULL,
+    UNIQUE (tbl, key)
+);
 CREATE TABLE IF NOT EXISTS merged (name TEXT PRIMARY KEY);
 """
-# Each table's key column (``unsent.key`` names a row by it).
+# The outbox of a file written before it (numbered by rowid, which SQLite reuses once the
+# highest row is gone): its rows moved over.
+_OLD_OUTBOX = """
+BEGIN;
+INSERT OR IGNORE INTO outbox (tbl, key) SELECT tbl, key FROM unsent ORDER BY rowid;
+DROP TABLE unsent;
+COMMIT;
+"""
+# Each table's key column (``outbox.key`` names a row by it).
 _KEYS = {"analyses": "key", "embeddings": "key", "batch_items": "request_key", "billed": "id"}
 # A durable copy with this many segments, or whose segments outweigh its base file, is
 # compacted into the base (so a fresh restore reads few files, and each byte is rewritten a
@@ -279,7 +293,7 @@ def _forget(path: Path, keys: list[str]) -> int:
                     ).rowcount
                 conn.execute(f"DELETE FROM billed WHERE key IN ({marks})", chunk)
                 with contextlib.suppress(sqlite3.OperationalError):  # a durable file has none
-                    conn.execute(f"DELETE FROM unsent WHERE key IN ({marks})", chunk)
+                    conn.execute(f"DELETE FROM outbox WHERE key IN ({marks})", chunk)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("VACUUM")
         return removed
@@ -352,7 +366,7 @@ class TextCache(ConfigurableResource):
         durable = Path(self.persist_to)
         local = Path(self.path)
         with self._db() as db:
-            last = db.execute("SELECT max(rowid) FROM unsent").fetchone()[0]
+            last = db.execute("SELECT max(seq) FROM outbox").fetchone()[0]
         if last is None:
             return
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.sqlite"
@@ -367,8 +381,8 @@ class TextCache(ConfigurableResource):
                     for table, key in _KEYS.items():
                         out.execute(
                             f"INSERT OR REPLACE INTO {table} SELECT t.* FROM src.{table} t "
-                            f"JOIN src.unsent u ON u.tbl = ? AND u.key = t.{key} "
-                            "WHERE u.rowid <= ?",
+                            f"JOIN src.outbox u ON u.tbl = ? AND u.key = t.{key} "
+                            "WHERE u.seq <= ?",
                             (table, last),
                         )
                 out.execute("DETACH DATABASE src")
@@ -392,7 +406,7 @@ class TextCache(ConfigurableResource):
                 raise TimeoutError(f"{durable}: lost its lock three times while persisting")
             with self._db() as db:
                 # Sent: our own segment is merged here already.
-                db.execute("DELETE FROM unsent WHERE rowid <= ?", (last,))
+                db.execute("DELETE FROM outbox WHERE seq <= ?", (last,))
                 db.execute("INSERT OR IGNORE INTO merged VALUES (?)", (name,))
         finally:
             segment.unlink(missing_ok=True)
@@ -411,7 +425,9 @@ class TextCache(ConfigurableResource):
 
     def _unsent(self, db: sqlite3.Connection, table: str, keys: Iterable[str]) -> None:
         """Mark rows of ``table`` written here: the next persist sends them."""
-        db.executemany("INSERT OR REPLACE INTO unsent VALUES (?, ?)", [(table, k) for k in keys])
+        db.executemany(
+            "INSERT OR REPLACE INTO outbox (tbl, key) VALUES (?, ?)", [(table, k) for k in keys]
+        )
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -420,6 +436,8 @@ class TextCache(ConfigurableResource):
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA + _LOCAL)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'unsent'").fetchone():
+                conn.executescript(_OLD_OUTBOX)
             with conn:
                 yield conn
         finally:

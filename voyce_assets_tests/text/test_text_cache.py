@@ -282,3 +282,43 @@ def test_a_segment_deleted_meanwhile_is_never_made_again_empty(tmp_path, monkeyp
     fresh = _cache(tmp_path, "fresh")
     fresh.restore()  # no empty file to trip on
     assert fresh.get_analyses(["k0"])
+
+
+def test_a_row_written_during_a_persist_is_numbered_above_what_it_read(tmp_path):
+    """A persist sends the rows up to the number it read first, then clears them: a row
+    written meanwhile must get a higher number, or it is cleared without ever being sent.
+    SQLite reuses rowids once the highest rows are gone (another persist of the same file,
+    from a batch's thread, cleared them meanwhile)."""
+    cache = _cache(tmp_path, "step-1")
+    _analysis(cache, "a1")
+    _analysis(cache, "a2")
+    with sqlite3.connect(cache.path) as db:  # what a first persist read
+        [(read,)] = db.execute("SELECT max(seq) FROM outbox")
+    cache.persist()  # a second one, sent and cleared everything
+    _analysis(cache, "a3")
+    with sqlite3.connect(cache.path) as db:
+        [(number,)] = db.execute("SELECT seq FROM outbox WHERE key = 'a3'")
+    assert number > read  # the first persist leaves it for the next one
+
+
+def test_rows_marked_in_a_file_written_before_the_outbox_are_still_sent(tmp_path):
+    cache = _cache(tmp_path, "step-1")
+    path = tmp_path / "step-1" / "cache.sqlite"
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE analyses (key TEXT PRIMARY KEY, result TEXT NOT NULL);
+            CREATE TABLE unsent (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tbl, key));
+            """
+        )
+        db.execute(
+            "INSERT INTO analyses VALUES (?, ?)", ("old", Result(analysis=ANALYSIS).to_json())
+        )
+        db.execute("INSERT INTO unsent VALUES ('analyses', 'old')")
+    db.close()
+    _analysis(cache, "new")
+    cache.persist()
+    fresh = _cache(tmp_path, "step-2")
+    fresh.restore()
+    assert set(fresh.get_analyses(["old", "new"])) == {"old", "new"}
