@@ -254,6 +254,12 @@ def _compact(
                     _merge(target, path)
                 except FileNotFoundError:  # only another compaction deletes one
                     raise LockLost(f"{durable}: {path.name} compacted by another") from None
+        # Entries kept only so that no older copy revives them: every copy is in this one.
+        old = (dt.datetime.now(dt.UTC) - _DONE_KEPT).isoformat(timespec=_ISO)
+        target.execute("DELETE FROM billed WHERE recorded = 1 AND created_at < ?", (old,))
+        target.execute(
+            "DELETE FROM batch_items WHERE batch_id = ? AND created_at < ?", (_DONE, old)
+        )
         target.commit()
     finally:
         target.close()
@@ -560,7 +566,13 @@ class TextCache(ConfigurableResource):
                 ]
                 db.executemany("UPDATE billed SET recorded = 1 WHERE id = ?", [(i,) for i in ids])
                 self._unsent(db, "billed", ids)
-            db.execute("DELETE FROM billed WHERE recorded = 1 AND created_at < ?", (old,))
+            # Only those the durable copy knows are recorded (sent): it would bring them back
+            # as unrecorded otherwise. The compaction prunes them there.
+            db.execute(
+                "DELETE FROM billed WHERE recorded = 1 AND created_at < ? AND id NOT IN "
+                "(SELECT key FROM outbox WHERE tbl = 'billed')",
+                (old,),
+            )
 
     # ---- embeddings -------------------------------------------------------------------------
 

@@ -322,3 +322,27 @@ def test_rows_marked_in_a_file_written_before_the_outbox_are_still_sent(tmp_path
     fresh = _cache(tmp_path, "step-2")
     fresh.restore()
     assert set(fresh.get_analyses(["old", "new"])) == {"old", "new"}
+
+
+def test_the_durable_ledger_forgets_recorded_entries_a_while_after(tmp_path):
+    """Recorded entries of the billed ledger are kept 30 days (so a merge of an older copy
+    does not revive them), then pruned: locally once the durable copy knows they are
+    recorded, and from the durable copy when it is compacted."""
+    old = "2020-01-01T00:00:00.000000+00:00"
+    cache = _cache(tmp_path, "step-1")
+    cache.bill([(f"msg_{k}", k, Tokens(input_tokens=5)) for k in ("paid", "unpaid", "recent")])
+    with sqlite3.connect(cache.path) as db:  # billed long ago
+        db.execute("UPDATE billed SET created_at = ? WHERE key != 'recent'", (old,))
+    db.close()
+    cache.persist()  # the durable copy knows them, none recorded
+    cache.recorded(["paid", "recent"])
+    cache.persist()
+    fresh = _cache(tmp_path, "step-2")
+    fresh.restore()  # an old entry recorded is not counted again anywhere
+    assert fresh.unrecorded(["paid", "unpaid", "recent"]) == {"unpaid": Tokens(input_tokens=5)}
+    cache.forget(["nobody"])  # compacts every file into the base
+    durable = tmp_path / "volume" / "c.db"
+    assert _rows(durable, "billed") == {"unpaid", "recent"}
+    assert set(fresh.unrecorded(["paid", "unpaid", "recent"])) == {"unpaid"}
+    cache.recorded([])
+    assert _rows(cache.path, "billed") == {"unpaid", "recent"}
