@@ -22,14 +22,15 @@ DEFAULT_PRICES: dict[str, float] = {
     "gpu.second": 0.00025,
     # Language models, per million tokens (list prices; the Batches APIs bill half).
     # Claude Sonnet 4.5, the default model; its prompt cache: a 5-minute write 1.25x the
-    # input price, a read 0.1x (the batch discount applies on top of both).
+    # input price (Messages), a 1-hour write 2x (batches use those), a read 0.1x; the batch
+    # discount applies on top.
     "anthropic.input_mtok": 3.0,
     "anthropic.output_mtok": 15.0,
     "anthropic.cache_write_mtok": 3.75,
     "anthropic.cache_read_mtok": 0.30,
     "anthropic.batch_input_mtok": 1.5,
     "anthropic.batch_output_mtok": 7.5,
-    "anthropic.batch_cache_write_mtok": 1.875,
+    "anthropic.batch_cache_write_mtok": 3.0,
     "anthropic.batch_cache_read_mtok": 0.15,
     "openai.input_mtok": 0.15,  # gpt-4o-mini
     "openai.output_mtok": 0.60,

@@ -184,8 +184,10 @@ def test_the_instructions_are_read_from_the_prompt_cache_after_the_first_request
         system = (sent["requests"][0]["params"] if mode == "batch" else sent)["system"]
         other = TextCache(path=str(tmp_path / "other.sqlite"))
         plain = claude(fake, other, prompt_caching=False, **settings).analyze(texts[1:])[0]
-    # The fixed instructions carry the breakpoint; the feedback comes after it.
-    assert system[-1]["cache_control"] == {"type": "ephemeral"}
+    # The fixed instructions carry the breakpoint; the feedback comes after it. A batch's
+    # requests are processed over minutes to hours: its entry lives an hour.
+    ttl = {"ttl": "1h"} if mode == "batch" else {}
+    assert system[-1]["cache_control"] == {"type": "ephemeral", **ttl}
     fixed = first.cache_write_tokens
     assert fixed > 1024 and first.cache_read_tokens == 0
     # The second request reads them from the cache instead of paying them in full again.
@@ -203,11 +205,12 @@ def test_the_instructions_are_read_from_the_prompt_cache_after_the_first_request
     )
     saved = cost(plain) - cost(second)
     assert saved == price * Decimal(fixed) * Decimal("0.9") / Decimal(1_000_000)
-    # The first request writes them at 1.25x: a quarter of their price more, once.
+    # The first request writes them at 1.25x (5 minutes), a batch's at 2x (an hour), once.
     out = pricing.unit_cost(
         ("anthropic.batch_" if mode == "batch" else "anthropic.") + "output_mtok"
     )
-    billed = price * (first.input_tokens + Decimal("1.25") * fixed) + out * first.output_tokens
+    write = Decimal(2 if mode == "batch" else "1.25")
+    billed = price * (first.input_tokens + write * fixed) + out * first.output_tokens
     assert cost(first) == billed / Decimal(1_000_000)
 
 

@@ -114,7 +114,8 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         default=True,
         description="Mark the fixed instructions (tool schema and system prompt, the same in "
         "every request) for Anthropic's prompt cache: written once at 1.25x the input price, "
-        "then read at 0.1x for 5 minutes after each use. A model whose minimum cacheable "
+        "then read at 0.1x for 5 minutes after each use (batch mode: an hour, written at 2x). "
+        "A model whose minimum cacheable "
         "prompt is longer than the instructions caches nothing and bills them as input.",
     )
     rate_limit_retries: int = Field(
@@ -157,10 +158,15 @@ class AnthropicAnalyzer(RemoteAnalyzer):
     def _system(self) -> list[dict[str, Any]]:
         """The system prompt as one text block; with ``prompt_caching`` it is the cache
         breakpoint, so the prefix cached is the tool (with its schema) and the instructions:
-        everything but the feedback (the API orders a prompt tools, system, messages)."""
+        everything but the feedback (the API orders a prompt tools, system, messages). A
+        batch's entry lives an hour (written at 2x the input price, not 1.25x): its requests
+        are processed over minutes to hours, and Anthropic advises the 1-hour duration for
+        batches sharing a prefix; Messages calls come seconds apart, and 5 minutes do."""
         block: dict[str, Any] = {"type": "text", "text": system_prompt(self.topics)}
         if self.prompt_caching:
             block["cache_control"] = {"type": "ephemeral"}
+            if self.mode == "batch":
+                block["cache_control"]["ttl"] = "1h"
         return [block]
 
     def _params(self, text: str) -> dict[str, Any]:
