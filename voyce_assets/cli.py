@@ -261,11 +261,13 @@ def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> No
 
     Keys: text and the sentiment_analysis table's fields (sentiment_label, sentiment_score,
     sentiment_confidence, emotions, key_phrases, topics, named_entities, urgency, summary,
-    action_items, model_used, cached, input_tokens, output_tokens, error_message). An empty
-    line gives a row with an error. Texts analysed before come from the cache.
+    action_items, model_used, cached, input_tokens, output_tokens, cache_write_tokens,
+    cache_read_tokens, error_message). An empty line gives a row with an error. Texts
+    analysed before come from the cache.
     """
     import itertools
     import json
+    from dataclasses import asdict
 
     from voyce_assets.text.cleaning import clean_text
     from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable
@@ -288,11 +290,11 @@ def sentiment_cmd(file: str | None, provider: str | None, batch_size: int) -> No
                     **result.fields(),
                     "model_used": label,
                     "cached": result.cached,
-                    "input_tokens": result.input_tokens,
-                    "output_tokens": result.output_tokens,
+                    **asdict(result.tokens),
                     "error_message": None if result.ok else result.error,
                 }
                 click.echo(json.dumps(row))
+            analyzer.recorded()  # the lines printed carry the tokens billed
     except ProviderUnusable as exc:
         raise ConfigError(f"--provider {analyzer.provider}", str(exc)) from None
     except ProviderDown as exc:

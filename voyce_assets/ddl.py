@@ -5,9 +5,13 @@ Nothing here is written by hand per table; change the catalog and both dialects 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from voyce_assets.catalog import APP_TABLES, SCHEMAS, TABLES, VOLUMES, Column, Table, Volume
+
+# What Databricks answers an ADD COLUMNS of a column the table has: one the pipeline's
+# Delta writer added to the log (``lake.evolved``) before Unity Catalog's schema knew it.
+COLUMN_EXISTS_ERROR = "FIELDS_ALREADY_EXISTS"
 
 # Properties every Delta table gets in Unity Catalog. Change data feed lets downstream
 # consumers read increments; optimizeWrite/autoCompact keep the file count down without a
@@ -114,15 +118,17 @@ def _q(*names: str) -> str:
     return ".".join(f"`{n}`" for n in names)
 
 
+def _databricks_column(c: Column, nullable: bool = False) -> str:
+    line = f"{_q(c.name)} {c.type.databricks}"
+    if not c.nullable and not nullable:
+        line += " NOT NULL"
+    if c.description:
+        line += f" COMMENT {_sql_string(c.description)}"
+    return line
+
+
 def databricks_table_ddl(table: Table, catalog: str, location_root: str | None = None) -> str:
-    cols = []
-    for c in table.columns:
-        line = f"{_q(c.name)} {c.type.databricks}"
-        if not c.nullable:
-            line += " NOT NULL"
-        if c.description:
-            line += f" COMMENT {_sql_string(c.description)}"
-        cols.append(line)
+    cols = [_databricks_column(c) for c in table.columns]
     # Informational in Unity Catalog (not enforced); tools and BI read it.
     pk_cols = ", ".join(_q(c) for c in table.primary_key)
     cols.append(f"CONSTRAINT {_q(table.name + '_pk')} PRIMARY KEY ({pk_cols})")
@@ -148,6 +154,28 @@ def databricks_volume_ddl(vol: Volume, catalog: str) -> str:
         f"CREATE VOLUME IF NOT EXISTS {_q(catalog, vol.schema, vol.name)} "
         f"COMMENT {_sql_string(vol.description)}"
     )
+
+
+def added_columns_ddl(catalog: str, existing: Mapping[str, Iterable[str]]) -> list[str]:
+    """``ALTER TABLE ... ADD COLUMNS`` for each column the spec gained since a table was
+    created: CREATE TABLE IF NOT EXISTS leaves an existing table as it was, and Databricks has
+    no ADD COLUMN IF NOT EXISTS, so the guard is ``existing`` (the columns each table holds
+    now, by ``schema/table``; a table not in it is new and has them all). One statement a
+    column: one the pipeline's writer added to the Delta log already fails alone
+    (``FIELDS_ALREADY_EXISTS``), not the others. Added as nullable: rows written before hold
+    NULL (Delta adds no NOT NULL column to a table with rows)."""
+    statements = []
+    for table in TABLES:
+        if table.path not in existing:
+            continue
+        held = {name.lower() for name in existing[table.path]}
+        statements += [
+            f"ALTER TABLE {_q(catalog, table.schema, table.name)} "
+            f"ADD COLUMNS ({_databricks_column(c, nullable=True)})"
+            for c in table.columns
+            if c.name.lower() not in held
+        ]
+    return statements
 
 
 def privacy_ddl(catalog: str, readers: str = PII_READERS_GROUP) -> list[str]:
@@ -180,9 +208,14 @@ def privacy_ddl(catalog: str, readers: str = PII_READERS_GROUP) -> list[str]:
 
 
 def databricks_ddl(
-    catalog: str, location_root: str | None = None, pii_readers: str = PII_READERS_GROUP
+    catalog: str,
+    location_root: str | None = None,
+    pii_readers: str = PII_READERS_GROUP,
+    existing: Mapping[str, Iterable[str]] | None = None,
 ) -> list[str]:
-    """Every statement needed to create the catalog, idempotently, in dependency order."""
+    """Every statement needed to create the catalog, idempotently, in dependency order; with
+    ``existing`` (each existing table's columns, ``added_columns_ddl``), the columns the spec
+    gained since a table was created are added after the tables, before their masks."""
     statements = [
         f"CREATE CATALOG IF NOT EXISTS {_q(catalog)} "
         f"COMMENT {_sql_string('Voyce voice feedback pipeline')}"
@@ -192,6 +225,7 @@ def databricks_ddl(
             f"CREATE SCHEMA IF NOT EXISTS {_q(catalog, schema)} COMMENT {_sql_string(description)}"
         )
     statements.extend(databricks_table_ddl(t, catalog, location_root) for t in TABLES)
+    statements.extend(added_columns_ddl(catalog, existing or {}))
     statements.extend(privacy_ddl(catalog, pii_readers))
     statements.extend(databricks_volume_ddl(v, catalog) for v in VOLUMES)
     return statements

@@ -321,11 +321,40 @@ def replace_partitions(
     return stats
 
 
+def add_columns(delta, fields: Iterable[pa.Field]) -> None:
+    """Add ``fields`` to the Delta table ``delta`` (columns the spec gained since it was
+    created), as nullable: the rows written before hold NULL in them."""
+    from deltalake import Field as DeltaField
+    from deltalake import Schema as DeltaSchema
+
+    delta_fields = DeltaSchema.from_arrow(pa.schema(list(fields))).fields
+    delta.alter.add_columns([DeltaField(f.name, f.type, nullable=True) for f in delta_fields])
+
+
+def evolved(uri: str, table: Table, storage_options=None):
+    """The Delta table at ``uri`` (``uri`` itself when there is none yet), holding every column of its spec: those the spec gained
+    since the table was created are added first (an overwrite or MERGE of rows with columns
+    the table lacks is refused), so a stage's write works on a table made before them, with
+    or without a ``catalog_setup`` in between."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        delta = DeltaTable(uri, storage_options=storage_options or None)
+    except TableNotFoundError:
+        return uri  # not made yet: the write creates it, with every column
+    held = {f.name for f in delta.schema().fields}
+    missing = [f for f in table.arrow_schema() if f.name not in held]
+    if missing:
+        add_columns(delta, missing)
+    return delta
+
+
 def _write(uri, reader, dates, table: Table, storage_options) -> None:
     from deltalake import WriterProperties, write_deltalake
 
     write_deltalake(
-        uri,
+        evolved(uri, table, storage_options),
         reader,
         mode="overwrite",
         predicate=partition_predicate(table, dates),
@@ -403,7 +432,9 @@ def merge_rows(
     if not rows:
         return stats
     source = pa.Table.from_batches(rows, schema=table.arrow_schema())
-    target = DeltaTable(uri, storage_options=storage_options or None)
+    target = evolved(uri, table, storage_options)
+    if isinstance(target, str):  # no table to merge into: say so as delta-rs does
+        target = DeltaTable(uri, storage_options=storage_options or None)
     keys = " AND ".join(f"t.{k} = s.{k}" for k in table.primary_key)
     inside = set(dates)
     traced = len(table.primary_key) == 1 and table.partition_source is not None

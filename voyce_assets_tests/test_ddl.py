@@ -10,6 +10,7 @@ from sqlglot import exp
 from voyce_assets.catalog import APP_TABLES, SCHEMAS, TABLES, VOLUMES
 from voyce_assets.ddl import (
     DELTA_TABLE_PROPERTIES,
+    added_columns_ddl,
     as_script,
     databricks_ddl,
     postgres_ddl,
@@ -231,6 +232,36 @@ def test_older_tables_get_the_statistics_columns_too():
     assert "summary" not in altered["raw_data/sentiment_analysis"]
     assert "voice_feedback_id" in altered["raw_data/transcriptions"]
     assert not {"transcription_text", "redacted_text"} & set(altered["raw_data/transcriptions"])
+
+
+def test_tables_made_before_the_spec_gained_columns_get_them_added():
+    """CREATE TABLE IF NOT EXISTS leaves an existing table's columns as they were: the
+    columns it lacks are added (Databricks has no ADD COLUMN IF NOT EXISTS: the guard is the
+    columns it holds), after the tables and before any mask names them."""
+    sentiment = next(t for t in TABLES if t.path == "raw_data/sentiment_analysis")
+    new = ["cache_write_tokens", "cache_read_tokens"]
+    existing = {t.path: t.column_names for t in TABLES}  # every table as the spec has it
+    existing[sentiment.path] = [c.upper() for c in sentiment.column_names if c not in new]
+    assert added_columns_ddl(CATALOG, {t.path: t.column_names for t in TABLES}) == []
+    assert added_columns_ddl(CATALOG, {}) == []  # no table yet: the CREATEs have them all
+    alters = added_columns_ddl(CATALOG, existing)
+    added = []
+    for alter in alters:  # one a column: one added already fails alone
+        tree = _parse(alter)
+        assert isinstance(tree, exp.Alter)
+        assert (tree.this.catalog, tree.this.db, tree.this.name) == (
+            CATALOG,
+            "raw_data",
+            "sentiment_analysis",
+        )
+        [column] = tree.find_all(exp.ColumnDef)
+        added.append((column.name, column.kind.sql("databricks")))
+        assert "NOT NULL" not in alter and "COMMENT" in alter
+    assert added == [(n, "BIGINT") for n in new]
+    statements = databricks_ddl(CATALOG, existing=existing)
+    tables_end = 1 + len(SCHEMAS) + len(TABLES)
+    assert statements[tables_end : tables_end + 2] == alters  # before any mask or property
+    assert [s for s in statements if s not in alters] == databricks_ddl(CATALOG)
 
 
 def test_external_locations_follow_the_lakehouse_layout():

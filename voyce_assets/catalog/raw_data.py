@@ -260,8 +260,30 @@ TABLES: tuple[Table, ...] = (
                 allowed=("messages", "batch", "local"),
                 description="How it was called: batch is billed at half price.",
             ),
-            Column("input_tokens", BIGINT, description="Billed input tokens (0 if cached)."),
-            Column("output_tokens", BIGINT, description="Billed output tokens (0 if cached)."),
+            Column(
+                "input_tokens",
+                BIGINT,
+                description="Input tokens billed at the full input price (beside the prompt "
+                "cache's). Cached: what the row written before for this transcription "
+                "carried, and an earlier failed attempt's not recorded yet.",
+            ),
+            Column(
+                "output_tokens",
+                BIGINT,
+                description="Billed output tokens (cached: as input_tokens says).",
+            ),
+            Column(
+                "cache_write_tokens",
+                BIGINT,
+                description="Input tokens written to the provider's prompt cache (Anthropic: "
+                "1.25x the input price).",
+            ),
+            Column(
+                "cache_read_tokens",
+                BIGINT,
+                description="Input tokens read from the provider's prompt cache (Anthropic: "
+                "0.1x the input price).",
+            ),
             Column(
                 "cached",
                 BOOLEAN,

@@ -21,10 +21,17 @@ DEFAULT_PRICES: dict[str, float] = {
     # A GPU node of the Whisper / training job cluster with its DBUs (about $0.90/h).
     "gpu.second": 0.00025,
     # Language models, per million tokens (list prices; the Batches APIs bill half).
+    # Claude Sonnet 4.5, the default model; its prompt cache: a 5-minute write 1.25x the
+    # input price (Messages), a 1-hour write 2x (batches use those), a read 0.1x; the batch
+    # discount applies on top.
     "anthropic.input_mtok": 3.0,
     "anthropic.output_mtok": 15.0,
+    "anthropic.cache_write_mtok": 3.75,
+    "anthropic.cache_read_mtok": 0.30,
     "anthropic.batch_input_mtok": 1.5,
     "anthropic.batch_output_mtok": 7.5,
+    "anthropic.batch_cache_write_mtok": 3.0,
+    "anthropic.batch_cache_read_mtok": 0.15,
     "openai.input_mtok": 0.15,  # gpt-4o-mini
     "openai.output_mtok": 0.60,
     "openai.batch_input_mtok": 0.075,
@@ -53,15 +60,35 @@ class Pricing(ConfigurableResource):
         unit = self.unit_cost(key)
         return unit, (unit * Decimal(str(quantity))).quantize(Decimal("0.000001"))
 
-    def token_cost(self, provider: str, mode: str, input_tokens: int, output_tokens: int):
-        """USD for a language-model call's tokens (batch mode at the batch price)."""
+    def token_cost(
+        self,
+        provider: str,
+        mode: str,
+        input_tokens: int,
+        output_tokens: int,
+        cache_write_tokens: int = 0,
+        cache_read_tokens: int = 0,
+    ) -> Decimal:
+        """USD for a language-model call's tokens (batch mode at the batch price), prompt
+        cache writes and reads at their own prices."""
         if provider == "local":
             return Decimal(0)
         prefix = f"{provider}.batch_" if mode == "batch" else f"{provider}."
-        return (
-            self.unit_cost(prefix + "input_mtok") * Decimal(input_tokens)
-            + self.unit_cost(prefix + "output_mtok") * Decimal(output_tokens)
-        ) / Decimal(1_000_000)
+        counts = {
+            "input": input_tokens,
+            "output": output_tokens,
+            "cache_write": cache_write_tokens,
+            "cache_read": cache_read_tokens,
+        }
+        total = sum(
+            (
+                self.unit_cost(f"{prefix}{kind}_mtok") * Decimal(n)
+                for kind, n in counts.items()
+                if n
+            ),
+            Decimal(0),
+        )
+        return total / Decimal(1_000_000)
 
     def cost_row(
         self,

@@ -14,13 +14,17 @@ import json
 from abc import abstractmethod
 from dataclasses import dataclass
 
-import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from voyce_assets.catalog import TABLES, VOLUMES, Table
-from voyce_assets.ddl import PII_READERS_GROUP, databricks_ddl, table_properties
-from voyce_assets.lake import expire_change_data
+from voyce_assets.ddl import (
+    COLUMN_EXISTS_ERROR,
+    PII_READERS_GROUP,
+    databricks_ddl,
+    table_properties,
+)
+from voyce_assets.lake import add_columns, expire_change_data
 from voyce_assets.resources.databricks_sql import StatementFailed, execute, head, result_table
 from voyce_assets.resources.lakehouse import Lakehouse
 
@@ -142,7 +146,7 @@ class LocalUnityCatalog(UnityCatalog):
                 )
         changes = []
         if missing:
-            _add_columns(dt, missing)
+            add_columns(dt, missing)
             changes.append("added columns " + ", ".join(f.name for f in missing))
         # Properties the spec gained since the table was made (e.g. which columns the log
         # keeps statistics of): set, so new commits follow them.
@@ -194,15 +198,6 @@ class LocalUnityCatalog(UnityCatalog):
         return VacuumResult(retain_hours=retain_hours, files_deleted=len(deleted) + expired)
 
 
-def _add_columns(dt, fields) -> None:
-    """Columns the spec gained since the table was created; added as nullable."""
-    from deltalake import Field as DeltaField
-    from deltalake import Schema as DeltaSchema
-
-    delta_fields = DeltaSchema.from_arrow(pa.schema(fields)).fields
-    dt.alter.add_columns([DeltaField(f.name, f.type, nullable=True) for f in delta_fields])
-
-
 def _verb(existed: bool) -> str:
     return "exists" if existed else "created"
 
@@ -239,18 +234,42 @@ class DatabricksUnityCatalog(UnityCatalog):
 
     def setup(self) -> list[SetupAction]:
         client = self._client()
-        return [self._execute(client, stmt) for stmt in self.ddl()]
+        statements = databricks_ddl(
+            self.catalog, self.location_root, self.pii_readers_group, self._columns(client)
+        )
+        return [self._execute(client, stmt) for stmt in statements]
+
+    def _columns(self, client) -> dict[str, set[str]]:
+        """The columns each table of the catalog holds now, by ``schema/table`` (none before
+        the first setup): the tables made before the spec gained columns get them added.
+        From ``system``'s information schema, which is there before the catalog is."""
+        try:
+            resp = self._run(
+                client,
+                "SELECT table_schema, table_name, column_name "
+                "FROM system.information_schema.columns WHERE table_catalog = :catalog",
+                {"catalog": self.catalog},
+            )
+        except StatementFailed as exc:
+            raise CatalogSetupError(str(exc)) from None
+        columns: dict[str, set[str]] = {}
+        for r in result_table(client, resp).to_pylist():
+            columns.setdefault(f"{r['table_schema']}/{r['table_name']}", set()).add(
+                r["column_name"]
+            )
+        return columns
 
     def _client(self):
         from databricks.sdk import WorkspaceClient
 
         return WorkspaceClient(host=self.host, token=self.token)
 
-    def _run(self, client, statement: str, timeout_seconds: int | None = None):
+    def _run(self, client, statement: str, parameters=None, timeout_seconds: int | None = None):
         return execute(
             client,
             self.warehouse_id,
             statement,
+            parameters,
             timeout_seconds=timeout_seconds or self.timeout_seconds,
             poll_interval_seconds=self.poll_interval_seconds,
         )
@@ -270,7 +289,7 @@ class DatabricksUnityCatalog(UnityCatalog):
         resp = self._run(
             client,
             optimize_statement(table, self.catalog, before),
-            self.maintenance_timeout_seconds,
+            timeout_seconds=self.maintenance_timeout_seconds,
         )
         rows = result_table(client, resp).to_pylist()
         # OPTIMIZE answers (path, metrics STRUCT), the struct as JSON in JSON_ARRAY results.
@@ -299,7 +318,7 @@ class DatabricksUnityCatalog(UnityCatalog):
         self._run(
             self._client(),
             vacuum_statement(table, self.catalog, retain_hours),
-            self.maintenance_timeout_seconds,
+            timeout_seconds=self.maintenance_timeout_seconds,
         )
         # VACUUM (not DRY RUN) answers only the table's path: the count is not reported.
         return VacuumResult(retain_hours=retain_hours, files_deleted=None)
@@ -308,6 +327,9 @@ class DatabricksUnityCatalog(UnityCatalog):
         try:
             resp = self._run(client, statement)
         except StatementFailed as exc:
+            if " ADD COLUMNS (" in statement and COLUMN_EXISTS_ERROR in str(exc):
+                # Added to the Delta log by the pipeline's writer already: nothing to do.
+                return SetupAction("statement", head(statement), "exists")
             raise CatalogSetupError(str(exc)) from None
         return SetupAction("statement", head(statement), "executed", resp.statement_id or "")
 

@@ -178,6 +178,27 @@ def text_hash(text: str) -> str:
 
 
 @dataclass
+class Tokens:
+    """What one call (or several) billed: input at the full price, output, and the input
+    written to (``cache_write_tokens``) or read from (``cache_read_tokens``) the provider's
+    prompt cache, which are priced apart (Anthropic: 1.25x and 0.1x the input price)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(**{k: getattr(self, k) + getattr(other, k) for k in TOKEN_FIELDS})
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, k) for k in TOKEN_FIELDS)
+
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
+
+
+@dataclass
 class Result:
     """What a provider made of one text: an analysis or the reason there is none, and usage."""
 
@@ -185,16 +206,30 @@ class Result:
     error: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
     # "messages" | "batch" | "local": batch tokens are billed at half price.
     mode: str = "messages"
     cached: bool = False
     seconds: float = 0.0
     # Failed for load or transport (429/5xx/timeouts), not for this text: never stored.
     transient: bool = False
+    # The provider's ids of the calls whose tokens this carries (a Messages response's id):
+    # what the billed ledger knows them by, so that nothing is counted twice.
+    calls: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.analysis is not None
+
+    @property
+    def tokens(self) -> Tokens:
+        return Tokens(**{k: getattr(self, k) for k in TOKEN_FIELDS})
+
+    def bill(self, tokens: Tokens) -> None:
+        """Add what another call (or attempt) billed for this text."""
+        for k in TOKEN_FIELDS:
+            setattr(self, k, getattr(self, k) + getattr(tokens, k))
 
     def fields(self) -> dict[str, Any]:
         """The analysis under the sentiment_analysis table's column names (None if failed)."""
@@ -210,8 +245,7 @@ class Result:
             {
                 "analysis": self.analysis.model_dump() if self.analysis else None,
                 "error": self.error,
-                "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens,
+                **{k: getattr(self, k) for k in TOKEN_FIELDS},
                 "mode": self.mode,
                 "seconds": self.seconds,
             }

@@ -9,6 +9,7 @@ cached), so cost tracking is computed from the table itself.
 import collections
 import datetime as dt
 import json
+from dataclasses import asdict
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, RetryPolicy
 
@@ -21,7 +22,7 @@ from voyce_assets.privacy import pii
 from voyce_assets.resources import Lakehouse, Pricing
 from voyce_assets.settings import redact_pii
 from voyce_assets.tables import table_asset
-from voyce_assets.text.analysis import Result, text_hash
+from voyce_assets.text.analysis import TOKEN_FIELDS, Result, text_hash
 from voyce_assets.text.checks import (
     SENTIMENT_CHECKS,
     failure_rate_check,
@@ -75,8 +76,7 @@ def _row(analyzer: SentimentAnalyzer, label: str, transcript: dict, text: str, r
         "model_version": analyzer.prompt_version,
         "provider": analyzer.provider,
         "api_mode": result.mode,
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
+        **asdict(result.tokens),
         "cached": result.cached,
         "text_sha256": text_hash(text),
         "processing_time_ms": round(result.seconds * 1000),
@@ -105,11 +105,33 @@ def analyse_transcripts(
     ], skipped
 
 
+def carry_costs(lakehouse: Lakehouse, rows: list[dict], dates) -> None:
+    """Rows answered from the cache keep what their text cost when the partition was written
+    before: a re-run (the hourly automation on today and yesterday, a backfill) replaces the
+    day's rows, and its cost would drop to 0 otherwise. A cached row gets the tokens of the
+    row written for the same transcription before (same provider, model and mode: priced
+    alike) on top of what it carries now (billed since, and in no written row)."""
+    cached = [r for r in rows if r["cached"]]
+    if not cached or not lakehouse.exists(SENTIMENT):
+        return
+    before = {
+        r["id"]: r
+        for r in lakehouse.read(
+            SENTIMENT, dates, ["id", "provider", "model_used", "api_mode", *TOKEN_FIELDS]
+        ).to_pylist()
+    }
+    for row in cached:
+        old = before.get(row["id"])
+        if old and all(old[k] == row[k] for k in ("provider", "model_used", "api_mode")):
+            for k in TOKEN_FIELDS:
+                row[k] += old[k] or 0  # NULL: written before the column existed
+
+
 def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing) -> dict:
     ok = [r for r in rows if not r["error_message"]]
     labels = collections.Counter(r["sentiment_label"] for r in ok)
     cost = sum(
-        pricing.token_cost(r["provider"], r["api_mode"], r["input_tokens"], r["output_tokens"])
+        pricing.token_cost(r["provider"], r["api_mode"], **{k: r[k] for k in TOKEN_FIELDS})
         for r in rows
     )
     distribution = {label: labels.get(label, 0) for label in SENTIMENT_LABELS}
@@ -119,8 +141,7 @@ def _partition_metadata(rows: list[dict], skipped: list[dict], pricing: Pricing)
         "cached": sum(1 for r in rows if r["cached"]),
         "failed": len(rows) - len(ok),
         "skipped_no_text": len(skipped),
-        "input_tokens": sum(r["input_tokens"] for r in rows),
-        "output_tokens": sum(r["output_tokens"] for r in rows),
+        **{k: sum(r[k] for r in rows) for k in TOKEN_FIELDS},
         "token_cost_usd": float(cost),
         "label_distribution": MetadataValue.json(distribution),
         "preview": markdown_table(rows[:10], PREVIEW_COLUMNS),
@@ -171,7 +192,11 @@ def sentiment_analysis(context: AssetExecutionContext) -> MaterializeResult:
             context.log.warning(
                 f"voice_feedback {row['voice_feedback_id']}: {row['error_message']}"
             )
+    carry_costs(lakehouse, rows, dates)
     write_partition(lakehouse, SENTIMENT, rows, dates)
+    # The rows carry every token billed for their texts (an earlier failed attempt's too):
+    # recorded now, so a later run counts none of them again.
+    analyzer.recorded()
     pricing: Pricing = context.resources.pricing
     rows_by_day = by_partition(context, rows, lambda r: r["event_date"])
     skipped_by_day = by_partition(context, skipped, lambda t: t["event_date"])

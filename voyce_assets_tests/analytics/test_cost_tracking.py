@@ -8,7 +8,9 @@ import json
 from collections import Counter
 from decimal import Decimal
 
+import pyarrow as pa
 from dagster import AssetMaterialization, DagsterInstance, MetadataValue, materialize
+from deltalake import write_deltalake
 
 from voyce_assets.analytics.cost_tracking import (
     COSTS,
@@ -18,6 +20,7 @@ from voyce_assets.analytics.cost_tracking import (
     cost_tracking,
 )
 from voyce_assets.analytics.organization_metrics import organization_metrics
+from voyce_assets.catalog import table
 from voyce_assets.resources import Lakehouse, Pricing
 from voyce_assets.resources.sql_engine import DuckDBEngine
 from voyce_assets.tables import table_key
@@ -27,6 +30,7 @@ from voyce_assets_tests.analytics.harness import (
     assert_expected,
     assert_same_rows,
     inputs,
+    rows,
     uid,
     write_tables,
 )
@@ -99,6 +103,8 @@ FIXTURE = {
             "model_used": "claude",
             "input_tokens": 1000,
             "output_tokens": 200,
+            "cache_write_tokens": 10_000,
+            "cache_read_tokens": 100_000,
             "cached": False,
             "day": D1,
         },
@@ -109,6 +115,7 @@ FIXTURE = {
             "model_used": "claude",
             "input_tokens": 2000,
             "output_tokens": 400,
+            "cache_read_tokens": 20_000,
             "cached": False,
             "day": D1,
         },
@@ -186,6 +193,17 @@ STAGE_COSTS = {
     # batch: 2,000 at $1.5/M; 400 at $7.5/M
     (A, "llm_api", "sentiment_analysis_input", "anthropic.batch_input_mtok"): (0.002, "0.003"),
     (A, "llm_api", "sentiment_analysis_output", "anthropic.batch_output_mtok"): (0.0004, "0.003"),
+    # the prompt cache: 10,000 written at $3.75/M, 100,000 read at $0.30/M; batch reads
+    # 20,000 at $0.15/M (no batch write: that direction's zero quantity is not a row)
+    (A, "llm_api", "sentiment_analysis_cache_write", "anthropic.cache_write_mtok"): (
+        0.01,
+        "0.0375",
+    ),
+    (A, "llm_api", "sentiment_analysis_cache_read", "anthropic.cache_read_mtok"): (0.1, "0.03"),
+    (A, "llm_api", "sentiment_analysis_cache_read", "anthropic.batch_cache_read_mtok"): (
+        0.02,
+        "0.003",
+    ),
     # one text at $0.0009 per thousand: 0.0000009, to the micro-dollar
     (B, "compute", "sentiment_analysis", "local.ktext"): (0.001, "0.000001"),
     # f2's vector came from the cache: one text each, $0.0007 per thousand
@@ -549,3 +567,55 @@ def test_organization_metrics_asset_waits_then_writes(tmp_path):
     meta = done.get_asset_materialization_events()[0].materialization.metadata
     assert meta["dagster/partition_row_count"].value == 3
     assert "| organization_id |" in meta["preview"].value
+
+
+def test_a_sentiment_table_made_before_the_cache_columns_takes_the_stages_write(tmp_path):
+    """A sentiment_analysis table created before cache_write_tokens / cache_read_tokens
+    existed: the text stage's write adds them (an overwrite with columns the table lacks is
+    refused otherwise), the older days read NULL, and the day is priced in full."""
+    from deltalake import DeltaTable
+
+    from voyce_assets.feedback import write_partition
+
+    spec = table("raw_data/sentiment_analysis")
+    new = {"cache_write_tokens", "cache_read_tokens"}
+    lakehouse = _lakehouse(
+        tmp_path, {p: r for p, r in FIXTURE.items() if p != "raw_data/sentiment_analysis"}
+    )
+    uri = lakehouse.table_uri(spec)
+    DeltaTable.create(
+        uri,
+        schema=pa.schema([f for f in spec.arrow_schema() if f.name not in new]),
+        partition_by=[spec.partition_column],
+    )
+    before = [dict(r, cache_write_tokens=None, cache_read_tokens=None) for r in _sentiment(D0)]
+    write_deltalake(
+        uri,
+        pa.Table.from_pylist(
+            [{k: v for k, v in r.items() if k not in new} for r in before],
+            schema=pa.schema([f for f in spec.arrow_schema() if f.name not in new]),
+        ),
+        mode="append",
+    )
+    write_partition(lakehouse, spec, _sentiment(D1), [D1])
+    assert new <= set(DeltaTable(uri).schema().to_arrow().names)
+    older = lakehouse.read(spec, [D0], sorted(new)).to_pylist()
+    assert older and all(v is None for r in older for v in r.values())
+
+    result = _run([cost_tracking], lakehouse, _instance([D1]), [D1])
+    assert result.success
+    stored = lakehouse.read(COSTS).to_pylist()
+    llm = {
+        (r["organization_id"], r["operation"], json.loads(r["metadata"])["price_key"]): r
+        for r in stored
+        if r["resource_type"] == "llm_api"
+    }
+    for (org, kind, operation, price_key), (_, total) in STAGE_COSTS.items():
+        if kind == "llm_api":
+            assert llm[(org, operation, price_key)]["total_cost"] == Decimal(total)
+
+
+def _sentiment(day: dt.date) -> list[dict]:
+    """The fixture's sentiment rows as the stage writes them, on ``day``."""
+    raw = [dict(r, day=day) for r in FIXTURE["raw_data/sentiment_analysis"]]
+    return rows("raw_data/sentiment_analysis", raw).to_pylist()

@@ -6,10 +6,16 @@
 3. a second materialization of sentiment + enhanced transcriptions (Claude against the local
    server): provider calls and embeddings computed, first and second time;
 4. Claude in Message Batches mode over 10,000 texts against the local server: wall time,
-   peak RSS, calls made.
+   peak RSS, calls made;
+5. Claude's cost per 10,000 transcripts with and without prompt caching (the fixed
+   instructions marked ``cache_control``), in batch mode (prod's) and Messages mode, against
+   the local server, which counts tokens and keeps a prompt cache as the API does: tokens by
+   kind and dollars at the price table's prices. The last line printed reads
+   ``prompt caching saves P%`` (batch mode).
 
 Texts are two-sentence feedback composed from the labelled examples (distinct lines, so the
-cache cannot help). Writes ``results/text.md``.
+cache cannot help). ``--quick`` runs each part at a tenth of its size (cost still quoted per
+10,000 transcripts). Writes ``results/text.md`` (``results/text-quick.md`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from voyce_assets_tests.bench.common import peak_rss_mb, run_script
 
 RESULTS = Path(__file__).parent / "results" / "text.md"
+QUICK_RESULTS = Path(__file__).parent / "results" / "text-quick.md"
+TOKEN_KINDS = ("input_tokens", "cache_write_tokens", "cache_read_tokens", "output_tokens")
 KEY = "sk-ant-bench-not-a-secret"
 
 
@@ -241,20 +249,99 @@ def child_batch(n: int) -> dict:
         seconds = time.perf_counter() - started
         calls = served()
     ok = sum(r.ok for r in results)
-    tokens_in = sum(r.input_tokens for r in results)
-    tokens_out = sum(r.output_tokens for r in results)
+    tokens = {k: sum(getattr(r, k) for r in results) for k in TOKEN_KINDS}
     from voyce_assets.resources import Pricing
 
-    cost = Pricing().token_cost("anthropic", "batch", tokens_in, tokens_out)
+    cost = Pricing().token_cost("anthropic", "batch", **tokens)
     return {
         "seconds": seconds,
         "rss_mb": peak_rss_mb(),
         "calls": calls,
         "ok": ok,
-        "input_tokens": tokens_in,
-        "output_tokens": tokens_out,
+        **tokens,
         "cost_usd": float(cost),
     }
+
+
+def child_caching(n: int) -> dict:
+    """Claude over ``n`` distinct transcripts, with and without prompt caching, in both
+    modes, each run against a fresh local server (a cold prompt cache) and a fresh text
+    cache: every kind of token billed, and its price."""
+    from voyce_assets.resources import Pricing
+    from voyce_assets.text.cache import TextCache
+    from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
+
+    lines = texts(n, seed=23)
+    pricing = Pricing()
+    out = {}
+    for mode in ("batch", "messages"):
+        for caching in (True, False):
+            root = Path(tempfile.mkdtemp(prefix="bench-text-"))
+            with fake_claude() as (url, served):
+                analyzer = AnthropicAnalyzer(
+                    api_key=KEY,
+                    base_url=url,
+                    mode=mode,
+                    prompt_caching=caching,
+                    batch_poll_seconds=0.2,
+                    cache=TextCache(path=str(root / "cache.sqlite")),
+                    timeout_seconds=300,
+                )
+                results = analyzer.analyze(lines)
+                served()
+            assert all(r.ok for r in results)
+            tokens = {k: sum(getattr(r, k) for r in results) for k in TOKEN_KINDS}
+            cost = pricing.token_cost("anthropic", mode, **tokens)
+            out[f"{mode}/{'cached' if caching else 'plain'}"] = {
+                **tokens,
+                "texts": n,
+                "cost_usd": float(cost),
+                "model": analyzer.model,
+            }
+    return out
+
+
+def caching_lines(caching: dict) -> list[str]:
+    """The prompt-caching section: per 10,000 transcripts, tokens and dollars."""
+    lines = [
+        "## Claude with and without prompt caching, per 10,000 transcripts",
+        "",
+        f"{next(iter(caching.values()))['model']} at the price table's prices, against the "
+        "local server (its token counts: four characters of the request a token, plus the "
+        "313-token tool-use system prompt; a cold prompt cache at the start of each run). "
+        f"Measured over {next(iter(caching.values()))['texts']:,} transcripts, scaled to "
+        "10,000 (the run's one cache write scaled too: a little over what 10,000 pay).",
+        "",
+        "| mode | prompt caching | input | cache write | cache read | output | USD per 10,000 "
+        "| USD per request |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, r in caching.items():
+        mode, kind = key.split("/")
+        scale = 10_000 / r["texts"]
+        counts = " | ".join(f"{round(r[k] * scale):,}" for k in TOKEN_KINDS)
+        lines.append(
+            f"| {mode} | {'on' if kind == 'cached' else 'off'} | {counts} | "
+            f"{r['cost_usd'] * scale:.2f} | {r['cost_usd'] / r['texts']:.6f} |"
+        )
+    batch_on, batch_off = caching["batch/cached"], caching["batch/plain"]
+    fixed = batch_on["cache_read_tokens"] / max(1, batch_on["texts"] - 1)
+    per_request = sum(batch_off[k] for k in TOKEN_KINDS if k != "output_tokens")
+    lines += [
+        "",
+        f"Of each request's {per_request / batch_off['texts']:,.0f} input tokens, "
+        f"{fixed:,.0f} are the fixed instructions: written to the cache once, then read at "
+        "0.1x the input price. Caching saves "
+        f"{saving(caching, 'batch'):.1f}% of the cost in batch mode, "
+        f"{saving(caching, 'messages'):.1f}% in Messages mode.",
+        "",
+    ]
+    return lines
+
+
+def saving(caching: dict, mode: str = "batch") -> float:
+    on, off = caching[f"{mode}/cached"], caching[f"{mode}/plain"]
+    return 100 * (1 - on["cost_usd"] / off["cost_usd"])
 
 
 def cli_local(n: int) -> dict:
@@ -295,6 +382,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child")
     parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.child:
@@ -303,21 +391,27 @@ def main() -> None:
             "asset": child_asset,
             "second": child_second,
             "batch": child_batch,
+            "caching": child_caching,
         }[args.child]
         print(json.dumps(fn(args.n)))
         return
-    embed_n = args.n
+    tenth = 10 if args.quick else 1
+    embed_n = args.n // tenth
     standalone = _child("standalone", embed_n)
     asset = _child("asset", embed_n)
-    cli = cli_local(10_000)
-    second = _child("second", 1000)
-    batch = _child("batch", 10_000)
+    cli_n, second_n, batch_n = 10_000 // tenth, 1000 // tenth, 10_000 // tenth
+    cli = cli_local(cli_n)
+    second = _child("second", second_n)
+    batch = _child("batch", batch_n)
+    caching = _child("caching", 10_000 // tenth)
     ratio = asset["texts_per_s"] / standalone["texts_per_s"]
     lines = [
         "# Text stage benchmark",
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs, one run "
-        "each, every contender in its own process (`make bench`).",
+        "each, every contender in its own process (`make bench`"
+        + (", `--quick`: a tenth of every size" if args.quick else "")
+        + ").",
         "",
         "## Embeddings (all-MiniLM-L6-v2, same texts, fresh cache)",
         "",
@@ -330,12 +424,12 @@ def main() -> None:
         "",
         f"Asset / standalone throughput: **{ratio:.2f}x** (goal >= 0.9x).",
         "",
-        "## `voyce sentiment --provider local`, 10,000 lines",
+        f"## `voyce sentiment --provider local`, {cli_n:,} lines",
         "",
         f"{cli['texts_per_s']:.0f} texts/s ({cli['seconds']:.1f} s wall, process start "
         f"included), peak RSS {cli['rss_mb']:.0f} MB.",
         "",
-        "## Second materialization (Claude against the local server, 1,000 transcripts)",
+        f"## Second materialization (Claude against the local server, {second_n:,} transcripts)",
         "",
         "| run | provider calls | analysed | from cache | embeddings computed | seconds |",
         "|---|---:|---:|---:|---:|---:|",
@@ -348,15 +442,19 @@ def main() -> None:
         )
     lines += [
         "",
-        "## Claude Message Batches mode, 10,000 texts against the local server",
+        f"## Claude Message Batches mode, {batch_n:,} texts against the local server",
         "",
         f"{batch['seconds']:.1f} s wall, peak RSS {batch['rss_mb']:.0f} MB, {batch['ok']} "
         f"analyses; calls: {json.dumps(batch['calls'], sort_keys=True)}; "
-        f"{batch['input_tokens']:,} input / {batch['output_tokens']:,} output tokens = "
-        f"${batch['cost_usd']:.2f} at batch prices (the local server's token counts).",
+        f"{batch['input_tokens']:,} input, {batch['cache_write_tokens']:,} cache-write, "
+        f"{batch['cache_read_tokens']:,} cache-read and {batch['output_tokens']:,} output "
+        f"tokens = ${batch['cost_usd']:.2f} at batch prices (the local server's token counts, "
+        "prompt caching on).",
         "",
+        *caching_lines(caching),
+        f"prompt caching saves {saving(caching):.0f}%",
     ]
-    RESULTS.write_text("\n".join(lines))
+    (QUICK_RESULTS if args.quick else RESULTS).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -112,9 +112,28 @@ def test_setup_evolves_new_columns_and_rejects_type_conflicts(voyce_home, tmp_pa
         LocalUnityCatalog(lakehouse=fresh).setup()
 
 
+_COLUMNS_QUERY = (
+    "SELECT table_schema, table_name, column_name "
+    "FROM system.information_schema.columns WHERE table_catalog = :catalog"
+)
+
+
+def _columns_of(tables: dict[str, list[str]]):
+    """A warehouse whose catalog holds ``tables`` ({schema/table: columns})."""
+
+    def query(statement, parameters):
+        assert statement == _COLUMNS_QUERY, statement
+        assert [p["value"] for p in parameters] == ["voice_feedback_prod"]
+        names = ("table_schema", "table_name", "column_name")
+        rows = [[*path.split("/"), c] for path, cols in tables.items() for c in cols]
+        return [(n, "STRING", "string") for n in names], rows
+
+    return query
+
+
 def test_prod_setup_runs_the_ddl_through_the_statement_execution_api():
     token = "dapi-test-token-never-logged"
-    with FakeDatabricks(token=token, polls_before_done=2) as fake:
+    with FakeDatabricks(token=token, polls_before_done=2, query=_columns_of({})) as fake:
         uc = DatabricksUnityCatalog(
             host=fake.host,
             token=token,
@@ -126,6 +145,9 @@ def test_prod_setup_runs_the_ddl_through_the_statement_execution_api():
         result = materialize([catalog_setup], resources={"unity_catalog": uc})
         assert result.success
         sent = [s.statement for s in fake.statements]
+        # A catalog with no table yet: the columns asked for, then the DDL, no ALTER of one.
+        assert sent[0] == _COLUMNS_QUERY
+        sent = sent[1:]
         assert sent == databricks_ddl("voice_feedback_prod", "s3://lake/uc")
         assert {s.warehouse_id for s in fake.statements} == {"wh-1"}
         for statement in sent:
@@ -137,6 +159,63 @@ def test_prod_setup_runs_the_ddl_through_the_statement_execution_api():
         assert token not in text
         events = result.all_events
         assert not any(token in str(e) for e in events)
+
+
+def test_prod_setup_adds_the_columns_a_table_made_before_them_lacks():
+    """CREATE TABLE IF NOT EXISTS leaves a table made before the spec gained columns as it
+    was (sentiment_analysis without the prompt cache's token columns): setup adds them."""
+    new = {"cache_write_tokens", "cache_read_tokens"}
+    tables = {t.path: t.column_names for t in TABLES}
+    sentiment = tables["raw_data/sentiment_analysis"]
+    tables["raw_data/sentiment_analysis"] = [c for c in sentiment if c not in new]
+    with FakeDatabricks(token="t", query=_columns_of(tables)) as fake:
+        assert _prod_setup(fake).success
+        sent = [s.statement for s in fake.statements]
+    alters = [s for s in sent if " ADD COLUMNS " in s]
+    assert alters == [
+        "ALTER TABLE `voice_feedback_prod`.`raw_data`.`sentiment_analysis` ADD COLUMNS "
+        f"(`{name}` BIGINT COMMENT {_comment(name)})"
+        for name in ("cache_write_tokens", "cache_read_tokens")
+    ]
+    # After every table exists, before the masks and properties that may name the columns.
+    last_create = max(i for i, s in enumerate(sent) if s.startswith("CREATE TABLE"))
+    assert sent[last_create + 1 : last_create + 3] == alters
+    # A column the pipeline's Delta writer added to the log before Unity Catalog's schema
+    # knew it: Databricks refuses that one; setup goes on and adds the other.
+    refused = {r"ADD COLUMNS \(`cache_write_tokens`": "[FIELDS_ALREADY_EXISTS] Cannot add it"}
+    with FakeDatabricks(token="t", query=_columns_of(tables), errors=refused) as fake:
+        result = _prod_setup(fake)
+        assert result.success
+        assert alters[1] in [s.statement for s in fake.statements]
+    with FakeDatabricks(
+        token="t", query=_columns_of(tables), errors={"ADD COLUMNS": "[PERMISSION_DENIED] no"}
+    ) as fake:
+        assert not _prod_setup(fake, raise_on_error=False).success
+    # Run again once they are there: nothing to add.
+    tables["raw_data/sentiment_analysis"] = sentiment
+    with FakeDatabricks(token="t", query=_columns_of(tables)) as fake:
+        assert _prod_setup(fake).success
+        assert not [s for s in fake.statements if " ADD COLUMNS " in s.statement]
+
+
+def _comment(column: str) -> str:
+    from voyce_assets.ddl import _sql_string
+
+    [spec] = [c for c in table("raw_data/sentiment_analysis").columns if c.name == column]
+    return _sql_string(spec.description)
+
+
+def _prod_setup(fake: FakeDatabricks, raise_on_error: bool = True):
+    uc = DatabricksUnityCatalog(
+        host=fake.host,
+        token=fake.token,
+        warehouse_id="wh",
+        catalog="voice_feedback_prod",
+        poll_interval_seconds=0.01,
+    )
+    return materialize(
+        [catalog_setup], resources={"unity_catalog": uc}, raise_on_error=raise_on_error
+    )
 
 
 def test_prod_setup_fails_with_the_statement_and_databricks_error():

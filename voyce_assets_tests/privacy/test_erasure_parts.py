@@ -152,6 +152,9 @@ def test_the_cache_forgets_in_both_files_and_leaves_no_bytes(tmp_path):
             keys = {k for (k,) in db.execute("SELECT key FROM embeddings")}
         assert keys == {other}
         assert marker.tobytes() not in Path(path).read_bytes()
+    # Nor any other file of the durable copy (the segments each persist adds).
+    files = [p for p in (tmp_path / "vol").rglob("*") if p.is_file()]
+    assert all(marker.tobytes() not in p.read_bytes() for p in files)
     cache.restore()  # a merge brings nothing back
     assert set(cache.get_embeddings([key, other])) == {other}
 

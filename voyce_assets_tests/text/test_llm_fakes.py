@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import anthropic
 import openai
@@ -235,10 +236,6 @@ def test_anthropic_fails_like_the_api():
             "max_tokens"
         )
 
-        fake.cache_read_tokens = 700
-        usage = api.messages.create(**params("Fine")).usage
-        assert usage.cache_read_input_tokens == 700 and usage.input_tokens < 700
-
         # Throttled on every attempt for a while: the SDK gives up after its retries.
         fake.throttled_requests = 3
         with pytest.raises(anthropic.RateLimitError):
@@ -252,6 +249,54 @@ def test_anthropic_fails_like_the_api():
         with pytest.raises(anthropic.PaymentRequiredError) as broke:
             api.messages.create(**params("Hi"))
         assert broke.value.status_code == 402 and broke.value.type == "billing_error"
+
+
+def cached_params(feedback: str, instructions: str, model: str = MODEL, **control) -> dict:
+    system = [
+        {"type": "text", "text": instructions, "cache_control": {"type": "ephemeral", **control}}
+    ]
+    return {**params(feedback), "system": system, "model": model}
+
+
+def test_anthropic_caches_a_marked_prefix_like_the_api():
+    long = "Rules for the analysis. " * 250  # ~6,000 characters: over 1,024 tokens
+    with FakeAnthropic(KEY, cache_ttl_seconds={"5m": 0.5, "1h": 3600.0}) as fake:
+        api = client(fake)
+        first = api.messages.create(**cached_params("Fine", long)).usage
+        second = api.messages.create(**cached_params("Another text, longer", long)).usage
+        # Written once, read after; what follows the breakpoint is the only input.
+        assert first.cache_creation_input_tokens > 1024 and first.cache_read_input_tokens == 0
+        assert first.cache_creation.ephemeral_5m_input_tokens == first.cache_creation_input_tokens
+        assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+        assert second.cache_creation_input_tokens == 0
+        assert first.input_tokens < 100 and second.input_tokens > first.input_tokens
+        # The prefix is the tool, the system text and the model: another prefix is new.
+        other = api.messages.create(**cached_params("Fine", long + "!")).usage
+        assert other.cache_creation_input_tokens > 0 and other.cache_read_input_tokens == 0
+        # Shorter than the model's minimum (Haiku 4.5 caches 4,096 tokens and more): nothing.
+        haiku = api.messages.create(**cached_params("Fine", long, "claude-haiku-4-5")).usage
+        short = api.messages.create(**cached_params("Fine", "Be brief.")).usage
+        for usage in (haiku, short):
+            assert usage.cache_creation_input_tokens == usage.cache_read_input_tokens == 0
+        assert haiku.input_tokens == first.input_tokens + first.cache_creation_input_tokens
+        # Without a breakpoint nothing is cached either.
+        plain = api.messages.create(**{**params("Fine"), "system": long}).usage
+        assert plain.cache_creation_input_tokens == plain.cache_read_input_tokens == 0
+        # Past its TTL the entry is gone: written again; a 1-hour entry is priced as one.
+        time.sleep(0.6)
+        again = api.messages.create(**cached_params("Fine", long)).usage
+        assert again.cache_creation_input_tokens == first.cache_creation_input_tokens
+        hour = api.messages.create(**cached_params("Fine", long + "?", ttl="1h")).usage
+        assert hour.cache_creation.ephemeral_1h_input_tokens == hour.cache_creation_input_tokens
+        # Batch requests carry breakpoints too, and share the cache.
+        requests = [
+            {"custom_id": f"r{i}", "params": cached_params(f"text {i}", long)} for i in range(2)
+        ]
+        batch = api.messages.batches.create(requests=requests)
+        while api.messages.batches.retrieve(batch.id).processing_status != "ended":
+            pass
+        usages = [r.result.message.usage for r in api.messages.batches.results(batch.id)]
+        assert all(u.cache_read_input_tokens == first.cache_creation_input_tokens for u in usages)
 
 
 def test_a_lost_create_answer_leaves_a_batch_that_the_list_shows():

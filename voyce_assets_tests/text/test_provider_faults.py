@@ -5,10 +5,13 @@ Official SDKs against the fakes in ``voyce_assets_tests/fakes/llm.py``."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from dagster import materialize
 
 from voyce_assets.catalog import table
+from voyce_assets.text.analysis import TOKEN_FIELDS
 from voyce_assets.text.providers.anthropic import AnthropicAnalyzer
 from voyce_assets.text.providers.base import ProviderDown, ProviderUnusable
 from voyce_assets.text.providers.openai import OpenAIAnalyzer
@@ -109,7 +112,8 @@ def test_an_unusable_provider_fails_the_step_before_writing(lakehouse, text_reso
 def test_throttling_on_every_attempt_fails_the_step_to_be_retried(cache):
     with FakeAnthropic(api_key=KEY, throttled_requests=100) as fake:
         with pytest.raises(ProviderDown, match="every call of 2 failed"):
-            claude(fake, cache, max_retries=2, max_concurrency=1).analyze(["one", "two"])
+            limits = {"max_retries": 0, "rate_limit_retries": 2, "max_concurrency": 1}
+            claude(fake, cache, **limits).analyze(["one", "two"])
         assert fake.calls["messages"] == 2 * 3  # each text: the call and two retries
     # Throttled for fewer attempts than the retries: the SDK waits it out, as told.
     with FakeOpenAI(api_key=KEY, throttled_requests=2, retry_after="0.2") as fake:
@@ -117,6 +121,25 @@ def test_throttling_on_every_attempt_fails_the_step_to_be_retried(cache):
         gaps = [b - a for a, b in zip(fake.request_times, fake.request_times[1:], strict=False)]
     assert result.ok and fake.calls["chat.completions"] == 3
     assert all(gap >= 0.2 for gap in gaps)
+
+
+def test_a_429_pauses_every_call_for_its_retry_after_within_the_limit_in_flight(cache):
+    texts = [f"parcel {n} arrived late again" for n in range(12)]
+    with FakeAnthropic(api_key=KEY, throttled_requests=1, retry_after="0.6") as fake:
+        fake.reply_seconds = 0.05  # each answer takes a while: calls overlap
+        analyzer = claude(fake, cache, max_concurrency=3, max_retries=0, rate_limit_retries=1)
+        results = analyzer.analyze(texts)
+        [refused] = [t for t, status in fake.replies if status == 429]
+        sent = fake.request_times
+    # Waited out and sent again: every text answered, the refused one with one more call.
+    assert all(r.ok for r in results) and fake.calls["messages"] == len(texts) + 1
+    # Never more than the limit in flight, and the limit used.
+    assert fake.max_in_flight == 3
+    # The retry-after held every thread, not only the refused call: nothing was sent while it
+    # ran (what was on its way when the 429 came back left within a moment of it).
+    during = [t for t in sent if refused + 0.1 < t < refused + 0.6]
+    assert during == [], [round(t - refused, 3) for t in during]
+    assert max(sent) >= refused + 0.6
 
 
 # --- answers cut off at the output limit -------------------------------------------------------
@@ -146,17 +169,53 @@ def test_a_truncated_answer_is_that_texts_error_never_half_an_analysis(cache):
 # --- prompt-cache usage --------------------------------------------------------------------------
 
 
-def test_cache_tokens_are_counted_once(cache, tmp_path):
+@pytest.mark.parametrize("mode", ["messages", "batch"])
+def test_the_instructions_are_read_from_the_prompt_cache_after_the_first_request(
+    cache, tmp_path, mode
+):
+    from voyce_assets.resources import Pricing
     from voyce_assets.text.cache import TextCache
 
-    text = ["the app crashed twice today"]
+    settings = {"mode": mode, "batch_poll_seconds": 0.01, "max_concurrency": 1}
+    texts = ["the app crashed twice today", "lovely driver, thanks"]
     with FakeAnthropic(api_key=KEY) as fake:
-        plain = claude(fake, cache).analyze(text)[0]
-        fake.cache_read_tokens = 900
+        first, second = (claude(fake, cache, **settings).analyze([t])[0] for t in texts)
+        sent = fake.request_bodies[0]
+        system = (sent["requests"][0]["params"] if mode == "batch" else sent)["system"]
         other = TextCache(path=str(tmp_path / "other.sqlite"))
-        read = claude(fake, other).analyze(text)[0]
-    # Anthropic's input_tokens leave out what came from the cache: it is counted on top.
-    assert read.input_tokens == plain.input_tokens + 900
+        plain = claude(fake, other, prompt_caching=False, **settings).analyze(texts[1:])[0]
+    # The fixed instructions carry the breakpoint; the feedback comes after it. A batch's
+    # requests are processed over minutes to hours: its entry lives an hour.
+    ttl = {"ttl": "1h"} if mode == "batch" else {}
+    assert system[-1]["cache_control"] == {"type": "ephemeral", **ttl}
+    fixed = first.cache_write_tokens
+    assert fixed > 1024 and first.cache_read_tokens == 0
+    # The second request reads them from the cache instead of paying them in full again.
+    assert second.cache_read_tokens == fixed and second.cache_write_tokens == 0
+    assert second.input_tokens < 100 and plain.input_tokens == second.input_tokens + fixed
+    assert plain.cache_read_tokens == plain.cache_write_tokens == 0
+    pricing = Pricing()
+
+    def cost(r):
+        return pricing.token_cost("anthropic", mode, **{k: getattr(r, k) for k in TOKEN_FIELDS})
+
+    # Read at 0.1x the input price instead of 1x: the saving is 0.9x of the fixed tokens.
+    price = pricing.unit_cost(
+        ("anthropic.batch_" if mode == "batch" else "anthropic.") + "input_mtok"
+    )
+    saved = cost(plain) - cost(second)
+    assert saved == price * Decimal(fixed) * Decimal("0.9") / Decimal(1_000_000)
+    # The first request writes them at 1.25x (5 minutes), a batch's at 2x (an hour), once.
+    out = pricing.unit_cost(
+        ("anthropic.batch_" if mode == "batch" else "anthropic.") + "output_mtok"
+    )
+    write = Decimal(2 if mode == "batch" else "1.25")
+    billed = price * (first.input_tokens + write * fixed) + out * first.output_tokens
+    assert cost(first) == billed / Decimal(1_000_000)
+
+
+def test_openai_cached_prompt_tokens_are_not_counted_twice(cache):
+    text = ["the app crashed twice today"]
     with FakeOpenAI(api_key=KEY, cached_prompt_tokens=600) as fake:
         result = gpt(fake, cache).analyze(text)[0]
         sent = len(str(fake.request_bodies[0]))
@@ -251,3 +310,93 @@ def test_a_create_still_in_flight_is_never_replaced_by_a_second_one(cache):
         results = claude(fake, cache, **BATCH, batch_create_settle_seconds=0).analyze(texts)
         assert fake.calls["batches.create"] == sent + 1 and len(fake.batches) == 1
     assert all(r.ok for r in results)
+
+
+# --- tokens billed by an attempt that failed are recorded, once --------------------------------
+
+
+def _billed(fake) -> dict[str, int]:
+    names = {
+        "input_tokens": "input_tokens",
+        "output_tokens": "output_tokens",
+        "cache_creation_input_tokens": "cache_write_tokens",
+        "cache_read_input_tokens": "cache_read_tokens",
+    }
+    return {ours: sum(u[theirs] for u in fake.billed) for theirs, ours in names.items()}
+
+
+def test_tokens_a_failed_step_paid_for_are_in_its_retrys_rows_once(
+    lakehouse, text_resources, cache
+):
+    from voyce_assets.feedback import existing_rows
+    from voyce_assets.text.sentiment_analysis import SENTIMENT, TRANSCRIPTIONS, analysable_text
+    from voyce_assets_tests.text.conftest import DAYS, TRANSCRIPTS, feedback_id
+
+    # The first text sent is paid twice: an invalid answer, then a valid one.
+    day = list(TRANSCRIPTS[DAYS[0]])
+    first = min(
+        (n for n, (t, e) in enumerate(day) if t and not e), key=lambda n: feedback_id(DAYS[0], n)
+    )
+    day[first] = (f"[malformed] {day[first][0]}", None)
+    seed_lake(lakehouse, {**TRANSCRIPTS, DAYS[0]: day})
+    transcripts = sorted(
+        existing_rows(lakehouse, TRANSCRIPTIONS, None).values(),
+        key=lambda t: (t["event_date"], t["voice_feedback_id"]),
+    )
+    texts = [analysable_text(t) for t in transcripts if analysable_text(t)]
+    assert "[malformed]" in texts[0]
+    limits = {"batch_size": 2, "max_concurrency": 1, "max_retries": 0}
+    with FakeAnthropic(api_key=KEY, down_after_messages=3) as fake:
+        # The first attempt: the first chunk is answered (one text twice), then the API goes
+        # down: the step fails before writing a row, having paid for three answers.
+        with pytest.raises(ProviderDown):
+            claude(fake, cache, **limits).analyze(texts)
+        paid_first = _billed(fake)
+        assert len(fake.billed) == 3
+        fake.down_after_messages = None
+        resources = {**text_resources, "sentiment_analyzer": claude(fake, cache, **limits)}
+        assert materialize([sentiment_analysis], resources=resources, tags=TAGS).success
+        rows = lakehouse.read(SENTIMENT).to_pylist()
+        # Everything the API billed, the failed attempt included, is in the rows: once.
+        for name, total in _billed(fake).items():
+            assert sum(r[name] for r in rows) == total, name
+        # The texts answered before the failure came from the cache and carry what they cost.
+        carried = [r for r in rows if r["cached"]]
+        assert len(carried) == 2
+        assert sum(r["input_tokens"] + r["cache_write_tokens"] for r in carried) == (
+            paid_first["input_tokens"] + paid_first["cache_write_tokens"]
+        )
+        # A later run of the same days pays nothing, and its rows (answers from the cache)
+        # keep what the texts cost: the days' cost is the same, nothing counted twice.
+        assert materialize([sentiment_analysis], resources=resources, tags=TAGS).success
+        again = lakehouse.read(SENTIMENT).to_pylist()
+        assert len(fake.billed) == 3 + len(texts) - 2
+        assert all(r["cached"] for r in again)
+        for name, total in _billed(fake).items():
+            assert sum(r[name] for r in again) == total, name
+        by_id = {r["id"]: r for r in rows}
+        assert all(r[k] == by_id[r["id"]][k] for r in again for k in TOKEN_FIELDS)
+        # And again: still the same.
+        assert materialize([sentiment_analysis], resources=resources, tags=TAGS).success
+        third = lakehouse.read(SENTIMENT).to_pylist()
+    assert sorted((r["id"], *(r[k] for k in TOKEN_FIELDS)) for r in third) == sorted(
+        (r["id"], *(r[k] for k in TOKEN_FIELDS)) for r in again
+    )
+
+
+def test_a_resumed_batch_bills_what_it_collected_before_once(cache):
+    """The retry batch of an invalid answer is still running when the step gives up: the
+    first batch was collected and billed, but its requests are not done with yet. The next
+    run resumes both batches and reads the first one's results again: billed once."""
+    texts = ["[malformed] the parcel came late", "the driver was kind"]
+    with FakeAnthropic(api_key=KEY, hold_batches_after=1) as fake:
+        analyzer = claude(fake, cache, **BATCH, batch_timeout_hours=0.5 / 3600)
+        with pytest.raises(TimeoutError, match="the next run resumes them"):
+            analyzer.analyze(texts)
+        assert len(fake.batches) == 2 and len(fake.billed) == 3
+        fake.release_batches()
+        results = claude(fake, cache, **BATCH).analyze(texts)
+        assert fake.calls["batches.create"] == 2  # resumed, nothing sent again
+        assert all(r.ok for r in results)
+    for name, total in _billed(fake).items():
+        assert sum(getattr(r, name) for r in results) == total, name

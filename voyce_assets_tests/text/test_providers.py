@@ -88,12 +88,13 @@ def test_a_wrong_key_fails_at_once_and_never_shows(cache):
 def test_a_provider_down_or_throttling_fails_the_step_to_be_retried(cache):
     with FakeAnthropic(api_key=KEY) as fake:
         dead = fake.base_url
-        # Every call of the chunk refused for load (429), the SDK's retries spent: no rows of
+        # Every call of the chunk refused for load (429), the retries spent: no rows of
         # errors, a failure the step's RetryPolicy retries.
+        spent = {"max_retries": 0, "rate_limit_retries": 0}
         with pytest.raises(ProviderDown, match="every call of 2 failed"):
-            claude(fake, cache, max_retries=0).analyze(["[429] one", "[429] two"])
+            claude(fake, cache, **spent).analyze(["[429] one", "[429] two"])
         # One text's 429 among good answers is that text's error only.
-        results = claude(fake, cache, max_retries=0).analyze(["[429] three", "fine"])
+        results = claude(fake, cache, **spent).analyze(["[429] three", "fine"])
         assert [r.ok for r in results] == [False, True] and "429" in results[0].error
     with pytest.raises(ProviderDown, match="APIConnectionError"):
         claude(type("F", (), {"base_url": dead}), cache, max_retries=0, timeout_seconds=1).analyze(
@@ -104,8 +105,14 @@ def test_a_provider_down_or_throttling_fails_the_step_to_be_retried(cache):
 def test_cache_means_no_second_call_and_a_new_prompt_version_pays_again(cache):
     texts = ["the courier was rude", "great support", "the courier was rude"]
     with FakeAnthropic(api_key=KEY) as fake:
-        first = claude(fake, cache).analyze(texts)
+        analyzer = claude(fake, cache)
+        first = analyzer.analyze(texts)
         assert fake.calls["messages"] == 2  # a repeated text is sent once
+        # ... and its tokens are counted once: on its first row.
+        assert first[0].input_tokens > 0 and first[2].input_tokens == 0 and first[2].ok
+        # Until its rows are written, what was paid is still to be recorded.
+        assert claude(fake, cache).analyze(texts)[0].input_tokens == first[0].input_tokens
+        analyzer.recorded()
         second = claude(fake, cache).analyze(texts)
         assert fake.calls["messages"] == 2
         assert all(r.cached and r.input_tokens == 0 for r in second)
@@ -149,13 +156,36 @@ def test_batch_mode_collects_every_result_kind_and_retries_once(cache):
     assert [r.cached for r in again] == [True, True, True, False, False, False]
 
 
+def test_several_batches_run_at_once_and_every_answer_is_collected_once(cache):
+    texts = [f"order {n}: the parcel was late and the box was broken" for n in range(11)]
+    texts += [texts[0], "[malformed] checkout failed"]  # a repeat, and one asked twice
+    settings = {"mode": "batch", "batch_poll_seconds": 0.01}
+    limits = {"batch_max_requests": 3, "batch_max_in_flight": 3}
+    with FakeAnthropic(api_key=KEY, batch_polls_before_end=3) as fake:
+        results = claude(fake, cache, **settings, **limits).analyze(texts)
+        created = [b for b in fake.request_bodies if isinstance(b, dict) and "requests" in b]
+        in_progress = fake.max_batches_in_progress
+        sent = [r["custom_id"] for b in created for r in b["requests"]]
+    # 12 distinct texts: three batches of 3 side by side, then the last 3; then the retry of
+    # the one invalid answer.
+    assert [len(b["requests"]) for b in created] == [3, 3, 3, 3, 1]
+    assert in_progress == 3
+    # Nothing sent twice, nothing lost, nothing mixed up; every token billed counted once.
+    assert len(sent) == len(set(sent)) == 13
+    billed = sum(u["input_tokens"] + u["output_tokens"] for u in fake.billed)
+    assert sum(r.input_tokens + r.output_tokens for r in results) == billed
+    assert all(r.ok for r in results)
+    for text, result in zip(texts, results, strict=True):
+        assert result.analysis.summary == analyse_feedback(text)["summary"]
+
+
 def test_a_restarted_run_resumes_its_batch_instead_of_paying_twice(cache):
     texts = ["the driver was lovely", "wrong size again, so annoying"]
     with FakeAnthropic(api_key=KEY, batch_polls_before_end=1000) as fake:
         impatient = claude(
             fake, cache, mode="batch", batch_poll_seconds=0.01, batch_timeout_hours=1e-6
         )
-        with pytest.raises(TimeoutError, match="the next run resumes it"):
+        with pytest.raises(TimeoutError, match="the next run resumes them"):
             impatient.analyze(texts)
         assert fake.calls["batches.create"] == 1
         fake.batch_polls_before_end = 0
@@ -211,10 +241,16 @@ def test_sentiment_asset_with_claude_costs_and_never_shows_the_key(
         mat = event.step_materialization_data.materialization
         meta[mat.partition] = {k: v.value for k, v in mat.metadata.items()}
     for values in meta.values():
-        # $3 / $15 per million tokens, from the price table, per partition.
-        expected = (values["input_tokens"] * 3 + values["output_tokens"] * 15) / 1e6
+        # $3 / $15 per million tokens, cache writes $3.75 and reads $0.30, from the price
+        # table, per partition.
+        expected = (
+            values["input_tokens"] * 3
+            + values["output_tokens"] * 15
+            + values["cache_write_tokens"] * 3.75
+            + values["cache_read_tokens"] * 0.30
+        ) / 1e6
         assert values["token_cost_usd"] == pytest.approx(expected)
-        assert values["input_tokens"] > 0
+        assert values["input_tokens"] > 0 and values["cache_read_tokens"] > 0
 
 
 def test_a_batch_survives_a_lost_cluster_through_the_durable_copy(tmp_path):

@@ -21,11 +21,15 @@ voice AS (
     WHERE t.event_date BETWEEN :start_date AND :end_date
     GROUP BY t.event_date, f.organization_id, t.transcription_engine
 ),
--- Language models: billed tokens by provider and API mode (a cached answer billed 0).
+-- Language models: billed tokens by provider and API mode (a cached answer billed 0), the
+-- prompt cache's writes and reads apart (each its own price; a direction with none is dropped
+-- when priced, as every zero quantity is).
 analysed AS (
     SELECT s.event_date, f.organization_id, s.provider, s.api_mode, s.model_used,
            COALESCE(s.input_tokens, 0) AS input_tokens,
            COALESCE(s.output_tokens, 0) AS output_tokens,
+           COALESCE(s.cache_write_tokens, 0) AS cache_write_tokens,
+           COALESCE(s.cache_read_tokens, 0) AS cache_read_tokens,
            COALESCE(s.cached, FALSE) AS cached
     FROM raw_data.sentiment_analysis s
     JOIN feedback f ON f.id = s.voice_feedback_id
@@ -37,12 +41,17 @@ tokens AS (
            'text' AS stage,
            concat(provider, CASE WHEN api_mode = 'batch' THEN '.batch_' ELSE '.' END,
                   direction, '_mtok') AS price_key,
-           CAST(SUM(CASE WHEN direction = 'input' THEN input_tokens ELSE output_tokens END)
+           CAST(SUM(CASE direction WHEN 'input' THEN input_tokens
+                                   WHEN 'output' THEN output_tokens
+                                   WHEN 'cache_write' THEN cache_write_tokens
+                                   ELSE cache_read_tokens END)
                 AS DOUBLE) / 1000000 AS quantity,
            SUM(CASE WHEN cached THEN 0 ELSE 1 END) AS items,
            CAST(NULL AS DOUBLE) AS audio_minutes
     FROM analysed
-    CROSS JOIN (SELECT 'input' AS direction UNION ALL SELECT 'output' AS direction) d
+    CROSS JOIN (SELECT 'input' AS direction UNION ALL SELECT 'output' AS direction
+                UNION ALL SELECT 'cache_write' AS direction
+                UNION ALL SELECT 'cache_read' AS direction) d
     WHERE provider <> 'local'
     GROUP BY event_date, organization_id, model_used, provider, api_mode, direction
 ),

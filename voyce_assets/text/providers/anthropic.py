@@ -1,10 +1,16 @@
 """Claude through the official ``anthropic`` SDK: structured output by forced tool use.
 
-Two modes. ``messages``: one Messages API call per text, ``max_concurrency`` at a time, the
-SDK retrying 429/529/5xx and timeouts (honouring ``retry-after``). ``batch``: the Message
-Batches API at half price for scheduled runs: submit, poll, collect. The batch id is kept in
-the cache under a hash of its requests, so a run that restarts (a retry, a crash) resumes the
-batch it paid for instead of submitting a second one.
+Two modes. ``messages``: one Messages API call per text, at most ``max_concurrency`` in
+flight; a 429/529 pauses every call for the ``retry-after`` the API named (``Throttle``), and
+5xx/timeouts are sent again after a backoff. ``batch``: the Message Batches API at half price
+for scheduled runs: up to ``batch_max_in_flight`` batches submitted, polled and collected side
+by side. The batch id is kept in the cache under a hash of its requests, so a run that
+restarts (a retry, a crash) resumes the batches it paid for instead of submitting new ones.
+
+Both modes mark the fixed instructions (the tool with its schema, then the system prompt) as
+a prompt-cache breakpoint: the first request writes them to Anthropic's cache at 1.25x the
+input price, the next ones within 5 minutes read them at 0.1x; only the feedback is paid in
+full. A result's tokens say which was which (``Tokens``), and the cost prices each.
 
 A batch is never paid for twice. Each request's ``custom_id`` is that hash, and the intent to
 create a batch is in the (durable) cache before the create is sent, which the SDK never
@@ -19,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from typing import Any, ClassVar, Literal
 
@@ -28,6 +35,7 @@ from voyce_assets.text.analysis import (
     TOOL_NAME,
     InvalidAnalysis,
     Result,
+    Tokens,
     Truncated,
     text_hash,
     validate,
@@ -37,6 +45,7 @@ from voyce_assets.text.providers.base import (
     ProviderDown,
     ProviderUnusable,
     RemoteAnalyzer,
+    Throttle,
     error_text,
     redact,
     unusable,
@@ -52,19 +61,22 @@ _CREATING = "creating:"
 _CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
+_THROTTLE_LOCK = threading.Lock()
+
+
 class _Unsettled(Exception):
     """Which batch a create made cannot be told yet: look again later, create nothing."""
 
 
-def input_tokens(usage) -> int:
-    """Every input token of a call: ``input_tokens`` counts only those after the last cache
-    breakpoint; what was written to or read from the prompt cache comes on top. The cost
-    prices them all as input (cache reads cost less, writes more: we set no breakpoints, so
-    neither appears unless the API caches by itself)."""
-    return (
-        usage.input_tokens
-        + (getattr(usage, "cache_creation_input_tokens", 0) or 0)
-        + (getattr(usage, "cache_read_input_tokens", 0) or 0)
+def tokens_of(usage) -> Tokens:
+    """What a message billed: ``input_tokens`` counts only the input after the last cache
+    breakpoint; what was written to the prompt cache (``cache_creation_input_tokens``) and
+    read from it (``cache_read_input_tokens``) comes on top, each priced apart."""
+    return Tokens(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
+        cache_read_tokens=getattr(usage, "cache_read_input_tokens", 0) or 0,
     )
 
 
@@ -98,8 +110,26 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         default="messages", description="messages: one call per text; batch: half price."
     )
     max_tokens: int = Field(default=1024, description="Output limit per analysis.")
+    prompt_caching: bool = Field(
+        default=True,
+        description="Mark the fixed instructions (tool schema and system prompt, the same in "
+        "every request) for Anthropic's prompt cache: written once at 1.25x the input price, "
+        "then read at 0.1x for 5 minutes after each use (batch mode: an hour, written at 2x). "
+        "A model whose minimum cacheable "
+        "prompt is longer than the instructions caches nothing and bills them as input.",
+    )
+    rate_limit_retries: int = Field(
+        default=10,
+        description="Messages mode: times a call refused for load (429/529) is sent again, "
+        "after every call has waited out the retry-after the API named.",
+    )
     batch_poll_seconds: float = Field(default=30.0, description="Between batch status polls.")
     batch_max_requests: int = Field(default=10_000, description="Requests per submitted batch.")
+    batch_max_in_flight: int = Field(
+        default=4,
+        description="Batches submitted and waited on at once (each of batch_max_requests): "
+        "a day's transcripts are several batches, run side by side, not one after another.",
+    )
     batch_create_settle_seconds: float = Field(
         default=300.0,
         description="A create begun less long ago and not listed may still be in flight "
@@ -109,6 +139,8 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
     # Batch requests of the chunk in hand, forgotten once its answers are in the cache.
     _submitted: list[str] = PrivateAttr(default_factory=list)
+    # The client-side limits of Messages calls, made when first needed.
+    _limits: Throttle | None = PrivateAttr(default=None)
 
     @property
     def model_name(self) -> str:
@@ -123,11 +155,25 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
         return anthropic
 
+    def _system(self) -> list[dict[str, Any]]:
+        """The system prompt as one text block; with ``prompt_caching`` it is the cache
+        breakpoint, so the prefix cached is the tool (with its schema) and the instructions:
+        everything but the feedback (the API orders a prompt tools, system, messages). A
+        batch's entry lives an hour (written at 2x the input price, not 1.25x): its requests
+        are processed over minutes to hours, and Anthropic advises the 1-hour duration for
+        batches sharing a prefix; Messages calls come seconds apart, and 5 minutes do."""
+        block: dict[str, Any] = {"type": "text", "text": system_prompt(self.topics)}
+        if self.prompt_caching:
+            block["cache_control"] = {"type": "ephemeral"}
+            if self.mode == "batch":
+                block["cache_control"]["ttl"] = "1h"
+        return [block]
+
     def _params(self, text: str) -> dict[str, Any]:
         return {
             "model": self.model,
             "max_tokens": self.max_tokens,
-            "system": system_prompt(self.topics),
+            "system": self._system(),
             "messages": [{"role": "user", "content": user_message(text)}],
             "tools": [
                 {
@@ -152,7 +198,9 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         return InvalidAnalysis(f"no {TOOL_NAME} call in the answer (stop: {message.stop_reason})")
 
     def _chunk_size(self) -> int:
-        return self.batch_max_requests if self.mode == "batch" else self.batch_size
+        if self.mode == "batch":
+            return self.batch_max_requests * max(1, self.batch_max_in_flight)
+        return self.batch_size
 
     def _analyze(self, texts: list[str]) -> list[Result]:
         if self.mode == "batch":
@@ -161,12 +209,22 @@ class AnthropicAnalyzer(RemoteAnalyzer):
 
     # ---- Messages API -----------------------------------------------------------------------
 
+    def _throttle(self) -> Throttle:
+        with _THROTTLE_LOCK:
+            if self._limits is None:
+                self._limits = Throttle(
+                    self.max_concurrency, self.max_retries, self.rate_limit_retries
+                )
+            return self._limits
+
     def _one(self, text: str) -> Result:
-        client = self.client()
+        # Our Throttle retries (every thread waits out a retry-after), the SDK nothing.
+        client = self.client().with_options(max_retries=0)
+        throttle = self._throttle()
 
         def call():
-            message = client.messages.create(**self._params(text))
-            return self._answer(message), input_tokens(message.usage), message.usage.output_tokens
+            message = throttle.call(lambda: client.messages.create(**self._params(text)))
+            return self._answer(message), tokens_of(message.usage), message.id
 
         return validated_twice(call, "messages", self.topics)
 
@@ -214,12 +272,14 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                     live.add(batch_id)
             except anthropic.NotFoundError:
                 pass  # deleted or expired from the API (29 days): submit again
-        new = {key: r for key, r in requests.items() if pending.get(key) not in live}
-        if new:
-            batch_id = self._create(new)
-            self._submitted.extend(new)
-            live.add(batch_id)
+        new = [key for key in requests if pending.get(key) not in live]
         self._submitted.extend(k for k in requests if pending.get(k) in live)
+        size = max(1, self.batch_max_requests)
+        for start in range(0, len(new), size):
+            # Each batch kept as soon as it is made: one refused later loses none before it.
+            part = {key: requests[key] for key in new[start : start + size]}
+            live.add(self._create(part))
+            self._submitted.extend(part)
         return live
 
     def _create(self, requests: dict[str, dict]) -> str:
@@ -315,35 +375,51 @@ class AnthropicAnalyzer(RemoteAnalyzer):
         self.cache.forget_batch_items(self._submitted)
         self._submitted.clear()
 
-    def _wait(self, batch_id: str):
+    def _collect(self, batch_ids: set[str], wanted: dict[str, str]) -> dict[str, tuple[Any, str]]:
+        """``{text id: (individual result, batch id/custom_id)}`` from ``batch_ids``, all in
+        flight at once: each polled in turn, its results read as soon as it ends. ``wanted``:
+        ``{custom_id: text id}`` (a resumed batch may hold texts of other runs: left out).
+        The second is what the billed ledger knows the answer by: the same when a resumed
+        batch's results are read again."""
         client = self.client()
         deadline = time.monotonic() + self.batch_timeout_hours * 3600
-        while True:
-            batch = client.messages.batches.retrieve(batch_id)
-            if batch.processing_status == "ended":
-                return batch
+        answers: dict[str, tuple[Any, str]] = {}
+        waiting = sorted(batch_ids)
+        while waiting:
+            still = []
+            for batch_id in waiting:
+                batch = client.messages.batches.retrieve(batch_id)
+                if batch.processing_status != "ended":
+                    still.append((batch_id, batch.processing_status))
+                    continue
+                for item in client.messages.batches.results(batch_id):
+                    if item.custom_id in wanted:
+                        source = f"{batch_id}/{item.custom_id}"
+                        answers[wanted[item.custom_id]] = (item.result, source)
+            waiting = [batch_id for batch_id, _ in still]
+            if not waiting:
+                break
             if time.monotonic() > deadline:
+                batch_id, status = still[0]
                 raise TimeoutError(
-                    f"anthropic batch {batch_id} still {batch.processing_status} after "
-                    f"{self.batch_timeout_hours} h; the next run resumes it"
+                    f"anthropic batch {batch_id} still {status} after "
+                    f"{self.batch_timeout_hours} h ({len(still)} unfinished); the next run "
+                    "resumes them"
                 )
             time.sleep(self.batch_poll_seconds)
+        return answers
 
-    def _run_batch(self, texts: dict[str, str], attempt: int) -> dict[str, Any]:
-        """``{text id: individual result}`` for ``{text id: text}``, each paid once."""
+    def _run_batch(self, texts: dict[str, str], attempt: int) -> dict[str, tuple[Any, str]]:
+        """``{text id: (individual result, its ledger id)}`` for ``{text id: text}``, each
+        paid once (``_collect``): up to ``batch_max_in_flight`` batches of
+        ``batch_max_requests`` at a time."""
         requests, text_ids = {}, {}
         for tid, text in texts.items():
             params = self._params(text)
             key = self._request_key(params, attempt)
             requests[key] = {"custom_id": key, "params": params}
             text_ids[key] = tid
-        answers: dict[str, Any] = {}
-        for batch_id in sorted(self._submit_or_resume(requests)):
-            self._wait(batch_id)
-            for item in self.client().messages.batches.results(batch_id):
-                if item.custom_id in text_ids:  # a resumed batch may hold texts of other runs
-                    answers[text_ids[item.custom_id]] = item.result
-        return answers
+        return self._collect(self._submit_or_resume(requests), text_ids)
 
     def _fail_if_unusable(self, answers: dict[str, Any]) -> None:
         """A batch whose every request errored for the same reason no retry fixes (an
@@ -370,10 +446,19 @@ class AnthropicAnalyzer(RemoteAnalyzer):
             if not todo:
                 break
             started = time.perf_counter()
-            answers = self._run_batch(todo, attempt)
+            collected = self._run_batch(todo, attempt)
+            answers = {cid: answer for cid, (answer, _) in collected.items()}
             self._fail_if_unusable(answers)
             elapsed = (time.perf_counter() - started) / max(1, len(todo))
             retry: dict[str, str] = {}
+            # Every succeeded request is billed, valid or not: kept before anything else.
+            self._bill(
+                [
+                    (todo[cid], source, tokens_of(a.message.usage))
+                    for cid, (a, source) in collected.items()
+                    if cid in todo and getattr(a, "type", None) == "succeeded"
+                ]
+            )
             for cid in todo:
                 result = out[cid]
                 result.seconds += elapsed
@@ -381,8 +466,7 @@ class AnthropicAnalyzer(RemoteAnalyzer):
                 kind = getattr(answer, "type", "missing")
                 if kind == "succeeded":
                     message = answer.message
-                    result.input_tokens += input_tokens(message.usage)
-                    result.output_tokens += message.usage.output_tokens
+                    result.bill(tokens_of(message.usage))
                     raw = self._answer(message)
                     if isinstance(raw, Truncated):
                         result.error = str(raw)  # the same request would be cut again

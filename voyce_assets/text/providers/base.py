@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
+import threading
 import time
+import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from typing import Any, ClassVar
 
 from dagster import ConfigurableResource
@@ -24,6 +28,7 @@ from pydantic import Field, PrivateAttr
 from voyce_assets.text.analysis import (
     InvalidAnalysis,
     Result,
+    Tokens,
     Truncated,
     analysis_schema,
     validate,
@@ -51,6 +56,11 @@ class SentimentAnalyzer(ConfigurableResource):
     )
     cache: TextCache = Field(description="Content-hash cache: nothing is paid for twice.")
 
+    # Of the ``analyze`` under way: each text sent, by its analysis key; the keys whose billed
+    # tokens its results carry.
+    _keys: dict[str, str] = PrivateAttr(default_factory=dict)
+    _counted: list[str] = PrivateAttr(default_factory=list)
+
     @property
     @abstractmethod
     def model_name(self) -> str:
@@ -75,7 +85,13 @@ class SentimentAnalyzer(ConfigurableResource):
         """One uncached, validated ``Result`` per text (each text distinct and non-empty)."""
 
     def analyze(self, texts: list[str]) -> list[Result]:
-        """One ``Result`` per text, in order; ``cached`` says no provider call was made."""
+        """One ``Result`` per text, in order; ``cached`` says no provider call was made.
+
+        A text's tokens are all that was billed for it and is in no written row yet: this
+        call's, and those of an earlier attempt that paid but never wrote its rows (a step
+        that failed after some chunks, whose answers come from the cache now). Whoever writes
+        the rows says so afterwards (``recorded``), so the next call does not count them
+        again. A text given twice is paid and counted once (its first row)."""
         out: list[Result | None] = [None] * len(texts)
         keys: dict[int, str] = {}
         version = self.fingerprint()
@@ -91,10 +107,10 @@ class SentimentAnalyzer(ConfigurableResource):
         for i, key in keys.items():
             if key in known:
                 hit = known[key]
-                # The cached row cost nothing this time: its tokens were billed once already.
                 out[i] = Result(analysis=hit.analysis, mode=hit.mode, cached=True)
             else:
                 todo.setdefault(key, texts[i])
+        self._keys = {text: key for key, text in todo.items()}
         if todo:
             fresh: dict[str, Result] = {}
             pending = list(todo.items())
@@ -109,7 +125,42 @@ class SentimentAnalyzer(ConfigurableResource):
             for i, key in keys.items():
                 if out[i] is None:
                     out[i] = fresh[key]
+        unrecorded = self.cache.unrecorded(keys.values())
+        counted: set[str] = set()
+        for i, key in keys.items():
+            result = out[i]
+            assert result is not None
+            if key in counted:  # the same text again: no call of its own
+                out[i] = Result(
+                    analysis=result.analysis,
+                    error=result.error,
+                    mode=result.mode,
+                    cached=result.ok,
+                    transient=result.transient,
+                )
+                continue
+            counted.add(key)
+            if key in unrecorded:
+                out[i] = replace(result, **asdict(unrecorded[key]))
+        self._counted = sorted(k for k in counted if k in unrecorded)
         return [r for r in out if r is not None]
+
+    def recorded(self) -> None:
+        """The results of the last ``analyze`` are in written rows: the tokens they carried
+        are recorded (the next call counts none of them again)."""
+        self.cache.recorded(self._counted)
+        self._counted = []
+
+    def _bill(self, billed: list[tuple[str, str, Tokens]]) -> None:
+        """Keep what the provider billed for these texts (of the ``analyze`` under way) as
+        their answers arrive: a step that fails later has paid for them all the same.
+        ``(text, id, tokens)`` each, ``id`` the provider's for what billed them (a batch
+        request, a Messages response): an answer read again (a resumed batch) is kept once."""
+        self.cache.bill(
+            (ledger_id, self._keys[text], tokens)
+            for text, ledger_id, tokens in billed
+            if text in self._keys
+        )
 
     def _chunk_size(self) -> int:
         return self.batch_size
@@ -119,29 +170,30 @@ class SentimentAnalyzer(ConfigurableResource):
 
 
 def validated_twice(
-    call: Callable[[], tuple[object, int, int]], mode: str, topics: Iterable[str]
+    call: Callable[[], tuple[object, Tokens]], mode: str, topics: Iterable[str]
 ) -> Result:
     """Call a provider for one text, validate (topics kept only from ``topics``), and retry
     once if the answer is invalid.
 
-    ``call`` returns ``(raw answer, input tokens, output tokens)``; the raw answer is an
-    ``InvalidAnalysis`` when it holds no analysis (a refusal, no tool call), a ``Truncated``
-    one when the answer was cut off at the output limit: that is the text's error at once,
-    as the same request would be cut again. Both attempts' tokens are billed, so both are
-    counted, also when the retry itself fails (``Retried``).
+    ``call`` returns ``(raw answer, tokens billed, the response's id)``; the raw answer is an ``InvalidAnalysis``
+    when it holds no analysis (a refusal, no tool call), a ``Truncated`` one when the answer
+    was cut off at the output limit: that is the text's error at once, as the same request
+    would be cut again. Both attempts' tokens are billed, so both are counted, also when the
+    retry itself fails (``Retried``).
     """
     started = time.perf_counter()
-    tokens_in = tokens_out = 0
+    billed = Tokens()
+    calls: tuple[str, ...] = ()
     error = ""
     for attempt in range(2):
         try:
-            raw, used_in, used_out = call()
+            raw, used, call_id = call()
         except Exception as exc:
             if attempt == 0:
                 raise
-            raise Retried(exc, tokens_in, tokens_out) from exc
-        tokens_in += used_in
-        tokens_out += used_out
+            raise Retried(exc, billed, calls) from exc
+        billed += used
+        calls += (call_id,)
         if isinstance(raw, Truncated):
             error = str(raw)
             break
@@ -152,28 +204,30 @@ def validated_twice(
             continue
         return Result(
             analysis=analysis,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
             mode=mode,
             seconds=time.perf_counter() - started,
+            calls=calls,
+            **asdict(billed),
         )
     return Result(
-        error=error,
-        input_tokens=tokens_in,
-        output_tokens=tokens_out,
-        mode=mode,
-        seconds=time.perf_counter() - started,
+        error=error, mode=mode, seconds=time.perf_counter() - started, calls=calls, **asdict(billed)
     )
+
+
+def _ledger_id(calls: tuple[str, ...]) -> str:
+    """The billed ledger's id of what ``calls`` (the responses' ids) billed; a fresh one
+    where a response had none."""
+    return "+".join(c for c in calls if c) if all(calls) and calls else uuid.uuid4().hex
 
 
 class Retried(Exception):
     """The retry of an invalid answer failed: its error, and the first attempt's tokens."""
 
-    def __init__(self, error: Exception, input_tokens: int, output_tokens: int):
+    def __init__(self, error: Exception, tokens: Tokens, calls: tuple[str, ...] = ()):
         super().__init__(str(error))
         self.error = error
-        self.input_tokens = input_tokens
-        self.output_tokens = output_tokens
+        self.tokens = tokens
+        self.calls = calls
 
 
 class ProviderDown(RuntimeError):
@@ -252,6 +306,84 @@ def fail_if_all_transient(results: list[Result], provider: str) -> None:
         raise ProviderDown(
             f"{provider}: every call of {len(results)} failed, last: {results[-1].error}"
         )
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds an API error's response asks us to wait (``retry-after-ms``, else
+    ``retry-after`` in seconds), or None when it names none."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return max(0.0, float(headers.get(name)) * scale)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+class Throttle:
+    """Client-side limits on one analyzer's calls, shared by its threads: at most ``limit``
+    calls in flight, and a refusal for load (429, 529) pauses every call, not only the
+    refused one, for the ``retry-after`` the API named (or a backoff), so the whole client
+    slows down instead of each thread hammering on. A refused call is sent again up to
+    ``load_retries`` times; a lost one (5xx, timeout, connection) up to ``retries`` times
+    after its own backoff. The SDK itself retries nothing under it."""
+
+    def __init__(self, limit: int, retries: int, load_retries: int, max_wait: float = 60.0):
+        self.limit = max(1, limit)
+        self.retries = retries
+        self.load_retries = load_retries
+        self.max_wait = max_wait
+        self._slots = threading.BoundedSemaphore(self.limit)
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self.in_flight = self.max_in_flight = 0
+        self.refusals = 0  # 429/529 answers seen
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_wait, 0.5 * 2**attempt) * random.uniform(0.75, 1.0)
+
+    def _wait_turn(self) -> None:
+        while True:
+            with self._lock:
+                left = self._paused_until - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(left)
+
+    def call(self, send: Callable[[], Any]) -> Any:
+        """``send()``, within the limits, sent again as the errors above allow."""
+        refused = lost = 0
+        while True:
+            self._wait_turn()
+            with self._slots:
+                with self._lock:
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    return send()
+                except Exception as exc:
+                    error = exc
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
+            status = getattr(error, "status_code", None)
+            if status in (429, 529) and not unusable(error):
+                if refused >= self.load_retries:
+                    raise error
+                wait = retry_after(error)
+                wait = min(self.max_wait, wait if wait is not None else self._backoff(refused))
+                refused += 1
+                with self._lock:
+                    self.refusals += 1
+                    self._paused_until = max(self._paused_until, time.monotonic() + wait)
+            elif transient(error) and lost < self.retries:
+                wait = retry_after(error)
+                time.sleep(min(self.max_wait, wait if wait is not None else self._backoff(lost)))
+                lost += 1
+            else:
+                raise error
 
 
 class RemoteAnalyzer(SentimentAnalyzer):
@@ -333,22 +465,26 @@ class RemoteAnalyzer(SentimentAnalyzer):
 
     def _call_one(self, text: str) -> Result:
         """``_one``, the SDK's errors sorted: an unusable provider, or this text's error."""
-        tokens = (0, 0)
+        tokens, calls = Tokens(), ()
         try:
-            return self._one(text)
+            result = self._one(text)
+            self._bill([(text, _ledger_id(result.calls), result.tokens)])
+            return result
         except Retried as retried:
-            exc, tokens = retried.error, (retried.input_tokens, retried.output_tokens)
+            exc, tokens, calls = retried.error, retried.tokens, retried.calls
         except self._sdk_error() as error:
             exc = error
-        if unusable(exc):
-            raise ProviderUnusable(f"{self.provider}: {error_text(exc, self.api_key)}")
-        return Result(
+        result = Result(
             error=f"{self.provider}: {error_text(exc, self.api_key)}",
             mode="messages",
-            input_tokens=tokens[0],
-            output_tokens=tokens[1],
             transient=transient(exc),
+            calls=calls,
+            **asdict(tokens),
         )
+        self._bill([(text, _ledger_id(calls), tokens)])  # an invalid first answer was paid for
+        if unusable(exc):
+            raise ProviderUnusable(f"{self.provider}: {error_text(exc, self.api_key)}")
+        return result
 
     def _analyze_messages(self, texts: list[str]) -> list[Result]:
         self.client()  # made once, before the threads share it

@@ -11,6 +11,7 @@ from voyce_assets.text.analysis import (
     TOOL_NAME,
     InvalidAnalysis,
     Result,
+    Tokens,
     Truncated,
     openai_schema,
 )
@@ -57,7 +58,7 @@ class OpenAIAnalyzer(RemoteAnalyzer):
             )
             usage = completion.usage
             # prompt_tokens already holds the cached ones (prompt_tokens_details.cached_tokens).
-            tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+            tokens = Tokens(usage.prompt_tokens, usage.completion_tokens) if usage else Tokens()
             choice = completion.choices[0] if completion.choices else None
             message = choice.message if choice else None
             if message is None:
@@ -71,7 +72,7 @@ class OpenAIAnalyzer(RemoteAnalyzer):
                 raw = InvalidAnalysis("empty answer")
             else:
                 raw = message.content
-            return raw, *tokens
+            return raw, tokens, completion.id
 
         return validated_twice(call, "messages", self.topics)
 
