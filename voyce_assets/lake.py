@@ -332,10 +332,10 @@ def add_columns(delta, fields: Iterable[pa.Field]) -> None:
 
 
 def evolved(uri: str, table: Table, storage_options=None):
-    """The Delta table at ``uri`` (``uri`` itself when there is none yet), holding every column of its spec: those the spec gained
-    since the table was created are added first (an overwrite or MERGE of rows with columns
-    the table lacks is refused), so a stage's write works on a table made before them, with
-    or without a ``catalog_setup`` in between."""
+    """The Delta table at ``uri`` (``uri`` itself when there is none yet), holding every
+    column of its spec: those the spec gained since the table was created are added first (an
+    overwrite or MERGE of rows with columns the table lacks is refused), so a stage's write
+    works on a table made before them, with or without a ``catalog_setup`` in between."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
