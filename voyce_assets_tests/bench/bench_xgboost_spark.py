@@ -134,8 +134,9 @@ def report(n: int, quick: bool, single: dict, spark: dict) -> str:
         f"{single['rss_mb']:.0f} MB | {single['macro_f1']:.4f} |",
         f"| `xgboost.spark` at `{MASTER}` (`SparkTraining.fit`) | {spark['workers']} | "
         f"{spark['seconds']:.1f} (+ {spark['session_seconds']:.1f} session start) | "
-        f"{spark['rss_mb']:.0f} MB (driver {spark['driver_rss_mb']:.0f} + JVM and "
-        f"{spark['processes'] - 1} Python worker(s) {spark['tree_rss_mb']:.0f}) | "
+        f"{spark['rss_mb']:.0f} MB (driver {spark['driver_rss_mb']:.0f} + the JVM and "
+        f"{spark['processes'] - 1} PySpark process(es) under it, each at its own peak, "
+        f"{spark['tree_rss_mb']:.0f}) | "
         f"{spark['macro_f1']:.4f} |",
     ]
     ratio = spark["seconds"] / single["seconds"]
@@ -146,12 +147,14 @@ def report(n: int, quick: bool, single: dict, spark: dict) -> str:
             f"{n:,} train rows x 420 features ({'--quick' if quick else 'full'}), "
             f"{max(n // 4, 1):,} test rows; XGBoost's default parameters (200 rounds, depth 6, "
             "hist), balanced sample weights. Each contender in its own process. Machine: "
-            f"{cpus} CPUs, load average {load:.1f} at the end, {platform.python_version()}.",
+            f"{cpus} CPUs, load average {load:.1f} at the end (other work shares the "
+            f"machine: compare the two rows, not the seconds), Python "
+            f"{platform.python_version()}.",
             "",
             *rows,
             "",
-            f"- Spark ran {spark['spark_jobs']} job(s) for the fit (the Arrow hand-over, the "
-            "label count, the barrier training stage).",
+            f"- Spark ran {spark['spark_jobs']} job(s) for the fit (its barrier training "
+            "stage among them: the training is Spark's).",
             f"- `xgboost.spark` took {ratio:.1f}x the single-process time here: at "
             f"`{MASTER}` both contenders share the same cores, so Spark only adds its "
             "hand-over and each round's allreduce between workers; it pays on a cluster, "
