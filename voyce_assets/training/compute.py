@@ -189,9 +189,8 @@ def to_spark(spark, X: np.ndarray, codes: np.ndarray, weights: np.ndarray):
             )
         )
     table = pa.Table.from_batches(batches)
-    try:
-        return spark.createDataFrame(table)  # Spark 4: Arrow as it is
-    except TypeError:
-        # Spark 3.5 (Databricks runtimes 14-15) takes pandas, converted through Arrow.
-        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
-        return spark.createDataFrame(table.to_pandas())
+    if int(spark.version.split(".")[0]) >= 4:
+        return spark.createDataFrame(table)  # Spark 4 takes Arrow as it is
+    # Spark 3.5 (Databricks runtimes 14-15) takes pandas, converted through Arrow.
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    return spark.createDataFrame(table.to_pandas())
