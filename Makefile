@@ -71,6 +71,7 @@ bench: install-dev jdbc  ## benchmarks (not part of the tests); results land in 
 	$(BIN)/python voyce_assets_tests/bench/bench_voice_spark.py
 	$(BIN)/python voyce_assets_tests/bench/bench_text.py
 	$(BIN)/python voyce_assets_tests/bench/bench_analytics.py
+	$(BIN)/python voyce_assets_tests/bench/bench_xgboost_spark.py
 	$(BIN)/python voyce_assets_tests/bench/bench_training.py
 	$(BIN)/python voyce_assets_tests/bench/bench_pii.py
 

@@ -54,6 +54,14 @@ class LabelEncoded(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = getattr(self.estimator_, "n_features_in_", np.shape(X)[1])
         return self
 
+    def with_fitted(self, estimator, classes) -> LabelEncoded:
+        """This wrapper around ``estimator`` fitted elsewhere on the codes of ``classes``
+        (XGBoost's distributed booster loaded into an XGBClassifier)."""
+        self.classes_ = np.asarray(classes)
+        self.estimator_ = estimator
+        self.n_features_in_ = estimator.n_features_in_
+        return self
+
     def predict_proba(self, X):
         return self.estimator_.predict_proba(X)
 

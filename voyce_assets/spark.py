@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 # Debian's libpostgresql-jdbc-java (``make jdbc``): the big sync reads the app tables with it.
@@ -28,3 +29,28 @@ def with_local_jars(builder: Any) -> Any:
     project builds (voice, analytics, big sync) starts the JVM with it."""
     jar = jdbc_jar()
     return builder.config("spark.jars", jar) if os.path.exists(jar) else builder
+
+
+def local_builder(app: str, master: str, driver_memory: str) -> Any:
+    """The builder of a local session (``master``, e.g. ``local[2]``) as the project's local
+    sessions start: this interpreter for the Python workers, no UI, UTC, the JDBC jar."""
+    from pyspark.sql import SparkSession
+
+    # The workers run this interpreter (and so import this environment).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.appName(app)
+        .master(master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.sql.session.timeZone", "UTC")
+        # PySpark gives Python workers one OpenMP thread per task cpu unless told; the
+        # thread count moves a model's confidence in its fourth digit, so a local session
+        # keeps this process's and its rows equal the in-process path's.
+        .config(
+            "spark.executorEnv.OMP_NUM_THREADS",
+            os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1),
+        )
+    )
+    return with_local_jars(builder)

@@ -14,6 +14,7 @@ from voyce_assets.resources import ModelRegistry
 from voyce_assets.resources.app_db import EmbeddedAppDatabase, PostgresAppDatabase
 from voyce_assets.resources.unity_catalog import DatabricksUnityCatalog, LocalUnityCatalog
 from voyce_assets.settings import ConfigError
+from voyce_assets.training.compute import SparkTraining, TrainingCompute
 from voyce_assets.voice.transcriber import Transcriber
 from voyce_assets_tests.conftest import PROD_ENV, subprocess_env
 
@@ -105,6 +106,11 @@ def test_resources_follow_voyce_env(voyce_home, prod_env):
     # Training is the other GPU step: same pool, same launcher key.
     training = _graph(build_definitions("local")).get(AssetKey(["ml_models", "model_registry"]))
     assert training.pools == {"gpu"}
+    # Training fits in the step's process locally; on the cluster XGBoost above the row
+    # threshold trains with xgboost.spark on the cluster's own session (no master).
+    assert type(local["training_compute"]) is TrainingCompute
+    assert isinstance(prod["training_compute"], SparkTraining)
+    assert prod["training_compute"].master is None
     assert isinstance(local["mlflow"], ModelRegistry) and isinstance(prod["mlflow"], ModelRegistry)
     assert local["mlflow"].tracking_uri.startswith("sqlite:///")
     assert prod["mlflow"].registry_uri == "databricks-uc"

@@ -23,6 +23,7 @@ def search(
     trials: int,
     timeout_seconds: float,
     seed: int,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], float, int]:
     """The best parameters found, their validation macro-F1, and how many trials ran."""
     import mlflow
@@ -33,7 +34,7 @@ def search(
     def objective(trial) -> float:
         params = suggest(family, trial)
         with mlflow.start_run(run_name=f"{family} trial {trial.number}", nested=True):
-            model = fit(pipeline(family, params, seed), *train)
+            model = fit(pipeline(family, params, seed, device), *train)
             score = metrics(validation[1], model.predict(validation[0]), labels)["macro_f1"]
             mlflow.log_params(params)
             mlflow.log_metric("validation_macro_f1", score)

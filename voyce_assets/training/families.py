@@ -25,8 +25,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def classifier(family: str, params: dict[str, Any], seed: int):
-    """The family's bare estimator with ``params`` (threads: every core)."""
+def classifier(family: str, params: dict[str, Any], seed: int, device: str = "cpu"):
+    """The family's bare estimator with ``params`` (threads: every core) on ``device``
+    (``training/device.py``: XGBoost's ``cuda``, LightGBM's ``gpu``; the others: ``cpu``)."""
     if family == "lr":
         from sklearn.linear_model import LogisticRegression
 
@@ -39,20 +40,22 @@ def classifier(family: str, params: dict[str, Any], seed: int):
         from xgboost import XGBClassifier
 
         return LabelEncoded(
-            XGBClassifier(**params, tree_method="hist", n_jobs=-1, random_state=seed)
+            XGBClassifier(**params, tree_method="hist", device=device, n_jobs=-1, random_state=seed)
         )
     if family == "lgbm":
         from lightgbm import LGBMClassifier
 
-        return LGBMClassifier(**params, n_jobs=-1, random_state=seed, verbosity=-1)
+        return LGBMClassifier(
+            **params, device_type=device, n_jobs=-1, random_state=seed, verbosity=-1
+        )
     raise ValueError(f"unknown model family {family!r}; families: {', '.join(FAMILIES)}")
 
 
-def pipeline(family: str, params: dict[str, Any], seed: int) -> Pipeline:
+def pipeline(family: str, params: dict[str, Any], seed: int, device: str = "cpu") -> Pipeline:
     steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
     if family == "lr":
         steps.append(("scale", StandardScaler()))
-    steps.append(("model", classifier(family, params, seed)))
+    steps.append(("model", classifier(family, params, seed, device)))
     return Pipeline(steps)
 
 

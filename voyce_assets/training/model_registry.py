@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +45,8 @@ from voyce_assets.resources import Lakehouse, ModelRegistry
 from voyce_assets.resources.mlflow import NOT_FOUND
 from voyce_assets.tables import table_asset
 from voyce_assets.training import families as fam
+from voyce_assets.training.compute import TrainingCompute
+from voyce_assets.training.device import Placement, place
 from voyce_assets.training.evaluation import chance_macro_f1, choose, confusion_png, metrics
 from voyce_assets.upstream import require_upstream
 
@@ -82,6 +84,17 @@ class TrainingConfig(Config):
         default=600, gt=0, description="Wall-clock limit of each family's search."
     )
     seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="auto: XGBoost on CUDA and LightGBM on the GPU where a probe fit finds "
+        "one, else the CPU; cpu: never the GPU; cuda: fail at once without a usable GPU.",
+    )
+    distributed_min_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Train rows from which XGBoost trains with xgboost.spark across the "
+        "cluster's workers (when training_compute has Spark).",
+    )
 
 
 @dataclass
@@ -153,7 +166,13 @@ def _log_png(png: bytes, path: str) -> None:
 
 
 def train_family(
-    family: str, data: Data, config: TrainingConfig, registry: ModelRegistry, tags: dict
+    family: str,
+    data: Data,
+    config: TrainingConfig,
+    registry: ModelRegistry,
+    tags: dict,
+    compute: TrainingCompute | None = None,
+    placement: Placement | None = None,
 ) -> dict[str, Any]:
     """Fit, evaluate, track and register one family; what its table row needs."""
     import mlflow
@@ -165,9 +184,14 @@ def train_family(
         started = time.perf_counter()
         params, trials = dict(fam.DEFAULTS[family]), 0
         if config.automl_trials > 0:
-            params, best, trials = _search(family, data, config)
+            params, best, trials = _search(family, data, config, placement)
             mlflow.log_metric("automl_best_validation_macro_f1", best)
-        model = fam.fit(fam.pipeline(family, params, config.seed), train.X, train.y)
+        # Where it trains (device, single process or xgboost.spark): training/compute.py.
+        placement = placement or place("cpu", [family])
+        fitted = (compute or TrainingCompute()).fit(
+            family, params, config.seed, train.X, train.y, placement, config.distributed_min_rows
+        )
+        model, how = fitted.model, fitted.how
         seconds = time.perf_counter() - started
         scores = {}
         for split_name, split in (("validation", validation), ("test", test)):
@@ -180,7 +204,7 @@ def train_family(
                 f"confusion_matrix_{split_name}.png",
             )
         scores |= {"training_seconds": round(seconds, 3), "train_rows": float(len(train.y))}
-        mlflow.log_params({**params, "family": family, "automl_trials": trials})
+        mlflow.log_params({**params, "family": family, "automl_trials": trials, **how})
         mlflow.log_metrics(scores)
         importance = fam.importances(model, FEATURE_NAMES)
         mlflow.log_dict(importance, "feature_importance.json")
@@ -224,10 +248,11 @@ def train_family(
         "seconds": seconds,
         "trials": trials,
         "classes": [str(c) for c in model.classes_],
+        "how": how,
     }
 
 
-def _search(family: str, data: Data, config: TrainingConfig):
+def _search(family: str, data: Data, config: TrainingConfig, placement: Placement | None):
     from voyce_assets.training.automl import search
 
     s = data.splits
@@ -239,6 +264,7 @@ def _search(family: str, data: Data, config: TrainingConfig):
         config.automl_trials,
         config.automl_timeout_seconds,
         config.seed,
+        placement.device(family) if placement else "cpu",
     )
 
 
@@ -287,13 +313,16 @@ def registry_rows(day: dt.date, trained: dict[str, dict], choice, current: bool)
                 "mlflow_run_id": t["run_id"],
                 "mlflow_model_uri": f"models:/{t['name']}/{t['version']}",
                 "metrics": json.dumps(t["scores"], sort_keys=True),
-                "parameters": json.dumps(t["params"], sort_keys=True, default=str),
+                "parameters": json.dumps(
+                    {**t["params"], **_recorded(t)}, sort_keys=True, default=str
+                ),
                 "tags": json.dumps(
                     {
                         "alias": alias,
                         "automl_trials": t["trials"],
                         "classes": t["classes"],
                         "trained_on": day.isoformat(),
+                        **t.get("how", {}),
                     },
                     sort_keys=True,
                 ),
@@ -305,6 +334,12 @@ def registry_rows(day: dt.date, trained: dict[str, dict], choice, current: bool)
             }
         )
     return rows
+
+
+def _recorded(trained: dict) -> dict:
+    """How the model trained, as the row's parameters (the reasons go in its tags)."""
+    how = trained.get("how", {})
+    return {k: v for k, v in how.items() if k in ("device", "training_path", "num_workers")}
 
 
 def archive_older(lakehouse: Lakehouse, dates: list[dt.date]) -> int:
@@ -366,7 +401,7 @@ def chance_check(data: dict[dt.date, Data], choices: dict) -> AssetCheckResult:
     retry_policy=RetryPolicy(max_retries=1, delay=60),
     pool="gpu",
     # Bound to the Databricks step launcher in prod (a GPU job cluster), none locally.
-    required_resource_keys={"gpu_step_launcher", "lakehouse", "mlflow"},
+    required_resource_keys={"gpu_step_launcher", "lakehouse", "mlflow", "training_compute"},
     tags={"voyce/cadence": "weekly"},
     checks={
         "champion_beats_chance": "The champion's test macro-F1 is at least "
@@ -391,6 +426,9 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
     data = {day: load(lakehouse, day, config.window_days) for day in dates}
     for day, d in data.items():
         require_enough(d, config, day)
+    # The devices, before anything trains: device cuda without a GPU fails here.
+    placement = place(config.device, config.families)
+    context.log.info(f"training devices: {placement}")
     newest = newest_training(lakehouse)
     rows, per_partition, choices = [], {}, {}
     with registry.session():
@@ -402,7 +440,15 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             }
             trained = {}
             for family in config.families:
-                trained[family] = train_family(family, data[day], config, registry, tags)
+                trained[family] = train_family(
+                    family,
+                    data[day],
+                    config,
+                    registry,
+                    tags,
+                    context.resources.training_compute,
+                    placement,
+                )
                 context.log.info(
                     f"{family}: {trained[family]['name']} v{trained[family]['version']} "
                     f"validation macro-F1 {trained[family]['scores']['validation_macro_f1']:.4f}"
@@ -426,6 +472,7 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                 "dataset_rows": data[day].rows,
                 "label_sources": MetadataValue.json(data[day].sources),
                 "training_seconds": round(sum(t["seconds"] for t in trained.values()), 3),
+                "training": MetadataValue.json({f: t["how"] for f, t in trained.items()}),
                 "models": markdown_table(
                     [
                         {

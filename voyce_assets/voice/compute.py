@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 from dagster import ConfigurableResource, Failure
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.spark import is_live, with_local_jars
+from voyce_assets.spark import is_live, local_builder
 from voyce_assets.voice.chunks import Chunk, Stage, WorkItem, cut, deal
 from voyce_assets.voice.tasks import WORK, ChunkDone, VoiceJob, run_task
 
@@ -182,25 +181,14 @@ class SparkVoice(VoiceCompute):
         if not is_live(self._session):
             from pyspark.sql import SparkSession
 
-            builder = SparkSession.builder.appName("voyce-voice")
             if self.master:
-                # The workers run this interpreter (and so import this environment).
-                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-                builder = (
-                    builder.master(local_with_retries(self.master, self.task_retries))
-                    .config("spark.ui.enabled", "false")
-                    .config("spark.driver.memory", self.driver_memory)
-                    .config("spark.python.worker.reuse", "true")
-                    .config("spark.sql.session.timeZone", "UTC")
-                    # PySpark gives Python workers one OpenMP thread per task cpu unless told;
-                    # the thread count moves confidence in its fourth digit, so a local session
-                    # keeps this process's and its rows equal the in-process path's.
-                    .config(
-                        "spark.executorEnv.OMP_NUM_THREADS",
-                        os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1),
-                    )
+                builder = local_builder(
+                    "voyce-voice",
+                    local_with_retries(self.master, self.task_retries),
+                    self.driver_memory,
                 )
-                builder = with_local_jars(builder)
+            else:
+                builder = SparkSession.builder.appName("voyce-voice")
             self._session = builder.getOrCreate()
             _ship_code(self._session)
         return self._session

@@ -302,6 +302,7 @@ def child_train_ours(root: Path) -> dict:
     import voyce_assets.training.model_registry as mr
     from voyce_assets.resources import Lakehouse
     from voyce_assets.training import families as fam
+    from voyce_assets.training.compute import TrainingCompute
 
     imports = _warm_imports()
     registry = _registry(root)
@@ -352,6 +353,7 @@ def child_train_ours(root: Path) -> dict:
             "lakehouse": lakehouse,
             "mlflow": registry,
             "gpu_step_launcher": ResourceDefinition.none_resource(),
+            "training_compute": TrainingCompute(),
         },
         partition_key=DAY.isoformat(),
         run_config=RunConfig({mr.REGISTRY.path.replace("/", "__"): mr.TrainingConfig()}),

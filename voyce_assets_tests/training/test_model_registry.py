@@ -17,6 +17,7 @@ from dagster import (
 
 from voyce_assets.models import CHALLENGER, CHAMPION
 from voyce_assets.tables import table_key
+from voyce_assets.training.compute import TrainingCompute
 from voyce_assets.training.evaluation import choose, metrics
 from voyce_assets.training.model_registry import REGISTRY, TrainingConfig, model_registry
 from voyce_assets_tests.analytics.harness import write_tables
@@ -35,8 +36,9 @@ def built(days, path="processed_data/training_dataset") -> DagsterInstance:
     return instance
 
 
-def train(lakehouse, registry, day, last=None, instance=None, **config):
-    """Materialize the registry for ``day`` (or the range ``day``..``last``)."""
+def train(lakehouse, registry, day, last=None, instance=None, compute=None, **config):
+    """Materialize the registry for ``day`` (or the range ``day``..``last``), fitting with
+    ``compute`` (default: in this process)."""
     last = last or day
     days = [day + dt.timedelta(days=n) for n in range((last - day).days + 1)]
     return materialize(
@@ -45,6 +47,7 @@ def train(lakehouse, registry, day, last=None, instance=None, **config):
             "lakehouse": lakehouse,
             "mlflow": registry,
             "gpu_step_launcher": ResourceDefinition.none_resource(),
+            "training_compute": compute or TrainingCompute(),
         },
         instance=instance or built(days),
         tags={
