@@ -74,6 +74,7 @@ bench: install-dev jdbc  ## benchmarks (not part of the tests); results land in 
 	$(BIN)/python voyce_assets_tests/bench/bench_xgboost_spark.py
 	$(BIN)/python voyce_assets_tests/bench/bench_training.py
 	$(BIN)/python voyce_assets_tests/bench/bench_pii.py
+	$(BIN)/python voyce_assets_tests/bench/bench_imports.py
 
 lint: install-dev
 	$(BIN)/ruff check .

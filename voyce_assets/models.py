@@ -1,13 +1,15 @@
 """What a trained sentiment classifier is, for the stage that trains it and the one that
 scores with it: the model families, their registered names, the aliases, the ids the
-tables give a model version, and the label-encoding wrapper a loaded model needs."""
+tables give a model version, and the label-encoding wrapper a loaded model needs.
+
+Every stage imports this module, the scoring one to name models: it stays light.
+``LabelEncoded`` subclasses scikit-learn's estimator, so it lives in ``label_encoded.py``
+and is resolved here on first use (``voyce_assets.models.LabelEncoded``, the name pickled
+inside the registered XGBoost pipelines)."""
 
 from __future__ import annotations
 
 import uuid
-
-import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from voyce_assets.catalog import SENTIMENT_LABELS
 
@@ -38,36 +40,10 @@ def model_id(name: str, version: str | int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce-model:{name}/{version}"))
 
 
-class LabelEncoded(ClassifierMixin, BaseEstimator):
-    """A classifier that only takes integer classes (XGBoost), taking and returning labels.
+def __getattr__(name: str):
+    # Only on first use, scikit-learn with it (unpickling a registered XGBoost pipeline).
+    if name == "LabelEncoded":
+        from voyce_assets.label_encoded import LabelEncoded
 
-    It is pickled inside the logged pipeline, so a model loaded from the registry scores raw
-    features and answers in sentiment labels like the other families.
-    """
-
-    def __init__(self, estimator=None):
-        self.estimator = estimator
-
-    def fit(self, X, y, sample_weight=None):
-        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
-        self.estimator_ = clone(self.estimator).fit(X, codes, sample_weight=sample_weight)
-        self.n_features_in_ = getattr(self.estimator_, "n_features_in_", np.shape(X)[1])
-        return self
-
-    def with_fitted(self, estimator, classes) -> LabelEncoded:
-        """This wrapper around ``estimator`` fitted elsewhere on the codes of ``classes``
-        (XGBoost's distributed booster loaded into an XGBClassifier)."""
-        self.classes_ = np.asarray(classes)
-        self.estimator_ = estimator
-        self.n_features_in_ = estimator.n_features_in_
-        return self
-
-    def predict_proba(self, X):
-        return self.estimator_.predict_proba(X)
-
-    def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    @property
-    def feature_importances_(self):
-        return self.estimator_.feature_importances_
+        return LabelEncoded
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

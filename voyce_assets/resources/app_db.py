@@ -18,13 +18,18 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
-from sqlalchemy.engine import URL, Engine, make_url
 
 from voyce_assets.settings import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+# SQLAlchemy is imported where a URL is parsed or an engine made, not with the code location:
+# most processes that load it never touch the app database.
 
 DEFAULT_DATABASE = "voyce"
 # The Dagster pool of every step that reads the app tables (the mirrors, the sweep's checksums):
@@ -36,6 +41,8 @@ CONNECT_TIMEOUT_SECONDS = 5
 
 def sqlalchemy_url(url: str | URL) -> URL:
     """Any PostgreSQL URL (libpq style or SQLAlchemy) with our driver, psycopg 3."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url) if isinstance(url, str) else url
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
         raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
@@ -44,6 +51,8 @@ def sqlalchemy_url(url: str | URL) -> URL:
 
 def libpq_url(url: str | URL, show_password: bool = False) -> str:
     """The URL as psql and libpq take it; the password masked unless asked for."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url) if isinstance(url, str) else url
     return parsed.set(drivername="postgresql").render_as_string(hide_password=not show_password)
 
@@ -51,6 +60,8 @@ def libpq_url(url: str | URL, show_password: bool = False) -> str:
 @functools.lru_cache(maxsize=16)
 def _engine_for(url: str) -> Engine:
     # One pool per process and URL; pre_ping survives a restarted server.
+    import sqlalchemy as sa
+
     return sa.create_engine(
         url,
         pool_pre_ping=True,
@@ -79,6 +90,8 @@ class AppDatabase(ConfigurableResource):
 
     def check_connection(self) -> None:
         """Raise a one-line ConfigError naming the setting when the database is unreachable."""
+        import sqlalchemy as sa
+
         url = self.url()
         try:
             with self.engine().connect() as conn:
@@ -155,6 +168,8 @@ class PostgresAppDatabase(AppDatabase):
         return "POSTGRES_HOST"
 
     def url(self) -> URL:
+        from sqlalchemy.engine import URL
+
         return URL.create(
             "postgresql+psycopg",
             username=self.user,
@@ -211,6 +226,8 @@ def ensure_embedded_server(data_dir: Path) -> URL:
 
 def ensure_database(server_url: URL, database: str) -> URL:
     """Create ``database`` on the server if missing (safe under concurrent callers)."""
+    import sqlalchemy as sa
+
     admin = _engine_for(server_url.set(database="postgres").render_as_string(hide_password=False))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         exists = conn.execute(

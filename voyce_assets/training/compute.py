@@ -20,16 +20,18 @@ What ran is recorded with every model: ``training_path`` (``single-process`` or
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
-from sklearn.pipeline import Pipeline
 
 from voyce_assets.spark import is_live, local_builder
 from voyce_assets.training import families as fam
 from voyce_assets.training.device import Placement, for_cpu_inference
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 SINGLE, XGBOOST_SPARK = "single-process", "xgboost.spark"
 # Rows per Arrow record batch handed to Spark (list offsets stay 32-bit).

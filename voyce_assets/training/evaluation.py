@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
@@ -16,6 +15,8 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> di
     Computed over ``labels`` (every label the data has), so a label the model never predicts
     scores 0 rather than vanishing from the averages.
     """
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
     labels = list(labels)
     out = {"accuracy": float(accuracy_score(y_true, y_pred)), "rows": float(len(y_true))}
     for average in ("macro", "weighted"):
@@ -44,6 +45,7 @@ def confusion_png(y_true, y_pred, labels: Sequence[str], title: str) -> bytes:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from sklearn.metrics import confusion_matrix
 
     counts = confusion_matrix(y_true, y_pred, labels=list(labels))
     figure = Figure(figsize=(4.2, 3.8), dpi=100)

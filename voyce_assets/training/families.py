@@ -7,15 +7,14 @@ so a model loaded from the registry scores raw feature vectors.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.utils.class_weight import compute_sample_weight
 
-from voyce_assets.models import FAMILIES, LabelEncoded
+from voyce_assets.models import FAMILIES
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "lr": {"C": 1.0, "max_iter": 2000},
@@ -39,6 +38,8 @@ def classifier(family: str, params: dict[str, Any], seed: int, device: str = "cp
     if family == "xgb":
         from xgboost import XGBClassifier
 
+        from voyce_assets.models import LabelEncoded
+
         return LabelEncoded(
             XGBClassifier(**params, tree_method="hist", device=device, n_jobs=-1, random_state=seed)
         )
@@ -52,6 +53,10 @@ def classifier(family: str, params: dict[str, Any], seed: int, device: str = "cp
 
 
 def pipeline(family: str, params: dict[str, Any], seed: int, device: str = "cpu") -> Pipeline:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
     if family == "lr":
         steps.append(("scale", StandardScaler()))
@@ -61,6 +66,8 @@ def pipeline(family: str, params: dict[str, Any], seed: int, device: str = "cpu"
 
 def fit(model: Pipeline, X: np.ndarray, y: np.ndarray) -> Pipeline:
     """Fit with balanced class weights (the labels are skewed; macro-F1 picks the champion)."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
     return model.fit(X, y, model__sample_weight=compute_sample_weight("balanced", y))
 
 
