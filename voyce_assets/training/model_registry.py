@@ -152,10 +152,12 @@ def training_days(dates: list[dt.date], weekdays: list[str]) -> list[dt.date]:
     return [d for d in dates if d.weekday() in chosen]
 
 
-def require_enough(data: Data, config: TrainingConfig, day: dt.date) -> None:
-    """Too little data or one class only: fail, saying what was found and what is needed."""
-    n = {name: len(s.y) for name, s in data.splits.items()}
-    classes = sorted(set(data.splits["train"].y))
+def require_enough(planned: sampling.Plan, config: TrainingConfig, day: dt.date) -> None:
+    """Too little data or one class only: fail, saying what was found and what is needed
+    (from the survey: no vector is read before every day of the run is known to train)."""
+    n = planned.sizes
+    classes = planned.classes("train")
+    data = planned
     short = (
         n["train"] < config.min_train_rows
         or min(n["validation"], n["test"]) < config.min_eval_rows
@@ -369,17 +371,18 @@ def newest_training(lakehouse: Lakehouse) -> dt.date | None:
     return pc.max(days).as_py() if len(days) else None
 
 
-def chance_check(data: dict[dt.date, Data], choices: dict) -> AssetCheckResult:
-    """Each day's champion beats guessing at the label frequencies on test by CHANCE_MARGIN."""
+def chance_check(tests: dict[dt.date, np.ndarray], choices: dict) -> AssetCheckResult:
+    """Each day's champion beats guessing at the label frequencies on test by CHANCE_MARGIN
+    (``tests``: each day's test labels)."""
     detail, failing = {}, []
     for day, (trained, choice, _current) in choices.items():
         score = trained[choice.champion]["scores"]["test_macro_f1"]
-        chance = chance_macro_f1(data[day].splits["test"].y)
+        chance = chance_macro_f1(tests[day])
         detail[day.isoformat()] = {
             "champion": choice.champion,
             "test_macro_f1": score,
             "chance": round(chance, 4),
-            "test_rows": len(data[day].splits["test"].y),
+            "test_rows": len(tests[day]),
         }
         if score < chance + CHANCE_MARGIN:
             failing.append(day.isoformat())
@@ -474,11 +477,12 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
     require_upstream(context, [DATASET.path])
     if not days:
         return nothing_to_train(context, lakehouse, dates, config)
-    # Every day first: a day short of data fails the run before any model is registered.
-    # One day's sample at a time would hold less; the check first is worth the re-read.
-    data = {}
+    # Every day's survey first: a day short of data fails the run before any model is
+    # registered. The vectors are read a day at a time, when it trains: a range holds one
+    # day's sample, never one per day.
+    plans = {}
     for day in days:
-        data[day] = load(
+        plans[day] = sampling.plan(
             lakehouse,
             day,
             config.window_days,
@@ -486,23 +490,25 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             config.seed,
             config.min_class_share,
         )
-        require_enough(data[day], config, day)
-        context.log.info(
-            f"{day}: {data[day].used:,} of {data[day].rows:,} labelled rows of the window used "
-            f"({data[day].sampling['strategy']})"
-        )
+        require_enough(plans[day], config, day)
     newest = newest_training(lakehouse)
-    rows, per_partition, choices = [], {}, {}
+    rows, per_partition, choices, tests = [], {}, {}, {}
     with registry.session():
         for day in days:
+            data = sampling.read(plans.pop(day))
+            tests[day] = data.splits["test"].y
+            context.log.info(
+                f"{day}: {data.used:,} of {data.rows:,} labelled rows of the window used "
+                f"({data.sampling['strategy']})"
+            )
             tags = {
                 "voyce.partition": day.isoformat(),
                 "voyce.dagster_run_id": context.run_id,
-                "voyce.dataset_rows": str(data[day].rows),
+                "voyce.dataset_rows": str(data.rows),
             }
             trained = {}
             for family in config.families:
-                trained[family] = train_family(family, data[day], config, registry, tags)
+                trained[family] = train_family(family, data, config, registry, tags)
                 context.log.info(
                     f"{family}: {trained[family]['name']} v{trained[family]['version']} "
                     f"validation macro-F1 {trained[family]['scores']['validation_macro_f1']:.4f}"
@@ -511,7 +517,7 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             # Aliases move only with the newest training: a backfill of the past never
             # demotes a later champion.
             current = day == max(days) and (newest is None or day >= newest)
-            day_rows = registry_rows(day, trained, choice, current, data[day])
+            day_rows = registry_rows(day, trained, choice, current, data)
             rows += day_rows
             choices[day] = (trained, choice, current)
             per_partition[day.isoformat()] = {
@@ -523,10 +529,10 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                 ),
                 "aliases_moved": current,
                 "choice": choice.reason,
-                "dataset_rows": data[day].rows,
-                "rows_used": data[day].used,
-                "training_data": MetadataValue.json(data[day].sampling),
-                "label_sources": MetadataValue.json(data[day].sources),
+                "dataset_rows": data.rows,
+                "rows_used": data.used,
+                "training_data": MetadataValue.json(data.sampling),
+                "label_sources": MetadataValue.json(data.sources),
                 "training_seconds": round(sum(t["seconds"] for t in trained.values()), 3),
                 "models": markdown_table(
                     [
@@ -553,6 +559,7 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                     "validation macro-F1",
                 ),
             }
+            del data  # the next day's sample is read without this one alongside
     # Only the days trained are replaced: the range's other days keep their rows.
     written = lakehouse.write_partitions(
         REGISTRY, pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()), days
@@ -575,5 +582,5 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             "features": f"{len(BASE_FEATURES)} + {EMBEDDING_DIM}-d embedding",
             "trained_partitions": [d.isoformat() for d in days],
         },
-        check_results=[chance_check(data, choices)],
+        check_results=[chance_check(tests, choices)],
     )

@@ -1,11 +1,13 @@
 """Bounded training data: the labelled vectors of a window of days, sampled down to a row cap,
 read in batches as float32.
 
-Two streamed passes over one snapshot of ``processed_data/training_dataset``:
+Two streamed passes over one snapshot of ``processed_data/training_dataset``, a file at a
+time:
 
-1. **survey** (narrow columns: id, label, split, label source): the rows of each
-   (split, label) and the smallest sampling keys of each, at most ``cap`` of them;
-2. **gather** (the features too, in small batches): a row is kept when its key is among the
+1. ``plan`` (narrow columns: id, label, split, label source): the rows of each
+   (split, label) and the smallest sampling keys of each, at most ``cap`` of them; from them
+   the quotas (enough to judge whether the day can train, before any vector is read);
+2. ``read`` (the features too, in small batches): a row is kept when its key is among the
    ``quota`` smallest of its (split, label); its vector goes straight into a preallocated
    float32 matrix.
 
@@ -273,6 +275,117 @@ def mlflow_params(sampling: dict) -> dict[str, object]:
     return out
 
 
+@dataclass
+class Plan:
+    """What one day's training reads, from the survey alone (no vector read yet): the rows
+    available and to keep per split and label, and the key limit of each (split, label)."""
+
+    day: dt.date
+    settings: dict
+    counts: dict[str, dict[str, int]]
+    quota: dict[str, dict[str, int]]
+    keep: dict[tuple[str, str], int]
+    sources: dict[str, int]
+    dataset: object  # the window's files (one snapshot for both passes), or None
+    batch_rows: int
+
+    @property
+    def rows(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values())
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {s: sum(self.quota[s].values()) for s in SPLIT_NAMES}
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({lab for c in self.counts.values() for lab in c})
+
+    def classes(self, split: str) -> list[str]:
+        """The labels the split will hold."""
+        return sorted(lab for lab, n in self.quota[split].items() if n > 0)
+
+    def scan(self, columns: list[str], size: int) -> Iterator[pa.RecordBatch]:
+        """The window's files one after another, ``size`` rows a batch. Not one scan of the
+        whole dataset: its read-ahead holds tens of MB of batches across files whatever the
+        batch size; a file's own scan holds at most that file."""
+        if self.dataset is None:
+            return
+        for fragment in self.dataset.get_fragments():
+            yield from fragment.to_batches(
+                schema=self.dataset.schema, columns=columns, batch_size=size, batch_readahead=1
+            )
+
+
+def plan(
+    lakehouse,
+    day: dt.date,
+    window_days: int,
+    cap: int = 0,
+    seed: int = 42,
+    min_class_share: float = 0.0,
+    batch_rows: int = FEATURE_BATCH_ROWS,
+) -> Plan:
+    """Pass 1 for ``day``: the labelled rows up to it (the last ``window_days`` days, or
+    all), and which to keep so that at most ``cap`` (0: all) remain, stratified as the
+    module says."""
+    from voyce_assets.lake import open_dataset
+
+    dates = _window(day, window_days)
+    dataset = None
+    if lakehouse.exists(DATASET):
+        dataset = open_dataset(
+            lakehouse.table_uri(DATASET), DATASET, lakehouse.storage_options, dates
+        )
+    out = Plan(day, {}, {}, {}, {}, {}, dataset, batch_rows)
+    found = survey(out.scan(SURVEY_COLUMNS, 8 * batch_rows), day, seed, cap)
+    out.counts = {s: dict(found.counts[s]) for s in SPLIT_NAMES}
+    out.quota = quotas(out.counts, cap, min_class_share)
+    out.sources = dict(found.sources)
+    for s, per_label in out.counts.items():
+        for lab, available in per_label.items():
+            smallest = found.smallest.get((s, lab), np.empty(0, np.uint64))
+            limit = _threshold(smallest, available, out.quota[s][lab])
+            if limit is not None:
+                out.keep[(s, lab)] = limit
+    out.settings = {
+        "strategy": STRATEGY if 0 < cap < out.rows else "every row (under the cap)",
+        "window_days": window_days,
+        "max_train_rows": cap,
+        "min_class_share": min_class_share,
+        "seed": seed,
+        "dtype": "float32",
+    }
+    return out
+
+
+def read(planned: Plan) -> Data:
+    """Pass 2: the planned rows' vectors, read ``batch_rows`` at a time into float32."""
+    p = planned
+    seed = p.settings["seed"]
+    splits = gather(p.scan(GATHER_COLUMNS, p.batch_rows), p.day, seed, p.keep, p.sizes)
+    sampling = {
+        **p.settings,
+        "rows_available": p.rows,
+        "rows_used": sum(len(s.y) for s in splits.values()),
+        "splits": {
+            s: {
+                "available": sum(p.counts[s].values()),
+                "used": len(splits[s].y),
+                "classes": {
+                    lab: {
+                        "available": p.counts[s].get(lab, 0),
+                        "used": int((splits[s].y == lab).sum()),
+                    }
+                    for lab in p.labels
+                },
+            }
+            for s in SPLIT_NAMES
+        },
+    }
+    return Data(splits, p.labels, p.rows, dict(p.sources), sampling)
+
+
 def load(
     lakehouse,
     day: dt.date,
@@ -282,64 +395,5 @@ def load(
     min_class_share: float = 0.0,
     batch_rows: int = FEATURE_BATCH_ROWS,
 ) -> Data:
-    """The labelled vectors up to ``day`` (the last ``window_days`` days, or all), at most
-    ``cap`` rows of them (0: all), stratified as the module says; vectors read
-    ``batch_rows`` at a time."""
-    from voyce_assets.lake import open_dataset
-
-    dates = _window(day, window_days)
-    dataset = None
-    if lakehouse.exists(DATASET):
-        # One snapshot for both passes: a write in between changes neither.
-        dataset = open_dataset(
-            lakehouse.table_uri(DATASET), DATASET, lakehouse.storage_options, dates
-        )
-
-    def scan(columns: list[str], size: int) -> Iterator[pa.RecordBatch]:
-        """The window's files one after another, ``size`` rows a batch. Not one scan of the
-        whole dataset: its read-ahead holds tens of MB of batches across files whatever the
-        batch size; a file's own scan holds at most that file."""
-        for fragment in dataset.get_fragments() if dataset is not None else ():
-            yield from fragment.to_batches(
-                schema=dataset.schema, columns=columns, batch_size=size, batch_readahead=1
-            )
-
-    found = survey(scan(SURVEY_COLUMNS, 8 * batch_rows), day, seed, cap)
-    counts = {s: dict(found.counts[s]) for s in SPLIT_NAMES}
-    quota = quotas(counts, cap, min_class_share)
-    keep = {}
-    for s, per_label in counts.items():
-        for lab, available in per_label.items():
-            smallest = found.smallest.get((s, lab), np.empty(0, np.uint64))
-            limit = _threshold(smallest, available, quota[s][lab])
-            if limit is not None:
-                keep[(s, lab)] = limit
-    size = {s: sum(quota[s].values()) for s in SPLIT_NAMES}
-    splits = gather(scan(GATHER_COLUMNS, batch_rows), day, seed, keep, size)
-    available = sum(sum(c.values()) for c in counts.values())
-    labels = sorted({lab for c in counts.values() for lab in c})
-    sampling = {
-        "strategy": STRATEGY if cap > 0 and available > cap else "every row (under the cap)",
-        "window_days": window_days,
-        "max_train_rows": cap,
-        "min_class_share": min_class_share,
-        "seed": seed,
-        "dtype": "float32",
-        "rows_available": available,
-        "rows_used": sum(len(s.y) for s in splits.values()),
-        "splits": {
-            s: {
-                "available": sum(counts[s].values()),
-                "used": len(splits[s].y),
-                "classes": {
-                    lab: {
-                        "available": counts[s].get(lab, 0),
-                        "used": int((splits[s].y == lab).sum()),
-                    }
-                    for lab in labels
-                },
-            }
-            for s in SPLIT_NAMES
-        },
-    }
-    return Data(splits, labels, available, dict(found.sources), sampling)
+    """Both passes: ``plan``, then ``read``."""
+    return read(plan(lakehouse, day, window_days, cap, seed, min_class_share, batch_rows))
