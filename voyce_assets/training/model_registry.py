@@ -133,7 +133,9 @@ def load(
 ) -> Data:
     """The labelled vectors up to ``day`` (the last ``window_days`` days, or all), float32, at
     most ``max_rows`` of them (0: all; ``sampling.load``)."""
-    return sampling.load(lakehouse, day, window_days, max_rows, seed, min_class_share)
+    return sampling.load(
+        lakehouse, day, window_days, max_rows, seed=seed, min_class_share=min_class_share
+    )
 
 
 def training_days(dates: list[dt.date], weekdays: list[str]) -> list[dt.date]:

@@ -386,14 +386,6 @@ def read(planned: Plan) -> Data:
     return Data(splits, p.labels, p.rows, dict(p.sources), sampling)
 
 
-def load(
-    lakehouse,
-    day: dt.date,
-    window_days: int,
-    cap: int = 0,
-    seed: int = 42,
-    min_class_share: float = 0.0,
-    batch_rows: int = FEATURE_BATCH_ROWS,
-) -> Data:
-    """Both passes: ``plan``, then ``read``."""
-    return read(plan(lakehouse, day, window_days, cap, seed, min_class_share, batch_rows))
+def load(lakehouse, day: dt.date, window_days: int, cap: int = 0, **options) -> Data:
+    """Both passes: ``plan`` (``options``: its seed, min_class_share, batch_rows), ``read``."""
+    return read(plan(lakehouse, day, window_days, cap, **options))
