@@ -1,18 +1,24 @@
 """``ml_models/model_registry``: the four sentiment classifiers, trained, tracked, registered.
 
-For the partition's day D: the training dataset up to D (a window, or all history), split by
-its ``split`` column. Each family is fitted as a full pipeline (AutoML first, if it has a
-budget), tracked as an MLflow run (parameters, validation and test metrics, confusion
+For the partition's day D: the training dataset of the window up to D (``window_days``, 90 by
+default; 0: all history), sampled down to ``max_train_rows`` (stratified by label within each
+split, ``training/sampling.py``) and read in batches as float32, split by its ``split``
+column. Each family is fitted as a full pipeline (AutoML first, if it has a budget), tracked
+as an MLflow run (parameters, what was sampled, validation and test metrics, confusion
 matrices, feature importance, the model with its signature and an input example) and
 registered as a new version of ``sentiment_classifier_<family>``. The best validation
 macro-F1 confirmed on test becomes ``champion``, the next ``challenger``. The partition holds
 one row per version trained for D; the older rows' stage follows the aliases.
+
+A run over a range of days (a backfill) trains only the days its cadence names
+(``train_on_weekdays``: Saturday, the day the weekly schedule trains); the range's other days
+keep the rows they had. A run of one day always trains it.
 """
 
+import calendar
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +51,7 @@ from voyce_assets.resources import Lakehouse, ModelRegistry
 from voyce_assets.resources.mlflow import NOT_FOUND
 from voyce_assets.tables import table_asset
 from voyce_assets.training import families as fam
+from voyce_assets.training import sampling
 from voyce_assets.training.compute import TrainingCompute
 from voyce_assets.training.device import Placement, place
 from voyce_assets.training.evaluation import chance_macro_f1, choose, confusion_png, metrics
@@ -54,6 +61,19 @@ REGISTRY = table("ml_models/model_registry")
 DATASET = table("processed_data/training_dataset")
 MIN_CLASSES = 2
 CHANCE_MARGIN = 0.05
+# The weekly schedule (training/schedules.py, Sundays 02:00 UTC) trains the day before: the
+# days a backfill trains by default are the days the schedule would have trained.
+TRAINING_WEEKDAYS = ["Saturday"]
+# The default row cap (train, validation and test together), from the memory budget: 500,000
+# rows of 420 float32 features are 0.84 GB; fitting holds a few copies more (the imputer's
+# output, the scaler's, the boosters' binned matrices), so a training peaks at a few GB (the
+# benchmark measures it) whatever the history: inside the 16 GiB of the smallest default GPU
+# node (g5.xlarge, resources/gpu_cluster.py) with room for the libraries. At 200,000 labelled
+# feedback a day, the 90-day window holds 18M rows (~60 GB as stored doubles); 350,000 train
+# rows still give each of three labels tens of thousands of examples (rare ones a 5% floor),
+# and keep the weekly fit of the four families to hours on that node.
+DEFAULT_MAX_TRAIN_ROWS = 500_000
+Split, Data = sampling.Split, sampling.Data
 
 
 class TrainingConfig(Config):
@@ -63,9 +83,28 @@ class TrainingConfig(Config):
         default=list(FAMILIES), description=f"Model families to train: {', '.join(FAMILIES)}."
     )
     window_days: int = Field(
-        default=0,
+        default=90,
         ge=0,
         description="Days of data up to the partition to train on; 0: all history.",
+    )
+    max_train_rows: int = Field(
+        default=DEFAULT_MAX_TRAIN_ROWS,
+        ge=0,
+        description="Most rows (train, validation and test together) read from the window, "
+        "sampled stratified by label within each split; bounds the run's memory. 0: no cap "
+        "(memory then grows with the window).",
+    )
+    min_class_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.3,
+        description="When sampling, each label keeps at least this share of the train rows (all "
+        "its rows if it has fewer); validation and test keep the labels' true shares.",
+    )
+    train_on_weekdays: list[str] = Field(
+        default=list(TRAINING_WEEKDAYS),
+        description="In a run over a range of days (a backfill), the weekdays that train; the "
+        "other days keep their rows. [] trains every day. A run of one day always trains.",
     )
     min_train_rows: int = Field(default=20, ge=1, description="Fewer training rows fail the run.")
     min_eval_rows: int = Field(
@@ -97,46 +136,43 @@ class TrainingConfig(Config):
     )
 
 
-@dataclass
-class Split:
-    X: np.ndarray
-    y: np.ndarray
-
-
-@dataclass
-class Data:
-    splits: dict[str, Split]
-    labels: list[str]
-    rows: int
-    sources: dict[str, int] = field(default_factory=dict)
-
-
-def load(lakehouse: Lakehouse, day: dt.date, window_days: int) -> Data:
-    """The labelled vectors up to ``day`` (the last ``window_days`` days, or all)."""
-    dates = [day - dt.timedelta(days=n) for n in range(window_days)] if window_days > 0 else None
-    rows = lakehouse.read(
-        DATASET, dates, ["features", "label", "label_source", "split", "event_date"]
+def load(
+    lakehouse: Lakehouse,
+    day: dt.date,
+    window_days: int,
+    max_rows: int = 0,
+    seed: int = 42,
+    min_class_share: float = 0.0,
+) -> Data:
+    """The labelled vectors up to ``day`` (the last ``window_days`` days, or all), float32, at
+    most ``max_rows`` of them (0: all; ``sampling.load``)."""
+    return sampling.load(
+        lakehouse, day, window_days, max_rows, seed=seed, min_class_share=min_class_share
     )
-    rows = rows.filter(pc.less_equal(rows.column("event_date"), pa.scalar(day, pa.date32())))
-    splits = {}
-    for name in ("train", "validation", "test"):
-        part = rows.filter(pc.equal(rows.column("split"), name))
-        flat = part.column("features").combine_chunks().flatten()
-        X = np.asarray(flat.to_numpy(zero_copy_only=False), np.float64).reshape(
-            part.num_rows, len(FEATURE_NAMES)
+
+
+def training_days(dates: list[dt.date], weekdays: list[str]) -> list[dt.date]:
+    """The days of the run that train: all of a one-day run, else those on ``weekdays``."""
+    known = {name.lower(): n for n, name in enumerate(calendar.day_name)}
+    unknown = sorted(w for w in weekdays if w.lower() not in known)
+    if unknown:
+        raise Failure(
+            description=f"train_on_weekdays {unknown} not known; choose from "
+            f"{', '.join(calendar.day_name)}",
+            allow_retries=False,
         )
-        splits[name] = Split(X, np.asarray(part.column("label").to_pylist(), dtype=object))
-    labels = sorted(set(rows.column("label").to_pylist()))
-    sources = {
-        v["values"]: v["counts"] for v in pc.value_counts(rows.column("label_source")).to_pylist()
-    }
-    return Data(splits, labels, rows.num_rows, sources)
+    if len(dates) == 1 or not weekdays:
+        return list(dates)
+    chosen = {known[w.lower()] for w in weekdays}
+    return [d for d in dates if d.weekday() in chosen]
 
 
-def require_enough(data: Data, config: TrainingConfig, day: dt.date) -> None:
-    """Too little data or one class only: fail, saying what was found and what is needed."""
-    n = {name: len(s.y) for name, s in data.splits.items()}
-    classes = sorted(set(data.splits["train"].y))
+def require_enough(planned: sampling.Plan, config: TrainingConfig, day: dt.date) -> None:
+    """Too little data or one class only: fail, saying what was found and what is needed
+    (from the survey: no vector is read before every day of the run is known to train)."""
+    n = planned.sizes
+    classes = planned.classes("train")
+    data = planned
     short = (
         n["train"] < config.min_train_rows
         or min(n["validation"], n["test"]) < config.min_eval_rows
@@ -205,6 +241,9 @@ def train_family(
             )
         scores |= {"training_seconds": round(seconds, 3), "train_rows": float(len(train.y))}
         mlflow.log_params({**params, "family": family, "automl_trials": trials, **how})
+        # What the model learnt from: the window, the cap and each split's and label's rows.
+        mlflow.log_params(sampling.mlflow_params(data.sampling))
+        mlflow.log_dict(data.sampling, "training_data.json")
         mlflow.log_metrics(scores)
         importance = fam.importances(model, FEATURE_NAMES)
         mlflow.log_dict(importance, "feature_importance.json")
@@ -217,7 +256,8 @@ def train_family(
         )
         # The example is the split's mean, never one person's row (their text's embedding
         # is in it): an MLflow artifact is not erased with the tables.
-        example = train.X.mean(axis=0, keepdims=True)
+        # In doubles: the models are fitted on float32 but served (and signed) as before.
+        example = train.X.mean(axis=0, keepdims=True, dtype=np.float64)
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -297,7 +337,9 @@ def set_aliases(registry: ModelRegistry, trained: dict[str, dict], choice) -> No
             raise RuntimeError(f"alias {alias!r} is on {found} after moving it to {expected}")
 
 
-def registry_rows(day: dt.date, trained: dict[str, dict], choice, current: bool) -> list[dict]:
+def registry_rows(
+    day: dt.date, trained: dict[str, dict], choice, current: bool, data: Data
+) -> list[dict]:
     now = dt.datetime.now(dt.UTC)
     role = {choice.champion: CHAMPION, choice.challenger: CHALLENGER} if current else {}
     rows = []
@@ -323,6 +365,7 @@ def registry_rows(day: dt.date, trained: dict[str, dict], choice, current: bool)
                         "classes": t["classes"],
                         "trained_on": day.isoformat(),
                         **t.get("how", {}),
+                        "training_data": data.sampling,
                     },
                     sort_keys=True,
                 ),
@@ -365,17 +408,18 @@ def newest_training(lakehouse: Lakehouse) -> dt.date | None:
     return pc.max(days).as_py() if len(days) else None
 
 
-def chance_check(data: dict[dt.date, Data], choices: dict) -> AssetCheckResult:
-    """Each day's champion beats guessing at the label frequencies on test by CHANCE_MARGIN."""
+def chance_check(tests: dict[dt.date, np.ndarray], choices: dict) -> AssetCheckResult:
+    """Each day's champion beats guessing at the label frequencies on test by CHANCE_MARGIN
+    (``tests``: each day's test labels)."""
     detail, failing = {}, []
     for day, (trained, choice, _current) in choices.items():
         score = trained[choice.champion]["scores"]["test_macro_f1"]
-        chance = chance_macro_f1(data[day].splits["test"].y)
+        chance = chance_macro_f1(tests[day])
         detail[day.isoformat()] = {
             "champion": choice.champion,
             "test_macro_f1": score,
             "chance": round(chance, 4),
-            "test_rows": len(data[day].splits["test"].y),
+            "test_rows": len(tests[day]),
         }
         if score < chance + CHANCE_MARGIN:
             failing.append(day.isoformat())
@@ -391,6 +435,51 @@ def chance_check(data: dict[dt.date, Data], choices: dict) -> AssetCheckResult:
         severity=AssetCheckSeverity.ERROR,
         description="; ".join(described) if failing else "every champion beats chance",
         metadata={"failing_partitions": failing, "per_partition": MetadataValue.json(detail)},
+    )
+
+
+def skipped_partitions(
+    lakehouse: Lakehouse, skipped: list[dt.date], config: TrainingConfig
+) -> dict[str, dict]:
+    """The metadata of the range's days that did not train: why, and the rows they keep."""
+    if not skipped:
+        return {}
+    kept = pc.value_counts(lakehouse.read(REGISTRY, skipped, ["event_date"]).column("event_date"))
+    rows = {v["values"].isoformat(): v["counts"] for v in kept.to_pylist()}
+    why = f"not a training day (a range trains on {', '.join(config.train_on_weekdays)})"
+    return {
+        d.isoformat(): {
+            "skipped": why,
+            "dagster/partition_row_count": rows.get(d.isoformat(), 0),
+        }
+        for d in skipped
+    }
+
+
+def nothing_to_train(
+    context: AssetExecutionContext,
+    lakehouse: Lakehouse,
+    dates: list[dt.date],
+    config: TrainingConfig,
+) -> MaterializeResult:
+    """A range with no training day: nothing read, trained or written, and said so."""
+    said = (
+        f"no day of {dates[0]}..{dates[-1]} is a training day "
+        f"({', '.join(config.train_on_weekdays)}): nothing trained, every day keeps its rows"
+    )
+    context.log.info(said)
+    record_partitions(context, skipped_partitions(lakehouse, dates, config))
+    return MaterializeResult(
+        metadata={"trained_partitions": [], "skipped": said},
+        check_results=[
+            AssetCheckResult(
+                check_name="champion_beats_chance",
+                passed=True,
+                severity=AssetCheckSeverity.ERROR,
+                description=f"nothing to check: {said}",
+                metadata={"failing_partitions": [], "trained_partitions": []},
+            )
+        ],
     )
 
 
@@ -421,28 +510,47 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             allow_retries=False,
         )
     dates = partition_dates(context)
+    days = training_days(dates, config.train_on_weekdays)
     require_upstream(context, [DATASET.path])
-    # Every day first: a day short of data fails the run before any model is registered.
-    data = {day: load(lakehouse, day, config.window_days) for day in dates}
-    for day, d in data.items():
-        require_enough(d, config, day)
+    if not days:
+        return nothing_to_train(context, lakehouse, dates, config)
+    # Every day's survey first: a day short of data fails the run before any model is
+    # registered. The vectors are read a day at a time, when it trains: a range holds one
+    # day's sample, never one per day.
+    plans = {}
+    for day in days:
+        plans[day] = sampling.plan(
+            lakehouse,
+            day,
+            config.window_days,
+            config.max_train_rows,
+            config.seed,
+            config.min_class_share,
+        )
+        require_enough(plans[day], config, day)
     # The devices, before anything trains: device cuda without a GPU fails here.
     placement = place(config.device, config.families)
     context.log.info(f"training devices: {placement}")
     newest = newest_training(lakehouse)
-    rows, per_partition, choices = [], {}, {}
+    rows, per_partition, choices, tests = [], {}, {}, {}
     with registry.session():
-        for day in dates:
+        for day in days:
+            data = sampling.read(plans.pop(day))
+            tests[day] = data.splits["test"].y
+            context.log.info(
+                f"{day}: {data.used:,} of {data.rows:,} labelled rows of the window used "
+                f"({data.sampling['strategy']})"
+            )
             tags = {
                 "voyce.partition": day.isoformat(),
                 "voyce.dagster_run_id": context.run_id,
-                "voyce.dataset_rows": str(data[day].rows),
+                "voyce.dataset_rows": str(data.rows),
             }
             trained = {}
             for family in config.families:
                 trained[family] = train_family(
                     family,
-                    data[day],
+                    data,
                     config,
                     registry,
                     tags,
@@ -456,8 +564,8 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             choice = choose({f: t["scores"] for f, t in trained.items()}, config.confirm_tolerance)
             # Aliases move only with the newest training: a backfill of the past never
             # demotes a later champion.
-            current = day == max(dates) and (newest is None or day >= newest)
-            day_rows = registry_rows(day, trained, choice, current)
+            current = day == max(days) and (newest is None or day >= newest)
+            day_rows = registry_rows(day, trained, choice, current, data)
             rows += day_rows
             choices[day] = (trained, choice, current)
             per_partition[day.isoformat()] = {
@@ -469,8 +577,10 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                 ),
                 "aliases_moved": current,
                 "choice": choice.reason,
-                "dataset_rows": data[day].rows,
-                "label_sources": MetadataValue.json(data[day].sources),
+                "dataset_rows": data.rows,
+                "rows_used": data.used,
+                "training_data": MetadataValue.json(data.sampling),
+                "label_sources": MetadataValue.json(data.sources),
                 "training_seconds": round(sum(t["seconds"] for t in trained.values()), 3),
                 "training": MetadataValue.json({f: t["how"] for f, t in trained.items()}),
                 "models": markdown_table(
@@ -498,14 +608,18 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
                     "validation macro-F1",
                 ),
             }
+            del data  # the next day's sample is read without this one alongside
+    # Only the days trained are replaced: the range's other days keep their rows.
     written = lakehouse.write_partitions(
-        REGISTRY, pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()), dates
+        REGISTRY, pa.Table.from_pylist(rows, schema=REGISTRY.arrow_schema()), days
     )
     for key, meta in per_partition.items():
         meta["dagster/partition_row_count"] = written.rows_per_partition.get(key, 0)
-    trained, choice, current = choices[max(dates)]
+    per_partition |= skipped_partitions(lakehouse, [d for d in dates if d not in days], config)
+    trained, choice, current = choices[max(days)]
     if current:
-        archived = archive_older(lakehouse, dates)
+        # A skipped day's older rows lose their stage too: the aliases left them.
+        archived = archive_older(lakehouse, days)
         set_aliases(registry, trained, choice)
         context.log.info(
             f"champion {choice.champion}, challenger {choice.challenger}; {archived} older row(s) archived"
@@ -515,6 +629,7 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
         metadata={
             "experiment": registry.experiment,
             "features": f"{len(BASE_FEATURES)} + {EMBEDDING_DIM}-d embedding",
+            "trained_partitions": [d.isoformat() for d in days],
         },
-        check_results=[chance_check(data, choices)],
+        check_results=[chance_check(tests, choices)],
     )

@@ -190,7 +190,8 @@ def test_a_champion_no_better_than_chance_fails_its_check(ml_stores):
 def test_a_range_trains_each_day_on_its_own_data_and_only_the_last_takes_the_aliases(ml_stores):
     lakehouse, registry = ml_stores
     write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1, D2], 150)})
-    result = train(lakehouse, registry, D1, last=D2, families=["lr", "lgbm"])
+    # Every day of the range a training day ([]), not only the cadence's Saturdays.
+    result = train(lakehouse, registry, D1, last=D2, families=["lr", "lgbm"], train_on_weekdays=[])
     assert result.success
     rows = lakehouse.read(REGISTRY).to_pylist()
     assert sorted(r["stage"] for r in rows if r["event_date"] == D1) == ["None", "None"]
@@ -264,3 +265,83 @@ def test_the_champion_must_be_confirmed_on_test():
     assert choose({k: scores[k] for k in ("lr", "xgb")}, tolerance=0.05).challenger == "lr"
     with pytest.raises(ValueError, match="at least 0"):
         choose(scores, tolerance=-0.1)
+
+
+FRI, SAT, SUN, MON = (dt.date(2026, 11, 20) + dt.timedelta(days=n) for n in range(4))
+
+
+def _by_day(lakehouse) -> dict:
+    out: dict = {}
+    for r in lakehouse.read(REGISTRY).to_pylist():
+        out.setdefault(r["event_date"], []).append(r)
+    return out
+
+
+def test_a_range_trains_only_its_cadence_days_and_the_others_keep_their_rows(ml_stores):
+    from voyce_assets_tests.training.synthetic import dataset_table, write_dataset
+
+    lakehouse, registry = ml_stores
+    write_dataset(lakehouse, dataset_table([FRI, SAT, SUN], 100))
+    # One day asked alone always trains, cadence or not: Friday holds the champion.
+    assert train(lakehouse, registry, FRI, families=["lr"]).success
+    (friday,) = _by_day(lakehouse)[FRI]
+    assert friday["stage"] == "Production"
+    result = train(lakehouse, registry, FRI, last=SUN, families=["lr"])
+    assert result.success
+    days = _by_day(lakehouse)
+    # Only Saturday (the schedule's day) trained: Friday kept its row, Sunday has none.
+    assert set(days) == {FRI, SAT}
+    (kept,) = days[FRI]
+    for column in ("model_id", "mlflow_run_id", "metrics", "tags", "created_at"):
+        assert kept[column] == friday[column]
+    # The aliases moved to Saturday's version, so Friday's row is Archived.
+    (saturday,) = days[SAT]
+    assert (kept["stage"], saturday["stage"]) == ("Archived", "Production")
+    champion = registry.by_alias(CHAMPION)
+    assert (champion.name, str(champion.version)) == (
+        saturday["model_name"],
+        saturday["model_version"],
+    )
+    meta = {
+        e.materialization.partition: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    for day, rows in ((FRI, 1), (SUN, 0)):
+        assert meta[day.isoformat()]["skipped"].value.startswith("not a training day")
+        assert meta[day.isoformat()]["dagster/partition_row_count"].value == rows
+        assert "dataset_rows" not in meta[day.isoformat()]
+    assert meta[SAT.isoformat()]["dataset_rows"].value == 200
+    assert "skipped" not in meta[SAT.isoformat()]
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and list(check.metadata["per_partition"].value) == [SAT.isoformat()]
+
+
+def test_a_range_without_a_training_day_trains_nothing_writes_nothing_and_says_so(ml_stores):
+    from voyce_assets_tests.training.synthetic import dataset_table, write_dataset
+
+    lakehouse, registry = ml_stores
+    write_dataset(lakehouse, dataset_table([SUN, MON], 100))
+    assert train(lakehouse, registry, SUN, families=["lr"]).success
+    before = lakehouse.read(REGISTRY).to_pylist()
+    champion = registry.by_alias(CHAMPION)
+    result = train(lakehouse, registry, SUN, last=MON, families=["lr"])
+    assert result.success
+    assert lakehouse.read(REGISTRY).to_pylist() == before
+    after = registry.by_alias(CHAMPION)
+    assert (after.name, after.version) == (champion.name, champion.version)
+    assert len(registry.client().search_model_versions(f"name='{champion.name}'")) == 1
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.description.startswith("nothing to check: no day of")
+    meta = {
+        e.materialization.partition: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    assert meta[SUN.isoformat()]["dagster/partition_row_count"].value == 1
+    assert meta[MON.isoformat()]["skipped"].value.startswith("not a training day")
+
+
+def test_an_unknown_weekday_fails_before_training(ml_stores):
+    lakehouse, registry = ml_stores
+    write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([D1], 50)})
+    result = train(lakehouse, registry, D1, families=["lr"], train_on_weekdays=["Caturday"])
+    assert not result.success and "train_on_weekdays ['Caturday'] not known" in _failure(result)

@@ -1,10 +1,12 @@
 """The training schedule: Sundays 02:00 UTC, the models of the day before, once."""
 
+import calendar
 import datetime as dt
 
 from dagster import build_schedule_context
 
 from voyce_assets.definitions import build_definitions
+from voyce_assets.training.model_registry import TrainingConfig
 from voyce_assets.training.schedules import model_training_weekly
 
 
@@ -21,3 +23,6 @@ def test_on_sunday_at_two_it_trains_on_everything_up_to_saturday(voyce_home):
         "ml_models/model_registry"
     }
     assert model_training_weekly.cron_schedule == "0 2 * * 0"
+    # A backfill trains the days the schedule trains: the default cadence names its weekday.
+    weekday = calendar.day_name[dt.date.fromisoformat(request.partition_key).weekday()]
+    assert TrainingConfig().train_on_weekdays == [weekday]
