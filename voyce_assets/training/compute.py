@@ -166,6 +166,15 @@ class SparkTraining(TrainingCompute):
             "spark_master": spark.sparkContext.master,
             **placement.record("xgb"),
             "device": device,
+            # The driver's probe found a GPU, but the executors train: say which they used.
+            **(
+                {
+                    "device_reason": f"{placement.record('xgb').get('device_reason', '')}; "
+                    "the executors have no GPU (spark.executor.resource.gpu.amount 0): cpu"
+                }
+                if device != placement.xgb
+                else {}
+            ),
         }
         return Fitted(for_cpu_inference(model), how)
 

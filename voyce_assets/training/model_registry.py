@@ -12,7 +12,8 @@ one row per version trained for D; the older rows' stage follows the aliases.
 
 A run over a range of days (a backfill) trains only the days its cadence names
 (``train_on_weekdays``: Saturday, the day the weekly schedule trains); the range's other days
-keep the rows they had. A run of one day always trains it.
+keep the rows they had. A run of one day always trains it, unless it is one of a backfill's
+runs (a backfill follows the cadence on every run).
 """
 
 import calendar
@@ -104,7 +105,8 @@ class TrainingConfig(Config):
     train_on_weekdays: list[str] = Field(
         default=list(TRAINING_WEEKDAYS),
         description="In a run over a range of days (a backfill), the weekdays that train; the "
-        "other days keep their rows. [] trains every day. A run of one day always trains.",
+        "other days keep their rows. [] trains every day. A run of one day always trains, "
+        "unless a backfill launched it.",
     )
     min_train_rows: int = Field(default=20, ge=1, description="Fewer training rows fail the run.")
     min_eval_rows: int = Field(
@@ -151,8 +153,11 @@ def load(
     )
 
 
-def training_days(dates: list[dt.date], weekdays: list[str]) -> list[dt.date]:
-    """The days of the run that train: all of a one-day run, else those on ``weekdays``."""
+def training_days(
+    dates: list[dt.date], weekdays: list[str], backfill: bool = False
+) -> list[dt.date]:
+    """The days of the run that train: those on ``weekdays``, except in a run of one day
+    that is not part of a backfill (asked for by itself: it always trains)."""
     known = {name.lower(): n for n, name in enumerate(calendar.day_name)}
     unknown = sorted(w for w in weekdays if w.lower() not in known)
     if unknown:
@@ -161,7 +166,7 @@ def training_days(dates: list[dt.date], weekdays: list[str]) -> list[dt.date]:
             f"{', '.join(calendar.day_name)}",
             allow_retries=False,
         )
-    if len(dates) == 1 or not weekdays:
+    if (len(dates) == 1 and not backfill) or not weekdays:
         return list(dates)
     chosen = {known[w.lower()] for w in weekdays}
     return [d for d in dates if d.weekday() in chosen]
@@ -510,8 +515,15 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             allow_retries=False,
         )
     dates = partition_dates(context)
-    days = training_days(dates, config.train_on_weekdays)
+    # A backfill's runs hold up to 31 days each, and its last may hold one: a backfill
+    # follows the cadence on every run, a run of one day asked for by itself always trains.
+    days = training_days(
+        dates, config.train_on_weekdays, backfill="dagster/backfill" in context.run.tags
+    )
     require_upstream(context, [DATASET.path])
+    # The devices, at once: device cuda without a GPU fails before any data is read.
+    placement = place(config.device, config.families)
+    context.log.info(f"training devices: {placement}")
     if not days:
         return nothing_to_train(context, lakehouse, dates, config)
     # Every day's survey first: a day short of data fails the run before any model is
@@ -528,14 +540,24 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             config.min_class_share,
         )
         require_enough(plans[day], config, day)
-    # The devices, before anything trains: device cuda without a GPU fails here.
-    placement = place(config.device, config.families)
-    context.log.info(f"training devices: {placement}")
     newest = newest_training(lakehouse)
     rows, per_partition, choices, tests = [], {}, {}, {}
     with registry.session():
-        for day in days:
-            data = sampling.read(plans.pop(day))
+        for n, day in enumerate(days):
+            plan = plans.pop(day)
+            if n:
+                # Hours may have passed since the survey: a later day is planned again on
+                # the dataset as it is now (a relabel, an erasure, a VACUUM of the old files).
+                plan = sampling.plan(
+                    lakehouse,
+                    day,
+                    config.window_days,
+                    config.max_train_rows,
+                    config.seed,
+                    config.min_class_share,
+                )
+                require_enough(plan, config, day)
+            data = sampling.read(plan)
             tests[day] = data.splits["test"].y
             context.log.info(
                 f"{day}: {data.used:,} of {data.rows:,} labelled rows of the window used "

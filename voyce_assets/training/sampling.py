@@ -13,7 +13,8 @@ time:
 
 A row's sampling key is a seeded 64-bit hash of its ``voice_feedback_id``: the sample depends
 on the rows and the seed alone (not on file layout or row order), the same seed samples the
-same rows, and a larger cap samples a superset. Memory holds the sample (``cap`` rows of
+same rows, and a larger cap samples (almost always: a label's quota can
+fall by one as the cap rises) a superset. Memory holds the sample (``cap`` rows of
 float32), a batch and ``cap`` keys per group: it is bounded by the cap, not by the history.
 
 Quotas: each split keeps its share of the cap (70/15/15 of what is available), sampled from

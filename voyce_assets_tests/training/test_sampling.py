@@ -161,6 +161,9 @@ MEASURE = textwrap.dedent(
     import pyarrow as pa
     from voyce_assets.resources import Lakehouse
     from voyce_assets.training.sampling import load
+    # What load() imports on first use (deltalake, pyarrow.dataset, pandas) is imported
+    # before the measure: the measure is the rows held, not modules.
+    import deltalake, pyarrow.dataset, voyce_assets.lake  # noqa: E401, F401
     root, cap = sys.argv[1], int(sys.argv[2])
     lakehouse = Lakehouse(catalog="c", root_uri=root, volumes_root=root)
     tracemalloc.start()
