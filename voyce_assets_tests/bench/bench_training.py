@@ -419,6 +419,7 @@ def child_capped_ours(root: Path, cap: int, families: list[str]) -> dict:
     from dagster import ResourceDefinition, RunConfig, materialize
 
     import voyce_assets.training.model_registry as mr
+    from voyce_assets.training.compute import TrainingCompute
 
     imports = _warm_imports()
     registry = _registry(root)
@@ -433,6 +434,7 @@ def child_capped_ours(root: Path, cap: int, families: list[str]) -> dict:
             "lakehouse": lakehouse,
             "mlflow": registry,
             "gpu_step_launcher": ResourceDefinition.none_resource(),
+            "training_compute": TrainingCompute(),
         },
         partition_key=DAY.isoformat(),
         run_config=RunConfig(
