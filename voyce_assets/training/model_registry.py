@@ -526,12 +526,12 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
     context.log.info(f"training devices: {placement}")
     if not days:
         return nothing_to_train(context, lakehouse, dates, config)
+
     # Every day's survey first: a day short of data fails the run before any model is
     # registered. The vectors are read a day at a time, when it trains: a range holds one
     # day's sample, never one per day.
-    plans = {}
-    for day in days:
-        plans[day] = sampling.plan(
+    def survey(day: dt.date) -> sampling.Plan:
+        planned = sampling.plan(
             lakehouse,
             day,
             config.window_days,
@@ -539,7 +539,10 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             config.seed,
             config.min_class_share,
         )
-        require_enough(plans[day], config, day)
+        require_enough(planned, config, day)
+        return planned
+
+    plans = {day: survey(day) for day in days}
     newest = newest_training(lakehouse)
     rows, per_partition, choices, tests = [], {}, {}, {}
     with registry.session():
@@ -548,15 +551,7 @@ def model_registry(context: AssetExecutionContext, config: TrainingConfig) -> Ma
             if n:
                 # Hours may have passed since the survey: a later day is planned again on
                 # the dataset as it is now (a relabel, an erasure, a VACUUM of the old files).
-                plan = sampling.plan(
-                    lakehouse,
-                    day,
-                    config.window_days,
-                    config.max_train_rows,
-                    config.seed,
-                    config.min_class_share,
-                )
-                require_enough(plan, config, day)
+                plan = survey(day)
             data = sampling.read(plan)
             tests[day] = data.splits["test"].y
             context.log.info(
