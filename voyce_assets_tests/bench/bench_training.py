@@ -303,13 +303,11 @@ def child_train_ours(root: Path) -> dict:
     import mlflow.models
     import mlflow.sklearn
     import mlflow.tracking.fluent
-    from dagster import ResourceDefinition, RunConfig, materialize
     from sklearn.pipeline import Pipeline
 
     import voyce_assets.training.model_registry as mr
     from voyce_assets.resources import Lakehouse
     from voyce_assets.training import families as fam
-    from voyce_assets.training.compute import TrainingCompute
 
     imports = _warm_imports()
     registry = _registry(root)
@@ -353,18 +351,7 @@ def child_train_ours(root: Path) -> dict:
     lakehouse = _lakehouse(root)
     instance = _instance([mr.DATASET.path], [DAY])
     started = time.perf_counter()
-    result = materialize(
-        [mr.model_registry],
-        instance=instance,
-        resources={
-            "lakehouse": lakehouse,
-            "mlflow": registry,
-            "gpu_step_launcher": ResourceDefinition.none_resource(),
-            "training_compute": TrainingCompute(),
-        },
-        partition_key=DAY.isoformat(),
-        run_config=RunConfig({mr.REGISTRY.path.replace("/", "__"): mr.TrainingConfig()}),
-    )
+    result = _train_registry(instance, lakehouse, registry, mr.TrainingConfig())
     seconds = time.perf_counter() - started
     assert result.success
     rows = lakehouse.read(mr.REGISTRY).to_pylist()
@@ -414,22 +401,16 @@ def build_capped(root: Path, n: int) -> None:
         del data
 
 
-def child_capped_ours(root: Path, cap: int, families: list[str]) -> dict:
-    """The asset for DAY with the default config but ``cap`` and ``families``."""
+def _train_registry(instance, lakehouse, registry, config):
+    """``materialize`` of ``ml_models/model_registry`` for DAY with ``config``, locally bound."""
     from dagster import ResourceDefinition, RunConfig, materialize
 
     import voyce_assets.training.model_registry as mr
     from voyce_assets.training.compute import TrainingCompute
 
-    imports = _warm_imports()
-    registry = _registry(root)
-    with registry.session():
-        pass
-    lakehouse = _lakehouse(root)
-    started = time.perf_counter()
-    result = materialize(
+    return materialize(
         [mr.model_registry],
-        instance=_instance([mr.DATASET.path], [DAY]),
+        instance=instance,
         resources={
             "lakehouse": lakehouse,
             "mlflow": registry,
@@ -437,13 +418,26 @@ def child_capped_ours(root: Path, cap: int, families: list[str]) -> dict:
             "training_compute": TrainingCompute(),
         },
         partition_key=DAY.isoformat(),
-        run_config=RunConfig(
-            {
-                mr.REGISTRY.path.replace("/", "__"): mr.TrainingConfig(
-                    max_train_rows=cap, families=families
-                )
-            }
-        ),
+        run_config=RunConfig({mr.REGISTRY.path.replace("/", "__"): config}),
+    )
+
+
+def child_capped_ours(root: Path, cap: int, families: list[str]) -> dict:
+    """The asset for DAY with the default config but ``cap`` and ``families``."""
+
+    import voyce_assets.training.model_registry as mr
+
+    imports = _warm_imports()
+    registry = _registry(root)
+    with registry.session():
+        pass
+    lakehouse = _lakehouse(root)
+    started = time.perf_counter()
+    result = _train_registry(
+        _instance([mr.DATASET.path], [DAY]),
+        lakehouse,
+        registry,
+        mr.TrainingConfig(max_train_rows=cap, families=families),
     )
     seconds = time.perf_counter() - started
     assert result.success
