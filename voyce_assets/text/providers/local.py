@@ -116,7 +116,9 @@ class LocalAnalyzer(SentimentAnalyzer):
         answerable = [i for i, c in enumerate(classes) if self.predict_mixed or c != "mixed"]
         per_text = (time.perf_counter() - started) / max(1, len(texts))
         out = []
-        labels = clf.decide(probabilities, classes, self.predict_mixed)
+        labels = clf.outweighed(
+            texts, clf.decide(probabilities, classes, self.predict_mixed), self.predict_mixed
+        )
         for text, label, p, sims in zip(texts, labels, probabilities, similarity, strict=True):
             score = float(p[index["positive"]] - p[index["negative"]])
             order = np.argsort(-sims)[: self.max_topics]
