@@ -17,6 +17,7 @@ Assets never branch on the engine: which one runs is the environment's resource 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -36,12 +37,20 @@ def _load(data: Input) -> pa.Table:
     return data() if callable(data) else data
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(sql: str):
+    """``sql`` parsed as Spark SQL, once per text in a process (parsing costs more than a
+    small query). Callers never change the tree: ``transform`` copies it."""
+    import sqlglot
+
+    return sqlglot.parse_one(sql, read="spark")
+
+
 def _table_names(sql: str) -> set[str]:
     """The ``schema.table`` names a Spark SQL text reads (CTE names excluded)."""
-    import sqlglot
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(sql, read="spark")
+    tree = _parsed(sql)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     return {
         f"{t.db}.{t.name}" if t.db else t.name
@@ -58,7 +67,6 @@ def spark_sql(sql: str, dialect: str, rename: Callable[[Any], Any] | None = None
     ``PERCENTILE_APPROX`` (an approximation: another number than DuckDB's exact one); it is
     written as Spark's exact ``percentile(x, p)`` instead, the same linear interpolation.
     """
-    import sqlglot
     from sqlglot import exp
 
     def rewrite(node):
@@ -71,7 +79,7 @@ def spark_sql(sql: str, dialect: str, rename: Callable[[Any], Any] | None = None
             return exp.Anonymous(this="percentile", expressions=[ordered.this, node.this.this])
         return node
 
-    return sqlglot.parse_one(sql, read="spark").transform(rewrite).sql(dialect=dialect)
+    return _parsed(sql).transform(rewrite).sql(dialect=dialect)
 
 
 class SqlEngine(ConfigurableResource):
@@ -106,9 +114,7 @@ class DuckDBEngine(SqlEngine):
 
     @staticmethod
     def transpile(sql: str) -> str:
-        import sqlglot
-
-        return sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+        return _parsed(sql).sql(dialect="duckdb")
 
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         import duckdb
