@@ -4,6 +4,7 @@ embedded in markdown, which the Dagster UI renders, and markdown tables of rows.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import itertools
 import math
@@ -57,14 +58,13 @@ def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) 
     backfill's thirty took matplotlib 2-3 s (its import alone about half a second); this
     takes milliseconds. Same size and look as the bar charts: title, y label and ticks, the
     zero line, one marker per value, MM-DD labels under the x axis."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     width, height = 550, 280
     left, right, top, bottom = 70, 540, 34, 236
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=11)
-    small = ImageFont.load_default(size=9)
+    font, small = _font(11), _font(9)
     names = list(values)
     known = [float(v) for v in values.values() if v is not None]
     low, high = min([0.0, *known]), max([0.0, *known])
@@ -109,8 +109,17 @@ def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) 
     )
     image.paste(label.rotate(90, expand=True), (8, int(top)))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    # Sixteen colours are plenty for these: a third of the bytes and the time to write.
+    image.quantize(16, method=Image.Quantize.FASTOCTREE).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@functools.cache
+def _font(size: int):
+    """Pillow's own font (no system font needed) at ``size`` pixels, loaded once."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
