@@ -48,15 +48,52 @@ def _parsed(sql: str):
 
 def _table_names(sql: str) -> set[str]:
     """The ``schema.table`` names a Spark SQL text reads (CTE names excluded)."""
+    return set(_compiled(sql)[1])
+
+
+def _names_in(tree) -> set[str]:
     from sqlglot import exp
 
-    tree = _parsed(sql)
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     return {
         f"{t.db}.{t.name}" if t.db else t.name
         for t in tree.find_all(exp.Table)
         if t.name and not (not t.db and t.name in ctes)
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` (Spark SQL) as DuckDB runs it, and the tables it reads.
+
+    Kept on disk (``$VOYCE_HOME/cache/sql``, one file per text and sqlglot version): every
+    run of an analytics asset is a fresh process under the multiprocess executor, and
+    importing sqlglot, parsing and writing the text out again cost it 0.2-0.4 s, more than
+    some of the queries. A file that cannot be read or written is simply not used."""
+    import hashlib
+    import json
+    import os
+    from importlib.metadata import version
+
+    from voyce_assets.settings import voyce_home
+
+    key = hashlib.sha256(f"sqlglot {version('sqlglot')}\n{sql}".encode()).hexdigest()
+    path = voyce_home() / "cache" / "sql" / f"{key}.json"
+    try:
+        held = json.loads(path.read_text())
+        return held["duckdb"], tuple(held["tables"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    tree = _parsed(sql)
+    out = tree.sql(dialect="duckdb"), tuple(sorted(_names_in(tree)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"duckdb": out[0], "tables": list(out[1])}))
+        partial.replace(path)  # whole or not at all, whoever else writes it
+    except OSError:
+        pass
+    return out
 
 
 def spark_sql(sql: str, dialect: str, rename: Callable[[Any], Any] | None = None) -> str:
@@ -114,7 +151,7 @@ class DuckDBEngine(SqlEngine):
 
     @staticmethod
     def transpile(sql: str) -> str:
-        return _parsed(sql).sql(dialect="duckdb")
+        return _compiled(sql)[0]
 
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         import duckdb

@@ -90,3 +90,44 @@ def test_a_macro_is_indented_where_it_stands_and_an_unknown_one_is_an_error():
     assert rendered == ["SELECT a,", "       " + first, "       " + second, "FROM p"]
     with pytest.raises(KeyError, match="cost_flag"):
         render("SELECT {{ nope }}")
+
+
+def test_a_process_finds_the_duckdb_text_compiled_before_and_a_broken_copy_is_redone(tmp_path):
+    """The DuckDB text and table names of a SQL file, compiled once, are found by a later
+    process without sqlglot (what each run of an analytics asset paid again); a cached file
+    that is not a whole one is compiled again, never used."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import sqlglot
+
+    sql = sql_text("organization_metrics")
+    expected = sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+    script = (
+        "import json, sys\n"
+        "from voyce_assets.analytics.sql_asset import sql_text\n"
+        "from voyce_assets.resources.sql_engine import DuckDBEngine, _table_names\n"
+        "sql = sql_text('organization_metrics')\n"
+        "out = {'duckdb': DuckDBEngine.transpile(sql), 'tables': sorted(_table_names(sql)),\n"
+        "       'sqlglot': 'sqlglot' in sys.modules}\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "VOYCE_HOME": str(tmp_path)}
+
+    def child() -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout.splitlines()[-1])
+
+    tables = ["analytics.cost_tracking", "raw_data.sentiment_analysis", "raw_data.users"]
+    tables = sorted([*tables, "raw_data.voice_feedback"])
+    first = child()
+    assert first == {"duckdb": expected, "tables": tables, "sqlglot": True}
+    assert child() == {"duckdb": expected, "tables": tables, "sqlglot": False}
+    (held,) = (tmp_path / "cache" / "sql").glob("*.json")
+    held.write_text(held.read_text()[:100])  # cut short, as by a full disk
+    assert child() == {"duckdb": expected, "tables": tables, "sqlglot": True}
+    assert child()["sqlglot"] is False
