@@ -16,10 +16,12 @@ Assets never branch on the engine: which one runs is the environment's resource 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -46,11 +48,6 @@ def _parsed(sql: str):
     return sqlglot.parse_one(sql, read="spark")
 
 
-def _table_names(sql: str) -> set[str]:
-    """The ``schema.table`` names a Spark SQL text reads (CTE names excluded)."""
-    return set(_compiled(sql)[1])
-
-
 def _names_in(tree) -> set[str]:
     from sqlglot import exp
 
@@ -62,37 +59,63 @@ def _names_in(tree) -> set[str]:
     }
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(sql: str) -> tuple[str, tuple[str, ...]]:
-    """``sql`` (Spark SQL) as DuckDB runs it, and the tables it reads.
+# What a cache file holds and how it is made: bump when either changes (the DuckDB text
+# written differently, the table names found differently), so no file of the old code is read.
+_CACHE_FORMAT = 1
+_DIALECTS = "spark->duckdb"
 
-    Kept on disk (``$VOYCE_HOME/cache/sql``, one file per text and sqlglot version): every
-    run of an analytics asset is a fresh process under the multiprocess executor, and
-    importing sqlglot, parsing and writing the text out again cost it 0.2-0.4 s, more than
-    some of the queries. A file that cannot be read or written is simply not used."""
+
+def _cache_file(sql: str) -> Path | None:
+    """Where ``_compiled`` keeps ``sql``'s DuckDB text: one file per text, code format, dialect
+    pair and sqlglot version. None when the sqlglot version cannot be read (no cache then)."""
     import hashlib
-    import json
-    import os
     from importlib.metadata import version
 
     from voyce_assets.settings import voyce_home
 
-    key = hashlib.sha256(f"sqlglot {version('sqlglot')}\n{sql}".encode()).hexdigest()
-    path = voyce_home() / "cache" / "sql" / f"{key}.json"
     try:
-        held = json.loads(path.read_text())
-        return held["duckdb"], tuple(held["tables"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+        key = f"format {_CACHE_FORMAT}\n{_DIALECTS}\nsqlglot {version('sqlglot')}\n{sql}"
+    except (ImportError, ValueError):  # PackageNotFoundError is an ImportError
+        return None
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return voyce_home() / "cache" / "sql" / f"{digest}.json"
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` (Spark SQL) as DuckDB runs it, and the tables it reads.
+
+    Kept on disk (``$VOYCE_HOME/cache/sql``, see ``_cache_file``): every run of an analytics
+    asset is a fresh process under the multiprocess executor, and importing sqlglot, parsing
+    and writing the text out again cost it 0.2-0.4 s, more than some of the queries. A file
+    that cannot be read or written is simply not used. What a file says is run as SQL: the
+    folder is trusted as the rest of ``$VOYCE_HOME`` is, and made readable by its owner only."""
+    import json
+    import os
+    import tempfile
+
+    path = _cache_file(sql)
+    if path is not None:
+        try:
+            held = json.loads(path.read_text())
+            return held["duckdb"], tuple(held["tables"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     tree = _parsed(sql)
     out = tree.sql(dialect="duckdb"), tuple(sorted(_names_in(tree)))
+    if path is None:
+        return out
+    partial = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"duckdb": out[0], "tables": list(out[1])}))
-        partial.replace(path)  # whole or not at all, whoever else writes it
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"duckdb": out[0], "tables": list(out[1])}, f)
+        os.replace(partial, path)  # whole or not at all, whoever else writes it
     except OSError:
-        pass
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
     return out
 
 
@@ -125,10 +148,14 @@ class SqlEngine(ConfigurableResource):
     def run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         """The result of ``sql`` over ``inputs``: ``{"schema.table": Arrow table, or a
         function reading it}``; every table the SQL reads must be named there."""
-        missing = _table_names(sql) - set(inputs)
+        missing = self.tables(sql) - set(inputs)
         if missing:
             raise ValueError(f"the SQL reads tables it was not given: {sorted(missing)}")
         return self._run(sql, inputs, params)
+
+    def tables(self, sql: str) -> set[str]:
+        """The ``schema.table`` names ``sql`` (Spark SQL) reads, CTE names excluded."""
+        return _names_in(_parsed(sql))
 
     @abstractmethod
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
@@ -152,6 +179,10 @@ class DuckDBEngine(SqlEngine):
     @staticmethod
     def transpile(sql: str) -> str:
         return _compiled(sql)[0]
+
+    def tables(self, sql: str) -> set[str]:
+        # Kept on disk with the DuckDB text: a run of this engine then imports no sqlglot.
+        return set(_compiled(sql)[1])
 
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         import duckdb
