@@ -52,7 +52,8 @@ def bar_chart_png(values: Mapping[str, float], title: str, ylabel: str = "rows")
 
 
 def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) -> bytes:
-    """A small line chart of ``values`` (x labels in the given order; None leaves a gap).
+    """A small line chart of ``values`` as a 550 x 280 PNG (x labels in the given order;
+    None, NaN or an infinity leaves a gap).
 
     Drawn with Pillow, not matplotlib: a daily table draws one per partition, and a
     backfill's thirty took matplotlib 2-3 s (its import alone about half a second); this
@@ -65,16 +66,19 @@ def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) 
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font, small = _font(11), _font(9)
-    names = list(values)
-    known = [float(v) for v in values.values() if v is not None]
+    finite = {name: _finite(v) for name, v in values.items()}
+    names = list(finite)
+    known = [v for v in finite.values() if v is not None]
     low, high = min([0.0, *known]), max([0.0, *known])
     if high - low < 1e-9:
         low, high = low - 1.0, high + 1.0
     ticks = _ticks(low, high)
-    low, high = min(low, ticks[0]), max(high, ticks[-1])
+    if ticks:
+        low, high = min(low, ticks[0]), max(high, ticks[-1])
 
     def y_of(v: float) -> float:
-        return bottom - (v - low) / (high - low) * (bottom - top)
+        # Halves: no overflow between values near the largest floats.
+        return bottom - (v / 2 - low / 2) / (high / 2 - low / 2) * (bottom - top)
 
     def x_of(i: int) -> float:
         step = (right - left) / max(len(names), 1)
@@ -93,8 +97,7 @@ def line_chart_png(values: Mapping[str, float | None], title: str, ylabel: str) 
         draw.line([(x, bottom), (x, bottom + 4)], fill=ink, width=1)
         draw.text((x, bottom + 6), name[5:], fill=ink, font=small, anchor="mt")
     points = [
-        (x_of(i), None if values[n] is None else y_of(float(values[n])))
-        for i, n in enumerate(names)
+        (x_of(i), None if finite[n] is None else y_of(finite[n])) for i, n in enumerate(names)
     ]
     for (x0, y0), (x1, y1) in itertools.pairwise(points):
         if y0 is not None and y1 is not None:
@@ -122,10 +125,25 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, None when it is None, NaN or infinite (a gap in a chart)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values (1, 2, 2.5 or 5 times a power of ten apart) that
-    cover ``low``..``high``."""
+    cover ``low``..``high``: ``[low]`` when there is nothing between them, none when they
+    (or the span between them) are not finite numbers."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return []
+    if high <= low:
+        return [low]
     raw = (high - low) / count
+    if not math.isfinite(raw):
+        return []
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
     first = math.floor(low / step) * step
