@@ -225,6 +225,16 @@ def _inputs(root: Path, name: str) -> dict:
 PARAMS = {"start_date": DAYS[0], "end_date": DAYS[-1]}
 
 
+def built_size(root: Path) -> int:
+    """How many feedback the inputs under ``root`` hold (what a reused ``--root`` was built
+    with, whatever ``--n`` says now)."""
+    from voyce_assets.catalog import table
+    from voyce_assets.resources import Lakehouse
+
+    lakehouse = Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root))
+    return lakehouse.read(table("raw_data/voice_feedback"), columns=["id"]).num_rows
+
+
 def child_ours(root: Path, name: str) -> dict:
     # DuckDB imported before the clock, as child_bare imports it (about 0.15 s either side).
     import duckdb  # noqa: F401
@@ -329,12 +339,17 @@ def main() -> None:
             build(Path(args.root), args.n)
             print(json.dumps({}))
             return
+        if args.child == "size":
+            print(json.dumps({"n": built_size(Path(args.root))}))
+            return
         fn = {"ours": child_ours, "bare": child_bare, "spark": child_spark}[args.child]
         print(json.dumps(fn(Path(args.root), args.asset)))
         return
     built = None
+    n = args.n
     if args.root:
         root = Path(args.root)
+        n = run_script(__file__, "--child", "size", "--root", str(root))["n"]
     else:
         root = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
         started = time.perf_counter()
@@ -346,7 +361,7 @@ def main() -> None:
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs, "
         f"{'one run' if args.repeat == 1 else f'{args.repeat} runs, bare and ours alternately,'}"
-        f" each, every contender in its own process, over {args.n:,} feedback (30 days, 50 "
+        f" each, every contender in its own process, over {n:,} feedback (30 days, 50 "
         f"organizations) with their transcriptions, sentiment and enhanced transcriptions, "
         f"1,000 users and 7,500 cost rows, read from Delta"
         + (f" (inputs written in {built:.0f} s)." if built is not None else "."),
