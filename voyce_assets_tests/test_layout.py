@@ -284,3 +284,51 @@ def test_the_wheel_carries_every_data_file_of_the_package():
             for pattern in patterns
         )
         assert covered, f"{path} is not in [tool.setuptools.package-data]"
+
+
+# Distributions the code imports that a declared one brings and must keep bringing (checked
+# below); openai-whisper is installed by the Makefile (--no-deps, see pyproject.toml). Any
+# other distribution the code imports is declared itself: one only another's requirement
+# (Pillow under matplotlib, say) leaves when that other one is dropped.
+BROUGHT_BY = {
+    "pydantic": "dagster",
+    "requests": "dagster",
+    "dagster-pipes": "dagster",
+    "dagster-pyspark": "dagster-databricks",
+    "ctranslate2": "faster-whisper",
+}
+INSTALLED_APART = {"openai-whisper", "voyce-assets"}
+
+
+def _requirements(dist: str) -> set[str]:
+    """``dist``'s requirements, theirs and so on (extras left out)."""
+    seen: set[str] = set()
+    todo = [dist]
+    while todo:
+        try:
+            requirements = importlib.metadata.requires(todo.pop()) or []
+        except importlib.metadata.PackageNotFoundError:  # another platform's (colorama)
+            continue
+        for requirement in requirements:
+            name = _distribution(requirement)
+            if "extra ==" not in requirement and name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return seen
+
+
+def test_every_imported_distribution_is_declared():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {_distribution(r) for r in project["dependencies"]}
+    for extra in project.get("optional-dependencies", {}).values():
+        declared |= {_distribution(r) for r in extra}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {}
+    for module in sorted(_imported_top_levels()):
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
+        if not dists or dists & (declared | INSTALLED_APART):
+            continue
+        if any(d in BROUGHT_BY and d in _requirements(BROUGHT_BY[d]) for d in dists):
+            continue
+        undeclared[module] = sorted(dists)
+    assert not undeclared, f"imported by voyce_assets, not in pyproject.toml: {undeclared}"

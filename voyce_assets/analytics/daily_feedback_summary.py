@@ -5,7 +5,6 @@ sentiment-trend chart per day and a check that every feedback is counted once.""
 import datetime as dt
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from dagster import AssetCheckResult, AssetExecutionContext
 
 from voyce_assets.analytics.sql_asset import WHOLE, Input, build_sql_asset
@@ -21,7 +20,8 @@ INPUTS = [
     Input("raw_data/transcriptions"),
     Input("raw_data/sentiment_analysis"),
     Input("processed_data/enhanced_transcriptions"),
-    # A tag may be added any day after the feedback: read whole, narrowed to the run's feedback.
+    # A tag may be added any day after the feedback: read whole. The SQL joins the run's
+    # feedback, which keeps only their tags (filtering them here first cost more than that).
     Input("raw_data/feedback_tags", WHOLE, required=False),
     Input("raw_data/tags", WHOLE, required=False),
 ]
@@ -108,16 +108,6 @@ def _sentiment_trends(
     }
 
 
-def _run_feedback_tags(reads: dict) -> dict:
-    def feedback_tags() -> pa.Table:
-        # Only the tags of this run's feedback are needed; the rest would only cost the engine.
-        ids = reads["raw_data.voice_feedback"]().column("id")
-        tags = reads["raw_data.feedback_tags"]()
-        return tags.filter(pc.is_in(tags.column("voice_feedback_id"), ids))
-
-    return {**reads, "raw_data.feedback_tags": feedback_tags}
-
-
 daily_feedback_summary = build_sql_asset(
     SUMMARY.path,
     INPUTS,
@@ -128,5 +118,4 @@ daily_feedback_summary = build_sql_asset(
     },
     checks=_checks,
     extra_metadata=_sentiment_trends,
-    narrow=_run_feedback_tags,
 )

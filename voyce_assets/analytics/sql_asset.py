@@ -38,7 +38,6 @@ from voyce_assets.catalog import Table, table
 from voyce_assets.charts import markdown_table
 from voyce_assets.partitions import by_partition, partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse
-from voyce_assets.resources.sql_engine import Input as EngineInput
 from voyce_assets.resources.sql_engine import SqlEngine
 from voyce_assets.tables import table_asset
 from voyce_assets.upstream import require_upstream
@@ -134,14 +133,12 @@ def preview(rows: Sequence[Mapping[str, Any]], spec: Table) -> Any:
 
 # Hooks a table adds to the shared body. ``extra_metadata(context, lakehouse, rows, dates)``:
 # more metadata per partition key; ``checks(lakehouse, dates)``: check results read back
-# from the written table; ``narrow(loaders)``: the loaders, some replaced by narrower reads;
-# ``complete(context, rows)``: the SQL's rows with the columns no table holds filled in
-# (from the instance's event log, say) before they are written; ``to_rows(context, result)``:
-# the rows to write made from a result that is not yet them (quantities to price, say),
-# instead of ``as_table_rows``.
+# from the written table; ``complete(context, rows)``: the SQL's rows with the columns no
+# table holds filled in (from the instance's event log, say) before they are written;
+# ``to_rows(context, result)``: the rows to write made from a result that is not yet them
+# (quantities to price, say), instead of ``as_table_rows``.
 ExtraMetadata = Callable[[AssetExecutionContext, Lakehouse, list[dict], list[dt.date]], dict]
 Checks = Callable[[Lakehouse, list[dt.date]], list[AssetCheckResult]]
-Narrow = Callable[[dict[str, Callable[[], pa.Table]]], dict[str, EngineInput]]
 Complete = Callable[[AssetExecutionContext, pa.Table], pa.Table]
 ToRows = Callable[[AssetExecutionContext, pa.Table], pa.Table]
 
@@ -154,7 +151,6 @@ def build_sql_asset(
     check_specs: Mapping[str, str] | None = None,
     checks: Checks | None = None,
     extra_metadata: ExtraMetadata | None = None,
-    narrow: Narrow | None = None,
     complete: Complete | None = None,
     to_rows: ToRows | None = None,
     event_log_deps: Sequence[str] = (),
@@ -188,8 +184,6 @@ def build_sql_asset(
         dates = partition_dates(context)
         wait_for_upstream(context, inputs)
         reads: dict[str, Any] = loaders(lakehouse, inputs, dates)
-        if narrow is not None:
-            reads = narrow(reads)
         result = engine.run(
             sql_text(sql_name), reads, {"start_date": min(dates), "end_date": max(dates)}
         )

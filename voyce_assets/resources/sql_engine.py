@@ -16,9 +16,12 @@ Assets never branch on the engine: which one runs is the environment's resource 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -36,18 +39,84 @@ def _load(data: Input) -> pa.Table:
     return data() if callable(data) else data
 
 
-def _table_names(sql: str) -> set[str]:
-    """The ``schema.table`` names a Spark SQL text reads (CTE names excluded)."""
+@functools.lru_cache(maxsize=256)
+def _parsed(sql: str):
+    """``sql`` parsed as Spark SQL, once per text in a process (parsing costs more than a
+    small query). Callers never change the tree: ``transform`` copies it."""
     import sqlglot
+
+    return sqlglot.parse_one(sql, read="spark")
+
+
+def _names_in(tree) -> set[str]:
     from sqlglot import exp
 
-    tree = sqlglot.parse_one(sql, read="spark")
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     return {
         f"{t.db}.{t.name}" if t.db else t.name
         for t in tree.find_all(exp.Table)
         if t.name and not (not t.db and t.name in ctes)
     }
+
+
+# What a cache file holds and how it is made: bump when either changes (the DuckDB text
+# written differently, the table names found differently), so no file of the old code is read.
+_CACHE_FORMAT = 1
+_DIALECTS = "spark->duckdb"
+
+
+def _cache_file(sql: str) -> Path | None:
+    """Where ``_compiled`` keeps ``sql``'s DuckDB text: one file per text, code format, dialect
+    pair and sqlglot version. None when the sqlglot version cannot be read (no cache then)."""
+    import hashlib
+    from importlib.metadata import version
+
+    from voyce_assets.settings import voyce_home
+
+    try:
+        key = f"format {_CACHE_FORMAT}\n{_DIALECTS}\nsqlglot {version('sqlglot')}\n{sql}"
+    except (ImportError, ValueError):  # PackageNotFoundError is an ImportError
+        return None
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return voyce_home() / "cache" / "sql" / f"{digest}.json"
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` (Spark SQL) as DuckDB runs it, and the tables it reads.
+
+    Kept on disk (``$VOYCE_HOME/cache/sql``, see ``_cache_file``): every run of an analytics
+    asset is a fresh process under the multiprocess executor, and importing sqlglot, parsing
+    and writing the text out again cost it 0.2-0.4 s, more than some of the queries. A file
+    that cannot be read or written is simply not used. What a file says is run as SQL: the
+    folder is trusted as the rest of ``$VOYCE_HOME`` is, and made readable by its owner only."""
+    import json
+    import os
+    import tempfile
+
+    path = _cache_file(sql)
+    if path is not None:
+        try:
+            held = json.loads(path.read_text())
+            return held["duckdb"], tuple(held["tables"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    tree = _parsed(sql)
+    out = tree.sql(dialect="duckdb"), tuple(sorted(_names_in(tree)))
+    if path is None:
+        return out
+    partial = None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"duckdb": out[0], "tables": list(out[1])}, f)
+        os.replace(partial, path)  # whole or not at all, whoever else writes it
+    except OSError:
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+    return out
 
 
 def spark_sql(sql: str, dialect: str, rename: Callable[[Any], Any] | None = None) -> str:
@@ -58,7 +127,6 @@ def spark_sql(sql: str, dialect: str, rename: Callable[[Any], Any] | None = None
     ``PERCENTILE_APPROX`` (an approximation: another number than DuckDB's exact one); it is
     written as Spark's exact ``percentile(x, p)`` instead, the same linear interpolation.
     """
-    import sqlglot
     from sqlglot import exp
 
     def rewrite(node):
@@ -71,7 +139,7 @@ def spark_sql(sql: str, dialect: str, rename: Callable[[Any], Any] | None = None
             return exp.Anonymous(this="percentile", expressions=[ordered.this, node.this.this])
         return node
 
-    return sqlglot.parse_one(sql, read="spark").transform(rewrite).sql(dialect=dialect)
+    return _parsed(sql).transform(rewrite).sql(dialect=dialect)
 
 
 class SqlEngine(ConfigurableResource):
@@ -80,10 +148,14 @@ class SqlEngine(ConfigurableResource):
     def run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         """The result of ``sql`` over ``inputs``: ``{"schema.table": Arrow table, or a
         function reading it}``; every table the SQL reads must be named there."""
-        missing = _table_names(sql) - set(inputs)
+        missing = self.tables(sql) - set(inputs)
         if missing:
             raise ValueError(f"the SQL reads tables it was not given: {sorted(missing)}")
         return self._run(sql, inputs, params)
+
+    def tables(self, sql: str) -> set[str]:
+        """The ``schema.table`` names ``sql`` (Spark SQL) reads, CTE names excluded."""
+        return _names_in(_parsed(sql))
 
     @abstractmethod
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
@@ -106,9 +178,11 @@ class DuckDBEngine(SqlEngine):
 
     @staticmethod
     def transpile(sql: str) -> str:
-        import sqlglot
+        return _compiled(sql)[0]
 
-        return sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+    def tables(self, sql: str) -> set[str]:
+        # Kept on disk with the DuckDB text: a run of this engine then imports no sqlglot.
+        return set(_compiled(sql)[1])
 
     def _run(self, sql: str, inputs: Mapping[str, Input], params: Params) -> pa.Table:
         import duckdb

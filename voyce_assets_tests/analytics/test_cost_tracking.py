@@ -19,6 +19,7 @@ from voyce_assets.analytics.cost_tracking import (
     cost_rows_check,
     cost_tracking,
 )
+from voyce_assets.analytics.organization_metrics import INPUTS as METRICS_INPUTS
 from voyce_assets.analytics.organization_metrics import organization_metrics
 from voyce_assets.catalog import table
 from voyce_assets.resources import Lakehouse, Pricing
@@ -619,3 +620,64 @@ def _sentiment(day: dt.date) -> list[dict]:
     """The fixture's sentiment rows as the stage writes them, on ``day``."""
     raw = [dict(r, day=day) for r in FIXTURE["raw_data/sentiment_analysis"]]
     return rows("raw_data/sentiment_analysis", raw).to_pylist()
+
+
+def test_a_range_run_gives_each_day_its_own_rows_and_metadata_and_a_rerun_adds_none(tmp_path):
+    """One run over three days (as a backfill runs) writes each day's rows to that day and
+    records each day's own row count and preview; running the range again, or one day of it,
+    replaces those days' rows instead of adding to them, and leaves the other days alone."""
+    lakehouse = _lakehouse(tmp_path, ORG_FIXTURE)
+    instance = DagsterInstance.ephemeral()
+    days = [D0, D1, D2]
+    for path in (i.path for i in METRICS_INPUTS if i.required):
+        for day in days:
+            instance.report_runless_asset_event(
+                AssetMaterialization(asset_key=table_key(path), partition=day.isoformat())
+            )
+    resources = {"lakehouse": lakehouse, "sql_engine": DuckDBEngine()}
+    tags = {
+        "dagster/asset_partition_range_start": D0.isoformat(),
+        "dagster/asset_partition_range_end": D2.isoformat(),
+    }
+    spec = table("analytics/organization_metrics")
+
+    def stored() -> list[dict]:
+        return lakehouse.read(spec).to_pylist()
+
+    def per_day(rows) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {d.isoformat(): set() for d in days}
+        for r in rows:
+            out[r["metric_date"].isoformat()].add(r["organization_id"])
+        return out
+
+    expected = {D0.isoformat(): {A}, D1.isoformat(): {A, B, C}, D2.isoformat(): set()}
+    for _ in range(2):  # the same range twice: the second run replaces, never appends
+        result = materialize(
+            [organization_metrics], resources=resources, tags=tags, instance=instance
+        )
+        rows = stored()
+        assert len(rows) == 4
+        assert (
+            Counter((r["organization_id"], r["metric_date"]) for r in rows).most_common(1)[0][1]
+            == 1
+        )
+        assert per_day(rows) == expected
+        events = {
+            e.materialization.partition: e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+        }
+        assert sorted(events) == sorted(expected)
+        for day, orgs in expected.items():
+            meta = events[day]
+            assert meta["dagster/partition_row_count"].value == len(orgs)
+            shown = {o for o in (A, B, C) if o in meta["preview"].value}
+            assert shown == orgs, day  # each day's preview holds that day's rows, no other's
+    before = {(r["organization_id"], r["metric_date"]): r["created_at"] for r in stored()}
+    again = materialize(
+        [organization_metrics], resources=resources, instance=instance, partition_key=D1.isoformat()
+    )
+    assert again.success
+    after = {(r["organization_id"], r["metric_date"]): r["created_at"] for r in stored()}
+    assert set(after) == set(before)
+    assert after[(A, D0)] == before[(A, D0)]  # the day not run keeps its rows as they were
+    assert all(after[(o, D1)] > before[(o, D1)] for o in (A, B, C))

@@ -90,3 +90,116 @@ def test_a_macro_is_indented_where_it_stands_and_an_unknown_one_is_an_error():
     assert rendered == ["SELECT a,", "       " + first, "       " + second, "FROM p"]
     with pytest.raises(KeyError, match="cost_flag"):
         render("SELECT {{ nope }}")
+
+
+def test_a_process_finds_the_duckdb_text_compiled_before_and_a_broken_copy_is_redone(tmp_path):
+    """The DuckDB text and table names of a SQL file, compiled once, are found by a later
+    process without sqlglot (what each run of an analytics asset paid again); a cached file
+    that is not a whole one is compiled again, never used."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import sqlglot
+
+    sql = sql_text("organization_metrics")
+    expected = sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+    script = (
+        "import json, sys\n"
+        "from voyce_assets.analytics.sql_asset import sql_text\n"
+        "from voyce_assets.resources.sql_engine import DuckDBEngine\n"
+        "sql = sql_text('organization_metrics')\n"
+        "out = {'duckdb': DuckDBEngine.transpile(sql), 'tables': sorted(DuckDBEngine().tables(sql)),\n"
+        "       'sqlglot': 'sqlglot' in sys.modules}\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "VOYCE_HOME": str(tmp_path)}
+
+    def child() -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout.splitlines()[-1])
+
+    tables = ["analytics.cost_tracking", "raw_data.sentiment_analysis", "raw_data.users"]
+    tables = sorted([*tables, "raw_data.voice_feedback"])
+    first = child()
+    assert first == {"duckdb": expected, "tables": tables, "sqlglot": True}
+    assert child() == {"duckdb": expected, "tables": tables, "sqlglot": False}
+    (held,) = (tmp_path / "cache" / "sql").glob("*.json")
+    held.write_text(held.read_text()[:100])  # cut short, as by a full disk
+    assert child() == {"duckdb": expected, "tables": tables, "sqlglot": True}
+    assert child()["sqlglot"] is False
+
+
+def _fresh(sql: str) -> str:
+    """What the DuckDB engine runs for ``sql``, as this process would find it first."""
+    from voyce_assets.resources import sql_engine
+
+    sql_engine._compiled.cache_clear()
+    return DuckDBEngine.transpile(sql)
+
+
+def test_the_sql_cache_is_its_owners_alone_and_a_failed_write_leaves_nothing(voyce_home):
+    import sqlglot
+
+    from voyce_assets.resources.sql_engine import _cache_file
+
+    folder = voyce_home / "cache" / "sql"
+    sql = "SELECT COUNT(*) AS n FROM raw_data.users -- owner only"
+    assert _fresh(sql) == sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+    assert folder.stat().st_mode & 0o777 == 0o700
+    settings = (SQL_DIR.parents[2] / "docs" / "settings.md").read_text()
+    local_state = settings[settings.index("## Local state") :]
+    assert f"\n.voyce/{folder.relative_to(voyce_home)}/ " in local_state
+    assert [p.suffix for p in folder.iterdir()] == [".json"]
+    # A write that cannot be completed (a folder stands where the file goes) is not used,
+    # and its temporary file does not stay behind.
+    other = "SELECT COUNT(*) AS n FROM raw_data.tags -- cannot be written"
+    _cache_file(other).mkdir()
+    assert _fresh(other) == sqlglot.transpile(other, read="spark", write="duckdb")[0]
+    assert sorted(p.is_dir() for p in folder.iterdir()) == [False, True]  # no .tmp left
+
+
+def test_a_cache_file_of_another_cache_format_is_not_read(voyce_home, monkeypatch):
+    import json
+
+    from voyce_assets.resources import sql_engine
+
+    sql = "SELECT COUNT(*) AS n FROM raw_data.users -- format"
+    expected = _fresh(sql)
+    (held,) = (voyce_home / "cache" / "sql").glob("*.json")
+    held.write_text(json.dumps({"duckdb": "SELECT 'stale'", "tables": []}))
+    assert _fresh(sql) == "SELECT 'stale'"  # what a file says is used as it is ...
+    monkeypatch.setattr(sql_engine, "_CACHE_FORMAT", sql_engine._CACHE_FORMAT + 1)
+    assert _fresh(sql) == expected  # ... unless written by another format of the code
+
+
+def test_without_the_sqlglot_version_nothing_is_cached(voyce_home, monkeypatch):
+    import importlib.metadata
+
+    import sqlglot
+
+    def unknown(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", unknown)
+    sql = "SELECT COUNT(*) AS n FROM raw_data.users -- no version"
+    assert _fresh(sql) == sqlglot.transpile(sql, read="spark", write="duckdb")[0]
+    assert not (voyce_home / "cache").exists()
+
+
+def test_only_the_duckdb_engine_finds_the_tables_read_through_the_cache(voyce_home):
+    from voyce_assets.resources.sql_engine import DatabricksSqlEngine, SparkEngine
+
+    sql = "WITH u AS (SELECT * FROM raw_data.users) SELECT COUNT(*) AS n FROM u -- tables"
+    databricks = DatabricksSqlEngine(host="https://x", token="t", warehouse_id="w", catalog="c")
+    for engine in (SparkEngine(), databricks):
+        assert engine.tables(sql) == {"raw_data.users"}
+        with pytest.raises(ValueError, match=r"raw_data\.users"):
+            engine.run(sql, {}, PARAMS)
+    assert not (voyce_home / "cache").exists()
+    with pytest.raises(ValueError, match=r"raw_data\.users"):
+        DuckDBEngine().run(sql, {}, PARAMS)
+    assert len(list((voyce_home / "cache" / "sql").glob("*.json"))) == 1

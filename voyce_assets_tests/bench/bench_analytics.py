@@ -9,6 +9,11 @@ written to Delta once. For each asset:
   (the floor), with the query alone timed too;
 - Spark: the same SQL on pyspark local mode, the Arrow handed over.
 
+Each contender's wall seconds and its process's CPU seconds (every thread's, over the same
+window): on a machine other work shares, wall time swings with the load and CPU time much
+less. ``--repeat N`` runs bare and ours alternately N times (medians reported, with the
+range); ``--no-spark`` leaves Spark out; ``--root`` reuses inputs already built there.
+
 Writes ``results/analytics.md``.
 """
 
@@ -19,6 +24,7 @@ import datetime as dt
 import importlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -219,7 +225,19 @@ def _inputs(root: Path, name: str) -> dict:
 PARAMS = {"start_date": DAYS[0], "end_date": DAYS[-1]}
 
 
+def built_size(root: Path) -> int:
+    """How many feedback the inputs under ``root`` hold (what a reused ``--root`` was built
+    with, whatever ``--n`` says now)."""
+    from voyce_assets.catalog import table
+    from voyce_assets.resources import Lakehouse
+
+    lakehouse = Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root))
+    return lakehouse.read(table("raw_data/voice_feedback"), columns=["id"]).num_rows
+
+
 def child_ours(root: Path, name: str) -> dict:
+    # DuckDB imported before the clock, as child_bare imports it (about 0.15 s either side).
+    import duckdb  # noqa: F401
     from dagster import AssetMaterialization, DagsterInstance, materialize
 
     from voyce_assets.resources import Lakehouse
@@ -234,7 +252,7 @@ def child_ours(root: Path, name: str) -> dict:
                 AssetMaterialization(asset_key=table_key(path), partition=day.isoformat())
             )
     lakehouse = Lakehouse(catalog="c", root_uri=str(root / "lake"), volumes_root=str(root))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = materialize(
         [getattr(module, name)],
         resources={"lakehouse": lakehouse, "sql_engine": DuckDBEngine()},
@@ -244,9 +262,9 @@ def child_ours(root: Path, name: str) -> dict:
             "dagster/asset_partition_range_end": DAYS[-1].isoformat(),
         },
     )
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert result.success
-    return {"seconds": seconds, "rss_mb": peak_rss_mb()}
+    return {"seconds": seconds, "cpu": cpu, "rss_mb": peak_rss_mb()}
 
 
 def child_bare(root: Path, name: str) -> dict:
@@ -255,9 +273,9 @@ def child_bare(root: Path, name: str) -> dict:
     from voyce_assets.analytics.sql_asset import sql_text
     from voyce_assets.resources.sql_engine import DuckDBEngine
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     inputs = _inputs(root, name)
-    read = time.perf_counter() - started
+    read, cpu = time.perf_counter() - started, time.process_time() - cpu
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for n, (table_name, data) in enumerate(sorted(inputs.items())):
@@ -266,11 +284,13 @@ def child_bare(root: Path, name: str) -> dict:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         con.execute(f"CREATE VIEW {schema}.{tbl} AS SELECT * FROM t{n}")
     sql = DuckDBEngine.transpile(sql_text(name))
-    query_started = time.perf_counter()
+    query_started, query_cpu = time.perf_counter(), time.process_time()
     rows = con.sql(sql, params=PARAMS).to_arrow_table().num_rows
     query = time.perf_counter() - query_started
+    cpu += time.process_time() - query_cpu
     return {
         "seconds": read + query,
+        "cpu": cpu,
         "read": read,
         "query": query,
         "rows": rows,
@@ -291,57 +311,106 @@ def child_spark(root: Path, name: str) -> dict:
     return {"seconds": seconds, "rows": rows, "rss_mb": peak_rss_mb()}
 
 
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _spread(runs: list[dict]) -> str:
+    """The median wall seconds, with the range when there were several runs."""
+    seconds = sorted(r["seconds"] for r in runs)
+    if len(seconds) == 1:
+        return f"{seconds[0]:.2f}"
+    return f"{statistics.median(seconds):.2f} ({seconds[0]:.2f}-{seconds[-1]:.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child")
-    parser.add_argument("--root")
+    parser.add_argument("--root", help="inputs already built there (a child's, or to reuse)")
     parser.add_argument("--asset", choices=sorted(ASSETS))
     parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="bare and ours alternately, this many times each"
+    )
+    parser.add_argument("--no-spark", action="store_true", help="leave the Spark contender out")
     args = parser.parse_args()
     if args.child:
         if args.child == "build":
             build(Path(args.root), args.n)
             print(json.dumps({}))
             return
+        if args.child == "size":
+            print(json.dumps({"n": built_size(Path(args.root))}))
+            return
         fn = {"ours": child_ours, "bare": child_bare, "spark": child_spark}[args.child]
         print(json.dumps(fn(Path(args.root), args.asset)))
         return
-    root = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
-    started = time.perf_counter()
-    run_script(__file__, "--child", "build", "--root", str(root), "--n", str(args.n))
-    built = time.perf_counter() - started
+    built = None
+    n = args.n
+    if args.root:
+        root = Path(args.root)
+        n = run_script(__file__, "--child", "size", "--root", str(root))["n"]
+    else:
+        root = Path(tempfile.mkdtemp(prefix="bench-analytics-"))
+        started = time.perf_counter()
+        run_script(__file__, "--child", "build", "--root", str(root), "--n", str(args.n))
+        built = time.perf_counter() - started
+    loads = [os.getloadavg()[0]]
     lines = [
         "# Analytics benchmark",
         "",
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs, one run "
-        f"each, every contender in its own process, over {args.n:,} feedback (30 days, 50 "
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs, "
+        f"{'one run' if args.repeat == 1 else f'{args.repeat} runs, bare and ours alternately,'}"
+        f" each, every contender in its own process, over {n:,} feedback (30 days, 50 "
         f"organizations) with their transcriptions, sentiment and enhanced transcriptions, "
-        f"1,000 users and 7,500 cost rows, read from Delta (inputs written in {built:.0f} s).",
+        f"1,000 users and 7,500 cost rows, read from Delta"
+        + (f" (inputs written in {built:.0f} s)." if built is not None else "."),
         "",
-        "| asset | contender | seconds | peak RSS |",
-        "|---|---|---:|---:|",
+        "| asset | contender | seconds | CPU seconds | peak RSS |",
+        "|---|---|---:|---:|---:|",
     ]
     ratios = []
     for name in ASSETS:
         common = ["--root", str(root), "--asset", name]
-        bare = run_script(__file__, "--child", "bare", *common)
-        ours = run_script(__file__, "--child", "ours", *common)
-        spark = run_script(__file__, "--child", "spark", *common)
+        bare, ours = [], []
+        for _ in range(args.repeat):
+            bare.append(run_script(__file__, "--child", "bare", *common))
+            ours.append(run_script(__file__, "--child", "ours", *common))
+            loads.append(os.getloadavg()[0])
+        spark = None if args.no_spark else run_script(__file__, "--child", "spark", *common)
+        loads.append(os.getloadavg()[0])
         lines += [
             f"| {name} | bare: the same Arrow read from Delta + the transpiled SQL in DuckDB "
-            f"(floor) | {bare['seconds']:.2f} (read {bare['read']:.2f}, query "
-            f"{bare['query']:.2f}) | {bare['rss_mb']:.0f} MB |",
+            f"(floor) | {_spread(bare)} (read {_median(bare, 'read'):.2f}, query "
+            f"{_median(bare, 'query'):.2f}) | {_median(bare, 'cpu'):.2f} | "
+            f"{max(r['rss_mb'] for r in bare):.0f} MB |",
             f"| {name} | ours: the asset on DuckDB (a Dagster run over 30 partitions, Delta "
-            f"write, metadata) | {ours['seconds']:.2f} | {ours['rss_mb']:.0f} MB |",
-            f"| {name} | Spark local (same read, the Arrow handed over; session start "
-            f"excluded) | {spark['seconds']:.2f} | {spark['rss_mb']:.0f} MB |",
+            f"write, metadata) | {_spread(ours)} | {_median(ours, 'cpu'):.2f} | "
+            f"{max(r['rss_mb'] for r in ours):.0f} MB |",
         ]
+        if spark is not None:
+            lines.append(
+                f"| {name} | Spark local (same read, the Arrow handed over; session start "
+                f"excluded) | {spark['seconds']:.2f} | | {spark['rss_mb']:.0f} MB |"
+            )
+        ratio = _median(ours, "seconds") / _median(bare, "seconds")
         ratios.append(
-            f"- {name}: ours / bare **{ours['seconds'] / bare['seconds']:.2f}x** (goal <= 1.3x); "
-            f"Spark / bare {spark['seconds'] / bare['seconds']:.2f}x; rows {bare['rows']} "
-            f"(DuckDB), {spark['rows']} (Spark)."
+            f"- {name}: ours / bare **{ratio:.2f}x** (goal <= 1.3x), CPU "
+            f"{_median(ours, 'cpu') / _median(bare, 'cpu'):.2f}x"
+            + (
+                f"; Spark / bare {spark['seconds'] / _median(bare, 'seconds'):.2f}x; rows "
+                f"{bare[0]['rows']} (DuckDB), {spark['rows']} (Spark)."
+                if spark is not None
+                else f"; rows {bare[0]['rows']}; Spark not run."
+            )
         )
-    lines += ["", *ratios, ""]
+    lines += [
+        "",
+        *ratios,
+        f"- Load average (1 min) before, after each pair and after each asset: "
+        f"{', '.join(f'{x:.1f}' for x in loads)}.",
+        "",
+    ]
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))
 
