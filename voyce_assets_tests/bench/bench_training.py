@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from voyce_assets_tests.bench.common import peak_rss_mb, run_script
 
 RESULTS = Path(__file__).parent / "results" / "training.md"
+INFERENCE_RESULTS = Path(__file__).parent / "results" / "inference.md"
 DAY = dt.date(2026, 11, 20)
 SCORE_DAYS = [DAY + dt.timedelta(days=10), DAY + dt.timedelta(days=11)]
 FAMILY_ORDER = ("lr", "rf", "xgb", "lgbm")
@@ -548,26 +549,43 @@ def child_predict_ours(root: Path) -> dict:
     _timed(pr, "bar_chart_png", "label charts")
     _timed(pr, "record_partitions", "Dagster partition metadata")
     instance = _instance([pr.ENHANCED.path, pr.AUDIO.path, pr.SENTIMENT.path], SCORE_DAYS)
-    started = time.perf_counter()
-    result = materialize(
-        [pr.predictions],
-        instance=instance,
-        resources={"lakehouse": lakehouse, "mlflow": registry, "inference": InferenceSettings()},
-        tags={
-            "dagster/asset_partition_range_start": SCORE_DAYS[0].isoformat(),
-            "dagster/asset_partition_range_end": SCORE_DAYS[-1].isoformat(),
-        },
-    )
-    seconds = time.perf_counter() - started
-    assert result.success
+
+    def run() -> float:
+        started = time.perf_counter()
+        result = materialize(
+            [pr.predictions],
+            instance=instance,
+            resources={
+                "lakehouse": lakehouse,
+                "mlflow": registry,
+                "inference": InferenceSettings(),
+            },
+            tags={
+                "dagster/asset_partition_range_start": SCORE_DAYS[0].isoformat(),
+                "dagster/asset_partition_range_end": SCORE_DAYS[-1].isoformat(),
+            },
+        )
+        seconds = time.perf_counter() - started
+        assert result.success
+        return seconds
+
+    seconds = run()
+    spent = dict(_SPENT)
     rows = lakehouse.read(pr.PREDICTIONS, None, ["ab_arm", "model_name"])
+    # Warm: the same process again (models loaded), every row scored anew.
+    import shutil
+
+    shutil.rmtree(lakehouse.table_uri(pr.PREDICTIONS))
+    warm = run()
     return {
         "seconds": seconds,
+        "warm_seconds": warm,
         "rows": rows.num_rows,
         "arms": collections.Counter(rows.column("ab_arm").to_pylist()),
-        "spent": dict(_SPENT),
+        "spent": spent,
         "imports": imports,
         "rss_mb": peak_rss_mb(),
+        "load": _load(),
     }
 
 
@@ -616,6 +634,105 @@ def child_predict_floor(root: Path) -> dict:
         "imports": imports,
         "rss_mb": peak_rss_mb(),
     }
+
+
+def _inference(root: Path, per_day: int, attempts: int, runs: int = 1) -> dict:
+    """Scorable feedback (``per_day`` rows on each of SCORE_DAYS) written under ``root``
+    (whose registry holds a champion and challenger), then ``runs`` of each contender."""
+    started = time.perf_counter()
+    run_script(__file__, "--child", "build-feedback", "--root", str(root), "--n", str(per_day))
+    fed = time.perf_counter() - started
+    floors, ours = [], []
+    for _ in range(runs):
+        floors.append(_clean("--child", "predict-floor", "--root", str(root), attempts=attempts))
+        ours.append(_clean("--child", "predict-ours", "--root", str(root), attempts=attempts))
+        print(
+            f"inference {ours[-1]['rows']}: floor + features {_with_features(floors[-1]):.2f} s,"
+            f" ours {ours[-1]['seconds']:.2f} s (load {_load()})",
+            file=sys.stderr,
+        )
+    return {
+        "rows": ours[0]["rows"],
+        "fed": fed,
+        "floor": floors[0],
+        "ours": ours[0],
+        "floors": floors,
+        "ours_runs": ours,
+    }
+
+
+def _with_features(floor: dict) -> float:
+    return floor["read"] + floor["features"] + floor["seconds"]
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def inference_section(runs: list[dict], train_size: int) -> list[str]:
+    """The inference report: per size, the floors and ours (every run), where ours' time goes."""
+    first = runs[0]
+    p_floor = first["floor"]
+    lines = [
+        "",
+        "## Inference: `ml_models/predictions` over "
+        + " and ".join(f"{r['rows']:,}" for r in runs)
+        + " feedback (2 days)",
+        "",
+        f"The {train_size:,}-row training's champion ({p_floor['champion']}) and challenger "
+        f"({p_floor['challenger']}); scorable feedback (enhanced transcriptions, audio features, "
+        "text-stage labels) written before timing. **Ours**: `materialize` of `predictions` "
+        "for both days in a fresh process (load both arms by alias, features, A/B scoring in "
+        "batches of `InferenceSettings.batch_size`, Delta write, checks, drift, A/B report); "
+        "*warm*: a second `materialize` in the same process over the same rows (the predictions "
+        "table removed first, so every row is scored again), the models already loaded. "
+        "**Floor**: the champion's own `predict_proba` on the same feature matrix (built with "
+        "`features.scorable` from the same tables), one call; *with features*: plus the Delta "
+        "read and `scorable`.",
+        "",
+        "| rows | contender | seconds | rows/s | ours / floor with features | peak RSS |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    verdicts = []
+    for run in runs:
+        n = run["rows"]
+        for k, (floor, ours) in enumerate(zip(run["floors"], run["ours_runs"], strict=True)):
+            tag = f" (run {k + 1})" if len(run["floors"]) > 1 else ""
+            full = _with_features(floor)
+            lines += [
+                f"| {n:,} | floor: champion `predict_proba`{tag} | {floor['seconds']:.3f} | "
+                f"{n / floor['seconds']:,.0f} | | {floor['rss_mb']:.0f} MB |",
+                f"| {n:,} | floor, A/B: each arm's model on its rows{tag} | "
+                f"{floor['ab_seconds']:.3f} | {n / floor['ab_seconds']:,.0f} | | |",
+                f"| {n:,} | floor with features: read {floor['read']:.2f} s + `scorable` "
+                f"{floor['features']:.2f} s + predict_proba{tag} | {full:.2f} | {n / full:,.0f} "
+                "| 1 | |",
+                f"| {n:,} | **ours: the asset**{tag} | {ours['seconds']:.2f} | "
+                f"{n / ours['seconds']:,.0f} | **{full / ours['seconds']:.2f}x** | "
+                f"{ours['rss_mb']:.0f} MB |",
+                f"| {n:,} | ours, warm (models loaded){tag} | {ours['warm_seconds']:.2f} | "
+                f"{n / ours['warm_seconds']:,.0f} | {full / ours['warm_seconds']:.2f}x | |",
+            ]
+            goal = 0.5 if n <= 20_000 else 0.8
+            ratio = full / ours["seconds"]
+            verdicts.append(
+                f"- {n:,} rows{tag}: ours **{ratio:.2f}x** the floor with features (goal >= "
+                f"{goal}x: {'met' if ratio >= goal else 'not met'}; warm "
+                f"{full / ours['warm_seconds']:.2f}x); arms A {ours['arms'].get('A', 0):,}, "
+                f"B {ours['arms'].get('B', 0):,}; loading both models by alias took "
+                f"{floor['load']:.2f} s in the floor (untimed there); load average after the "
+                f"run {ours.get('load', '?')}."
+            )
+    lines += ["", *verdicts]
+    for run in runs:
+        ours = run["ours"]
+        lines += [
+            "",
+            f"### Where ours' {ours['seconds']:.2f} s go, {run['rows']:,} rows",
+            "",
+            *_spent_table(ours["spent"], ours["seconds"]),
+        ]
+    return lines
 
 
 # ---- report --------------------------------------------------------------------------------
@@ -717,7 +834,14 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=0, help="0: TrainingConfig's default")
     parser.add_argument("--capped-families", default="lr,rf,xgb,lgbm")
     parser.add_argument(
-        "--parts", default="train,capped", help="train: sections 1 and 2; capped: section 3"
+        "--parts",
+        default="train,capped",
+        help="train: sections 1 and 2; capped: section 3; inference: section 2 alone, at "
+        "--score-sizes, with one 10,000-row training's models (results/inference.md)",
+    )
+    parser.add_argument("--score-sizes", default="20000,200000")
+    parser.add_argument(
+        "--inference-runs", type=int, default=1, help="--parts inference: runs per contender"
     )
     parser.add_argument(
         "--output",
@@ -779,20 +903,17 @@ def main() -> None:
             runs[n] = {"built": built, "floor": floor, "ours": ours}
 
         # Inference with the first size's champion and challenger.
-        root = base / f"n{sizes[0]}"
-        started = time.perf_counter()
-        run_script(
-            __file__,
-            "--child",
-            "build-feedback",
-            "--root",
-            str(root),
-            "--n",
-            str(args.score_per_day // scale),
-        )
-        fed = time.perf_counter() - started
-        p_floor = _clean("--child", "predict-floor", "--root", str(root), attempts=attempts)
-        p_ours = _clean("--child", "predict-ours", "--root", str(root), attempts=attempts)
+        inference = [_inference(base / f"n{sizes[0]}", args.score_per_day // scale, attempts)]
+
+    if "inference" in parts:
+        # Inference alone: one small training (untimed) makes the champion and challenger.
+        root = base / "inference"
+        run_script(__file__, "--child", "build-dataset", "--root", str(root), "--n", "10000")
+        run_script(__file__, "--child", "train-ours", "--root", str(root))
+        inference = [
+            _inference(root, int(n) // 2 // scale, attempts, runs=args.inference_runs)
+            for n in args.score_sizes.split(",")
+        ]
 
     capped = None
     if "capped" in parts:
@@ -899,43 +1020,9 @@ def main() -> None:
                 *_spent_table(ours["spent"], ours["seconds"]),
             ]
         lines += ["", "Cells: seconds (floor: fit + predict).", "", *verdicts, *splits]
-        rows = p_ours["rows"]
+        train_size = sizes[0]
+        lines += inference_section(inference, train_size)
         lines += [
-            "",
-            f"## Inference: `ml_models/predictions` over {rows:,} feedback (2 days)",
-            "",
-            f"The {sizes[0]:,}-row training's champion ({p_floor['champion']}) and challenger "
-            f"({p_floor['challenger']}); scorable feedback (enhanced transcriptions, audio features, "
-            f"text-stage labels) written in {fed:.0f} s (untimed). **Ours**: `materialize` of "
-            "`predictions` for both days (load both arms by alias, features, A/B scoring in "
-            f"batches of `InferenceSettings.batch_size`, Delta write, checks, drift, A/B report); arms A {p_ours['arms'].get('A', 0):,}, "
-            f"B {p_ours['arms'].get('B', 0):,}. **Floor**: the champion's own `predict_proba` on "
-            "the same feature matrix (built with `features.scorable` from the same tables), one "
-            "call.",
-            "",
-            "| contender | rows | seconds | rows/s | peak RSS |",
-            "|---|---:|---:|---:|---:|",
-            f"| floor: champion `predict_proba`, all rows | {p_floor['rows']:,} | "
-            f"{p_floor['seconds']:.3f} | {p_floor['rows'] / p_floor['seconds']:,.0f} | "
-            f"{p_floor['rss_mb']:.0f} MB |",
-            f"| floor, A/B: champion on arm A's rows + challenger on arm B's | {p_floor['rows']:,} | "
-            f"{p_floor['ab_seconds']:.3f} | {p_floor['rows'] / p_floor['ab_seconds']:,.0f} | |",
-            f"| floor + features: Delta read {p_floor['read']:.2f} s + `scorable` "
-            f"{p_floor['features']:.2f} s + predict_proba | {p_floor['rows']:,} | "
-            f"{p_floor['read'] + p_floor['features'] + p_floor['seconds']:.2f} | "
-            f"{p_floor['rows'] / (p_floor['read'] + p_floor['features'] + p_floor['seconds']):,.0f}"
-            " | |",
-            f"| ours: the asset | {rows:,} | {p_ours['seconds']:.2f} | "
-            f"{rows / p_ours['seconds']:,.0f} | {p_ours['rss_mb']:.0f} MB |",
-            "",
-            f"- Ours' throughput is **{p_floor['seconds'] / p_ours['seconds']:.3f}x** the "
-            f"champion's own `predict_proba` ({p_ours['seconds'] / p_floor['seconds']:.0f} times "
-            f"slower); loading both models by alias took {p_floor['load']:.2f} s in the floor "
-            "(untimed there).",
-            "",
-            f"### Where ours' {p_ours['seconds']:.2f} s go",
-            "",
-            *_spent_table(p_ours["spent"], p_ours["seconds"]),
             "",
             "Other processes on the machine during each contender (CPU seconds they used; each "
             "contender waited for an idle machine first, at most "
@@ -944,12 +1031,33 @@ def main() -> None:
                 f"{_others(f'{n:,} rows floor', r['floor'])}, {_others('ours', r['ours'])}"
                 for n, r in runs.items()
             )
-            + f"; {_others('inference floor', p_floor)}, {_others('ours', p_ours)}.",
+            + "; "
+            + "; ".join(
+                _others(f"inference {i['rows']:,} rows floor", i["floor"])
+                + ", "
+                + _others("ours", i["ours"])
+                for i in inference
+            )
+            + ".",
+            "",
+        ]
+    elif "inference" in parts:
+        lines += inference_section(inference, 10_000)
+        lines += [
+            "",
+            "Other processes on the machine during each contender (CPU seconds they used; "
+            f"each contender waited for an idle machine first, at most {QUIET_WAIT[0]:.0f} s): "
+            + "; ".join(
+                _others(f"{i['rows']:,} rows floor", i["floor"]) + ", " + _others("ours", i["ours"])
+                for i in inference
+            )
+            + f"; load average at the end {_load()}.",
             "",
         ]
     if capped:
         lines += capped_section(capped, capped["n"], capped["cap"], args.capped_families.split(","))
-    output = args.output or (None if args.quick else RESULTS)
+    default = INFERENCE_RESULTS if parts == {"inference"} else RESULTS
+    output = args.output or (None if args.quick else default)
     if output:
         Path(output).write_text("\n".join(lines))
     print("\n".join(lines))
