@@ -6,6 +6,10 @@ registry by alias, in ``batch_size`` chunks. A prediction younger than
 ``threshold_hours`` is kept as it is; older ones are made again (a new champion takes over
 within that interval). Each partition records its A/B report and drift figures; the asset's
 checks judge the predictions themselves and the drift against the reference window.
+
+Scoring works on columns (the probability matrix, Arrow arrays), never a Python object per
+row; a model version is loaded once per process (``ModelRegistry.load``) while the aliases
+are resolved on every run.
 """
 
 import datetime as dt

@@ -162,11 +162,44 @@ class ModelRegistry(ConfigurableResource):
             if key in LOADED_MODELS:
                 LOADED_MODELS.move_to_end(key)
                 return LOADED_MODELS[key]
-            import mlflow.sklearn
-
-            with self.session(experiment=False):
-                model = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
+            model = self._load(version)
             LOADED_MODELS[key] = model
             while len(LOADED_MODELS) > KEEP_LOADED:
                 LOADED_MODELS.popitem(last=False)
             return model
+
+    def _load(self, version: Any):
+        """A model stored on this machine (the local store) is unpickled from its folder as
+        ``mlflow.sklearn.load_model`` does, its ``MLmodel`` read with libyaml: MLflow's own
+        load parses that file (420 feature names) in pure Python and copies the model to a
+        temporary folder first. Anything else (a remote store, another format, code paths)
+        goes through ``mlflow.sklearn.load_model``."""
+        folder = self._local_folder(version)
+        flavor = _sklearn_flavor(folder) if folder else None
+        if flavor and not flavor.get("code"):
+            fmt = flavor.get("serialization_format", "pickle")
+            if fmt in ("pickle", "cloudpickle"):
+                loader = __import__(fmt)
+                with open(folder / flavor["pickled_model"], "rb") as fh:
+                    return loader.load(fh)
+        import mlflow.sklearn
+
+        with self.session(experiment=False):
+            return mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
+
+    def _local_folder(self, version: Any) -> Path | None:
+        if not self.registry_uri.startswith("sqlite:"):
+            return None
+        uri = self.client().get_model_version_download_uri(version.name, version.version)
+        path = (
+            Path(uri.removeprefix("file://")) if "://" not in uri.removeprefix("file://") else None
+        )
+        return path if path is not None and (path / "MLmodel").is_file() else None
+
+
+def _sklearn_flavor(folder: Path) -> dict | None:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(folder / "MLmodel") as fh:
+        return (yaml.load(fh, Loader=loader).get("flavors") or {}).get("sklearn")
