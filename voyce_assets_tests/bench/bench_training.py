@@ -921,7 +921,8 @@ def main() -> None:
     sizes = [int(s) // scale for s in args.sizes.split(",")]
     parts = set(args.parts.split(","))
     base = Path(tempfile.mkdtemp(prefix="bench-training-"))
-    attempts = 1 if args.quick else 2
+    # No waiting for a quiet machine: one attempt each (--inference-runs repeats them).
+    attempts = 1 if args.quick or QUIET_WAIT[0] == 0 else 2
     if "train" in parts:
         runs = {}
         for n in sizes:
