@@ -577,8 +577,10 @@ def child_predict_ours(root: Path) -> dict:
             _timed(owner, attr, bucket)
     instance = _instance([pr.ENHANCED.path, pr.AUDIO.path, pr.SENTIMENT.path], SCORE_DAYS)
 
+    cpu: list[float] = []
+
     def run() -> float:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = materialize(
             [pr.predictions],
             instance=instance,
@@ -593,6 +595,7 @@ def child_predict_ours(root: Path) -> dict:
             },
         )
         seconds = time.perf_counter() - started
+        cpu.append(time.process_time() - cpu_started)
         assert result.success
         return seconds
 
@@ -607,6 +610,8 @@ def child_predict_ours(root: Path) -> dict:
     return {
         "seconds": seconds,
         "warm_seconds": warm,
+        "cpu_s": cpu[0],
+        "warm_cpu_s": cpu[1],
         "rows": rows.num_rows,
         "arms": collections.Counter(rows.column("ab_arm").to_pylist()),
         "spent": spent,
@@ -626,19 +631,22 @@ def child_predict_floor(root: Path) -> dict:
     imports = _warm_imports()
     lakehouse = _lakehouse(root)
     registry = _registry(root)
+    cpu_started = time.process_time()
     started = time.perf_counter()
     enhanced, audio = lakehouse.read(ENHANCED, SCORE_DAYS), lakehouse.read(AUDIO, SCORE_DAYS)
     read = time.perf_counter() - started
     started = time.perf_counter()
     info, X = scorable(enhanced, audio)
     features = time.perf_counter() - started
+    cpu_features = time.process_time() - cpu_started
     started = time.perf_counter()
     champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
     a, b = registry.load(champion), registry.load(challenger)
     load = time.perf_counter() - started
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     proba = a.predict_proba(X)
     seconds = time.perf_counter() - started
+    cpu_s = cpu_features + time.process_time() - cpu_started
     # The A/B floor: each arm's model on its own rows, as the asset splits them.
     percent = InferenceSettings().challenger_percent
     on_b = [arm_of(f, percent) == "B" for f in info.column("voice_feedback_id").to_pylist()]
@@ -657,6 +665,7 @@ def child_predict_floor(root: Path) -> dict:
         "challenger": f"{challenger.name} v{challenger.version}",
         "read": read,
         "features": features,
+        "cpu_s": cpu_s,
         "load": load,
         "imports": imports,
         "rss_mb": peak_rss_mb(),
@@ -717,8 +726,8 @@ def inference_section(runs: list[dict], train_size: int) -> list[str]:
         "`features.scorable` from the same tables), one call; *with features*: plus the Delta "
         "read and `scorable`.",
         "",
-        "| rows | contender | seconds | rows/s | ours / floor with features | peak RSS |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| rows | contender | seconds | rows/s | ours / floor with features | CPU s | peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
     for run in runs:
@@ -726,26 +735,35 @@ def inference_section(runs: list[dict], train_size: int) -> list[str]:
         for k, (floor, ours) in enumerate(zip(run["floors"], run["ours_runs"], strict=True)):
             tag = f" (run {k + 1})" if len(run["floors"]) > 1 else ""
             full = _with_features(floor)
+            cpu = lambda run, key="cpu_s": f"{run[key]:.2f}" if key in run else ""  # noqa: E731
             lines += [
                 f"| {n:,} | floor: champion `predict_proba`{tag} | {floor['seconds']:.3f} | "
-                f"{n / floor['seconds']:,.0f} | | {floor['rss_mb']:.0f} MB |",
+                f"{n / floor['seconds']:,.0f} | | | {floor['rss_mb']:.0f} MB |",
                 f"| {n:,} | floor, A/B: each arm's model on its rows{tag} | "
-                f"{floor['ab_seconds']:.3f} | {n / floor['ab_seconds']:,.0f} | | |",
+                f"{floor['ab_seconds']:.3f} | {n / floor['ab_seconds']:,.0f} | | | |",
                 f"| {n:,} | floor with features: read {floor['read']:.2f} s + `scorable` "
                 f"{floor['features']:.2f} s + predict_proba{tag} | {full:.2f} | {n / full:,.0f} "
-                "| 1 | |",
+                f"| 1 | {cpu(floor)} | |",
                 f"| {n:,} | **ours: the asset**{tag} | {ours['seconds']:.2f} | "
-                f"{n / ours['seconds']:,.0f} | **{full / ours['seconds']:.2f}x** | "
+                f"{n / ours['seconds']:,.0f} | **{full / ours['seconds']:.2f}x** | {cpu(ours)} | "
                 f"{ours['rss_mb']:.0f} MB |",
                 f"| {n:,} | ours, warm (models loaded){tag} | {ours['warm_seconds']:.2f} | "
-                f"{n / ours['warm_seconds']:,.0f} | {full / ours['warm_seconds']:.2f}x | |",
+                f"{n / ours['warm_seconds']:,.0f} | {full / ours['warm_seconds']:.2f}x | "
+                f"{cpu(ours, 'warm_cpu_s')} | |",
             ]
             goal = 0.5 if n <= 20_000 else 0.8
             ratio = full / ours["seconds"]
             verdicts.append(
                 f"- {n:,} rows{tag}: ours **{ratio:.2f}x** the floor with features (goal >= "
                 f"{goal}x: {'met' if ratio >= goal else 'not met'}; warm "
-                f"{full / ours['warm_seconds']:.2f}x); arms A {ours['arms'].get('A', 0):,}, "
+                f"{full / ours['warm_seconds']:.2f}x"
+                + (
+                    f"; on CPU seconds, less sensitive to a busy machine, "
+                    f"{floor['cpu_s'] / ours['cpu_s']:.2f}x"
+                    if "cpu_s" in floor and "cpu_s" in ours
+                    else ""
+                )
+                + f"); arms A {ours['arms'].get('A', 0):,}, "
                 f"B {ours['arms'].get('B', 0):,}; loading both models by alias took "
                 f"{floor['load']:.2f} s in the floor (untimed there); load average after the "
                 f"run {ours.get('load', '?')}."
