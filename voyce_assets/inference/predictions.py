@@ -457,7 +457,15 @@ def predictions(
         pa.concat_tables([ref_info, info]),
         np.vstack([ref_X, X]) if len(ref_X) else X,
     )
-    history = lakehouse.read(PREDICTIONS, reference + dates, ["event_date", "predicted_label"])
+    # The run's own days are what was just written: taken from memory, not read back.
+    label_columns = ["event_date", "predicted_label"]
+    history = pa.concat_tables(
+        [
+            lakehouse.read(PREDICTIONS, reference, label_columns),
+            stored.select(label_columns),
+        ],
+        promote_options="permissive",  # the same types; only the NOT NULL flags differ
+    )
     checks, drift_figures = drift_checks(dates, stored, features, history, inference)
     labels = _labels(lakehouse, dates)
     models = {k: (a.model_id, a.trained_on) for k, a in arms.items()}
