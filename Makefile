@@ -73,6 +73,7 @@ bench: install-dev jdbc  ## benchmarks (not part of the tests); results land in 
 	$(BIN)/python voyce_assets_tests/bench/bench_analytics.py
 	$(BIN)/python voyce_assets_tests/bench/bench_xgboost_spark.py
 	$(BIN)/python voyce_assets_tests/bench/bench_training.py
+	$(BIN)/python voyce_assets_tests/bench/bench_training.py --parts inference
 	$(BIN)/python voyce_assets_tests/bench/bench_pii.py
 	$(BIN)/python voyce_assets_tests/bench/bench_imports.py
 

@@ -12,7 +12,13 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from voyce_assets.features import split_of
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from voyce_assets.features import in_test_split, split_of
+
+EPOCH = dt.date(1970, 1, 1)
 
 
 def arm_of(feedback_id: str, challenger_percent: int) -> str:
@@ -22,50 +28,99 @@ def arm_of(feedback_id: str, challenger_percent: int) -> str:
     return "B" if bucket < challenger_percent * 100 else "A"
 
 
+def on_challenger(feedback_ids: Sequence[str], challenger_percent: int) -> np.ndarray:
+    """``arm_of`` of many ids at once: True where it is ``B`` (the same hash, columnar)."""
+    sha256 = hashlib.sha256
+    digests = b"".join([sha256(b"voyce-ab:" + f.encode()).digest()[:8] for f in feedback_ids])
+    buckets = np.frombuffer(digests, ">u8") % 10_000
+    return buckets < challenger_percent * 100
+
+
 def held_out(feedback_id: str, day: dt.date, trained_on: dt.date | None) -> bool:
     """Whether a model trained on the data up to ``trained_on`` never learned this feedback:
     it came later, or it is in the test split (never fitted, never used to choose)."""
     return split_of(feedback_id) == "test" or (trained_on is not None and day > trained_on)
 
 
-def report(rows: Sequence[Mapping], labels: Mapping[str, str], models: Mapping[str, tuple]) -> dict:
+def day_numbers(values) -> np.ndarray:
+    """Dates (an Arrow date32 column or Python dates) as days since 1970."""
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return pc.cast(values, pa.int32()).to_numpy(zero_copy_only=False)
+    return np.array([(d - EPOCH).days for d in values], dtype=np.int64)
+
+
+def report(
+    rows: Sequence[Mapping] | pa.Table,
+    labels: Mapping[str, str] | pa.Table,
+    models: Mapping[str, tuple],
+) -> dict:
     """Per arm, over the predictions of the arm's current model (``models``: arm ->
     (model_id, trained_on)): predictions, mean confidence and latency, the held-out ones with
     a text-stage label and the accuracy on them; the p-value of the accuracy difference.
-    Predictions still kept from an earlier model are counted apart, never mixed in."""
+    Predictions still kept from an earlier model are counted apart, never mixed in.
+
+    ``rows``: predictions (row mappings or a table with their columns); ``labels``: the
+    text-stage label per feedback id (a mapping, or a table of ``voice_feedback_id`` and
+    ``sentiment_label``). Computed on columns, never a Python object per row."""
     from scipy.stats import fisher_exact
 
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
+    if not isinstance(labels, pa.Table):
+        labels = pa.table(
+            {
+                "voice_feedback_id": pa.array(list(labels), pa.string()),
+                "sentiment_label": pa.array(list(labels.values()), pa.string()),
+            }
+        )
+    n = table.num_rows
+    column = lambda name: table.column(name) if n else pa.array([], pa.string())  # noqa: E731
+    ids = column("voice_feedback_id")
+    arm_of_row = column("ab_arm").to_numpy(zero_copy_only=False)
+    model_of_row = column("model_id").to_numpy(zero_copy_only=False)
+    predicted = column("predicted_label")
+    truth = labels.column("sentiment_label").take(
+        pc.index_in(ids, labels.column("voice_feedback_id"))
+    )
+    right_label = pc.fill_null(pc.equal(predicted, truth), False).to_numpy(zero_copy_only=False)
+    labelled = pc.is_valid(truth).to_numpy(zero_copy_only=False)
+    days = day_numbers(table.column("event_date")) if n else np.zeros(0, np.int64)
+    confidence = column("prediction_confidence").to_numpy(zero_copy_only=False) if n else []
+    latency = column("inference_time_ms").to_numpy(zero_copy_only=False) if n else []
+
     arms: dict[str, dict] = {}
-    table = []
+    counts = []
     for arm in ("A", "B"):
         model, trained_on = models.get(arm, (None, None))
-        in_arm = [r for r in rows if r["ab_arm"] == arm]
-        mine = [r for r in in_arm if r["model_id"] == model]
-        judged = [
-            r
-            for r in mine
-            if r["voice_feedback_id"] in labels
-            and held_out(r["voice_feedback_id"], r["event_date"], trained_on)
-        ]
-        right = sum(r["predicted_label"] == labels[r["voice_feedback_id"]] for r in judged)
+        in_arm = arm_of_row == arm
+        mine = in_arm & (model_of_row == model)
+        candidates = mine & labelled
+        later = days > (trained_on - EPOCH).days if trained_on is not None else np.zeros(n, bool)
+        # The split's hash only for the labelled rows not already held out by their day.
+        unsure = np.flatnonzero(candidates & ~later)
+        held = candidates & later
+        held[unsure] = in_test_split(ids.take(pa.array(unsure)).to_pylist()) if n else []
+        judged = int(held.sum())
+        right = int((held & right_label).sum())
+        first = int(np.argmax(mine)) if mine.any() else None
         arms[arm] = {
-            "model": f"{mine[0]['model_name']} v{mine[0]['model_version']}" if mine else None,
-            "predictions": len(mine),
-            "by_earlier_models": len(in_arm) - len(mine),
-            "judged": len(judged),
-            "accuracy": round(right / len(judged), 4) if judged else None,
-            "mean_confidence": (
-                round(sum(r["prediction_confidence"] for r in mine) / len(mine), 4)
-                if mine
-                else None
-            ),
-            "mean_latency_ms": (
-                round(sum(r["inference_time_ms"] for r in mine) / len(mine), 4) if mine else None
-            ),
+            "model": f"{table.column('model_name')[first].as_py()} "
+            f"v{table.column('model_version')[first].as_py()}"
+            if first is not None
+            else None,
+            "predictions": int(mine.sum()),
+            "by_earlier_models": int(in_arm.sum() - mine.sum()),
+            "judged": judged,
+            "accuracy": round(right / judged, 4) if judged else None,
+            "mean_confidence": round(float(np.sum(confidence[mine]) / mine.sum()), 4)
+            if mine.any()
+            else None,
+            "mean_latency_ms": round(float(np.sum(latency[mine]) / mine.sum()), 4)
+            if mine.any()
+            else None,
         }
-        table.append([right, len(judged) - right])
-    testable = all(sum(row) > 0 for row in table)
-    p_value = float(fisher_exact(table).pvalue) if testable else None
+        counts.append([right, judged - right])
+    testable = all(sum(row) > 0 for row in counts)
+    p_value = float(fisher_exact(counts).pvalue) if testable else None
     return {
         "arms": arms,
         "accuracy_difference": (

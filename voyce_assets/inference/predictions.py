@@ -6,9 +6,15 @@ registry by alias, in ``batch_size`` chunks. A prediction younger than
 ``threshold_hours`` is kept as it is; older ones are made again (a new champion takes over
 within that interval). Each partition records its A/B report and drift figures; the asset's
 checks judge the predictions themselves and the drift against the reference window.
+
+Scoring works on columns (the probability matrix, Arrow arrays), never a Python object per
+row; a model version is loaded once per process (``ModelRegistry.load``) while the aliases
+are resolved on every run.
 """
 
 import datetime as dt
+import hashlib
+import io
 import json
 import time
 import uuid
@@ -30,7 +36,6 @@ from dagster import (
 
 from voyce_assets.automation import hourly_after_upstream
 from voyce_assets.catalog import table
-from voyce_assets.charts import bar_chart_png, png_markdown
 from voyce_assets.checks import failing_partitions, named
 from voyce_assets.features import (
     BASE_FEATURES,
@@ -40,10 +45,10 @@ from voyce_assets.features import (
     scorable,
 )
 from voyce_assets.inference import drift
-from voyce_assets.inference.ab_test import arm_of, report
+from voyce_assets.inference.ab_test import EPOCH, day_numbers, on_challenger, report
 from voyce_assets.inference.resources import InferenceSettings
 from voyce_assets.models import CHALLENGER, CHAMPION, LABELS, model_id
-from voyce_assets.partitions import by_partition, partition_dates, record_partitions
+from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse, ModelRegistry
 from voyce_assets.tables import table_asset
 
@@ -99,68 +104,161 @@ def load_arms(registry: ModelRegistry) -> dict[str, Arm]:
     return arms
 
 
+# Two hex digits per byte, and where a UUID's 32 digits go among its 36 characters.
+_HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint8).reshape(256, 2)
+_DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+
+
+def prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
+    """``str(uuid5(NAMESPACE_URL, f"voyce-prediction:{id}:{model}"))`` of each id, made as
+    one buffer (the SHA-1 per id, then the version and variant bits and the hex in numpy)."""
+    n = len(feedback_ids)
+    prefix, suffix = uuid.NAMESPACE_URL.bytes + b"voyce-prediction:", f":{model}".encode()
+    sha1 = hashlib.sha1
+    digests = b"".join([sha1(prefix + f.encode() + suffix).digest()[:16] for f in feedback_ids])
+    raw = np.frombuffer(digests, np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50  # version 5
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = np.full((n, 36), ord("-"), np.uint8)
+    text[:, _DIGITS] = _HEX[raw].reshape(n, 32)
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())]
+    )
+
+
+def probabilities_json(classes: list[str], proba: np.ndarray) -> pa.Array:
+    """Each row's ``{label: p}`` (rounded to 6 decimals) as the JSON text ``json.dumps`` gives."""
+    template = "{" + ", ".join(f"{json.dumps(c)}: %r" for c in classes) + "}"
+    return pa.array([template % tuple(row) for row in np.round(proba, 6).tolist()], pa.string())
+
+
 def score(
-    arm: Arm, ids: list[str], X: np.ndarray, days: list, batch_size: int, now: dt.datetime
-) -> list[dict]:
-    """One row per id: the arm's label, confidence, probabilities and per-row latency."""
-    rows = []
+    arm: Arm,
+    ab_arm: str,
+    info: pa.Table,
+    X: np.ndarray,
+    rows: np.ndarray,
+    batch_size: int,
+    now: dt.datetime,
+) -> pa.Table:
+    """The predictions of ``rows`` (indices into ``info`` and ``X``) by ``arm``, as columns:
+    label, confidence, probabilities and per-row latency (the batch's time shared out)."""
+    n = len(rows)
     classes = [str(c) for c in arm.model.classes_]
-    for start in range(0, len(ids), batch_size):
+    proba = np.empty((n, len(classes)))
+    per_row_ms = np.empty(n)
+    for start in range(0, n, batch_size):
         chunk = slice(start, start + batch_size)
         began = time.perf_counter()
-        proba = arm.model.predict_proba(X[chunk])
-        per_row_ms = (time.perf_counter() - began) * 1000 / len(proba)
-        best = np.argmax(proba, axis=1)
-        for fid, day, p, k in zip(ids[chunk], days[chunk], proba, best, strict=True):
-            rows.append(
-                {
-                    "prediction_id": str(
-                        uuid.uuid5(uuid.NAMESPACE_URL, f"voyce-prediction:{fid}:{arm.model_id}")
-                    ),
-                    "voice_feedback_id": fid,
-                    "model_id": arm.model_id,
-                    "model_name": arm.name,
-                    "model_version": arm.version,
-                    "predicted_label": classes[k],
-                    "prediction_confidence": float(p[k]),
-                    "prediction_probabilities": json.dumps(
-                        {c: round(float(v), 6) for c, v in zip(classes, p, strict=True)}
-                    ),
-                    "features_used": FEATURES_USED,
-                    "prediction_timestamp": now,
-                    "inference_time_ms": per_row_ms,
-                    "event_date": day,
-                }
-            )
-    return rows
+        proba[chunk] = arm.model.predict_proba(X[rows[chunk]])
+        per_row_ms[chunk] = (time.perf_counter() - began) * 1000 / len(rows[chunk])
+    best = np.argmax(proba, axis=1) if n else np.zeros(0, np.int64)
+    mine = info.take(pa.array(rows, pa.int64()))
+    ids = mine.column("voice_feedback_id")
+    schema = PREDICTIONS.arrow_schema()
+
+    def same(value: Any, name: str) -> pa.Array:
+        return pa.repeat(pa.scalar(value, schema.field(name).type), n)
+
+    columns = {
+        "prediction_id": prediction_ids(ids.to_pylist(), arm.model_id),
+        "voice_feedback_id": ids,
+        "model_id": same(arm.model_id, "model_id"),
+        "model_name": same(arm.name, "model_name"),
+        "model_version": same(arm.version, "model_version"),
+        "ab_arm": same(ab_arm, "ab_arm"),
+        "predicted_label": pa.array(classes, pa.string()).take(pa.array(best)),
+        "prediction_confidence": pa.array(proba[np.arange(n), best]),
+        "prediction_probabilities": probabilities_json(classes, proba),
+        "features_used": same(FEATURES_USED, "features_used"),
+        "prediction_timestamp": same(now, "prediction_timestamp"),
+        "inference_time_ms": pa.array(per_row_ms),
+        "event_date": mine.column("event_date"),
+    }
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
-def predictions_check(rows: list[dict]) -> AssetCheckResult:
+def _problem(r: dict) -> str | None:
+    """What is wrong with one prediction row, or None."""
+    missing = [c.name for c in PREDICTIONS.columns if c.name != "event_date" and r[c.name] is None]
+    if missing:
+        return f"null {', '.join(missing)}"
+    try:
+        proba = json.loads(r["prediction_probabilities"])
+    except ValueError:
+        return "probabilities are not JSON"
+    if not isinstance(proba, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in proba.values()
+    ):
+        return "probabilities are not an object of numbers"
+    if set(proba) - set(LABELS) or r["predicted_label"] not in LABELS:
+        return f"labels outside {LABELS}: {sorted(proba)}"
+    if abs(sum(proba.values()) - 1) > 1e-4:
+        return f"probabilities sum to {sum(proba.values()):.6f}"
+    if abs(proba.get(r["predicted_label"], -1) - r["prediction_confidence"]) > 1e-6:
+        return "confidence is not the predicted label's probability"
+    return None
+
+
+def _suspects(stored: pa.Table) -> np.ndarray:
+    """Rows that may be invalid, found on columns (the probabilities parsed by Arrow's JSON
+    reader): every invalid row is among them. All rows where Arrow cannot parse them."""
+    import pyarrow.json as pj
+
+    n = stored.num_rows
+    suspect = np.zeros(n, bool)
+    for c in PREDICTIONS.columns:
+        if c.name != "event_date":
+            suspect |= pc.is_null(stored.column(c.name)).to_numpy(zero_copy_only=False)
+    text = pc.fill_null(stored.column("prediction_probabilities"), "{}").to_pylist()
+    try:
+        parsed = pj.read_json(
+            io.BytesIO("\n".join(text).encode()),
+            parse_options=pj.ParseOptions(
+                explicit_schema=pa.schema([(label, pa.float64()) for label in LABELS]),
+                unexpected_field_behavior="infer",
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return np.ones(n, bool)
+    if parsed.num_rows != n:
+        return np.ones(n, bool)
+    for name in set(parsed.column_names) - set(LABELS):  # a label outside the set
+        suspect |= pc.is_valid(parsed.column(name)).to_numpy(zero_copy_only=False)
+    label = stored.column("predicted_label")
+    suspect |= ~pc.fill_null(pc.is_in(label, pa.array(LABELS)), False).to_numpy(
+        zero_copy_only=False
+    )
+    values = np.column_stack(
+        [pc.fill_null(parsed.column(k), 0.0).to_numpy(zero_copy_only=False) for k in LABELS]
+    )
+    suspect |= np.abs(values.sum(axis=1) - 1) > 1e-4
+    codes = pc.fill_null(pc.index_in(label, pa.array(LABELS)), 0).to_numpy(zero_copy_only=False)
+    confidence = pc.fill_null(stored.column("prediction_confidence"), -1.0)
+    suspect |= (
+        np.abs(values[np.arange(n), codes] - confidence.to_numpy(zero_copy_only=False)) > 1e-6
+    )
+    return suspect
+
+
+def predictions_check(stored: pa.Table) -> AssetCheckResult:
     """Probabilities sum to 1 over known labels, the label is the likeliest, nothing null."""
     problems: dict[str, str] = {}
     days: dict[str, dt.date | None] = {}
-    required = [c.name for c in PREDICTIONS.columns if c.name != "event_date"]
-    for r in rows:
-        fid = r["voice_feedback_id"]
-        days[str(fid)] = r.get("event_date")
-        missing = [c for c in required if r.get(c) is None]
-        if missing:
-            problems[str(fid)] = f"null {', '.join(missing)}"
-            continue
-        proba = json.loads(r["prediction_probabilities"])
-        if set(proba) - set(LABELS) or r["predicted_label"] not in LABELS:
-            problems[fid] = f"labels outside {LABELS}: {sorted(proba)}"
-        elif abs(sum(proba.values()) - 1) > 1e-4:
-            problems[fid] = f"probabilities sum to {sum(proba.values()):.6f}"
-        elif abs(proba.get(r["predicted_label"], -1) - r["prediction_confidence"]) > 1e-6:
-            problems[fid] = "confidence is not the predicted label's probability"
-    failing = failing_partitions(days[str(fid)] for fid in problems)
+    suspects = np.flatnonzero(_suspects(stored)) if stored.num_rows else []
+    for r in stored.take(pa.array(suspects, pa.int64())).to_pylist():
+        found = _problem(r)
+        if found is not None:
+            fid = str(r["voice_feedback_id"])
+            problems[fid], days[fid] = found, r.get("event_date")
+    failing = failing_partitions(days[fid] for fid in problems)
     return AssetCheckResult(
         check_name="predictions_valid",
         passed=not problems,
         description=named(failing),
         metadata={
-            "rows": len(rows),
+            "rows": stored.num_rows,
             "invalid": len(problems),
             "examples": dict(list(problems.items())[:20]),
             "failing_partitions": failing,
@@ -197,17 +295,21 @@ def drift_checks(
     """Feature drift, prediction drift and low confidence, each partition against the
     ``reference_days`` before it; the checks and each partition's figures."""
     info, days = features
-    feature_days = np.asarray(info.column("event_date").to_pylist(), dtype=object)
-    label_days = np.asarray(history.column("event_date").to_pylist(), dtype=object)
-    labels = np.asarray(history.column("predicted_label").to_pylist(), dtype=object)
+    # Days as integers and labels as numpy: each partition's rows are found by comparison.
+    feature_days = day_numbers(info.column("event_date"))
+    label_days = day_numbers(history.column("event_date"))
+    labels = history.column("predicted_label").to_numpy(zero_copy_only=False)
+    stored_days = day_numbers(stored.column("event_date"))
+    stored_confidence = stored.column("prediction_confidence").to_numpy(zero_copy_only=False)
     levels: dict[str, dict[str, str | None]] = {"feature": {}, "prediction": {}, "low": {}}
     detail: dict[str, dict[str, Any]] = {"feature": {}, "prediction": {}, "low": {}}
     per_partition: dict[str, dict] = {}
     for day in dates:
         key = day.isoformat()
-        window = [day - dt.timedelta(days=n) for n in range(1, settings.reference_days + 1)]
+        window = [(day - EPOCH).days - n for n in range(1, settings.reference_days + 1)]
+        day_number = (day - EPOCH).days
         ref_rows = np.isin(feature_days, window)
-        cur_rows = feature_days == day
+        cur_rows = feature_days == day_number
         enough = min(ref_rows.sum(), cur_rows.sum()) >= settings.min_drift_rows
         if enough:
             figures = drift.feature_drift(days[ref_rows], days[cur_rows])
@@ -222,7 +324,7 @@ def drift_checks(
                 f"reference window, fewer than {settings.min_drift_rows}"
             )
         ref_labels = labels[np.isin(label_days, window)]
-        cur_labels = labels[label_days == day]
+        cur_labels = labels[label_days == day_number]
         if min(len(ref_labels), len(cur_labels)) >= settings.min_drift_rows:
             value = round(drift.label_psi(ref_labels, cur_labels, LABELS), 4)
             p_value = drift.label_p_value(ref_labels, cur_labels, LABELS)
@@ -233,8 +335,7 @@ def drift_checks(
             detail["prediction"][key] = (
                 f"not judged: {len(cur_labels)} predictions against {len(ref_labels)}"
             )
-        mine = stored.filter(pc.equal(stored.column("event_date"), pa.scalar(day, pa.date32())))
-        confidence = np.asarray(mine.column("prediction_confidence").to_pylist(), float)
+        confidence = stored_confidence[stored_days == day_number].astype(float)
         share = float((confidence < settings.low_confidence).mean()) if len(confidence) else 0.0
         if len(confidence) >= settings.min_drift_rows:
             levels["low"][key] = drift.low_confidence_severity(share)
@@ -268,19 +369,23 @@ def _read_features(lakehouse: Lakehouse, dates: list[dt.date]) -> tuple[pa.Table
     return scorable(lakehouse.read(ENHANCED, dates), lakehouse.read(AUDIO, dates))
 
 
-def _labels(lakehouse: Lakehouse, dates: list[dt.date]) -> dict[str, str]:
-    """The text stage's label of each successfully analysed feedback."""
+def _labels(lakehouse: Lakehouse, dates: list[dt.date]) -> pa.Table:
+    """The text stage's label of each successfully analysed feedback (id, label)."""
     done = lakehouse.read(
         SENTIMENT, dates, ["voice_feedback_id", "sentiment_label", "error_message"]
     )
-    done = analysed(done)
-    return dict(
-        zip(
-            done.column("voice_feedback_id").to_pylist(),
-            done.column("sentiment_label").to_pylist(),
-            strict=True,
-        )
-    )
+    return analysed(done).select(["voice_feedback_id", "sentiment_label"])
+
+
+def labels_markdown(counts: dict[str, int]) -> MetadataValue:
+    """The predicted labels of a partition as a small markdown table with text bars (no
+    image to render on every partition; the counts are in the metadata too)."""
+    total = sum(counts.values())
+    lines = ["| label | predictions | share | |", "|---|---:|---:|---|"]
+    for label, count in counts.items():
+        share = count / total if total else 0.0
+        lines.append(f"| {label} | {count:,} | {share:.1%} | {'█' * round(share * 20)} |")
+    return MetadataValue.md("\n".join(lines))
 
 
 @table_asset(
@@ -316,31 +421,31 @@ def predictions(
     now = dt.datetime.now(dt.UTC)
     fresh_after = now - dt.timedelta(hours=inference.threshold_hours)
     info, X = _read_features(lakehouse, dates)
-    ids = info.column("voice_feedback_id").to_pylist()
-    days = info.column("event_date").to_pylist()
-    previous = {r["voice_feedback_id"]: r for r in lakehouse.read(PREDICTIONS, dates).to_pylist()}
-    kept, todo = [], {"A": [], "B": []}
-    for i, fid in enumerate(ids):
-        old = previous.get(fid)
-        if old is not None and old["prediction_timestamp"] >= fresh_after:
-            kept.append(old)
-        else:
-            todo[arm_of(fid, inference.challenger_percent) if "B" in arms else "A"].append(i)
-    rows = list(kept)
-    for arm, rows_of_arm in todo.items():
-        if rows_of_arm:
-            rows += [
-                {**r, "ab_arm": arm}
-                for r in score(
-                    arms[arm],
-                    [ids[i] for i in rows_of_arm],
-                    X[rows_of_arm],
-                    [days[i] for i in rows_of_arm],
-                    inference.batch_size,
-                    now,
-                )
-            ]
-    stored = pa.Table.from_pylist(rows, schema=PREDICTIONS.arrow_schema())
+    ids = info.column("voice_feedback_id")
+    # A prediction of a scorable feedback younger than the threshold is kept as it is.
+    previous = lakehouse.read(PREDICTIONS, dates)
+    at = pc.fill_null(pc.index_in(ids, previous.column("voice_feedback_id")), -1)
+    at = at.to_numpy(zero_copy_only=False)
+    fresh = pc.greater_equal(
+        previous.column("prediction_timestamp"), pa.scalar(fresh_after, pa.timestamp("us", "UTC"))
+    ).to_numpy(zero_copy_only=False)
+    keep = (at >= 0) & (fresh[np.maximum(at, 0)] if len(fresh) else False)
+    schema = PREDICTIONS.arrow_schema()
+    kept = previous.take(pa.array(at[keep], pa.int64()))
+    parts = [pa.Table.from_arrays([kept.column(f.name) for f in schema], schema=schema)]
+    todo = np.flatnonzero(~keep)
+    on_b = (
+        on_challenger(
+            ids.take(pa.array(todo, pa.int64())).to_pylist(), inference.challenger_percent
+        )
+        if "B" in arms
+        else np.zeros(len(todo), bool)
+    )
+    for arm, rows_of_arm in (("A", todo[~on_b]), ("B", todo[on_b])):
+        if len(rows_of_arm):
+            parts.append(score(arms[arm], arm, info, X, rows_of_arm, inference.batch_size, now))
+    stored = pa.concat_tables(parts)
+    is_new = np.arange(stored.num_rows) >= kept.num_rows
     written = lakehouse.write_partitions(PREDICTIONS, stored, dates)
     # Drift: the run's days against the days before each, features and predictions alike.
     reference = sorted(
@@ -352,31 +457,38 @@ def predictions(
         pa.concat_tables([ref_info, info]),
         np.vstack([ref_X, X]) if len(ref_X) else X,
     )
-    history = lakehouse.read(PREDICTIONS, reference + dates, ["event_date", "predicted_label"])
+    # The run's own days are what was just written: taken from memory, not read back.
+    label_columns = ["event_date", "predicted_label"]
+    history = pa.concat_tables(
+        [
+            lakehouse.read(PREDICTIONS, reference, label_columns),
+            stored.select(label_columns),
+        ],
+        promote_options="permissive",  # the same types; only the NOT NULL flags differ
+    )
     checks, drift_figures = drift_checks(dates, stored, features, history, inference)
     labels = _labels(lakehouse, dates)
-    new_ids = {ids[i] for group in todo.values() for i in group}
+    models = {k: (a.model_id, a.trained_on) for k, a in arms.items()}
+    stored_days = day_numbers(stored.column("event_date"))
+    predicted = stored.column("predicted_label").to_numpy(zero_copy_only=False)
+    latency = stored.column("inference_time_ms").to_numpy(zero_copy_only=False)
     per_partition = {}
-    for key, day_rows in by_partition(context, rows, lambda r: r["event_date"]).items():
-        ab = report(day_rows, labels, {k: (a.model_id, a.trained_on) for k, a in arms.items()})
-        counts = {label: sum(r["predicted_label"] == label for r in day_rows) for label in LABELS}
+    for key in context.partition_keys:
+        day = (dt.date.fromisoformat(key) - EPOCH).days
+        mask = stored_days == day
+        ab = report(stored.filter(pa.array(mask)), labels, models)
+        counts = {label: int(np.count_nonzero(predicted[mask] == label)) for label in LABELS}
         per_partition[key] = {
             "dagster/partition_row_count": written.rows_per_partition.get(key, 0),
-            "kept": sum(r["voice_feedback_id"] not in new_ids for r in day_rows),
-            "rows_scored": sum(r["voice_feedback_id"] in new_ids for r in day_rows),
-            "inference_seconds": round(
-                sum(r["inference_time_ms"] for r in day_rows if r["voice_feedback_id"] in new_ids)
-                / 1000,
-                6,
-            ),
+            "kept": int(np.count_nonzero(mask & ~is_new)),
+            "rows_scored": int(np.count_nonzero(mask & is_new)),
+            "inference_seconds": round(float(latency[mask & is_new].sum()) / 1000, 6),
             "arm_a": ab["arms"]["A"]["predictions"],
             "arm_b": ab["arms"]["B"]["predictions"],
             "ab_p_value": ab["p_value"] if ab["p_value"] is not None else "not tested",
             "ab_report": MetadataValue.json(ab),
             **drift_figures[key],
-            "predicted_labels": png_markdown(
-                bar_chart_png(counts, f"predicted labels, {key}", "predictions"), "labels"
-            ),
+            "predicted_labels": labels_markdown(counts),
         }
     record_partitions(context, per_partition)
     return MaterializeResult(
@@ -385,5 +497,5 @@ def predictions(
             "challenger": f"{arms['B'].name} v{arms['B'].version}" if "B" in arms else "none",
             "challenger_share": f"{inference.challenger_percent}%",
         },
-        check_results=[predictions_check(rows), *checks],
+        check_results=[predictions_check(stored), *checks],
     )

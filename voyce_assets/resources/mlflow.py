@@ -10,6 +10,8 @@ resources (or a test and an asset) never see each other's store.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,14 @@ _ENV = (
     "MLFLOW_EXPERIMENT_NAME",
 )
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+# Models loaded in this process, by what identifies a registered version for good: the
+# registry, the name and version, and the run and source it was made from (a version
+# number never points to another model; a registry deleted and made again gets new runs).
+# The few most recent are kept: a new champion is loaded once, an old one falls out.
+LOADED_MODELS: OrderedDict[tuple, Any] = OrderedDict()
+KEEP_LOADED = 4
+_LOADING = threading.Lock()
 
 
 def _globals():
@@ -138,8 +148,58 @@ class ModelRegistry(ConfigurableResource):
         return held[0] if held else None
 
     def load(self, version: Any):
-        """The scikit-learn pipeline of a registered version (scores raw feature vectors)."""
+        """The scikit-learn pipeline of a registered version (scores raw feature vectors),
+        loaded once per process: the same version again is the model already in memory.
+        Which version an alias names is for the caller to resolve on every use."""
+        key = (
+            self.registry_uri,
+            version.name,
+            str(version.version),
+            getattr(version, "run_id", None),
+            getattr(version, "source", None),
+        )
+        with _LOADING:
+            if key in LOADED_MODELS:
+                LOADED_MODELS.move_to_end(key)
+                return LOADED_MODELS[key]
+            model = self._load(version)
+            LOADED_MODELS[key] = model
+            while len(LOADED_MODELS) > KEEP_LOADED:
+                LOADED_MODELS.popitem(last=False)
+            return model
+
+    def _load(self, version: Any):
+        """A model stored on this machine (the local store) is unpickled from its folder as
+        ``mlflow.sklearn.load_model`` does, its ``MLmodel`` read with libyaml: MLflow's own
+        load parses that file (420 feature names) in pure Python and copies the model to a
+        temporary folder first. Anything else (a remote store, another format, code paths)
+        goes through ``mlflow.sklearn.load_model``."""
+        folder = self._local_folder(version)
+        flavor = _sklearn_flavor(folder) if folder else None
+        if flavor and not flavor.get("code"):
+            fmt = flavor.get("serialization_format", "pickle")
+            if fmt in ("pickle", "cloudpickle"):
+                loader = __import__(fmt)
+                with open(folder / flavor["pickled_model"], "rb") as fh:
+                    return loader.load(fh)
         import mlflow.sklearn
 
         with self.session(experiment=False):
             return mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
+
+    def _local_folder(self, version: Any) -> Path | None:
+        if not self.registry_uri.startswith("sqlite:"):
+            return None
+        uri = self.client().get_model_version_download_uri(version.name, version.version)
+        path = (
+            Path(uri.removeprefix("file://")) if "://" not in uri.removeprefix("file://") else None
+        )
+        return path if path is not None and (path / "MLmodel").is_file() else None
+
+
+def _sklearn_flavor(folder: Path) -> dict | None:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(folder / "MLmodel") as fh:
+        return (yaml.load(fh, Loader=loader).get("flavors") or {}).get("sklearn")

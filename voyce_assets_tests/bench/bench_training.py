@@ -18,7 +18,10 @@
 Inputs are written to Delta with pyarrow before anything is timed; imports and the creation
 of the MLflow sqlite store are outside every timing (reported). Writes ``results/training.md``;
 ``--quick``: a tenth of every size (the cap too), only printed (``--output`` keeps it);
-``--parts capped``: section 3 alone.
+``--parts capped``: section 3 alone; ``--parts inference``: section 2 alone at
+``--score-sizes`` (20,000 and 200,000 rows) with a 10,000-row training's rf and lgbm as
+champion and challenger (untimed), each contender ``--inference-runs`` times, written to
+``results/inference.md``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from voyce_assets_tests.bench.common import peak_rss_mb, run_script
 
 RESULTS = Path(__file__).parent / "results" / "training.md"
+INFERENCE_RESULTS = Path(__file__).parent / "results" / "inference.md"
 DAY = dt.date(2026, 11, 20)
 SCORE_DAYS = [DAY + dt.timedelta(days=10), DAY + dt.timedelta(days=11)]
 FAMILY_ORDER = ("lr", "rf", "xgb", "lgbm")
@@ -422,6 +426,23 @@ def _train_registry(instance, lakehouse, registry, config):
     )
 
 
+def child_train_arms(root: Path) -> dict:
+    """The champion and challenger for ``--parts inference`` (untimed): the asset with two
+    families, rf (the champion in section 1's runs) and lgbm."""
+    import voyce_assets.training.model_registry as mr
+
+    registry = _registry(root)
+    lakehouse = _lakehouse(root)
+    result = _train_registry(
+        _instance([mr.DATASET.path], [DAY]),
+        lakehouse,
+        registry,
+        mr.TrainingConfig(families=["rf", "lgbm"]),
+    )
+    assert result.success
+    return {r["model_type"]: r["stage"] for r in lakehouse.read(mr.REGISTRY).to_pylist()}
+
+
 def child_capped_ours(root: Path, cap: int, families: list[str]) -> dict:
     """The asset for DAY with the default config but ``cap`` and ``families``."""
 
@@ -536,38 +557,67 @@ def child_predict_ours(root: Path) -> dict:
         import shutil
 
         shutil.rmtree(lakehouse.table_uri(pr.PREDICTIONS))
-    _timed(Lakehouse, "read", "Delta reads (inputs, previous predictions, history)")
-    _timed(pr, "load_arms", "load champion + challenger (by alias)")
-    _timed(pr, "scorable", "feature matrix (scorable)")
-    _timed(pr, "score", "row dicts per prediction (score, less predict_proba)")
-    _timed(Pipeline, "predict_proba", "predict_proba")
-    _timed(pr, "replace_partitions", "Delta write")
-    _timed(pr, "drift_checks", "drift checks")
-    _timed(pr, "predictions_check", "predictions_valid check")
-    _timed(pr, "report", "A/B report")
-    _timed(pr, "bar_chart_png", "label charts")
-    _timed(pr, "record_partitions", "Dagster partition metadata")
+    # What the asset calls, by name (those it no longer has are left out: the same bench
+    # times an older checkout too).
+    for owner, attr, bucket in (
+        (Lakehouse, "read", "Delta reads (inputs, previous predictions, history)"),
+        (pr, "load_arms", "load champion + challenger (by alias)"),
+        (pr, "scorable", "feature matrix (scorable)"),
+        (pr, "score", "scoring: output columns or row dicts (score, less predict_proba)"),
+        (Pipeline, "predict_proba", "predict_proba"),
+        (Lakehouse, "write_partitions", "Delta write"),
+        (pr, "drift_checks", "drift checks"),
+        (pr, "predictions_check", "predictions_valid check"),
+        (pr, "report", "A/B report"),
+        (pr, "bar_chart_png", "label charts"),
+        (pr, "labels_markdown", "label charts"),
+        (pr, "record_partitions", "Dagster partition metadata"),
+    ):
+        if hasattr(owner, attr):
+            _timed(owner, attr, bucket)
     instance = _instance([pr.ENHANCED.path, pr.AUDIO.path, pr.SENTIMENT.path], SCORE_DAYS)
-    started = time.perf_counter()
-    result = materialize(
-        [pr.predictions],
-        instance=instance,
-        resources={"lakehouse": lakehouse, "mlflow": registry, "inference": InferenceSettings()},
-        tags={
-            "dagster/asset_partition_range_start": SCORE_DAYS[0].isoformat(),
-            "dagster/asset_partition_range_end": SCORE_DAYS[-1].isoformat(),
-        },
-    )
-    seconds = time.perf_counter() - started
-    assert result.success
+
+    cpu: list[float] = []
+
+    def run() -> float:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = materialize(
+            [pr.predictions],
+            instance=instance,
+            resources={
+                "lakehouse": lakehouse,
+                "mlflow": registry,
+                "inference": InferenceSettings(),
+            },
+            tags={
+                "dagster/asset_partition_range_start": SCORE_DAYS[0].isoformat(),
+                "dagster/asset_partition_range_end": SCORE_DAYS[-1].isoformat(),
+            },
+        )
+        seconds = time.perf_counter() - started
+        cpu.append(time.process_time() - cpu_started)
+        assert result.success
+        return seconds
+
+    seconds = run()
+    spent = dict(_SPENT)
     rows = lakehouse.read(pr.PREDICTIONS, None, ["ab_arm", "model_name"])
+    # Warm: the same process again (models loaded), every row scored anew.
+    import shutil
+
+    shutil.rmtree(lakehouse.table_uri(pr.PREDICTIONS))
+    warm = run()
     return {
         "seconds": seconds,
+        "warm_seconds": warm,
+        "cpu_s": cpu[0],
+        "warm_cpu_s": cpu[1],
         "rows": rows.num_rows,
         "arms": collections.Counter(rows.column("ab_arm").to_pylist()),
-        "spent": dict(_SPENT),
+        "spent": spent,
         "imports": imports,
         "rss_mb": peak_rss_mb(),
+        "load": _load(),
     }
 
 
@@ -581,19 +631,22 @@ def child_predict_floor(root: Path) -> dict:
     imports = _warm_imports()
     lakehouse = _lakehouse(root)
     registry = _registry(root)
+    cpu_started = time.process_time()
     started = time.perf_counter()
     enhanced, audio = lakehouse.read(ENHANCED, SCORE_DAYS), lakehouse.read(AUDIO, SCORE_DAYS)
     read = time.perf_counter() - started
     started = time.perf_counter()
     info, X = scorable(enhanced, audio)
     features = time.perf_counter() - started
+    cpu_features = time.process_time() - cpu_started
     started = time.perf_counter()
     champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
     a, b = registry.load(champion), registry.load(challenger)
     load = time.perf_counter() - started
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     proba = a.predict_proba(X)
     seconds = time.perf_counter() - started
+    cpu_s = cpu_features + time.process_time() - cpu_started
     # The A/B floor: each arm's model on its own rows, as the asset splits them.
     percent = InferenceSettings().challenger_percent
     on_b = [arm_of(f, percent) == "B" for f in info.column("voice_feedback_id").to_pylist()]
@@ -612,10 +665,119 @@ def child_predict_floor(root: Path) -> dict:
         "challenger": f"{challenger.name} v{challenger.version}",
         "read": read,
         "features": features,
+        "cpu_s": cpu_s,
         "load": load,
         "imports": imports,
         "rss_mb": peak_rss_mb(),
     }
+
+
+def _inference(root: Path, per_day: int, attempts: int, runs: int = 1) -> dict:
+    """Scorable feedback (``per_day`` rows on each of SCORE_DAYS) written under ``root``
+    (whose registry holds a champion and challenger), then ``runs`` of each contender."""
+    started = time.perf_counter()
+    run_script(__file__, "--child", "build-feedback", "--root", str(root), "--n", str(per_day))
+    fed = time.perf_counter() - started
+    floors, ours = [], []
+    for _ in range(runs):
+        floors.append(_clean("--child", "predict-floor", "--root", str(root), attempts=attempts))
+        ours.append(_clean("--child", "predict-ours", "--root", str(root), attempts=attempts))
+        print(
+            f"inference {ours[-1]['rows']}: floor + features {_with_features(floors[-1]):.2f} s,"
+            f" ours {ours[-1]['seconds']:.2f} s (load {_load()})",
+            file=sys.stderr,
+        )
+    return {
+        "rows": ours[0]["rows"],
+        "fed": fed,
+        "floor": floors[0],
+        "ours": ours[0],
+        "floors": floors,
+        "ours_runs": ours,
+    }
+
+
+def _with_features(floor: dict) -> float:
+    return floor["read"] + floor["features"] + floor["seconds"]
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def inference_section(runs: list[dict], train_size: int) -> list[str]:
+    """The inference report: per size, the floors and ours (every run), where ours' time goes."""
+    first = runs[0]
+    p_floor = first["floor"]
+    lines = [
+        "",
+        "## Inference: `ml_models/predictions` over "
+        + " and ".join(f"{r['rows']:,}" for r in runs)
+        + " feedback (2 days)",
+        "",
+        f"The {train_size:,}-row training's champion ({p_floor['champion']}) and challenger "
+        f"({p_floor['challenger']}); scorable feedback (enhanced transcriptions, audio features, "
+        "text-stage labels) written before timing. **Ours**: `materialize` of `predictions` "
+        "for both days in a fresh process (load both arms by alias, features, A/B scoring in "
+        "batches of `InferenceSettings.batch_size`, Delta write, checks, drift, A/B report); "
+        "*warm*: a second `materialize` in the same process over the same rows (the predictions "
+        "table removed first, so every row is scored again), the models already loaded. "
+        "**Floor**: the champion's own `predict_proba` on the same feature matrix (built with "
+        "`features.scorable` from the same tables), one call; *with features*: plus the Delta "
+        "read and `scorable`.",
+        "",
+        "| rows | contender | seconds | rows/s | ours / floor with features | CPU s | peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    verdicts = []
+    for run in runs:
+        n = run["rows"]
+        for k, (floor, ours) in enumerate(zip(run["floors"], run["ours_runs"], strict=True)):
+            tag = f" (run {k + 1})" if len(run["floors"]) > 1 else ""
+            full = _with_features(floor)
+            cpu = lambda run, key="cpu_s": f"{run[key]:.2f}" if key in run else ""  # noqa: E731
+            lines += [
+                f"| {n:,} | floor: champion `predict_proba`{tag} | {floor['seconds']:.3f} | "
+                f"{n / floor['seconds']:,.0f} | | | {floor['rss_mb']:.0f} MB |",
+                f"| {n:,} | floor, A/B: each arm's model on its rows{tag} | "
+                f"{floor['ab_seconds']:.3f} | {n / floor['ab_seconds']:,.0f} | | | |",
+                f"| {n:,} | floor with features: read {floor['read']:.2f} s + `scorable` "
+                f"{floor['features']:.2f} s + predict_proba{tag} | {full:.2f} | {n / full:,.0f} "
+                f"| 1 | {cpu(floor)} | |",
+                f"| {n:,} | **ours: the asset**{tag} | {ours['seconds']:.2f} | "
+                f"{n / ours['seconds']:,.0f} | **{full / ours['seconds']:.2f}x** | {cpu(ours)} | "
+                f"{ours['rss_mb']:.0f} MB |",
+                f"| {n:,} | ours, warm (models loaded){tag} | {ours['warm_seconds']:.2f} | "
+                f"{n / ours['warm_seconds']:,.0f} | {full / ours['warm_seconds']:.2f}x | "
+                f"{cpu(ours, 'warm_cpu_s')} | |",
+            ]
+            goal = 0.5 if n <= 20_000 else 0.8
+            ratio = full / ours["seconds"]
+            verdicts.append(
+                f"- {n:,} rows{tag}: ours **{ratio:.2f}x** the floor with features (goal >= "
+                f"{goal}x: {'met' if ratio >= goal else 'not met'}; warm "
+                f"{full / ours['warm_seconds']:.2f}x"
+                + (
+                    f"; on CPU seconds, less sensitive to a busy machine, "
+                    f"{floor['cpu_s'] / ours['cpu_s']:.2f}x"
+                    if "cpu_s" in floor and "cpu_s" in ours
+                    else ""
+                )
+                + f"); arms A {ours['arms'].get('A', 0):,}, "
+                f"B {ours['arms'].get('B', 0):,}; loading both models by alias took "
+                f"{floor['load']:.2f} s in the floor (untimed there); load average after the "
+                f"run {ours.get('load', '?')}."
+            )
+    lines += ["", *verdicts]
+    for run in runs:
+        ours = run["ours"]
+        lines += [
+            "",
+            f"### Where ours' {ours['seconds']:.2f} s go, {run['rows']:,} rows",
+            "",
+            *_spent_table(ours["spent"], ours["seconds"]),
+        ]
+    return lines
 
 
 # ---- report --------------------------------------------------------------------------------
@@ -717,7 +879,19 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=0, help="0: TrainingConfig's default")
     parser.add_argument("--capped-families", default="lr,rf,xgb,lgbm")
     parser.add_argument(
-        "--parts", default="train,capped", help="train: sections 1 and 2; capped: section 3"
+        "--parts",
+        default="train,capped",
+        help="train: sections 1 and 2; capped: section 3; inference: section 2 alone, at "
+        "--score-sizes, with one 10,000-row training's models (results/inference.md)",
+    )
+    parser.add_argument("--score-sizes", default="20000,200000")
+    parser.add_argument(
+        "--inference-runs", type=int, default=1, help="--parts inference: runs per contender"
+    )
+    parser.add_argument(
+        "--inference-root",
+        help="--parts inference: a root whose registry already holds the champion and "
+        "challenger (an earlier run's inputs), instead of training them",
     )
     parser.add_argument(
         "--output",
@@ -751,6 +925,7 @@ def main() -> None:
             "train-ours": child_train_ours,
             "predict-ours": child_predict_ours,
             "predict-floor": child_predict_floor,
+            "train-arms": child_train_arms,
         }[args.child]
         print(json.dumps(fn(root)))
         return
@@ -764,7 +939,8 @@ def main() -> None:
     sizes = [int(s) // scale for s in args.sizes.split(",")]
     parts = set(args.parts.split(","))
     base = Path(tempfile.mkdtemp(prefix="bench-training-"))
-    attempts = 1 if args.quick else 2
+    # No waiting for a quiet machine: one attempt each (--inference-runs repeats them).
+    attempts = 1 if args.quick or QUIET_WAIT[0] == 0 else 2
     if "train" in parts:
         runs = {}
         for n in sizes:
@@ -779,20 +955,20 @@ def main() -> None:
             runs[n] = {"built": built, "floor": floor, "ours": ours}
 
         # Inference with the first size's champion and challenger.
-        root = base / f"n{sizes[0]}"
-        started = time.perf_counter()
-        run_script(
-            __file__,
-            "--child",
-            "build-feedback",
-            "--root",
-            str(root),
-            "--n",
-            str(args.score_per_day // scale),
-        )
-        fed = time.perf_counter() - started
-        p_floor = _clean("--child", "predict-floor", "--root", str(root), attempts=attempts)
-        p_ours = _clean("--child", "predict-ours", "--root", str(root), attempts=attempts)
+        inference = [_inference(base / f"n{sizes[0]}", args.score_per_day // scale, attempts)]
+
+    if "inference" in parts:
+        # Inference alone: one small training (untimed) makes the champion and challenger.
+        if args.inference_root:
+            root = Path(args.inference_root)
+        else:
+            root = base / "inference"
+            run_script(__file__, "--child", "build-dataset", "--root", str(root), "--n", "10000")
+            run_script(__file__, "--child", "train-arms", "--root", str(root))
+        inference = [
+            _inference(root, int(n) // 2 // scale, attempts, runs=args.inference_runs)
+            for n in args.score_sizes.split(",")
+        ]
 
     capped = None
     if "capped" in parts:
@@ -899,43 +1075,9 @@ def main() -> None:
                 *_spent_table(ours["spent"], ours["seconds"]),
             ]
         lines += ["", "Cells: seconds (floor: fit + predict).", "", *verdicts, *splits]
-        rows = p_ours["rows"]
+        train_size = sizes[0]
+        lines += inference_section(inference, train_size)
         lines += [
-            "",
-            f"## Inference: `ml_models/predictions` over {rows:,} feedback (2 days)",
-            "",
-            f"The {sizes[0]:,}-row training's champion ({p_floor['champion']}) and challenger "
-            f"({p_floor['challenger']}); scorable feedback (enhanced transcriptions, audio features, "
-            f"text-stage labels) written in {fed:.0f} s (untimed). **Ours**: `materialize` of "
-            "`predictions` for both days (load both arms by alias, features, A/B scoring in "
-            f"batches of `InferenceSettings.batch_size`, Delta write, checks, drift, A/B report); arms A {p_ours['arms'].get('A', 0):,}, "
-            f"B {p_ours['arms'].get('B', 0):,}. **Floor**: the champion's own `predict_proba` on "
-            "the same feature matrix (built with `features.scorable` from the same tables), one "
-            "call.",
-            "",
-            "| contender | rows | seconds | rows/s | peak RSS |",
-            "|---|---:|---:|---:|---:|",
-            f"| floor: champion `predict_proba`, all rows | {p_floor['rows']:,} | "
-            f"{p_floor['seconds']:.3f} | {p_floor['rows'] / p_floor['seconds']:,.0f} | "
-            f"{p_floor['rss_mb']:.0f} MB |",
-            f"| floor, A/B: champion on arm A's rows + challenger on arm B's | {p_floor['rows']:,} | "
-            f"{p_floor['ab_seconds']:.3f} | {p_floor['rows'] / p_floor['ab_seconds']:,.0f} | |",
-            f"| floor + features: Delta read {p_floor['read']:.2f} s + `scorable` "
-            f"{p_floor['features']:.2f} s + predict_proba | {p_floor['rows']:,} | "
-            f"{p_floor['read'] + p_floor['features'] + p_floor['seconds']:.2f} | "
-            f"{p_floor['rows'] / (p_floor['read'] + p_floor['features'] + p_floor['seconds']):,.0f}"
-            " | |",
-            f"| ours: the asset | {rows:,} | {p_ours['seconds']:.2f} | "
-            f"{rows / p_ours['seconds']:,.0f} | {p_ours['rss_mb']:.0f} MB |",
-            "",
-            f"- Ours' throughput is **{p_floor['seconds'] / p_ours['seconds']:.3f}x** the "
-            f"champion's own `predict_proba` ({p_ours['seconds'] / p_floor['seconds']:.0f} times "
-            f"slower); loading both models by alias took {p_floor['load']:.2f} s in the floor "
-            "(untimed there).",
-            "",
-            f"### Where ours' {p_ours['seconds']:.2f} s go",
-            "",
-            *_spent_table(p_ours["spent"], p_ours["seconds"]),
             "",
             "Other processes on the machine during each contender (CPU seconds they used; each "
             "contender waited for an idle machine first, at most "
@@ -944,12 +1086,33 @@ def main() -> None:
                 f"{_others(f'{n:,} rows floor', r['floor'])}, {_others('ours', r['ours'])}"
                 for n, r in runs.items()
             )
-            + f"; {_others('inference floor', p_floor)}, {_others('ours', p_ours)}.",
+            + "; "
+            + "; ".join(
+                _others(f"inference {i['rows']:,} rows floor", i["floor"])
+                + ", "
+                + _others("ours", i["ours"])
+                for i in inference
+            )
+            + ".",
+            "",
+        ]
+    elif "inference" in parts:
+        lines += inference_section(inference, 10_000)
+        lines += [
+            "",
+            "Other processes on the machine during each contender (CPU seconds they used; "
+            f"each contender waited for an idle machine first, at most {QUIET_WAIT[0]:.0f} s): "
+            + "; ".join(
+                _others(f"{i['rows']:,} rows floor", i["floor"]) + ", " + _others("ours", i["ours"])
+                for i in inference
+            )
+            + f"; load average at the end {_load()}.",
             "",
         ]
     if capped:
         lines += capped_section(capped, capped["n"], capped["cap"], args.capped_families.split(","))
-    output = args.output or (None if args.quick else RESULTS)
+    default = INFERENCE_RESULTS if parts == {"inference"} else RESULTS
+    output = args.output or (None if args.quick else default)
     if output:
         Path(output).write_text("\n".join(lines))
     print("\n".join(lines))

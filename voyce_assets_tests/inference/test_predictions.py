@@ -267,10 +267,11 @@ def _row(**overrides):
     ],
 )
 def test_the_predictions_check_fails_on_each_kind_of_bad_row(bad):
-    assert predictions_check([_row()]).passed
-    result = predictions_check(
-        [_row(), _row(voice_feedback_id=uid("g"), event_date=DAYS[1], **bad)]
-    )
+    def check(rows):
+        return predictions_check(pa.Table.from_pylist(rows, schema=PREDICTIONS.arrow_schema()))
+
+    assert check([_row()]).passed
+    result = check([_row(), _row(voice_feedback_id=uid("g"), event_date=DAYS[1], **bad)])
     assert not result.passed and result.metadata["invalid"].value == 1
     assert result.metadata["failing_partitions"].value == [DAYS[1].isoformat()]
 
@@ -336,3 +337,75 @@ def test_the_ab_report_leaves_out_feedback_the_model_trained_on():
     # 29 of the ids A0..A199 are in the test split (sha256 of the id, first 8 bytes
     # big-endian, mod 100 at 85 or over), counted apart from the code.
     assert out["arms"]["A"]["judged"] == 29 and out["p_value"] is None
+
+
+def test_models_are_loaded_once_per_process_and_a_new_champion_is_picked_up(ml_stores, monkeypatch):
+    import cloudpickle
+
+    lakehouse, registry = ml_stores
+    first = _train(lakehouse, registry)
+    write_tables(lakehouse, feedback_rows(DAYS[:1], 30))
+    # Every read of a model from the store unpickles it (MLflow's loader and the local
+    # store's direct read alike: the models are logged as cloudpickle): counted.
+    loaded = []
+    load = cloudpickle.load
+
+    def counted(*args, **kwargs):
+        loaded.append(args[0])
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(cloudpickle, "load", counted)
+    assert _predict(lakehouse, registry, DAYS[:1]).success
+    assert len(loaded) == 2  # champion and challenger
+    # The same versions again (every row scored anew): nothing loaded a second time.
+    assert _predict(lakehouse, registry, DAYS[:1], threshold_hours=0).success
+    assert len(loaded) == 2
+    assert {r["model_id"] for r in lakehouse.read(PREDICTIONS).to_pylist()} <= {
+        first["Production"]["model_id"],
+        first["Staging"]["model_id"],
+    }
+
+    # A later training registers new versions and moves the aliases: the next run in this
+    # same process resolves them and scores with the new models, never the cached ones.
+    later = T + dt.timedelta(days=1)
+    write_tables(lakehouse, {"processed_data/training_dataset": dataset_rows([later], 120)})
+    assert train(lakehouse, registry, later, families=["lr", "lgbm"]).success
+    second = {r["stage"]: r for r in lakehouse.read(REGISTRY, [later]).to_pylist()}
+    assert second["Production"]["model_id"] != first["Production"]["model_id"]
+    before = len(loaded)  # MLflow reads a model back when it logs one: not ours
+    assert _predict(lakehouse, registry, DAYS[:1], threshold_hours=0).success
+    read = [f.name for f in loaded[before:]]
+    assert len(read) == 2 and not set(read) & {f.name for f in loaded[:2]}
+    rows = lakehouse.read(PREDICTIONS).to_pylist()
+    assert len(rows) == 30
+    for r in rows:
+        expected = second["Production" if r["ab_arm"] == "A" else "Staging"]
+        assert (r["model_id"], r["model_version"]) == (expected["model_id"], "2")
+
+
+def test_columnar_ids_arms_and_splits_match_the_per_row_functions():
+    import uuid
+
+    from voyce_assets.features import in_test_split, split_of
+    from voyce_assets.inference.ab_test import on_challenger
+    from voyce_assets.inference.predictions import prediction_ids
+
+    ids = [uid(f"c{i}") for i in range(2_000)] + ["é-ü", ""]
+    model = "m-1"
+    assert prediction_ids(ids, model).to_pylist() == [
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce-prediction:{f}:{model}")) for f in ids
+    ]
+    for percent in (0, 10, 37, 100):
+        assert on_challenger(ids, percent).tolist() == [arm_of(f, percent) == "B" for f in ids]
+    assert in_test_split(ids).tolist() == [split_of(f) == "test" for f in ids]
+
+
+def test_the_probabilities_text_is_what_json_writes():
+    from voyce_assets.inference.predictions import probabilities_json
+
+    proba = np.array([[0.1234567, 0.5, 0.3765433], [1.0, 0.0, 0.0], [1e-7, 0.999999, 1e-6]])
+    classes = ["negative", "neutral", "positive"]
+    assert probabilities_json(classes, proba).to_pylist() == [
+        json.dumps({c: round(float(v), 6) for c, v in zip(classes, row, strict=True)})
+        for row in proba
+    ]
