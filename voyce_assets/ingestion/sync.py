@@ -360,18 +360,26 @@ def _sync(
         engine="host" if reader is None else "spark",
     )
     ours = RowChecksums(table, dates, keys=True) if full and verify else None
-    rows = (
-        stream_batches(conn, statement)
-        if reader is None
-        else reader.batches(conn, table, statement, dates, pg_schema)
-    )
-    with rows as batches, ThreadPoolExecutor(1) as pool:
-        # PostgreSQL's side of the evidence, on this connection while the rows stream on theirs.
-        theirs: Future | None = None
-        if verify:
+    pool = ThreadPoolExecutor(1)
+    theirs: Future | None = None
+
+    def evidence() -> None:
+        # PostgreSQL's side of the evidence, on this connection while the rows stream on
+        # theirs: started as soon as the stream's snapshot is exported, so both server
+        # processes work from the first row on.
+        nonlocal theirs
+        if verify and theirs is None:
             theirs = pool.submit(
                 _source_evidence, conn, table, dates, shape, pg_schema, full, exclude
             )
+
+    rows = (
+        stream_batches(conn, statement, started=evidence)
+        if reader is None
+        else reader.batches(conn, table, statement, dates, pg_schema)
+    )
+    with pool, rows as batches:
+        evidence()  # another reader: once it is open
         if full:
             result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
         else:
