@@ -632,4 +632,7 @@ def test_key_hashes_flag_only_repeated_keys():
     assert _may_repeat([key_hashes(unique.slice(0, 400)), key_hashes(pa.array([ids[7]]))])
     assert _may_repeat([key_hashes(pa.array(["a", "bb"])), key_hashes(pa.array(["bb"]))])
     assert _may_repeat([key_hashes(pa.array([3, 9])), key_hashes(pa.array([9]))])
+    # Keys of one width (a byte matrix) hash as they do among keys of several widths.
+    one_width = key_hashes(unique.slice(3, 5))
+    assert (one_width == key_hashes(pa.array([*ids[3:8], "x"]))[:5]).all()
     assert not _may_repeat([np.array([1, 2], np.int64)]) and not _may_repeat([])
