@@ -10,6 +10,11 @@ connection that imports this one's snapshot, while PostgreSQL computes its check
 one (two server processes, side by side); our side checksums every row as it is handed to the
 Delta writer; the row counts are the commit's own (Delta log statistics). The sweep's scrub
 re-reads the files at rest weekly.
+
+A full sync's Delta commit comes before PostgreSQL's checksums are known: a checksum query
+that fails after it fails the run with the new version written. That version holds the
+snapshot's rows, as a successful run's would; only the evidence is missing, and the run's
+retry (a new full sync) or the sweep's checksum run supplies it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
@@ -378,15 +385,28 @@ def _sync(
         if reader is None
         else reader.batches(conn, table, statement, dates, pg_schema)
     )
-    with pool, rows as batches:
-        evidence()  # another reader: once it is open
-        if full:
-            result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
-        else:
-            result.stats = merge_rows(uri, table, batches, dates, storage_options)
-        result.source_seconds = time.perf_counter() - started
-        if theirs is not None:
-            result.source_counts = theirs.result()
+    try:
+        with rows as batches:
+            evidence()  # another reader: once it is open
+            if full:
+                # The commit comes before PostgreSQL's checksums are known (module docstring).
+                result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
+            else:
+                result.stats = merge_rows(uri, table, batches, dates, storage_options)
+            result.source_seconds = time.perf_counter() - started
+            if theirs is not None:
+                result.source_counts = theirs.result()
+    except BaseException as error:
+        failure = _stopped(conn, theirs)
+        pool.shutdown()
+        if failure is None or failure is error:
+            raise
+        raise RuntimeError(
+            f"{table.path}: PostgreSQL's checksum query failed: {_first_line(failure)} "
+            f"(and with it the rows' stream: {type(error).__name__}: {_first_line(error)})"
+        ) from failure
+    finally:
+        pool.shutdown()
     if verify:
         # Rows: the commit's (Delta log); content: ours of the rows handed to the writer.
         mine = ours.totals() if ours else {}
@@ -403,6 +423,33 @@ def _sync(
         _discount_erased(conn, result, tombstones, mirrorable, pg_schema)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def _stopped(conn, theirs: Future | None) -> BaseException | None:
+    """PostgreSQL's checksum query (``theirs``) stopped after the stream or the write failed;
+    returns its own error, if it failed by itself, else None.
+
+    It runs on ``conn``, the transaction whose snapshot the stream imports: a checksum query
+    that fails aborts that transaction, and the stream's import then fails with "could not
+    import the requested snapshot", which says nothing of the cause. Still running, it is
+    canceled (it would hold the failure up until it ends): that cancellation is not a cause.
+    """
+    if theirs is None:
+        return None
+    canceled = False
+    while not theirs.done():
+        canceled = True
+        with suppress(Exception):  # a connection already closed: the query ends with it
+            conn.cancel_safe(timeout=5)
+        wait([theirs], timeout=0.5)  # a query between statements misses a cancel: again
+    failure = theirs.exception()
+    if canceled and isinstance(failure, psycopg.errors.QueryCanceled):
+        return None
+    return failure
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def _discount_erased(conn, result: SyncResult, tombstones, mirrorable, pg_schema) -> None:
