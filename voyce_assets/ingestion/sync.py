@@ -35,8 +35,9 @@ from psycopg import sql
 from voyce_assets.catalog import Table
 from voyce_assets.ddl import cdc_column
 from voyce_assets.ingestion.checksum import RowChecksums, postgres_checksums
-from voyce_assets.ingestion.erased import resolve, unnamed
+from voyce_assets.ingestion.erased import Erased, resolve, unnamed
 from voyce_assets.ingestion.placement import (
+    Duplicates,
     Outside,
     find_duplicates,
     finite,
@@ -311,22 +312,22 @@ def _repair(
         result.duplicate_count, result.duplicate_ids = full.duplicate_count, full.duplicate_ids
 
 
-def _sync(
-    conn,
-    table,
-    uri,
-    dates,
-    since,
-    pg_schema,
-    storage_options,
-    verify,
-    bounds,
-    tombstones,
-    reader=None,
-) -> SyncResult:
-    """``sync_table``'s work, in ``conn``'s open snapshot (the caller ends it)."""
-    started = time.perf_counter()
-    shape = inspect_source(conn, table, pg_schema)
+@dataclass(frozen=True)
+class _Reads:
+    """What a sync reads: the conditions its statements share, and its rows' statement."""
+
+    duplicates: Duplicates
+    mirrorable: sql.Composable
+    probed: sql.Composable
+    erased: Erased
+    exclude: sql.Composable
+    statement: sql.Composable
+
+
+def _reads(conn, table, dates, since, pg_schema, tombstones, shape, ordered) -> _Reads:
+    """``_sync``'s reads. ``ordered``: the rows' statement in event order (a full sync's on
+    the host, streamed from the created_at index: every condition in it must leave that plan
+    cheapest, test_the_full_sync_streams_in_index_order_without_a_sort)."""
     # Rows a repeated key's rule leaves out are left out of everything read below.
     duplicates = find_duplicates(conn, table, pg_schema)
     # ... and so are rows with a timestamp Arrow cannot hold (named, never guessed at).
@@ -344,10 +345,32 @@ def _sync(
     # needs the heap), so such a row shows as a difference and its day is replaced (an
     # erased row's day is counted without it first, ``_discount_erased``).
     exclude = streamed if since is None else duplicates.exclusion()
+    statement = select_statement(table, where, shape, pg_schema, order_by_event=ordered)
+    return _Reads(duplicates, mirrorable, probed, erased, exclude, statement)
+
+
+def _sync(
+    conn,
+    table,
+    uri,
+    dates,
+    since,
+    pg_schema,
+    storage_options,
+    verify,
+    bounds,
+    tombstones,
+    reader=None,
+) -> SyncResult:
+    """``sync_table``'s work, in ``conn``'s open snapshot (the caller ends it)."""
+    started = time.perf_counter()
+    shape = inspect_source(conn, table, pg_schema)
     full = since is None
     # Spark orders each slice itself (a subquery's ORDER BY would not survive its slicing).
     ordered = full and reader is None
-    statement = select_statement(table, where, shape, pg_schema, order_by_event=ordered)
+    reads = _reads(conn, table, dates, since, pg_schema, tombstones, shape, ordered)
+    duplicates, mirrorable, probed = reads.duplicates, reads.mirrorable, reads.probed
+    erased, exclude, statement = reads.erased, reads.exclude, reads.statement
     result = SyncResult(
         table=table,
         mode="full" if full else "incremental",

@@ -726,3 +726,35 @@ def test_a_stream_that_cannot_open_does_not_wait_for_the_checksum_query(env, pg_
     assert not isinstance(failed.value, psycopg.errors.QueryCanceled)
     assert seconds < 6, seconds  # the checksum query alone: 2 s a row, 6 rows or more
     assert running == 0
+
+
+def test_the_full_sync_streams_in_index_order_without_a_sort(env):
+    """A full sync's rows stream in created_at order from the first row: PostgreSQL reads
+    them in the created_at index's order, never sorts them (a sort sends nothing before it
+    has read every row). A condition the planner misjudges (``isfinite(x) IS NOT FALSE``: a
+    fixed guess of a third of the rows each) made it a parallel scan and a sort."""
+    from psycopg import sql
+
+    from voyce_assets.ingestion.source import inspect_source
+    from voyce_assets.ingestion.sync import _reads
+
+    engine, resources = env
+    spec = table("raw_data/voice_feedback")
+    for day in DAYS:
+        bulk_feedback(engine, day, 20_000)
+    sql_rows(engine, "ANALYZE voice_feedback")
+    with resources["app_db"].connect() as conn:
+        shape = inspect_source(conn, spec, "public")
+        day = dt.date.fromisoformat(DAYS[1])
+        reads = _reads(conn, spec, [day], None, "public", frozenset(), shape, ordered=True)
+        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + reads.statement).fetchone()[0]
+        conn.rollback()
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    kinds = [n["Node Type"] for n in nodes(plan[0]["Plan"])]
+    assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
+    assert any(k.startswith("Index") for k in kinds), kinds
