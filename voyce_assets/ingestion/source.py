@@ -18,7 +18,7 @@ the table and column.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -192,19 +192,27 @@ def _conninfo(conn) -> str:
 
 
 @contextmanager
-def stream_batches(conn, statement: sql.Composable) -> Iterator[Iterator[pa.RecordBatch]]:
+def stream_batches(
+    conn, statement: sql.Composable, started: Callable[[], object] | None = None
+) -> Iterator[Iterator[pa.RecordBatch]]:
     """The record batches of ``statement``, read in ``conn``'s snapshot on a second connection.
 
     ``conn`` is a psycopg connection inside its transaction (REPEATABLE READ: every table and
     count read on it sees the same state); it stays free for other queries while the rows
     stream. Batches carry the statement's types; the caller casts them to the spec.
+    ``started``: called as soon as the snapshot is exported and ``conn`` is done with, before
+    the second connection opens and runs the statement, so work on ``conn`` (the source's
+    checksums) starts beside it instead of after it.
     """
-    import adbc_driver_postgresql.dbapi as adbc
-
     with conn.cursor() as cur:
         snapshot = cur.execute("SELECT pg_export_snapshot()").fetchone()[0]
     text = statement.as_string(conn)
-    source = adbc.connect(_conninfo(conn), autocommit=True)
+    conninfo = _conninfo(conn)
+    if started is not None:
+        started()
+    import adbc_driver_postgresql.dbapi as adbc  # after: the import takes a second or so
+
+    source = adbc.connect(conninfo, autocommit=True)
     try:
         cur = source.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

@@ -10,6 +10,11 @@ connection that imports this one's snapshot, while PostgreSQL computes its check
 one (two server processes, side by side); our side checksums every row as it is handed to the
 Delta writer; the row counts are the commit's own (Delta log statistics). The sweep's scrub
 re-reads the files at rest weekly.
+
+A full sync's Delta commit comes before PostgreSQL's checksums are known: a checksum query
+that fails after it fails the run with the new version written. That version holds the
+snapshot's rows, as a successful run's would; only the evidence is missing, and the run's
+retry (a new full sync) or the sweep's checksum run supplies it.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
@@ -28,8 +35,9 @@ from psycopg import sql
 from voyce_assets.catalog import Table
 from voyce_assets.ddl import cdc_column
 from voyce_assets.ingestion.checksum import RowChecksums, postgres_checksums
-from voyce_assets.ingestion.erased import resolve, unnamed
+from voyce_assets.ingestion.erased import Erased, resolve, unnamed
 from voyce_assets.ingestion.placement import (
+    Duplicates,
     Outside,
     find_duplicates,
     finite,
@@ -304,22 +312,22 @@ def _repair(
         result.duplicate_count, result.duplicate_ids = full.duplicate_count, full.duplicate_ids
 
 
-def _sync(
-    conn,
-    table,
-    uri,
-    dates,
-    since,
-    pg_schema,
-    storage_options,
-    verify,
-    bounds,
-    tombstones,
-    reader=None,
-) -> SyncResult:
-    """``sync_table``'s work, in ``conn``'s open snapshot (the caller ends it)."""
-    started = time.perf_counter()
-    shape = inspect_source(conn, table, pg_schema)
+@dataclass(frozen=True)
+class _Reads:
+    """What a sync reads: the conditions its statements share, and its rows' statement."""
+
+    duplicates: Duplicates
+    mirrorable: sql.Composable
+    probed: sql.Composable
+    erased: Erased
+    exclude: sql.Composable
+    statement: sql.Composable
+
+
+def _reads(conn, table, dates, since, pg_schema, tombstones, shape, ordered) -> _Reads:
+    """``_sync``'s reads. ``ordered``: the rows' statement in event order (a full sync's on
+    the host, streamed from the created_at index: every condition in it must leave that plan
+    cheapest, test_the_full_sync_streams_in_index_order_without_a_sort)."""
     # Rows a repeated key's rule leaves out are left out of everything read below.
     duplicates = find_duplicates(conn, table, pg_schema)
     # ... and so are rows with a timestamp Arrow cannot hold (named, never guessed at).
@@ -337,10 +345,32 @@ def _sync(
     # needs the heap), so such a row shows as a difference and its day is replaced (an
     # erased row's day is counted without it first, ``_discount_erased``).
     exclude = streamed if since is None else duplicates.exclusion()
+    statement = select_statement(table, where, shape, pg_schema, order_by_event=ordered)
+    return _Reads(duplicates, mirrorable, probed, erased, exclude, statement)
+
+
+def _sync(
+    conn,
+    table,
+    uri,
+    dates,
+    since,
+    pg_schema,
+    storage_options,
+    verify,
+    bounds,
+    tombstones,
+    reader=None,
+) -> SyncResult:
+    """``sync_table``'s work, in ``conn``'s open snapshot (the caller ends it)."""
+    started = time.perf_counter()
+    shape = inspect_source(conn, table, pg_schema)
     full = since is None
     # Spark orders each slice itself (a subquery's ORDER BY would not survive its slicing).
     ordered = full and reader is None
-    statement = select_statement(table, where, shape, pg_schema, order_by_event=ordered)
+    reads = _reads(conn, table, dates, since, pg_schema, tombstones, shape, ordered)
+    duplicates, mirrorable, probed = reads.duplicates, reads.mirrorable, reads.probed
+    erased, exclude, statement = reads.erased, reads.exclude, reads.statement
     result = SyncResult(
         table=table,
         mode="full" if full else "incremental",
@@ -360,25 +390,46 @@ def _sync(
         engine="host" if reader is None else "spark",
     )
     ours = RowChecksums(table, dates, keys=True) if full and verify else None
-    rows = (
-        stream_batches(conn, statement)
-        if reader is None
-        else reader.batches(conn, table, statement, dates, pg_schema)
-    )
-    with rows as batches, ThreadPoolExecutor(1) as pool:
-        # PostgreSQL's side of the evidence, on this connection while the rows stream on theirs.
-        theirs: Future | None = None
-        if verify:
+    pool = ThreadPoolExecutor(1)
+    theirs: Future | None = None
+
+    def evidence() -> None:
+        # PostgreSQL's side of the evidence, on this connection while the rows stream on
+        # theirs: started as soon as the stream's snapshot is exported, so both server
+        # processes work from the first row on.
+        nonlocal theirs
+        if verify and theirs is None:
             theirs = pool.submit(
                 _source_evidence, conn, table, dates, shape, pg_schema, full, exclude
             )
-        if full:
-            result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
-        else:
-            result.stats = merge_rows(uri, table, batches, dates, storage_options)
-        result.source_seconds = time.perf_counter() - started
-        if theirs is not None:
-            result.source_counts = theirs.result()
+
+    rows = (
+        stream_batches(conn, statement, started=evidence)
+        if reader is None
+        else reader.batches(conn, table, statement, dates, pg_schema)
+    )
+    try:
+        with rows as batches:
+            evidence()  # another reader: once it is open
+            if full:
+                # The commit comes before PostgreSQL's checksums are known (module docstring).
+                result.stats = replace_partitions(uri, table, batches, dates, storage_options, ours)
+            else:
+                result.stats = merge_rows(uri, table, batches, dates, storage_options)
+            result.source_seconds = time.perf_counter() - started
+            if theirs is not None:
+                result.source_counts = theirs.result()
+    except BaseException as error:
+        failure = _stopped(conn, theirs)
+        pool.shutdown()
+        if failure is None or failure is error:
+            raise
+        raise RuntimeError(
+            f"{table.path}: PostgreSQL's checksum query failed: {_first_line(failure)} "
+            f"(and with it the rows' stream: {type(error).__name__}: {_first_line(error)})"
+        ) from failure
+    finally:
+        pool.shutdown()
     if verify:
         # Rows: the commit's (Delta log); content: ours of the rows handed to the writer.
         mine = ours.totals() if ours else {}
@@ -395,6 +446,33 @@ def _sync(
         _discount_erased(conn, result, tombstones, mirrorable, pg_schema)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def _stopped(conn, theirs: Future | None) -> BaseException | None:
+    """PostgreSQL's checksum query (``theirs``) stopped after the stream or the write failed;
+    returns its own error, if it failed by itself, else None.
+
+    It runs on ``conn``, the transaction whose snapshot the stream imports: a checksum query
+    that fails aborts that transaction, and the stream's import then fails with "could not
+    import the requested snapshot", which says nothing of the cause. Still running, it is
+    canceled (it would hold the failure up until it ends): that cancellation is not a cause.
+    """
+    if theirs is None:
+        return None
+    canceled = False
+    while not theirs.done():
+        canceled = True
+        with suppress(Exception):  # a connection already closed: the query ends with it
+            conn.cancel_safe(timeout=5)
+        wait([theirs], timeout=0.5)  # a query between statements misses a cancel: again
+    failure = theirs.exception()
+    if canceled and isinstance(failure, psycopg.errors.QueryCanceled):
+        return None
+    return failure
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def _discount_erased(conn, result: SyncResult, tombstones, mirrorable, pg_schema) -> None:

@@ -13,6 +13,7 @@ from voyce_assets.ingestion.sensors import raw_cdc_sensor
 from voyce_assets_tests.ingestion.conftest import (
     DAYS,
     RANGE,
+    bulk_feedback,
     checks_by_name,
     delta_rows,
     source_rows,
@@ -332,3 +333,29 @@ def test_coalesced_groups_cover_each_changed_day_once_in_at_most_the_limit(seed)
         for group in groups:
             spans = dt.date.fromisoformat(group[-1]) - dt.date.fromisoformat(group[0])
             assert spans.days == len(group) - 1
+
+
+def test_the_lag_condition_is_estimated_from_the_statistics(env):
+    """The changes' queries select rows by ``_lagging``: PostgreSQL's estimate of it follows
+    the column's statistics (nearly every row here), not a fixed guess for a function call
+    (``isfinite(x)``: a third of the rows), on which it would plan their scans and groups."""
+    from psycopg import sql
+
+    from voyce_assets.ingestion.cdc import _lagging
+
+    engine, resources = env
+    for day in DAYS:
+        bulk_feedback(engine, day, 1000)
+    sql_rows(engine, "ANALYZE voice_feedback")
+    rows = sql_rows(engine, "SELECT count(*) FROM voice_feedback")[0][0]
+    with resources["app_db"].connect() as conn:
+        lag = _lagging(sql.Identifier("updated_at"), 0)
+        plan = conn.execute(
+            sql.SQL("EXPLAIN (FORMAT JSON) SELECT id FROM voice_feedback WHERE {}").format(lag)
+        ).fetchone()[0]
+        kept = conn.execute(
+            sql.SQL("SELECT count(*) FROM voice_feedback WHERE {}").format(lag)
+        ).fetchone()[0]
+        conn.rollback()
+    assert kept == rows
+    assert plan[0]["Plan"]["Plan Rows"] > 0.8 * rows, (plan[0]["Plan"]["Plan Rows"], rows)

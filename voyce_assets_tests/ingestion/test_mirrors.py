@@ -5,6 +5,7 @@ import threading
 import time
 import uuid
 
+import pytest
 import sqlalchemy as sa
 from dagster import (
     AssetKey,
@@ -632,4 +633,128 @@ def test_key_hashes_flag_only_repeated_keys():
     assert _may_repeat([key_hashes(unique.slice(0, 400)), key_hashes(pa.array([ids[7]]))])
     assert _may_repeat([key_hashes(pa.array(["a", "bb"])), key_hashes(pa.array(["bb"]))])
     assert _may_repeat([key_hashes(pa.array([3, 9])), key_hashes(pa.array([9]))])
+    # Keys of one width (a byte matrix) hash as they do among keys of several widths.
+    one_width = key_hashes(unique.slice(3, 5))
+    assert (one_width == key_hashes(pa.array([*ids[3:8], "x"]))[:5]).all()
     assert not _may_repeat([np.array([1, 2], np.int64)]) and not _may_repeat([])
+
+
+def _fenced_reader(engine, pg_database, guard: str, connection_limit: int = -1):
+    """A login role (no superuser: row-level security applies to it) whose reads of
+    voice_feedback run ``guard`` (PL/pgSQL) on every row of PostgreSQL's checksum query only
+    (the one query computing md5), and its libpq URL."""
+    from sqlalchemy.engine import make_url
+
+    role = f"r_{uuid.uuid4().hex[:10]}"
+    sql_rows(
+        engine,
+        f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {connection_limit}; "
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; "
+        "CREATE FUNCTION checksum_guard() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$ "
+        f"BEGIN IF current_query() LIKE '%md5(%' THEN {guard} END IF; RETURN true; END $$; "
+        "ALTER TABLE voice_feedback ENABLE ROW LEVEL SECURITY; "
+        f"CREATE POLICY guard ON voice_feedback FOR SELECT TO {role} USING (checksum_guard())",
+    )
+    url = make_url(pg_database.replace("postgresql://", "postgresql+psycopg://", 1))
+    return role, url.set(username=role, password=None).render_as_string(False).replace(
+        "postgresql+psycopg://", "postgresql://", 1
+    )
+
+
+def _snapshot_conn(url):
+    import psycopg
+
+    conn = psycopg.connect(url)
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    return conn
+
+
+def _drop_role(engine, role):
+    sql_rows(engine, f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_a_failed_checksum_query_is_the_error_not_the_snapshot_it_aborted(env, pg_database):
+    """PostgreSQL's checksum query runs on the connection whose snapshot the stream imports:
+    failing first, it aborts that transaction. The sync's error is the query's own, not the
+    stream's "could not import the requested snapshot"."""
+    from voyce_assets.ingestion.sync import sync_table
+
+    engine, resources = env
+    spec = table("raw_data/voice_feedback")
+    role, url = _fenced_reader(
+        engine, pg_database, "RAISE EXCEPTION 'checksum guard refused the row';"
+    )
+    try:
+        uri = resources["lakehouse"].ensure_table(spec)
+        with _snapshot_conn(url) as conn, pytest.raises(Exception) as failed:
+            sync_table(conn, spec, uri, [dt.date.fromisoformat(DAYS[1])])
+    finally:
+        _drop_role(engine, role)
+    assert "checksum guard refused the row" in str(failed.value), repr(failed.value)
+    assert "checksum guard refused the row" in str(failed.value.__cause__)
+
+
+def test_a_stream_that_cannot_open_does_not_wait_for_the_checksum_query(env, pg_database):
+    """The stream's connection is refused (the role may hold one connection) while
+    PostgreSQL's checksum query would run for many seconds: the sync fails at once, with the
+    stream's error, the query canceled."""
+    import psycopg
+
+    from voyce_assets.ingestion.sync import sync_table
+
+    engine, resources = env
+    spec = table("raw_data/voice_feedback")
+    role, url = _fenced_reader(engine, pg_database, "PERFORM pg_sleep(2);", connection_limit=1)
+    try:
+        uri = resources["lakehouse"].ensure_table(spec)
+        with _snapshot_conn(url) as conn:
+            started = time.perf_counter()
+            with pytest.raises(Exception) as failed:
+                sync_table(conn, spec, uri, [dt.date.fromisoformat(DAYS[1])])
+            seconds = time.perf_counter() - started
+            conn.rollback()
+            # The query was canceled, not left running on the server.
+            running = sql_rows(
+                engine,
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = :r AND state = 'active'",
+                r=role,
+            )[0][0]
+    finally:
+        _drop_role(engine, role)
+    assert "too many connections" in str(failed.value), repr(failed.value)
+    assert not isinstance(failed.value, psycopg.errors.QueryCanceled)
+    assert seconds < 6, seconds  # the checksum query alone: 2 s a row, 6 rows or more
+    assert running == 0
+
+
+def test_the_full_sync_streams_in_index_order_without_a_sort(env):
+    """A full sync's rows stream in created_at order from the first row: PostgreSQL reads
+    them in the created_at index's order, never sorts them (a sort sends nothing before it
+    has read every row). A condition the planner misjudges (``isfinite(x) IS NOT FALSE``: a
+    fixed guess of a third of the rows each) made it a parallel scan and a sort."""
+    from psycopg import sql
+
+    from voyce_assets.ingestion.source import inspect_source
+    from voyce_assets.ingestion.sync import _reads
+
+    engine, resources = env
+    spec = table("raw_data/voice_feedback")
+    for day in DAYS:
+        bulk_feedback(engine, day, 20_000)
+    sql_rows(engine, "ANALYZE voice_feedback")
+    with resources["app_db"].connect() as conn:
+        shape = inspect_source(conn, spec, "public")
+        day = dt.date.fromisoformat(DAYS[1])
+        reads = _reads(conn, spec, [day], None, "public", frozenset(), shape, ordered=True)
+        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + reads.statement).fetchone()[0]
+        conn.rollback()
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    kinds = [n["Node Type"] for n in nodes(plan[0]["Plan"])]
+    assert "Sort" not in kinds and "Incremental Sort" not in kinds, kinds
+    assert any(k.startswith("Index") for k in kinds), kinds
