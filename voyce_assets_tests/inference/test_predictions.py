@@ -409,3 +409,20 @@ def test_the_probabilities_text_is_what_json_writes():
         json.dumps({c: round(float(v), 6) for c, v in zip(classes, row, strict=True)})
         for row in proba
     ]
+
+
+def test_a_model_is_not_unpickled_while_mlflow_forbids_it(ml_stores, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from voyce_assets.resources import mlflow as resource
+
+    lakehouse, registry = ml_stores
+    _train(lakehouse, registry)
+    version = registry.by_alias("champion")
+    monkeypatch.setattr(resource, "LOADED_MODELS", type(resource.LOADED_MODELS)())
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        registry.load(version)
+    assert not resource.LOADED_MODELS
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    assert hasattr(registry.load(version), "predict_proba")
