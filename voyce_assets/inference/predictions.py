@@ -211,7 +211,10 @@ def _suspects(stored: pa.Table) -> np.ndarray:
     for c in PREDICTIONS.columns:
         if c.name != "event_date":
             suspect |= pc.is_null(stored.column(c.name)).to_numpy(zero_copy_only=False)
-    text = pc.fill_null(stored.column("prediction_probabilities"), "{}").to_pylist()
+    column = pc.fill_null(stored.column("prediction_probabilities"), "{}")
+    # A null value is no number (``_problem``), but Arrow reads it as a missing one.
+    suspect |= pc.match_substring(column, "null").to_numpy(zero_copy_only=False)
+    text = column.to_pylist()
     try:
         parsed = pj.read_json(
             io.BytesIO("\n".join(text).encode()),
@@ -231,14 +234,14 @@ def _suspects(stored: pa.Table) -> np.ndarray:
         zero_copy_only=False
     )
     values = np.column_stack(
-        [pc.fill_null(parsed.column(k), 0.0).to_numpy(zero_copy_only=False) for k in LABELS]
+        [pc.fill_null(parsed.column(k), np.nan).to_numpy(zero_copy_only=False) for k in LABELS]
     )
-    suspect |= np.abs(values.sum(axis=1) - 1) > 1e-4
+    suspect |= np.abs(np.nansum(values, axis=1) - 1) > 1e-4
     codes = pc.fill_null(pc.index_in(label, pa.array(LABELS)), 0).to_numpy(zero_copy_only=False)
+    # A label absent from the object has probability -1 (as in ``_problem``).
+    chosen = np.nan_to_num(values[np.arange(n), codes], nan=-1.0)
     confidence = pc.fill_null(stored.column("prediction_confidence"), -1.0)
-    suspect |= (
-        np.abs(values[np.arange(n), codes] - confidence.to_numpy(zero_copy_only=False)) > 1e-6
-    )
+    suspect |= np.abs(chosen - confidence.to_numpy(zero_copy_only=False)) > 1e-6
     return suspect
 
 

@@ -264,6 +264,11 @@ def _row(**overrides):
         {"predicted_label": "angry"},
         {"model_version": None},
         {"prediction_confidence": 0.3},
+        # A null probability, of a label outside the set or of one in it.
+        {"prediction_probabilities": '{"positive": 0.7, "negative": 0.3, "angry": null}'},
+        {"prediction_probabilities": '{"positive": 0.7, "negative": 0.3, "neutral": null}'},
+        # The predicted label is not in the object, and the confidence is 0.
+        {"predicted_label": "neutral", "prediction_confidence": 0.0},
     ],
 )
 def test_the_predictions_check_fails_on_each_kind_of_bad_row(bad):
