@@ -128,9 +128,25 @@ def prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
 
 
 def probabilities_json(classes: list[str], proba: np.ndarray) -> pa.Array:
-    """Each row's ``{label: p}`` (rounded to 6 decimals) as the JSON text ``json.dumps`` gives."""
+    """Each row's ``{label: p}`` (rounded to 6 decimals) as the JSON text ``json.dumps`` gives,
+    byte for byte: ``json.dumps({c: round(float(p), 6) ...})``.
+
+    ``np.round`` (``rint(p * 1e6) / 1e6``) is Python's correctly rounded ``round`` wherever
+    ``p * 1e6`` is clearly off a tie (its error is under an ulp of ``p * 1e6``); rows with a
+    value near a tie, a large one or a non-finite one (``NaN``, ``Infinity`` in JSON) are
+    written by ``json.dumps`` itself."""
+    proba = np.asarray(proba, dtype=float)
     template = "{" + ", ".join(f"{json.dumps(c)}: %r" for c in classes) + "}"
-    return pa.array([template % tuple(row) for row in np.round(proba, 6).tolist()], pa.string())
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = proba * 1e6
+        off_tie = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5)
+        exact = (np.abs(proba) < 1e6) & (off_tie > 1e-9 + np.abs(scaled) * 1e-15)
+    text = [template % tuple(row) for row in np.round(proba, 6).tolist()]
+    for i in np.flatnonzero(~exact.all(axis=1)).tolist():
+        text[i] = json.dumps(
+            {c: round(float(v), 6) for c, v in zip(classes, proba[i], strict=True)}
+        )
+    return pa.array(text, pa.string())
 
 
 def score(

@@ -408,7 +408,19 @@ def test_columnar_ids_arms_and_splits_match_the_per_row_functions():
 def test_the_probabilities_text_is_what_json_writes():
     from voyce_assets.inference.predictions import probabilities_json
 
-    proba = np.array([[0.1234567, 0.5, 0.3765433], [1.0, 0.0, 0.0], [1e-7, 0.999999, 1e-6]])
+    rng = np.random.default_rng(7)
+    ties = np.arange(1, 3 * 640 + 1).reshape(-1, 3) / 640 / 1e3  # k/640e3: ties at 6 decimals
+    halves = (np.arange(3 * 300).reshape(-1, 3) + 0.5) / 1e6  # x.5e-6, as decimals
+    proba = np.vstack(
+        [
+            [[0.1234567, 0.5, 0.3765433], [1.0, 0.0, 0.0], [1e-7, 0.999999, 1e-6]],
+            [[np.nan, 0.5, 0.5], [np.inf, -np.inf, 0.0], [-1e-7, 1e7 + 0.0000005, 1e300]],
+            ties,
+            np.arange(1, 3 * 640 + 1).reshape(-1, 3) / 640,
+            halves,
+            rng.dirichlet([1, 1, 1], 2_000),
+        ]
+    )
     classes = ["negative", "neutral", "positive"]
     assert probabilities_json(classes, proba).to_pylist() == [
         json.dumps({c: round(float(v), 6) for c, v in zip(classes, row, strict=True)})
