@@ -109,10 +109,26 @@ _HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint8
 _DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 
-def prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
+# Ids per chunk of the ``string`` column: its int32 offsets reach 36 * rows.
+IDS_PER_CHUNK = (2**31 - 1) // 36
+
+
+def prediction_ids(
+    feedback_ids: list[str], model: str, per_chunk: int = IDS_PER_CHUNK
+) -> pa.ChunkedArray:
     """``str(uuid5(NAMESPACE_URL, f"voyce-prediction:{id}:{model}"))`` of each id, made as
-    one buffer (the SHA-1 per id, then the version and variant bits and the hex in numpy)."""
+    buffers (the SHA-1 per id, then the version and variant bits and the hex in numpy), in
+    chunks of ``per_chunk`` ids at most (the offsets of a ``string`` array are int32)."""
+    chunks = [
+        _prediction_ids(feedback_ids[start : start + per_chunk], model)
+        for start in range(0, len(feedback_ids), per_chunk)
+    ]
+    return pa.chunked_array(chunks, pa.string())
+
+
+def _prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
     n = len(feedback_ids)
+    assert 36 * n < 2**31, "int32 offsets"
     prefix, suffix = uuid.NAMESPACE_URL.bytes + b"voyce-prediction:", f":{model}".encode()
     sha1 = hashlib.sha1
     digests = b"".join([sha1(prefix + f.encode() + suffix).digest()[:16] for f in feedback_ids])

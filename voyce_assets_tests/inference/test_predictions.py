@@ -393,13 +393,19 @@ def test_columnar_ids_arms_and_splits_match_the_per_row_functions():
 
     from voyce_assets.features import in_test_split, split_of
     from voyce_assets.inference.ab_test import on_challenger
-    from voyce_assets.inference.predictions import prediction_ids
+    from voyce_assets.inference.predictions import IDS_PER_CHUNK, prediction_ids
 
     ids = [uid(f"c{i}") for i in range(2_000)] + ["é-ü", ""]
     model = "m-1"
-    assert prediction_ids(ids, model).to_pylist() == [
-        str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce-prediction:{f}:{model}")) for f in ids
-    ]
+    expected = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce-prediction:{f}:{model}")) for f in ids]
+    assert prediction_ids(ids, model).to_pylist() == expected
+    # Past a chunk's rows (int32 offsets: 36 characters each), the ids go on in a new chunk.
+    assert 36 * IDS_PER_CHUNK < 2**31 <= 36 * (IDS_PER_CHUNK + 1)
+    chunked = prediction_ids(ids, model, per_chunk=333)
+    assert chunked.num_chunks == 7 and chunked.to_pylist() == expected
+    for chunk in chunked.chunks:
+        chunk.validate(full=True)
+    assert prediction_ids([], model).to_pylist() == []
     for percent in (0, 10, 37, 100):
         assert on_challenger(ids, percent).tolist() == [arm_of(f, percent) == "B" for f in ids]
     assert in_test_split(ids).tolist() == [split_of(f) == "test" for f in ids]
