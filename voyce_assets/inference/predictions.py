@@ -47,6 +47,7 @@ from voyce_assets.features import (
 from voyce_assets.inference import drift
 from voyce_assets.inference.ab_test import EPOCH, day_numbers, on_challenger, report
 from voyce_assets.inference.resources import InferenceSettings
+from voyce_assets.lake import writable
 from voyce_assets.models import CHALLENGER, CHAMPION, LABELS, model_id
 from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse, ModelRegistry
@@ -492,12 +493,13 @@ def predictions(
         pa.concat_tables([ref_info, info]),
         np.vstack([ref_X, X]) if len(ref_X) else X,
     )
-    # The run's own days are what was just written: taken from memory, not read back.
+    # The run's own days are what was just written: taken from memory, not read back (less
+    # the rows the write held back).
     label_columns = ["event_date", "predicted_label"]
     history = pa.concat_tables(
         [
             lakehouse.read(PREDICTIONS, reference, label_columns),
-            stored.select(label_columns),
+            writable(PREDICTIONS, stored).select(label_columns),
         ],
         promote_options="permissive",  # the same types; only the NOT NULL flags differ
     )

@@ -449,3 +449,25 @@ def test_a_model_is_not_unpickled_while_mlflow_forbids_it(ml_stores, monkeypatch
     assert not resource.LOADED_MODELS
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     assert hasattr(registry.load(version), "predict_proba")
+
+
+def test_the_rows_taken_as_written_are_those_the_write_keeps(ml_stores):
+    # The drift history takes the run's rows from memory: only those the write kept.
+    from voyce_assets.lake import writable
+
+    lakehouse, _ = ml_stores
+    rows = [
+        _row(),
+        _row(voice_feedback_id=uid("g"), model_version=None),
+        _row(voice_feedback_id=uid("h"), predicted_label=None, event_date=DAYS[1]),
+        _row(voice_feedback_id=uid("i"), event_date=DAYS[1]),
+    ]
+    schema = pa.schema([f.with_nullable(True) for f in PREDICTIONS.arrow_schema()])
+    data = pa.Table.from_pylist(rows, schema=schema)
+    stats = lakehouse.write_partitions(PREDICTIONS, data, DAYS[:2])
+    assert stats.quarantined == 2
+    kept = writable(PREDICTIONS, data)
+    assert sorted(kept.column("voice_feedback_id").to_pylist()) == sorted(
+        lakehouse.read(PREDICTIONS, DAYS[:2]).column("voice_feedback_id").to_pylist()
+    )
+    assert kept.num_rows == 2
