@@ -134,6 +134,17 @@ def partition_predicate(table: Table, dates: Iterable[dt.date], alias: str = "")
     return f"{col} IN ({values})"
 
 
+def writable(table: Table, data: pa.Table) -> pa.Table:
+    """The rows of ``data`` a write keeps: those ``_Filter`` does not hold back (a NULL in a
+    NOT NULL column of the spec other than the partition column)."""
+    keep = None
+    for name in table.required_columns:
+        if name != table.partition_column:
+            valid = pc.is_valid(data.column(name))
+            keep = valid if keep is None else pc.and_(keep, valid)
+    return data if keep is None else data.filter(keep)
+
+
 class _Filter:
     """Counts rows and holds back those that break the spec's NOT NULL columns."""
 

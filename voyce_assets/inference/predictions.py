@@ -47,6 +47,7 @@ from voyce_assets.features import (
 from voyce_assets.inference import drift
 from voyce_assets.inference.ab_test import EPOCH, day_numbers, on_challenger, report
 from voyce_assets.inference.resources import InferenceSettings
+from voyce_assets.lake import writable
 from voyce_assets.models import CHALLENGER, CHAMPION, LABELS, model_id
 from voyce_assets.partitions import partition_dates, record_partitions
 from voyce_assets.resources import Lakehouse, ModelRegistry
@@ -109,10 +110,26 @@ _HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint8
 _DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 
-def prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
+# Ids per chunk of the ``string`` column: its int32 offsets reach 36 * rows.
+IDS_PER_CHUNK = (2**31 - 1) // 36
+
+
+def prediction_ids(
+    feedback_ids: list[str], model: str, per_chunk: int = IDS_PER_CHUNK
+) -> pa.ChunkedArray:
     """``str(uuid5(NAMESPACE_URL, f"voyce-prediction:{id}:{model}"))`` of each id, made as
-    one buffer (the SHA-1 per id, then the version and variant bits and the hex in numpy)."""
+    buffers (the SHA-1 per id, then the version and variant bits and the hex in numpy), in
+    chunks of ``per_chunk`` ids at most (the offsets of a ``string`` array are int32)."""
+    chunks = [
+        _prediction_ids(feedback_ids[start : start + per_chunk], model)
+        for start in range(0, len(feedback_ids), per_chunk)
+    ]
+    return pa.chunked_array(chunks, pa.string())
+
+
+def _prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
     n = len(feedback_ids)
+    assert 36 * n < 2**31, "int32 offsets"
     prefix, suffix = uuid.NAMESPACE_URL.bytes + b"voyce-prediction:", f":{model}".encode()
     sha1 = hashlib.sha1
     digests = b"".join([sha1(prefix + f.encode() + suffix).digest()[:16] for f in feedback_ids])
@@ -128,9 +145,25 @@ def prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
 
 
 def probabilities_json(classes: list[str], proba: np.ndarray) -> pa.Array:
-    """Each row's ``{label: p}`` (rounded to 6 decimals) as the JSON text ``json.dumps`` gives."""
+    """Each row's ``{label: p}`` (rounded to 6 decimals) as the JSON text ``json.dumps`` gives,
+    byte for byte: ``json.dumps({c: round(float(p), 6) ...})``.
+
+    ``np.round`` (``rint(p * 1e6) / 1e6``) is Python's correctly rounded ``round`` wherever
+    ``p * 1e6`` is clearly off a tie (its error is under an ulp of ``p * 1e6``); rows with a
+    value near a tie, a large one or a non-finite one (``NaN``, ``Infinity`` in JSON) are
+    written by ``json.dumps`` itself."""
+    proba = np.asarray(proba, dtype=float)
     template = "{" + ", ".join(f"{json.dumps(c)}: %r" for c in classes) + "}"
-    return pa.array([template % tuple(row) for row in np.round(proba, 6).tolist()], pa.string())
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = proba * 1e6
+        off_tie = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5)
+        exact = (np.abs(proba) < 1e6) & (off_tie > 1e-9 + np.abs(scaled) * 1e-15)
+    text = [template % tuple(row) for row in np.round(proba, 6).tolist()]
+    for i in np.flatnonzero(~exact.all(axis=1)).tolist():
+        text[i] = json.dumps(
+            {c: round(float(v), 6) for c, v in zip(classes, proba[i], strict=True)}
+        )
+    return pa.array(text, pa.string())
 
 
 def score(
@@ -211,7 +244,10 @@ def _suspects(stored: pa.Table) -> np.ndarray:
     for c in PREDICTIONS.columns:
         if c.name != "event_date":
             suspect |= pc.is_null(stored.column(c.name)).to_numpy(zero_copy_only=False)
-    text = pc.fill_null(stored.column("prediction_probabilities"), "{}").to_pylist()
+    column = pc.fill_null(stored.column("prediction_probabilities"), "{}")
+    # A null value is no number (``_problem``), but Arrow reads it as a missing one.
+    suspect |= pc.match_substring(column, "null").to_numpy(zero_copy_only=False)
+    text = column.to_pylist()
     try:
         parsed = pj.read_json(
             io.BytesIO("\n".join(text).encode()),
@@ -231,14 +267,14 @@ def _suspects(stored: pa.Table) -> np.ndarray:
         zero_copy_only=False
     )
     values = np.column_stack(
-        [pc.fill_null(parsed.column(k), 0.0).to_numpy(zero_copy_only=False) for k in LABELS]
+        [pc.fill_null(parsed.column(k), np.nan).to_numpy(zero_copy_only=False) for k in LABELS]
     )
-    suspect |= np.abs(values.sum(axis=1) - 1) > 1e-4
+    suspect |= np.abs(np.nansum(values, axis=1) - 1) > 1e-4
     codes = pc.fill_null(pc.index_in(label, pa.array(LABELS)), 0).to_numpy(zero_copy_only=False)
+    # A label absent from the object has probability -1 (as in ``_problem``).
+    chosen = np.nan_to_num(values[np.arange(n), codes], nan=-1.0)
     confidence = pc.fill_null(stored.column("prediction_confidence"), -1.0)
-    suspect |= (
-        np.abs(values[np.arange(n), codes] - confidence.to_numpy(zero_copy_only=False)) > 1e-6
-    )
+    suspect |= np.abs(chosen - confidence.to_numpy(zero_copy_only=False)) > 1e-6
     return suspect
 
 
@@ -457,12 +493,13 @@ def predictions(
         pa.concat_tables([ref_info, info]),
         np.vstack([ref_X, X]) if len(ref_X) else X,
     )
-    # The run's own days are what was just written: taken from memory, not read back.
+    # The run's own days are what was just written: taken from memory, not read back (less
+    # the rows the write held back).
     label_columns = ["event_date", "predicted_label"]
     history = pa.concat_tables(
         [
             lakehouse.read(PREDICTIONS, reference, label_columns),
-            stored.select(label_columns),
+            writable(PREDICTIONS, stored).select(label_columns),
         ],
         promote_options="permissive",  # the same types; only the NOT NULL flags differ
     )

@@ -173,8 +173,12 @@ class ModelRegistry(ConfigurableResource):
         ``mlflow.sklearn.load_model`` does, its ``MLmodel`` read with libyaml: MLflow's own
         load parses that file (420 feature names) in pure Python and copies the model to a
         temporary folder first. Anything else (a remote store, another format, code paths)
-        goes through ``mlflow.sklearn.load_model``."""
-        folder = self._local_folder(version)
+        goes through ``mlflow.sklearn.load_model``, and so does every model while
+        ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is false: MLflow's loader refuses it then."""
+        from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
+
+        allowed = MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get()
+        folder = self._local_folder(version) if allowed else None
         flavor = _sklearn_flavor(folder) if folder else None
         if flavor and not flavor.get("code"):
             fmt = flavor.get("serialization_format", "pickle")
@@ -201,5 +205,5 @@ def _sklearn_flavor(folder: Path) -> dict | None:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(folder / "MLmodel") as fh:
+    with open(folder / "MLmodel", encoding="utf-8") as fh:
         return (yaml.load(fh, Loader=loader).get("flavors") or {}).get("sklearn")

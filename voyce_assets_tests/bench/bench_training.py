@@ -1,4 +1,5 @@
-"""Training and inference benchmark (one run each, every contender in its own process):
+"""Training and inference benchmark (every contender in its own process; training: the
+cleanest of up to two attempts; inference: ``--inference-runs`` runs per contender, each shown):
 
 1. training: the ``model_registry`` asset (all four families, default ``TrainingConfig``) for
    one partition day whose training dataset holds N synthetic rows of the real feature width
@@ -999,11 +1000,16 @@ def main() -> None:
         f"scikit-learn {sklearn.__version__}, XGBoost {xgboost.__version__}, LightGBM "
         f"{lightgbm.__version__}, MLflow {mlflow.__version__} (sqlite tracking and registry)"
     )
+    runs_note = (
+        f"{args.inference_runs} run(s) per contender, each shown"
+        if parts == {"inference"}
+        else "one run each (the cleanest of its attempts)"
+    )
     lines = [
         "# Training and inference benchmark",
         "",
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs "
-        f"({_cpu()}), one run each, every contender in its own process (`make bench`); "
+        f"({_cpu()}), {runs_note}, every contender in its own process (`make bench`); "
         f"{versions}.",
         "",
     ]

@@ -264,6 +264,11 @@ def _row(**overrides):
         {"predicted_label": "angry"},
         {"model_version": None},
         {"prediction_confidence": 0.3},
+        # A null probability, of a label outside the set or of one in it.
+        {"prediction_probabilities": '{"positive": 0.7, "negative": 0.3, "angry": null}'},
+        {"prediction_probabilities": '{"positive": 0.7, "negative": 0.3, "neutral": null}'},
+        # The predicted label is not in the object, and the confidence is 0.
+        {"predicted_label": "neutral", "prediction_confidence": 0.0},
     ],
 )
 def test_the_predictions_check_fails_on_each_kind_of_bad_row(bad):
@@ -388,13 +393,19 @@ def test_columnar_ids_arms_and_splits_match_the_per_row_functions():
 
     from voyce_assets.features import in_test_split, split_of
     from voyce_assets.inference.ab_test import on_challenger
-    from voyce_assets.inference.predictions import prediction_ids
+    from voyce_assets.inference.predictions import IDS_PER_CHUNK, prediction_ids
 
     ids = [uid(f"c{i}") for i in range(2_000)] + ["é-ü", ""]
     model = "m-1"
-    assert prediction_ids(ids, model).to_pylist() == [
-        str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce-prediction:{f}:{model}")) for f in ids
-    ]
+    expected = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"voyce-prediction:{f}:{model}")) for f in ids]
+    assert prediction_ids(ids, model).to_pylist() == expected
+    # Past a chunk's rows (int32 offsets: 36 characters each), the ids go on in a new chunk.
+    assert 36 * IDS_PER_CHUNK < 2**31 <= 36 * (IDS_PER_CHUNK + 1)
+    chunked = prediction_ids(ids, model, per_chunk=333)
+    assert chunked.num_chunks == 7 and chunked.to_pylist() == expected
+    for chunk in chunked.chunks:
+        chunk.validate(full=True)
+    assert prediction_ids([], model).to_pylist() == []
     for percent in (0, 10, 37, 100):
         assert on_challenger(ids, percent).tolist() == [arm_of(f, percent) == "B" for f in ids]
     assert in_test_split(ids).tolist() == [split_of(f) == "test" for f in ids]
@@ -403,9 +414,60 @@ def test_columnar_ids_arms_and_splits_match_the_per_row_functions():
 def test_the_probabilities_text_is_what_json_writes():
     from voyce_assets.inference.predictions import probabilities_json
 
-    proba = np.array([[0.1234567, 0.5, 0.3765433], [1.0, 0.0, 0.0], [1e-7, 0.999999, 1e-6]])
+    rng = np.random.default_rng(7)
+    ties = np.arange(1, 3 * 640 + 1).reshape(-1, 3) / 640 / 1e3  # k/640e3: ties at 6 decimals
+    halves = (np.arange(3 * 300).reshape(-1, 3) + 0.5) / 1e6  # x.5e-6, as decimals
+    proba = np.vstack(
+        [
+            [[0.1234567, 0.5, 0.3765433], [1.0, 0.0, 0.0], [1e-7, 0.999999, 1e-6]],
+            [[np.nan, 0.5, 0.5], [np.inf, -np.inf, 0.0], [-1e-7, 1e7 + 0.0000005, 1e300]],
+            ties,
+            np.arange(1, 3 * 640 + 1).reshape(-1, 3) / 640,
+            halves,
+            rng.dirichlet([1, 1, 1], 2_000),
+        ]
+    )
     classes = ["negative", "neutral", "positive"]
     assert probabilities_json(classes, proba).to_pylist() == [
         json.dumps({c: round(float(v), 6) for c, v in zip(classes, row, strict=True)})
         for row in proba
     ]
+
+
+def test_a_model_is_not_unpickled_while_mlflow_forbids_it(ml_stores, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from voyce_assets.resources import mlflow as resource
+
+    lakehouse, registry = ml_stores
+    _train(lakehouse, registry)
+    version = registry.by_alias("champion")
+    monkeypatch.setattr(resource, "LOADED_MODELS", type(resource.LOADED_MODELS)())
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_PICKLE_DESERIALIZATION"):
+        registry.load(version)
+    assert not resource.LOADED_MODELS
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    assert hasattr(registry.load(version), "predict_proba")
+
+
+def test_the_rows_taken_as_written_are_those_the_write_keeps(ml_stores):
+    # The drift history takes the run's rows from memory: only those the write kept.
+    from voyce_assets.lake import writable
+
+    lakehouse, _ = ml_stores
+    rows = [
+        _row(),
+        _row(voice_feedback_id=uid("g"), model_version=None),
+        _row(voice_feedback_id=uid("h"), predicted_label=None, event_date=DAYS[1]),
+        _row(voice_feedback_id=uid("i"), event_date=DAYS[1]),
+    ]
+    schema = pa.schema([f.with_nullable(True) for f in PREDICTIONS.arrow_schema()])
+    data = pa.Table.from_pylist(rows, schema=schema)
+    stats = lakehouse.write_partitions(PREDICTIONS, data, DAYS[:2])
+    assert stats.quarantined == 2
+    kept = writable(PREDICTIONS, data)
+    assert sorted(kept.column("voice_feedback_id").to_pylist()) == sorted(
+        lakehouse.read(PREDICTIONS, DAYS[:2]).column("voice_feedback_id").to_pylist()
+    )
+    assert kept.num_rows == 2
