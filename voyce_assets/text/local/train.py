@@ -71,10 +71,10 @@ def write_holdout(drugs_wheel: Path, path: Path = HOLDOUT) -> None:
 
 
 def fit(embedder) -> clf.SentimentClassifier:
-    texts, labels = clf.training_set()
+    texts, labels, weights = clf.training_set()
     version = clf.training_hash(embedder.model_name)
     x = clf.features(embedder.encode(texts), texts)
-    classifier = clf.SentimentClassifier.fit(x, labels, version)
+    classifier = clf.SentimentClassifier.fit(x, labels, version, weights)
     classifier.save(clf.SHIPPED / f"local-sentiment-{version}.npz")
     return classifier
 
