@@ -28,7 +28,7 @@ import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from voyce_assets.spark import is_live, with_local_jars
+from voyce_assets.spark import is_live, local_builder
 
 Params = Mapping[str, str | int | float | dt.date]
 # An input table, or how to read it: an engine that reads the catalog itself never calls it.
@@ -222,16 +222,12 @@ class SparkEngine(SqlEngine):
 
     def session(self):
         if not is_live(self._session):
-            from pyspark.sql import SparkSession
-
+            # The project's local builder: its Python workers run this interpreter. A session
+            # built without it ran the system Python, and a later step in the same process
+            # that reused it (xgboost.spark's training) found no pandas in its workers.
             self._session = (
-                with_local_jars(SparkSession.builder)
-                .master(self.master)
-                .appName("voyce-analytics")
-                .config("spark.sql.session.timeZone", "UTC")
+                local_builder("voyce-analytics", self.master, self.driver_memory)
                 .config("spark.sql.shuffle.partitions", "4")
-                .config("spark.ui.enabled", "false")
-                .config("spark.driver.memory", self.driver_memory)
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                 .getOrCreate()
             )
