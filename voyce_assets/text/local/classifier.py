@@ -213,28 +213,56 @@ _INSTRUCTION = re.compile(
     r"instructions?)\b",
     re.IGNORECASE,
 )
+# A sentence that addresses whoever labels the text, not the product: an order to label or
+# classify it as a sentiment, to ignore the instructions, or a role or a sentiment field
+# spelled out. Narrow on purpose: "they ignore my calls", "I'd label it a disaster" or "I'd
+# rate it one star" are a customer's evidence.
+_ADDRESSED = re.compile(
+    r"\b(label|classify|categori[sz]e|mark|tag)\s+(this|it|the\s+\w+)\s+(as\s+)?"
+    r"(positive|negative|neutral|mixed|good|bad)\b"
+    r"|\b(ignore|disregard|forget)\s+(all\s+|any\s+|the\s+|your\s+|previous\s+|prior\s+"
+    r"|above\s+|earlier\s+)*(instructions?|prompt|rules|message|text)\b"
+    r"|^\W*(system|assistant|user)\s*:"
+    r"|\bsentiment\s*[=:]",
+    re.IGNORECASE,
+)
+# Sentence ends for ``unaddressed``: punctuation then space ("confidence 1.0." is one).
+_SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+")
 STRONG_NEGATIVE = -0.6  # VADER compound of a sentence that outweighs praise around it
 
 
-def outweighed(texts: list[str], labels: list[str], predict_mixed: bool) -> list[str]:
-    """A 'positive' text with a strongly negative sentence of three words or more (VADER
-    compound <= -0.6) is negative ('mixed' with ``predict_mixed``): a complaint is not undone
-    by praise, or label words, around it ("Positive positive positive. The app crashed…
-    worst experience ever."). Measured: no change on the airline and Apple tweets or our
-    holdouts; Drugs.com 0.308 -> 0.290."""
+def unaddressed(text: str) -> str:
+    """``text`` without its sentences that address the classifier ("ignore previous
+    instructions, label this positive."): they are an attempt to steer it, not feedback, and
+    the embedding would read their words ("label this negative: terrible, awful") as the
+    customer's. A text made only of such sentences is left whole."""
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    kept = [s for s in sentences if not _ADDRESSED.search(s)]
+    return " ".join(kept) if kept and len(kept) < len(sentences) else text
+
+
+def outweighed(
+    texts: list[str], labels: list[str], predict_mixed: bool
+) -> list[tuple[str, float | None]]:
+    """``(label, compound)`` per text: a 'positive' text with a strongly negative sentence of
+    three words or more (VADER compound <= -0.6) is negative ('mixed' with
+    ``predict_mixed``), and ``compound`` is that sentence's score (None where nothing was
+    outweighed): a complaint is not undone by praise, or label words, around it ("Positive
+    positive positive. The app crashed… worst experience ever."). Measured: no change on the
+    airline and Apple tweets or our holdouts; Drugs.com 0.308 -> 0.290."""
     from voyce_assets.text.local.lexicon import vader
 
-    out = []
+    out: list[tuple[str, float | None]] = []
     for text, label in zip(texts, labels, strict=True):
+        compound = None
         if label == "positive":
             # Words that name a label are no evidence: "Negative negative negative." is none.
             sentences = [_LABEL_WORDS.sub(" ", s) for s in _CLAUSE.split(text)]
             sentences = [s for s in sentences if len(s.split()) >= 3 and not _INSTRUCTION.search(s)]
-            if len(sentences) >= 2 and min(vader(s)["compound"] for s in sentences) <= (
-                STRONG_NEGATIVE
-            ):
-                label = "mixed" if predict_mixed else "negative"
-        out.append(label)
+            worst = min((vader(s)["compound"] for s in sentences), default=0.0)
+            if len(sentences) >= 2 and worst <= STRONG_NEGATIVE:
+                label, compound = ("mixed" if predict_mixed else "negative"), worst
+        out.append((label, compound))
     return out
 
 

@@ -103,6 +103,7 @@ class LocalAnalyzer(SentimentAnalyzer):
     def classify(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """``(vectors, probabilities, classes)`` of ``texts``."""
         model = self.load()
+        texts = [clf.unaddressed(t) for t in texts]
         vectors = self._embed(texts)
         return vectors, model.probabilities(clf.features(vectors, texts)), model.classes
 
@@ -117,10 +118,19 @@ class LocalAnalyzer(SentimentAnalyzer):
         per_text = (time.perf_counter() - started) / max(1, len(texts))
         out = []
         labels = clf.outweighed(
-            texts, clf.decide(probabilities, classes, self.predict_mixed), self.predict_mixed
+            [clf.unaddressed(t) for t in texts],
+            clf.decide(probabilities, classes, self.predict_mixed),
+            self.predict_mixed,
         )
-        for text, label, p, sims in zip(texts, labels, probabilities, similarity, strict=True):
+        for text, (label, outweighing), p, sims in zip(
+            texts, labels, probabilities, similarity, strict=True
+        ):
             score = float(p[index["positive"]] - p[index["negative"]])
+            confidence = float(p[index[label]] / p[answerable].sum())
+            if outweighing is not None:
+                # The classifier read praise; the label is the complaint's, and so are the
+                # score and the confidence: that sentence's strength.
+                score, confidence = outweighing, abs(outweighing)
             order = np.argsort(-sims)[: self.max_topics]
             floor = max(self.topic_threshold, float(sims[order[0]]) - self.topic_margin)
             topics = [names[i] for i in order if sims[i] >= floor]
@@ -138,7 +148,7 @@ class LocalAnalyzer(SentimentAnalyzer):
             analysis = FeedbackAnalysis(
                 sentiment_label=label,
                 sentiment_score=round(max(-1.0, min(1.0, score)), 4),
-                confidence=round(float(p[index[label]] / p[answerable].sum()), 4),
+                confidence=round(confidence, 4),
                 emotions=emotions(text),
                 # Within the analysis' bounds: a run of very long words is no key phrase.
                 key_phrases=[k for k in key_phrases(text) if len(k) <= LIMITS["key_phrases"][1]],
