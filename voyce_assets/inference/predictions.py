@@ -150,20 +150,85 @@ def probabilities_json(classes: list[str], proba: np.ndarray) -> pa.Array:
 
     ``np.round`` (``rint(p * 1e6) / 1e6``) is Python's correctly rounded ``round`` wherever
     ``p * 1e6`` is clearly off a tie (its error is under an ulp of ``p * 1e6``); rows with a
-    value near a tie, a large one or a non-finite one (``NaN``, ``Infinity`` in JSON) are
-    written by ``json.dumps`` itself."""
+    value near a tie, outside [0, 1] or not finite (``NaN``, ``Infinity`` in JSON) are written
+    by ``json.dumps`` itself. The others are written in numpy from ``k = rint(p * 1e6)``
+    (``_six_decimals``): a Python string per value cost about a second per 200,000 rows."""
     proba = np.asarray(proba, dtype=float)
-    template = "{" + ", ".join(f"{json.dumps(c)}: %r" for c in classes) + "}"
+    n = len(proba)
+    if not classes or not n:
+        return pa.array([json.dumps({})] * n if not classes else [], pa.string())
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = proba * 1e6
         off_tie = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5)
-        exact = (np.abs(proba) < 1e6) & (off_tie > 1e-9 + np.abs(scaled) * 1e-15)
-    text = [template % tuple(row) for row in np.round(proba, 6).tolist()]
-    for i in np.flatnonzero(~exact.all(axis=1)).tolist():
-        text[i] = json.dumps(
-            {c: round(float(v), 6) for c, v in zip(classes, proba[i], strict=True)}
-        )
-    return pa.array(text, pa.string())
+        fast = (proba >= 0) & (proba <= 1) & ~np.signbit(proba) & (off_tie > 1e-9 + scaled * 1e-15)
+    pieces: list[Any] = []
+    for j, c in enumerate(classes):
+        pieces.append(("{" if j == 0 else ", ") + f"{json.dumps(c)}: ")
+        k = np.rint(np.where(fast[:, j], scaled[:, j], 0.0)).astype(np.int64)
+        pieces.append(_six_decimals(k))
+    pieces.append("}")
+    text = pc.binary_join_element_wise(
+        *[pa.scalar(x) if isinstance(x, str) else x for x in pieces], ""
+    )
+    slow = np.flatnonzero(~fast.all(axis=1))
+    if len(slow):
+        mask = np.zeros(n, bool)
+        mask[slow] = True
+        exact = [
+            json.dumps({c: round(float(v), 6) for c, v in zip(classes, proba[i], strict=True)})
+            for i in slow.tolist()
+        ]
+        text = pc.replace_with_mask(text, pa.array(mask), pa.array(exact, pa.string()))
+    return text
+
+
+_POW10 = 10 ** np.arange(5, -1, -1, dtype=np.int64)  # the six decimals' place values
+
+
+def _six_decimals(k: np.ndarray) -> pa.Array:
+    """``repr(k / 1e6)`` of each integer ``0 <= k <= 1e6``, as Python writes it: "0.0", "1.0",
+    "0.000123" (trailing zeros dropped) from 1e-4 up, "5e-06" / "1.2e-05" below (repr's
+    exponent form under 1e-4). ``k / 1e6`` is the double nearest the decimal, and its
+    shortest round-trip text is that decimal: no other decimal of so few digits maps to it."""
+    n = len(k)
+    chars = np.zeros((n, 8), np.uint8)
+    width = np.zeros(n, np.int32)
+    zero = ord("0")
+    # From 1e-4 up: "0." and six digits, less the trailing zeros.
+    digits = (k[:, None] // _POW10) % 10
+    fixed = (k >= 100) & (k < 1_000_000)
+    chars[fixed, 0], chars[fixed, 1] = zero, ord(".")
+    chars[fixed, 2:] = zero + digits[fixed]
+    nonzero = digits[fixed] != 0
+    last = 5 - np.argmax(nonzero[:, ::-1], axis=1)  # the last digit that is not 0
+    width[fixed] = 3 + last
+    # The ends: "0.0" and "1.0".
+    for value, text in ((0, b"0.0"), (1_000_000, b"1.0")):
+        rows = k == value
+        chars[rows, :3] = np.frombuffer(text, np.uint8)
+        width[rows] = 3
+    # Under 1e-4: d e-06 (k < 10); d e-05 or d.d e-05 (10 <= k < 100).
+    micro = (k >= 1) & (k < 10)
+    chars[micro, 0] = zero + k[micro]
+    chars[micro, 1:5] = np.frombuffer(b"e-06", np.uint8)
+    width[micro] = 5
+    tens = (k >= 10) & (k < 100)
+    whole = tens & (k % 10 == 0)
+    chars[whole, 0] = zero + k[whole] // 10
+    chars[whole, 1:5] = np.frombuffer(b"e-05", np.uint8)
+    width[whole] = 5
+    split = tens & (k % 10 != 0)
+    chars[split, 0] = zero + k[split] // 10
+    chars[split, 1] = ord(".")
+    chars[split, 2] = zero + k[split] % 10
+    chars[split, 3:7] = np.frombuffer(b"e-05", np.uint8)
+    width[split] = 7
+    data = chars[np.arange(8) < width[:, None]]
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(width, out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data.tobytes())]
+    )
 
 
 def score(

@@ -417,6 +417,8 @@ def test_the_probabilities_text_is_what_json_writes():
     rng = np.random.default_rng(7)
     ties = np.arange(1, 3 * 640 + 1).reshape(-1, 3) / 640 / 1e3  # k/640e3: ties at 6 decimals
     halves = (np.arange(3 * 300).reshape(-1, 3) + 0.5) / 1e6  # x.5e-6, as decimals
+    grid = np.r_[np.arange(0, 2_000), np.arange(2_000, 1_000_001, 997), 999_000 + np.arange(1_001)]
+    grid = grid / 1e6
     proba = np.vstack(
         [
             [[0.1234567, 0.5, 0.3765433], [1.0, 0.0, 0.0], [1e-7, 0.999999, 1e-6]],
@@ -425,6 +427,11 @@ def test_the_probabilities_text_is_what_json_writes():
             np.arange(1, 3 * 640 + 1).reshape(-1, 3) / 640,
             halves,
             rng.dirichlet([1, 1, 1], 2_000),
+            # Confident models: values under 1e-4, which Python writes with an exponent.
+            rng.dirichlet([0.05, 0.05, 0.05], 2_000),
+            # Every six-decimal value k / 1e6 (a sample of each region), -0.0 and exact 0 / 1.
+            np.stack([grid, 1 - grid, grid[::-1]], axis=1),
+            [[-0.0, 0.0, 1.0], [1e-4, 9.9e-5, 1e-5], [1.05e-5, 5e-7, 4.9e-7]],
         ]
     )
     classes = ["negative", "neutral", "positive"]
