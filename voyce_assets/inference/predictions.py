@@ -144,7 +144,23 @@ def _prediction_ids(feedback_ids: list[str], model: str) -> pa.Array:
     )
 
 
-def probabilities_json(classes: list[str], proba: np.ndarray) -> pa.Array:
+JSON_ROWS_PER_CHUNK = 1_000_000  # a string array's offsets are int32: rows of ~70 bytes
+
+
+def probabilities_json(
+    classes: list[str], proba: np.ndarray, per_chunk: int = JSON_ROWS_PER_CHUNK
+) -> pa.ChunkedArray:
+    """``_probabilities_json`` in chunks of ``per_chunk`` rows at most (a backfill scores
+    tens of millions of rows in one run)."""
+    proba = np.asarray(proba, dtype=float)
+    chunks = [
+        _probabilities_json(classes, proba[start : start + per_chunk])
+        for start in range(0, len(proba), per_chunk)
+    ]
+    return pa.chunked_array(chunks, pa.string())
+
+
+def _probabilities_json(classes: list[str], proba: np.ndarray) -> pa.Array:
     """Each row's ``{label: p}`` (rounded to 6 decimals) as the JSON text ``json.dumps`` gives,
     byte for byte: ``json.dumps({c: round(float(p), 6) ...})``.
 

@@ -435,10 +435,13 @@ def test_the_probabilities_text_is_what_json_writes():
         ]
     )
     classes = ["negative", "neutral", "positive"]
-    assert probabilities_json(classes, proba).to_pylist() == [
+    expected = [
         json.dumps({c: round(float(v), 6) for c, v in zip(classes, row, strict=True)})
         for row in proba
     ]
+    assert probabilities_json(classes, proba).to_pylist() == expected
+    # In chunks (a string array holds 2 GiB): the same text, every row once.
+    assert probabilities_json(classes, proba, per_chunk=997).to_pylist() == expected
 
 
 def test_a_model_is_not_unpickled_while_mlflow_forbids_it(ml_stores, monkeypatch):
