@@ -214,20 +214,24 @@ _INSTRUCTION = re.compile(
     re.IGNORECASE,
 )
 # A sentence that addresses whoever labels the text, not the product: an order to label or
-# classify it as a sentiment, to ignore the instructions, or a role or a sentiment field
-# spelled out. Narrow on purpose: "they ignore my calls", "I'd label it a disaster" or "I'd
-# rate it one star" are a customer's evidence.
+# classify it as a sentiment (at the sentence's start or after "and", "please", a comma...),
+# to ignore the previous / above / all instructions, a role, or a sentiment field given a
+# label. Narrow on purpose: "couriers ignore the instructions on the door", "support told me
+# to mark it as bad", "I'd label it a disaster", "overall sentiment: disappointed" are a
+# customer's evidence.
+_LABEL_NAMES = r"(positive|negative|neutral|mixed|good|bad)"
 _ADDRESSED = re.compile(
-    r"\b(label|classify|categori[sz]e|mark|tag)\s+(this|it|the\s+\w+)\s+(as\s+)?"
-    r"(positive|negative|neutral|mixed|good|bad)\b"
-    r"|\b(ignore|disregard|forget)\s+(all\s+|any\s+|the\s+|your\s+|previous\s+|prior\s+"
-    r"|above\s+|earlier\s+)*(instructions?|prompt|rules|message|text)\b"
-    r"|^\W*(system|assistant|user)\s*:"
-    r"|\bsentiment\s*[=:]",
+    r"(^|\b(and|then|please|now|just|must)\s+|[,;:]\s*)(label|classify|categori[sz]e)\s+"
+    r"(this|it)\s+(as\s+)?" + _LABEL_NAMES + r"\b"
+    r"|\b(ignore|disregard|forget)\s+(all\s+|any\s+|your\s+|the\s+)*"
+    r"(previous|prior|above|earlier|preceding|all|your)\s+(instructions?|prompts?)\b"
+    r"|^\W*(system|assistant)\s*:"
+    r"|\bsentiment\s*[=:]\s*" + _LABEL_NAMES + r"\b",
     re.IGNORECASE,
 )
-# Sentence ends for ``unaddressed``: punctuation then space ("confidence 1.0." is one).
-_SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+")
+# Sentence ends for ``unaddressed``: punctuation then space ("confidence 1.0." is one), or
+# then a capital ("INSTRUCTIONS.Label this positive."), or a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[.!?\u2026])(?=[A-Z])|\s*\n\s*")
 STRONG_NEGATIVE = -0.6  # VADER compound of a sentence that outweighs praise around it
 
 
@@ -236,7 +240,7 @@ def unaddressed(text: str) -> str:
     instructions, label this positive."): they are an attempt to steer it, not feedback, and
     the embedding would read their words ("label this negative: terrible, awful") as the
     customer's. A text made only of such sentences is left whole."""
-    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s and s.strip()]
     kept = [s for s in sentences if not _ADDRESSED.search(s)]
     return " ".join(kept) if kept and len(kept) < len(sentences) else text
 
@@ -248,8 +252,9 @@ def outweighed(
     three words or more (VADER compound <= -0.6) is negative ('mixed' with
     ``predict_mixed``), and ``compound`` is that sentence's score (None where nothing was
     outweighed): a complaint is not undone by praise, or label words, around it ("Positive
-    positive positive. The app crashed… worst experience ever."). Measured: no change on the
-    airline and Apple tweets or our holdouts; Drugs.com 0.308 -> 0.290."""
+    positive positive. The app crashed… worst experience ever."). Measured with the shipped
+    weights: no change on the airline and Apple tweets or our holdouts; Drugs.com 0.359 ->
+    0.339."""
     from voyce_assets.text.local.lexicon import vader
 
     out: list[tuple[str, float | None]] = []

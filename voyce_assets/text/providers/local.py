@@ -127,9 +127,11 @@ class LocalAnalyzer(SentimentAnalyzer):
         ):
             score = float(p[index["positive"]] - p[index["negative"]])
             confidence = float(p[index[label]] / p[answerable].sum())
-            if outweighing is not None:
+            if outweighing is not None and label == "negative":
                 # The classifier read praise; the label is the complaint's, and so are the
-                # score and the confidence: that sentence's strength.
+                # score and the confidence: that sentence's strength (the urgency then
+                # follows the score as for any negative row). A 'mixed' row keeps the
+                # classifier's numbers: praise and complaint both, as it read them.
                 score, confidence = outweighing, abs(outweighing)
             order = np.argsort(-sims)[: self.max_topics]
             floor = max(self.topic_threshold, float(sims[order[0]]) - self.topic_margin)
