@@ -103,13 +103,14 @@ class LocalAnalyzer(SentimentAnalyzer):
     def classify(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         """``(vectors, probabilities, classes)`` of ``texts``."""
         model = self.load()
-        texts = [clf.unaddressed(t) for t in texts]
         vectors = self._embed(texts)
         return vectors, model.probabilities(clf.features(vectors, texts)), model.classes
 
     def _analyze(self, texts: list[str]) -> list[Result]:
         started = time.perf_counter()
-        vectors, probabilities, classes = self.classify(texts)
+        # What the classifier reads: each text less its sentences that address it.
+        read = [clf.unaddressed(t) for t in texts]
+        vectors, probabilities, classes = self.classify(read)
         similarity = vectors @ self._taxonomy_vectors().T
         names = list(self.topics)
         index = {c: i for i, c in enumerate(classes)}
@@ -118,9 +119,7 @@ class LocalAnalyzer(SentimentAnalyzer):
         per_text = (time.perf_counter() - started) / max(1, len(texts))
         out = []
         labels = clf.outweighed(
-            [clf.unaddressed(t) for t in texts],
-            clf.decide(probabilities, classes, self.predict_mixed),
-            self.predict_mixed,
+            read, clf.decide(probabilities, classes, self.predict_mixed), self.predict_mixed
         )
         for text, (label, outweighing), p, sims in zip(
             texts, labels, probabilities, similarity, strict=True
