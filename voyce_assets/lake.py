@@ -134,14 +134,18 @@ def partition_predicate(table: Table, dates: Iterable[dt.date], alias: str = "")
     return f"{col} IN ({values})"
 
 
+def held_back_when_null(table: Table) -> list[str]:
+    """The columns a NULL in which holds a row back from a write: the spec's NOT NULL
+    columns other than the partition column (``_Filter``, ``writable``)."""
+    return [c for c in table.required_columns if c != table.partition_column]
+
+
 def writable(table: Table, data: pa.Table) -> pa.Table:
-    """The rows of ``data`` a write keeps: those ``_Filter`` does not hold back (a NULL in a
-    NOT NULL column of the spec other than the partition column)."""
+    """The rows of ``data`` a write keeps: those ``_Filter`` does not hold back."""
     keep = None
-    for name in table.required_columns:
-        if name != table.partition_column:
-            valid = pc.is_valid(data.column(name))
-            keep = valid if keep is None else pc.and_(keep, valid)
+    for name in held_back_when_null(table):
+        valid = pc.is_valid(data.column(name))
+        keep = valid if keep is None else pc.and_(keep, valid)
     return data if keep is None else data.filter(keep)
 
 
@@ -153,7 +157,7 @@ class _Filter:
         self.stats = stats
         self.tap = tap
         self.schema = table.arrow_schema()
-        self.required = [c for c in table.required_columns if c != table.partition_column]
+        self.required = held_back_when_null(table)
         self.org_column = _organization_column(table)
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
